@@ -1,0 +1,51 @@
+"""`powerplane agent`: wires settings, the Ray runner and the session, and runs
+until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from agents.ray_runner import RayRunner
+from agents.session import AgentSettings, SiteAgent
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", required=True, help="this site's id (must match its token)")
+    parser.add_argument("--region", required=True, help="region the site is in, e.g. us or eu")
+    parser.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="scheduler host:port")
+    parser.add_argument("--token-file", type=Path, help="file holding the site's bearer token (else $POWERPLANE_AGENT_TOKEN)")
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265"), help="the site's Ray dashboard (Jobs API) address")
+    parser.add_argument("--ray-site-resource", default="", help="custom Ray resource marking this site's nodes when several sites share one Ray cluster")
+    parser.add_argument("--gpu-model", default="unknown", help="GPU model reported in the inventory, e.g. H100-SXM")
+    parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the scheduler's TLS certificate")
+    parser.add_argument("--ray-wait-s", type=float, default=120.0, help="how long to wait for Ray at start-up")
+
+
+def settings_from(args: argparse.Namespace) -> AgentSettings:
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    else:
+        token = os.environ.get("POWERPLANE_AGENT_TOKEN", "")
+    if not token:
+        raise SystemExit("powerplane agent: no token; pass --token-file or set POWERPLANE_AGENT_TOKEN")
+    tls_ca = args.tls_ca.read_bytes() if args.tls_ca else None
+    return AgentSettings(site_id=args.site, region=args.region, scheduler=args.scheduler, token=token, tls_ca=tls_ca)
+
+
+async def run_agent(args: argparse.Namespace) -> None:
+    settings = settings_from(args)
+    runner = RayRunner(address=args.ray_address, site_id=args.site, gpu_model=args.gpu_model, site_resource=args.ray_site_resource)
+    log.info("waiting for Ray at %s", args.ray_address)
+    await asyncio.to_thread(runner.wait_until_ready, args.ray_wait_s)
+    agent = SiteAgent(settings, runner)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, agent.stop)
+    await agent.run_forever()

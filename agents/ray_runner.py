@@ -1,0 +1,133 @@
+"""The only module that talks to Ray for AI runs: the Ray Jobs API.
+
+A run is a Ray job whose `submission_id` is the run id, so submitting the same run
+twice can never start it twice (Ray refuses the second; we treat that as success).
+Runs carry metadata `powerplane_site`, so after a restart the agent finds its runs
+again by listing Ray's jobs. When a site resource is configured (several sites on
+one Ray cluster, as in the demo), runs are pinned to nodes that carry it and only
+those nodes count as the site's inventory.
+
+Every method blocks (HTTP to Ray's dashboard); the session calls them in threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from scheduler.api.v1 import agent_pb2, types_pb2
+
+log = logging.getLogger(__name__)
+RUN_STATE_OF = {
+    JobStatus.PENDING: agent_pb2.RUN_STATE_STARTING,
+    JobStatus.RUNNING: agent_pb2.RUN_STATE_RUNNING,
+    JobStatus.SUCCEEDED: agent_pb2.RUN_STATE_SUCCEEDED,
+    JobStatus.FAILED: agent_pb2.RUN_STATE_FAILED,
+    JobStatus.STOPPED: agent_pb2.RUN_STATE_STOPPED,
+}
+ACTIVE_RUN_STATES = frozenset({agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING})
+SITE_METADATA_KEY = "powerplane_site"
+MAX_MESSAGE = 2000
+
+
+@dataclass
+class RayRunner:
+    address: str  # Ray dashboard address, e.g. http://127.0.0.1:8265
+    site_id: str
+    gpu_model: str = "unknown"
+    site_resource: str = ""  # custom Ray resource marking this site's nodes, if shared
+    _client: JobSubmissionClient | None = None
+
+    @property
+    def client(self) -> JobSubmissionClient:
+        if self._client is None:
+            self._client = JobSubmissionClient(self.address)
+        return self._client
+
+    def inventory(self) -> list[types_pb2.GpuNode]:
+        from ray.util.state import list_nodes
+
+        nodes = list_nodes(address=self.address, detail=True, raise_on_missing_output=False)
+        result = []
+        for node in nodes:
+            total = node.resources_total or {}
+            if node.state != "ALIVE" or (self.site_resource and self.site_resource not in total):
+                continue
+            result.append(
+                types_pb2.GpuNode(
+                    node_id=node.node_id,
+                    gpu_model=self.gpu_model,
+                    gpus=int(total.get("GPU", 0)),
+                    cpus=float(total.get("CPU", 0)),
+                    memory_bytes=int(total.get("memory", 0)),
+                )
+            )
+        return result
+
+    def submit(self, start: agent_pb2.StartRun) -> None:
+        spec = start.spec
+        replicas = max(1, spec.replicas) if spec.kind == types_pb2.JOB_KIND_INFERENCE else 1
+        env = dict(spec.env)
+        env.update(POWERPLANE_JOB_ID=start.job_id, POWERPLANE_RUN_ID=start.run_id, POWERPLANE_SITE=self.site_id)
+        kwargs = dict(
+            entrypoint=spec.entrypoint,
+            submission_id=start.run_id,
+            runtime_env={"env_vars": env},
+            metadata={SITE_METADATA_KEY: self.site_id, "powerplane_job": start.job_id, "powerplane_tenant": start.tenant},
+            entrypoint_num_gpus=spec.resources.gpus * replicas,
+            entrypoint_num_cpus=spec.resources.cpus * replicas,
+        )
+        if spec.resources.memory_bytes:
+            kwargs["entrypoint_memory"] = spec.resources.memory_bytes * replicas
+        if self.site_resource:
+            kwargs["entrypoint_resources"] = {self.site_resource: 0.001}
+        try:
+            self.client.submit_job(**kwargs)
+        except RuntimeError as err:
+            if "already exists" in str(err):
+                log.info("run %s already on Ray; not submitted again", start.run_id)
+                return
+            raise
+
+    def stop(self, run_id: str) -> bool:
+        """Stop a run if it is still active; False when Ray has no such job."""
+        try:
+            self.client.stop_job(run_id)  # False only means it had already ended
+            return True
+        except RuntimeError as err:
+            if "does not exist" in str(err) or "404" in str(err):
+                return False
+            raise
+
+    def status(self, run_id: str) -> agent_pb2.RunStatus:
+        try:
+            info = self.client.get_job_info(run_id)
+        except RuntimeError as err:
+            if "does not exist" in str(err) or "404" in str(err):
+                return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job")
+            raise
+        return agent_pb2.RunStatus(run_id=run_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
+
+    def list_runs(self) -> list[agent_pb2.RunStatus]:
+        """Every Powerplane run of this site that Ray knows, newest last."""
+        runs = []
+        for info in sorted(self.client.list_jobs(), key=lambda i: i.start_time or 0):
+            if (info.metadata or {}).get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
+                continue
+            runs.append(agent_pb2.RunStatus(run_id=info.submission_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE]))
+        return runs
+
+    def wait_until_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.client.get_version()
+                return
+            except Exception as err:
+                self._client = None
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"Ray at {self.address} not reachable: {err}") from err
+                time.sleep(1.0)

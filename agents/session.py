@@ -1,0 +1,204 @@
+"""The site agent's session with the scheduler: connect, register, heartbeat,
+follow orders, report run changes, and reconnect with backoff when the stream drops.
+
+The agent keeps no state of its own across restarts: Ray is its memory. On every
+(re)connect it lists the runs Ray has for this site and registers them, and the
+scheduler reconciles (see scheduler/core/runs.py). Orders are idempotent: a start
+for a run already on Ray is not submitted again; a stop for an unknown run is
+reported as UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+import grpc
+
+from agents import __version__
+from agents.ray_runner import ACTIVE_RUN_STATES, RayRunner
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+log = logging.getLogger(__name__)
+SUBMIT_ATTEMPTS = 3
+
+
+@dataclass
+class AgentSettings:
+    site_id: str
+    region: str
+    scheduler: str  # host:port
+    token: str
+    tls_ca: bytes | None = None
+    poll_starting_s: float = 0.1  # status poll period while a run is starting
+    poll_running_s: float = 1.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+
+class SiteAgent:
+    def __init__(self, settings: AgentSettings, runner: RayRunner):
+        self.settings = settings
+        self.runner = runner
+        self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs this agent watches
+        self.connected = asyncio.Event()
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self._stopping = asyncio.Event()
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self.settings.tls_ca is not None:
+            return grpc.aio.secure_channel(self.settings.scheduler, grpc.ssl_channel_credentials(self.settings.tls_ca))
+        return grpc.aio.insecure_channel(self.settings.scheduler)
+
+    async def run_forever(self) -> None:
+        backoff = self.settings.backoff_initial_s
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                backoff = self.settings.backoff_initial_s
+            except asyncio.CancelledError:
+                if self._stopping.is_set():
+                    break  # our own stop cancelled the call
+                raise
+            except grpc.aio.AioRpcError as err:
+                if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
+                    log.error("scheduler refused this agent: %s", err.details())
+                else:
+                    log.warning("stream to scheduler lost: %s %s", err.code().name, err.details())
+            except (ConnectionError, OSError, RuntimeError) as err:
+                log.warning("session failed: %s", err)
+            self.connected.clear()
+            if self._stopping.is_set():
+                break
+            delay = backoff * (0.5 + random.random())
+            log.info("reconnecting in %.1fs", delay)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, self.settings.backoff_max_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _register_message(self) -> agent_pb2.AgentMessage:
+        inventory, runs = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
+        for run in runs:
+            if run.state in ACTIVE_RUN_STATES:
+                self.tracked[run.run_id] = run
+        register = agent_pb2.Register(
+            site_id=self.settings.site_id,
+            region=self.settings.region,
+            inventory=types_pb2.Inventory(gpu_nodes=inventory),
+            runs=runs[-1000:],
+            agent_version=__version__,
+        )
+        return agent_pb2.AgentMessage(register=register)
+
+    async def _session(self) -> None:
+        metadata = (("authorization", f"Bearer {self.settings.token}"),)
+        register = await self._register_message()
+        async with self._channel() as channel:
+            call = agent_pb2_grpc.AgentServiceStub(channel).Connect(metadata=metadata)
+            await call.write(register)
+            first = await call.read()
+            if first is grpc.aio.EOF or first.WhichOneof("body") != "registered":
+                raise ConnectionError("scheduler did not acknowledge Register")
+            interval = first.registered.heartbeat_interval_s or 5.0
+            log.info("registered site %s with the scheduler (%d active runs)", self.settings.site_id, len(self.tracked))
+            self._outbox = asyncio.Queue()
+            self.connected.set()
+            tasks = [
+                asyncio.create_task(self._write_loop(call)),
+                asyncio.create_task(self._heartbeat_loop(interval)),
+                asyncio.create_task(self._poll_loop()),
+                asyncio.create_task(self._stopper(call)),
+            ]
+            try:
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        raise ConnectionError("scheduler closed the stream")
+                    kind = message.WhichOneof("body")
+                    if kind == "start_run":
+                        asyncio.create_task(self._start(message.start_run))
+                    elif kind == "stop_run":
+                        asyncio.create_task(self._stop_run(message.stop_run))
+            finally:
+                for task in tasks:
+                    task.cancel()
+                self._outbox = None
+
+    async def _stopper(self, call) -> None:
+        await self._stopping.wait()
+        call.cancel()
+
+    def _send(self, message: agent_pb2.AgentMessage) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    def _report(self, status: agent_pb2.RunStatus) -> None:
+        self._send(agent_pb2.AgentMessage(run_event=status))
+
+    async def _write_loop(self, call) -> None:
+        assert self._outbox is not None
+        while True:
+            await call.write(await self._outbox.get())
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self._send(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(runs=list(self.tracked.values()))))
+
+    async def _start(self, order: agent_pb2.StartRun) -> None:
+        if order.run_id in self.tracked:
+            return  # a repeated order for a run we already run
+        self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                await asyncio.to_thread(self.runner.submit, order)
+                break
+            except Exception as err:
+                if attempt == SUBMIT_ATTEMPTS:
+                    log.error("run %s: submission to Ray failed: %s", order.run_id, err)
+                    self.tracked.pop(order.run_id, None)
+                    message = f"submission to Ray failed after {attempt} attempts: {err}"[:2000]
+                    self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
+                    return
+                await asyncio.sleep(0.5 * attempt)
+        log.info("run %s submitted to Ray", order.run_id)
+        self._report(self.tracked[order.run_id])
+
+    async def _stop_run(self, order: agent_pb2.StopRun) -> None:
+        log.info("stopping run %s: %s", order.run_id, order.reason)
+        try:
+            found = await asyncio.to_thread(self.runner.stop, order.run_id)
+        except Exception as err:
+            log.error("stopping run %s failed: %s", order.run_id, err)
+            return
+        if not found:
+            self.tracked.pop(order.run_id, None)
+            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job"))
+            return
+        self.tracked.setdefault(order.run_id, agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_RUNNING))
+
+    async def _poll_loop(self) -> None:
+        while True:
+            starting = any(s.state == agent_pb2.RUN_STATE_STARTING for s in self.tracked.values())
+            await asyncio.sleep(self.settings.poll_starting_s if starting else self.settings.poll_running_s)
+            run_ids = list(self.tracked)
+            results = await asyncio.gather(*(asyncio.to_thread(self.runner.status, r) for r in run_ids), return_exceptions=True)
+            for run_id, status in zip(run_ids, results):
+                if isinstance(status, Exception):
+                    log.warning("status of run %s unavailable: %s", run_id, status)
+                    continue
+                previous = self.tracked.get(run_id)
+                if previous is None or previous.state == status.state:
+                    continue
+                if status.state in ACTIVE_RUN_STATES:
+                    self.tracked[run_id] = status
+                else:
+                    del self.tracked[run_id]
+                self._report(status)

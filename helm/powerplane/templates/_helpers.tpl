@@ -1,0 +1,206 @@
+{{/*
+Chart name, overridable with nameOverride.
+*/}}
+{{- define "powerplane.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, used as the prefix of every resource name.
+Truncated to 63 characters because some Kubernetes name fields are limited to that.
+*/}}
+{{- define "powerplane.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "powerplane.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels, on every resource.
+*/}}
+{{- define "powerplane.labels" -}}
+helm.sh/chart: {{ include "powerplane.chart" . }}
+{{ include "powerplane.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: powerplane
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels (stable across upgrades; a component label is added per workload).
+*/}}
+{{- define "powerplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "powerplane.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Scheduler resource name; also the DNS name agents dial.
+*/}}
+{{- define "powerplane.schedulerName" -}}
+{{- printf "%s-scheduler" (include "powerplane.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "powerplane.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "powerplane.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image reference.
+*/}}
+{{- define "powerplane.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the scheduler's tokens.yaml.
+*/}}
+{{- define "powerplane.tokensSecretName" -}}
+{{- if .Values.tokens.existingSecret }}
+{{- .Values.tokens.existingSecret }}
+{{- else }}
+{{- printf "%s-tokens" (include "powerplane.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+DNS-safe form of a site id, for resource names and label values:
+lower case, runs of other characters turned into "-", trimmed.
+Usage: include "powerplane.siteSlug" "us_TX.1"  ->  us-tx-1
+*/}}
+{{- define "powerplane.siteSlug" -}}
+{{- regexReplaceAll "[^a-z0-9-]+" (. | toString | lower) "-" | trunc 40 | trimAll "-" }}
+{{- end }}
+
+{{/*
+Name of a site's agent Deployment (and of its chart-made token Secret).
+Usage: include "powerplane.agentName" (dict "root" $ "site" $site)
+*/}}
+{{- define "powerplane.agentName" -}}
+{{- printf "%s-agent-%s" (include "powerplane.fullname" .root) (include "powerplane.siteSlug" .site.id) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Where a site's agent token comes from, as a dict {secret, key}:
+  - inline tokens: the per-site Secret the chart makes (key "token");
+  - tokens.existingSecret: the site's own existingTokenSecret (key "token")
+    if set, else tokens.existingSecret itself (key "site-<id>").
+Usage: include "powerplane.agentTokenSource" (dict "root" $ "site" $site) | fromYaml
+*/}}
+{{- define "powerplane.agentTokenSource" -}}
+{{- if not .root.Values.tokens.existingSecret }}
+secret: {{ include "powerplane.agentName" . | quote }}
+key: token
+{{- else if .site.existingTokenSecret }}
+secret: {{ .site.existingTokenSecret | quote }}
+key: token
+{{- else }}
+secret: {{ .root.Values.tokens.existingSecret | quote }}
+key: {{ printf "site-%s" (toString .site.id) | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks that need more than the JSON schema; fails the render with a clear
+message. Included once from the scheduler Deployment.
+*/}}
+{{- define "powerplane.validate" -}}
+{{- if and .Values.scheduler.tls.enabled (not .Values.scheduler.tls.secretName) }}
+{{- fail "scheduler.tls.enabled is true but scheduler.tls.secretName is empty: name a kubernetes.io/tls Secret holding tls.crt, tls.key and ca.crt" }}
+{{- end }}
+{{- $seenIds := dict }}
+{{- $seenNames := dict }}
+{{- range .Values.sites }}
+{{- $id := toString .id }}
+{{- if hasKey $seenIds $id }}
+{{- fail (printf "sites: site id %q is listed twice" $id) }}
+{{- end }}
+{{- $_ := set $seenIds $id true }}
+{{- $name := include "powerplane.agentName" (dict "root" $ "site" .) }}
+{{- if hasKey $seenNames $name }}
+{{- fail (printf "sites: site id %q gives the resource name %q, which another site already uses; pick ids that differ after lower-casing and replacing characters other than a-z, 0-9 and -" $id $name) }}
+{{- end }}
+{{- $_ := set $seenNames $name true }}
+{{- if not (has .region $.Values.scheduler.regions) }}
+{{- fail (printf "sites: site %q has region %q, which is not in scheduler.regions %v" $id .region $.Values.scheduler.regions) }}
+{{- end }}
+{{- end }}
+{{- if not .Values.tokens.existingSecret }}
+{{- range $group := list "tenants" "operators" "sites" }}
+{{- range $name, $token := (index $.Values.tokens $group) }}
+{{- if not $token }}
+{{- fail (printf "tokens.%s.%s is empty: set a token in values, or set tokens.existingSecret to a Secret you created (the chart generates no tokens)" $group $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range .Values.sites }}
+{{- if not (index $.Values.tokens.sites (toString .id)) }}
+{{- fail (printf "tokens.sites.%s is empty: set a token in values, or set tokens.existingSecret to a Secret you created (the chart generates no tokens)" (toString .id)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Handler of the scheduler's readiness/liveness probes. Without TLS: the
+kubelet's native gRPC probe (grpc.health.v1.Health/Check). With TLS the
+native probe can only speak TLS via `mode: TLS` (Kubernetes 1.37+), so by
+default (probes.tlsProbe: tcp) it falls back to a TCP connect check.
+*/}}
+{{- define "powerplane.schedulerProbeHandler" -}}
+{{- $s := .Values.scheduler }}
+{{- if or (not $s.tls.enabled) (eq $s.probes.tlsProbe "grpc") }}
+grpc:
+  port: {{ $s.port }}
+  {{- with $s.probes.grpcService }}
+  service: {{ . | quote }}
+  {{- end }}
+  {{- if $s.tls.enabled }}
+  mode: TLS
+  {{- end }}
+{{- else }}
+tcpSocket:
+  port: grpc
+{{- end }}
+{{- end }}
+
+{{/*
+A number as written in scheduler.yaml: whole numbers without a fraction
+(30, not 3e+01), others as they are (2.5).
+*/}}
+{{- define "powerplane.number" -}}
+{{- $n := . | float64 }}
+{{- if eq $n (floor $n) }}{{ printf "%d" (int64 $n) }}{{ else }}{{ $n }}{{ end }}
+{{- end }}
+
+{{/*
+A number that scheduler.yaml wants as a float: always with a fraction (1.0).
+*/}}
+{{- define "powerplane.float" -}}
+{{- $n := . | float64 }}
+{{- if eq $n (floor $n) }}{{ printf "%.1f" $n }}{{ else }}{{ $n }}{{ end }}
+{{- end }}

@@ -1,0 +1,125 @@
+"""Conversion between protobuf messages (scheduler.api.v1) and core dataclasses.
+
+The only module that knows both worlds; the round trip spec -> proto -> spec is
+tested. Enum values share numbers on both sides (proto's 0 is UNSPECIFIED).
+"""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
+from scheduler.core.errors import InvalidArgument
+from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resources
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode, Site, SiteState
+
+DEFAULT_MAX_RETRIES = 3
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def spec_from_proto(msg: types_pb2.JobSpec) -> JobSpec:
+    if msg.kind not in (JobKind.TRAINING, JobKind.INFERENCE):
+        raise InvalidArgument("spec.kind must be JOB_KIND_TRAINING or JOB_KIND_INFERENCE")
+    return JobSpec(
+        kind=JobKind(msg.kind),
+        entrypoint=msg.entrypoint,
+        resources=Resources(gpus=msg.resources.gpus, cpus=msg.resources.cpus, memory_bytes=msg.resources.memory_bytes),
+        name=msg.name,
+        env=dict(msg.env),
+        replicas=msg.replicas or 1,
+        priority=msg.priority,
+        allowed_regions=tuple(dict.fromkeys(msg.allowed_regions)),
+        labels=dict(msg.labels),
+        max_runtime_s=msg.max_runtime_s,
+        max_retries=msg.max_retries if msg.HasField("max_retries") else DEFAULT_MAX_RETRIES,
+    )
+
+
+def spec_to_proto(spec: JobSpec) -> types_pb2.JobSpec:
+    return types_pb2.JobSpec(
+        name=spec.name,
+        kind=int(spec.kind),
+        entrypoint=spec.entrypoint,
+        env=spec.env,
+        resources=types_pb2.Resources(gpus=spec.resources.gpus, cpus=spec.resources.cpus, memory_bytes=spec.resources.memory_bytes),
+        replicas=spec.replicas,
+        priority=spec.priority,
+        allowed_regions=list(spec.allowed_regions),
+        labels=spec.labels,
+        max_runtime_s=spec.max_runtime_s,
+        max_retries=spec.max_retries,
+    )
+
+
+def job_to_proto(job: Job) -> types_pb2.Job:
+    return types_pb2.Job(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        client_request_id=job.client_request_id,
+        spec=spec_to_proto(job.spec),
+        state=int(job.state),
+        reason=job.reason,
+        pending_reason=job.pending_reason,
+        site_id=job.site_id,
+        run_id=job.run_id,
+        attempt=job.attempt,
+        created_at=timestamp(job.created_at),
+        updated_at=timestamp(job.updated_at),
+        last_event_id=job.last_event_id,
+    )
+
+
+def event_to_proto(event: JobEvent) -> types_pb2.JobEvent:
+    return types_pb2.JobEvent(
+        event_id=event.event_id,
+        job_id=event.job_id,
+        tenant=event.tenant,
+        from_state=int(event.from_state) if event.from_state else 0,
+        to_state=int(event.to_state),
+        reason=event.reason,
+        site_id=event.site_id,
+        run_id=event.run_id,
+        at=timestamp(event.at),
+    )
+
+
+def states_from_proto(values) -> frozenset[JobState]:
+    try:
+        return frozenset(JobState(v) for v in values)
+    except ValueError as err:
+        raise InvalidArgument(f"unknown job state in filter: {err}") from None
+
+
+def run_report_from_proto(msg: agent_pb2.RunStatus) -> RunReport:
+    if msg.state not in RunState._value2member_map_:
+        raise InvalidArgument(f"run {msg.run_id}: unknown run state {msg.state}")
+    return RunReport(run_id=msg.run_id, state=RunState(msg.state), message=msg.message[:2000])
+
+
+def inventory_from_proto(msg: types_pb2.Inventory) -> tuple[GpuNode, ...]:
+    return tuple(GpuNode(node_id=n.node_id, gpu_model=n.gpu_model, gpus=n.gpus, cpus=n.cpus, memory_bytes=n.memory_bytes) for n in msg.gpu_nodes)
+
+
+def inventory_to_proto(nodes: tuple[GpuNode, ...]) -> types_pb2.Inventory:
+    return types_pb2.Inventory(
+        gpu_nodes=[types_pb2.GpuNode(node_id=n.node_id, gpu_model=n.gpu_model, gpus=n.gpus, cpus=n.cpus, memory_bytes=n.memory_bytes) for n in nodes]
+    )
+
+
+def site_to_proto(site: Site, state: SiteState, gpus_used: int, active_runs: int) -> operator_pb2.Site:
+    return operator_pb2.Site(
+        site_id=site.site_id,
+        region=site.region,
+        state=int(state),
+        gpus_total=site.gpus_total,
+        gpus_free=max(0, site.gpus_total - gpus_used),
+        active_runs=active_runs,
+        last_heartbeat=timestamp(site.last_seen),
+        drain_reason=site.drain_reason,
+    )

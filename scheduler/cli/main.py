@@ -1,0 +1,106 @@
+"""`powerplane` entry point: parses the command line and dispatches.
+
+Client commands read the scheduler address from --scheduler or $POWERPLANE_SCHEDULER
+and the bearer token from --token or $POWERPLANE_TOKEN. gRPC errors are shown as
+one line with their status code; the exit code is 1 for them, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import grpc
+
+from scheduler.cli import operator_commands, tenant_commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="powerplane", description="Powerplane: power-aware scheduling of AI jobs and mining.")
+    parser.add_argument("--log-level", default=os.environ.get("POWERPLANE_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("scheduler", help="run the central scheduler")
+    p.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
+    p.set_defaults(server="scheduler")
+
+    from agents.main import add_arguments as add_agent_arguments
+
+    p = sub.add_parser("agent", help="run a site agent")
+    add_agent_arguments(p)
+    p.set_defaults(server="agent")
+
+    p = sub.add_parser("demo", help="run the whole system locally: Ray, scheduler, two sites, two tenants")
+    p.add_argument("--workdir", type=Path, default=Path(".powerplane-demo"), help="where the demo keeps its database, config and logs")
+    p.add_argument("--timeout-s", type=float, default=300.0, help="give up if the demo's training job is not done by then")
+    p.set_defaults(server="demo")
+
+    client_parent = argparse.ArgumentParser(add_help=False)
+    client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port (or $POWERPLANE_SCHEDULER)")
+    client_parent.add_argument("--token", default=os.environ.get("POWERPLANE_TOKEN", ""), help="bearer token (or $POWERPLANE_TOKEN)")
+    client_parent.add_argument("--tls-ca", type=Path, help="CA certificate, for a scheduler serving TLS")
+    client_parent.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    client_sub = _ClientSubparsers(sub, client_parent)
+    tenant_commands.add_parsers(client_sub)
+    operator_commands.add_parsers(client_sub)
+    return parser
+
+
+class _ClientSubparsers:
+    """Adds the shared client options to every client command."""
+
+    def __init__(self, sub, parent):
+        self.sub = sub
+        self.parent = parent
+
+    def add_parser(self, name, **kwargs):
+        return self.sub.add_parser(name, parents=[self.parent], **kwargs)
+
+
+def _run_server(args) -> int:
+    if args.server == "scheduler":
+        from scheduler.server.app import serve
+        from scheduler.server.config import load_config
+
+        try:
+            config = load_config(args.config)
+        except (OSError, ValueError) as err:
+            print(f"powerplane scheduler: bad config {args.config}: {err}", file=sys.stderr)
+            return 2
+        asyncio.run(serve(config))
+        return 0
+    if args.server == "agent":
+        from agents.main import run_agent
+
+        asyncio.run(run_agent(args))
+        return 0
+    from scheduler.cli.demo import run_demo
+
+    return run_demo(args.workdir, args.timeout_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "server", None):
+        return _run_server(args)
+    if not args.token:
+        print("powerplane: no token; pass --token or set POWERPLANE_TOKEN", file=sys.stderr)
+        return 2
+    from scheduler.client import Client
+
+    tls_ca = args.tls_ca.read_bytes() if args.tls_ca else None
+    try:
+        with Client(args.scheduler, args.token, tls_ca) as client:
+            return args.func(client, args)
+    except grpc.RpcError as err:
+        print(f"powerplane {args.command}: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Operator commands: sites, site, drain, undrain."""
+
+from __future__ import annotations
+
+from scheduler.api.v1 import types_pb2
+from scheduler.cli import render
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("sites", help="list sites, or show one with --site")
+    p.add_argument("--site", default="", help="show this site's inventory and runs")
+    p.set_defaults(func=sites)
+    p = sub.add_parser("drain", help="stop placing new work on a site (its runs go on)")
+    p.add_argument("site_id")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=drain)
+    p = sub.add_parser("undrain", help="let a drained site take new work again")
+    p.add_argument("site_id")
+    p.set_defaults(func=undrain)
+
+
+def _site_state(value: int) -> str:
+    return render.state_name(value, types_pb2.SiteState)
+
+
+def sites_table(sites) -> str:
+    rows = [[s.site_id, s.region, _site_state(s.state), f"{s.gpus_free}/{s.gpus_total}", s.active_runs, render.when(s.last_heartbeat), s.drain_reason or ""] for s in sites]
+    return render.table(["SITE", "REGION", "STATE", "GPUS FREE", "RUNS", "LAST HEARD", "NOTE"], rows)
+
+
+def sites(client, args) -> int:
+    if args.site:
+        detail = client.site(args.site)
+        if args.output == "json":
+            print(render.as_json(detail))
+            return 0
+        print(sites_table([detail.site]))
+        print()
+        print(render.table(["NODE", "GPU MODEL", "GPUS", "CPUS"], [[n.node_id[:16], n.gpu_model, n.gpus, f"{n.cpus:g}"] for n in detail.inventory.gpu_nodes]))
+        print()
+        print(render.table(["RUN", "JOB", "TENANT", "STATE", "GPUS"], [[r.run_id, r.job_id, r.tenant, render.state_name(r.state), r.gpus] for r in detail.runs]))
+        return 0
+    found = list(client.sites().sites)
+    print(render.as_json(found) if args.output == "json" else sites_table(found))
+    return 0
+
+
+def drain(client, args) -> int:
+    site = client.drain(args.site_id, args.reason)
+    print(render.as_json(site) if args.output == "json" else f"{site.site_id}  {_site_state(site.state)}")
+    return 0
+
+
+def undrain(client, args) -> int:
+    site = client.undrain(args.site_id)
+    print(render.as_json(site) if args.output == "json" else f"{site.site_id}  {_site_state(site.state)}")
+    return 0

@@ -1,0 +1,136 @@
+"""Tenant commands: submit, jobs, job, cancel, watch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+
+import grpc
+
+from scheduler.api.v1 import types_pb2
+from scheduler.cli import render
+
+KINDS = {"training": types_pb2.JOB_KIND_TRAINING, "inference": types_pb2.JOB_KIND_INFERENCE}
+TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    result = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"powerplane: {what} {item!r} must look like KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def _state(name: str) -> int:
+    try:
+        return types_pb2.JobState.Value("JOB_STATE_" + name.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown state {name!r}") from None
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("submit", help="submit an AI job", description="Submit a job; the command after -- is the Ray entrypoint.")
+    p.add_argument("--kind", choices=sorted(KINDS), default="training")
+    p.add_argument("--name", default="")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs (per replica for inference)")
+    p.add_argument("--cpus", type=float, default=0.0)
+    p.add_argument("--memory-gb", type=float, default=0.0)
+    p.add_argument("--replicas", type=int, default=0, help="inference replicas (default 1)")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--region", action="append", default=[], help="allowed region (repeatable; default any)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--max-runtime-s", type=int, default=0)
+    p.add_argument("--max-retries", type=int, default=None)
+    p.add_argument("--request-id", default="", help="idempotency key (default: a new random one)")
+    p.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    p.set_defaults(func=submit)
+
+    p = sub.add_parser("jobs", help="list your jobs, newest first")
+    p.add_argument("--state", action="append", type=_state, default=[], help="filter by state (repeatable)")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=jobs)
+
+    p = sub.add_parser("job", help="show one job")
+    p.add_argument("job_id")
+    p.set_defaults(func=job)
+
+    p = sub.add_parser("cancel", help="cancel a job")
+    p.add_argument("job_id")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cancel)
+
+    p = sub.add_parser("watch", help="follow job events live (Ctrl-C to stop)")
+    p.add_argument("--job", default="", help="only this job")
+    p.add_argument("--after", type=int, default=0, help="resume after this event id")
+    p.add_argument("--until-done", action="store_true", help="with --job: stop when the job ends")
+    p.set_defaults(func=watch)
+
+
+def submit(client, args) -> int:
+    command = args.entrypoint[1:] if args.entrypoint[:1] == ["--"] else args.entrypoint
+    fields = dict(
+        name=args.name,
+        kind=KINDS[args.kind],
+        entrypoint=" ".join(command),
+        env=_pairs(args.env, "--env"),
+        labels=_pairs(args.label, "--label"),
+        resources=types_pb2.Resources(gpus=args.gpus, cpus=args.cpus, memory_bytes=int(args.memory_gb * 1024**3)),
+        replicas=args.replicas,
+        priority=args.priority,
+        allowed_regions=args.region,
+        max_runtime_s=args.max_runtime_s,
+    )
+    if args.max_retries is not None:
+        fields["max_retries"] = args.max_retries
+    response = client.submit(types_pb2.JobSpec(**fields), args.request_id or uuid.uuid4().hex)
+    if args.output == "json":
+        print(render.as_json(response))
+    else:
+        note = "submitted" if response.created else "already submitted (same request id)"
+        print(f"{response.job.job_id}  {note}, {render.state_name(response.job.state)}")
+    return 0
+
+
+def jobs(client, args) -> int:
+    found = []
+    for job in client.list_all(args.state, page_size=min(args.limit, 1000) or 1):
+        found.append(job)
+        if len(found) >= args.limit:
+            break
+    print(render.as_json(found) if args.output == "json" else render.jobs_table(found))
+    return 0
+
+
+def job(client, args) -> int:
+    found = client.get(args.job_id)
+    print(render.as_json(found) if args.output == "json" else render.job_detail(found))
+    return 0
+
+
+def cancel(client, args) -> int:
+    found = client.cancel(args.job_id, args.reason)
+    print(render.as_json(found) if args.output == "json" else f"{found.job_id}  {render.state_name(found.state)}: {found.reason}")
+    return 0
+
+
+def watch(client, args) -> int:
+    if args.until_done and not args.job:
+        raise SystemExit("powerplane watch: --until-done needs --job")
+    stream = client.watch(args.after, args.job)
+    try:
+        for event in stream:
+            print(render.as_json(event).replace("\n", " ") if args.output == "json" else render.event_line(event), flush=True)
+            if args.until_done and event.to_state in TERMINAL:
+                return 0 if event.to_state == types_pb2.JOB_STATE_SUCCEEDED else 1
+    except KeyboardInterrupt:
+        stream.cancel()
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.CANCELLED:
+            raise
+    print("watch ended", file=sys.stderr)
+    return 0

@@ -1,0 +1,82 @@
+"""A small synchronous client for Powerplane's tenant and operator APIs, used by the
+CLI, the demo, the tests and the benchmarks. Any gRPC client works as well: the
+server offers reflection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import grpc
+
+from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2
+
+
+def channel(target: str, tls_ca: bytes | None = None) -> grpc.Channel:
+    if tls_ca is not None:
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(tls_ca))
+    return grpc.insecure_channel(target)
+
+
+class Client:
+    def __init__(self, target: str, token: str, tls_ca: bytes | None = None, timeout_s: float = 30.0):
+        self._channel = channel(target, tls_ca)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.timeout_s = timeout_s
+        self.tenant = tenant_pb2_grpc.TenantServiceStub(self._channel)
+        self.operator = operator_pb2_grpc.OperatorServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def submit(self, spec: types_pb2.JobSpec, client_request_id: str = "") -> tenant_pb2.SubmitJobResponse:
+        request = tenant_pb2.SubmitJobRequest(client_request_id=client_request_id or uuid.uuid4().hex, spec=spec)
+        return self.tenant.SubmitJob(request, metadata=self._metadata, timeout=self.timeout_s)
+
+    def get(self, job_id: str) -> types_pb2.Job:
+        return self.tenant.GetJob(tenant_pb2.GetJobRequest(job_id=job_id), metadata=self._metadata, timeout=self.timeout_s)
+
+    def list(self, states=(), page_size: int = 0, page_token: str = "") -> tenant_pb2.ListJobsResponse:
+        request = tenant_pb2.ListJobsRequest(states=list(states), page_size=page_size, page_token=page_token)
+        return self.tenant.ListJobs(request, metadata=self._metadata, timeout=self.timeout_s)
+
+    def list_all(self, states=(), page_size: int = 500) -> Iterator[types_pb2.Job]:
+        token = ""
+        while True:
+            page = self.list(states, page_size, token)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def cancel(self, job_id: str, reason: str = "") -> types_pb2.Job:
+        return self.tenant.CancelJob(tenant_pb2.CancelJobRequest(job_id=job_id, reason=reason), metadata=self._metadata, timeout=self.timeout_s)
+
+    def watch(self, after_event_id: int = 0, job_id: str = "", timeout_s: float | None = None):
+        """The server stream of job events (iterate it; call .cancel() to stop)."""
+        request = tenant_pb2.WatchJobsRequest(after_event_id=after_event_id, job_id=job_id)
+        return self.tenant.WatchJobs(request, metadata=self._metadata, timeout=timeout_s)
+
+    def sites(self) -> operator_pb2.ListSitesResponse:
+        return self.operator.ListSites(operator_pb2.ListSitesRequest(), metadata=self._metadata, timeout=self.timeout_s)
+
+    def site(self, site_id: str) -> operator_pb2.SiteDetail:
+        return self.operator.GetSite(operator_pb2.GetSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
+
+    def drain(self, site_id: str, reason: str = "") -> operator_pb2.Site:
+        return self.operator.DrainSite(operator_pb2.DrainSiteRequest(site_id=site_id, reason=reason), metadata=self._metadata, timeout=self.timeout_s)
+
+    def undrain(self, site_id: str) -> operator_pb2.Site:
+        return self.operator.UndrainSite(operator_pb2.UndrainSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
+
+
+def spec(entrypoint: str, gpus: int = 1, kind: int = types_pb2.JOB_KIND_TRAINING, **fields) -> types_pb2.JobSpec:
+    """Build a JobSpec; `cpus` and `memory_bytes` go into resources, the rest are JobSpec fields."""
+    resources = types_pb2.Resources(gpus=gpus, cpus=fields.pop("cpus", 0.0), memory_bytes=fields.pop("memory_bytes", 0))
+    return types_pb2.JobSpec(entrypoint=entrypoint, kind=kind, resources=resources, **fields)

@@ -1,0 +1,55 @@
+"""What the core decides: new job versions with their events, and orders for agents.
+
+The shell persists `jobs` and `events` in one transaction, then publishes the
+events and only then sends `orders`, so nothing is ordered that a crash could forget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler.core.jobs import Job, JobEvent, JobSpec
+
+
+@dataclass(frozen=True)
+class StartRun:
+    site_id: str
+    run_id: str
+    job_id: str
+    tenant: str
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class StopRun:
+    site_id: str
+    run_id: str
+    reason: str
+
+
+Order = StartRun | StopRun
+
+
+@dataclass
+class Decision:
+    jobs: list[Job] = field(default_factory=list)  # new versions, in order
+    events: list[JobEvent] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+
+    def record(self, job: Job, event: JobEvent | None = None) -> Job:
+        self.jobs.append(job)
+        if event is not None:
+            self.events.append(event)
+        return job
+
+    def extend(self, other: Decision) -> None:
+        self.jobs.extend(other.jobs)
+        self.events.extend(other.events)
+        self.orders.extend(other.orders)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.events or self.orders)
+
+
+def start_order(job: Job) -> StartRun:
+    return StartRun(job.site_id, job.run_id, job.job_id, job.tenant, job.spec)

@@ -1,0 +1,185 @@
+"""The job model and its state machine.
+
+A job has exactly one state (`JobState`); `TRANSITIONS` lists every legal move and
+`transition()` is the only way to change state: it refuses anything else with
+`IllegalTransition` and returns the event that records the move and its reason.
+
+A job runs as a sequence of *runs* (attempts); run `n` of job `J` has id `J-rN`,
+which the site agent uses as Ray's `submission_id`, so a repeated start order can
+never start the same attempt twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+
+from scheduler.core.errors import IllegalTransition
+
+
+class JobKind(enum.IntEnum):
+    TRAINING = 1
+    INFERENCE = 2
+
+
+class JobState(enum.IntEnum):
+    PENDING = 1
+    SCHEDULED = 2
+    STARTING = 3
+    RUNNING = 4
+    CANCELLING = 5
+    SUCCEEDED = 6
+    FAILED = 7
+    CANCELLED = 8
+    PREEMPTED = 9
+
+
+S = JobState
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    S.PENDING: frozenset({S.SCHEDULED, S.CANCELLED, S.FAILED}),
+    # SCHEDULED/STARTING -> PENDING: the site was lost or refused the start (requeue).
+    S.SCHEDULED: frozenset({S.STARTING, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING}),
+    S.STARTING: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PREEMPTED, S.PENDING}),
+    # A stop races with the run's natural end; whichever the agent reports first wins.
+    S.CANCELLING: frozenset({S.CANCELLED, S.SUCCEEDED, S.FAILED}),
+    S.PREEMPTED: frozenset({S.PENDING, S.CANCELLED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+# States in which a job holds a site's resources through its current run.
+ACTIVE = frozenset({S.SCHEDULED, S.STARTING, S.RUNNING, S.CANCELLING})
+
+
+@dataclass(frozen=True)
+class Resources:
+    gpus: int = 0
+    cpus: float = 0.0
+    memory_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: JobKind
+    entrypoint: str
+    resources: Resources = Resources()
+    name: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    priority: int = 0
+    allowed_regions: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    max_runtime_s: int = 0
+    max_retries: int = 3
+
+    @property
+    def total_gpus(self) -> int:
+        """GPUs the job needs on one site: the gang, or replicas x GPUs each."""
+        return self.resources.gpus * (self.replicas if self.kind == JobKind.INFERENCE else 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    tenant: str
+    client_request_id: str
+    spec: JobSpec
+    state: JobState
+    seq: int  # submission order, for first-come-first-served within a priority
+    created_at: float
+    updated_at: float
+    reason: str = ""
+    pending_reason: str = ""
+    site_id: str = ""
+    attempt: int = 0  # runs started so far; the current run is `run_id`
+    started_at: float = 0.0  # when the current run was last seen RUNNING first
+    # Set on entering CANCELLING: what the job becomes once its run is stopped
+    # (CANCELLED for a tenant's cancel, FAILED when it overran max_runtime_s).
+    stop_outcome: JobState | None = None
+    last_event_id: int = 0
+
+    @property
+    def run_id(self) -> str:
+        return run_id_for(self.job_id, self.attempt) if self.attempt else ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One transition, as appended to the event log (event_id is given by the store)."""
+
+    job_id: str
+    tenant: str
+    from_state: JobState | None
+    to_state: JobState
+    reason: str
+    at: float
+    site_id: str = ""
+    run_id: str = ""
+    event_id: int = 0
+
+
+def run_id_for(job_id: str, attempt: int) -> str:
+    return f"{job_id}-r{attempt}"
+
+
+def parse_run_id(run_id: str) -> tuple[str, int]:
+    """Inverse of run_id_for; raises ValueError on a foreign id."""
+    job_id, sep, attempt = run_id.rpartition("-r")
+    if not sep or not job_id or not attempt.isdigit():
+        raise ValueError(f"not a Powerplane run id: {run_id!r}")
+    return job_id, int(attempt)
+
+
+def can_transition(source: JobState, target: JobState) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def transition(job: Job, target: JobState, reason: str, now: float, **changes) -> tuple[Job, JobEvent]:
+    """Move `job` to `target`, returning the new job and the event recording it.
+
+    `changes` sets other fields at the same time (site_id, attempt, pending_reason).
+    Leaving PENDING clears pending_reason.
+    """
+    if not can_transition(job.state, target):
+        raise IllegalTransition(f"job {job.job_id}: {job.state.name} -> {target.name} is not allowed ({reason})")
+    if not reason:
+        raise ValueError("every transition needs a reason")
+    if target != JobState.PENDING:
+        changes.setdefault("pending_reason", "")
+    new = dataclasses.replace(job, state=target, reason=reason, updated_at=now, **changes)
+    event = JobEvent(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        from_state=job.state,
+        to_state=target,
+        reason=reason,
+        at=now,
+        site_id=new.site_id,
+        run_id=new.run_id,
+    )
+    return new, event
+
+
+def new_job(job_id: str, tenant: str, client_request_id: str, spec: JobSpec, seq: int, now: float) -> tuple[Job, JobEvent]:
+    """A freshly submitted job (PENDING) and its creation event."""
+    job = Job(
+        job_id=job_id,
+        tenant=tenant,
+        client_request_id=client_request_id,
+        spec=spec,
+        state=JobState.PENDING,
+        seq=seq,
+        created_at=now,
+        updated_at=now,
+        reason="submitted",
+        pending_reason="waiting for the next scheduling pass",
+    )
+    event = JobEvent(job_id, tenant, None, JobState.PENDING, "submitted", now)
+    return job, event

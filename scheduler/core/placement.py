@@ -1,0 +1,93 @@
+"""Placement: which pending jobs go to which site, and why the others wait.
+
+`place()` is pure. Jobs are taken by priority (higher first), then first come first
+served (`seq`). A job needs all its GPUs on one site (a training gang, or every
+replica of an inference service), in one of its allowed regions, on a site that
+takes new work. Among the sites that fit, the one left with the fewest free GPUs
+wins (best fit, which keeps big holes for big gangs), ties broken by site id.
+
+A job that does not fit does not block smaller jobs behind it (best-effort FIFO,
+as Kueue's BestEffortFIFO); each one that waits gets a reason a person can act on.
+Power is not a constraint yet: it joins here as a second resource per site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from scheduler.core.jobs import Job, JobState
+
+
+@dataclass(frozen=True)
+class SiteCapacity:
+    """What placement needs to know of one site."""
+
+    site_id: str
+    region: str
+    gpus_total: int
+    gpus_used: int
+    accepts_work: bool = True
+    unavailable_because: str = ""  # e.g. "drained", "disconnected"
+
+    @property
+    def gpus_free(self) -> int:
+        return max(0, self.gpus_total - self.gpus_used)
+
+
+@dataclass(frozen=True)
+class Placement:
+    assignments: tuple[tuple[str, str], ...] = ()  # (job_id, site_id), in decision order
+    pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
+
+
+def queue_order(jobs: Iterable[Job]) -> list[Job]:
+    """Pending jobs in the order placement considers them."""
+    return sorted((j for j in jobs if j.state == JobState.PENDING), key=lambda j: (-j.spec.priority, j.seq))
+
+
+def _regions_text(job: Job) -> str:
+    regions = job.spec.allowed_regions
+    if not regions:
+        return "any region"
+    return ("region " if len(regions) == 1 else "regions ") + ", ".join(regions)
+
+
+def _why_waiting(job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int]) -> str:
+    need = job.spec.total_gpus
+    where = _regions_text(job)
+    if not candidates:
+        return f"no site in {where}"
+    if all(s.gpus_total < need for s in candidates):
+        biggest = max(s.gpus_total for s in candidates)
+        return f"no site in {where} has {need} GPUs in all (largest has {biggest})"
+    details = []
+    for site in sorted(candidates, key=lambda s: s.site_id)[:5]:
+        if not site.accepts_work:
+            details.append(f"{site.site_id}: {site.unavailable_because or 'unavailable'}")
+        else:
+            details.append(f"{site.site_id}: {free[site.site_id]} of {site.gpus_total} free")
+    more = f", {len(candidates) - 5} more" if len(candidates) > 5 else ""
+    return f"no site in {where} has {need} free GPUs ({'; '.join(details)}{more})"
+
+
+def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
+    """Decide placements for `pending` jobs given the sites' current capacity."""
+    free = {s.site_id: s.gpus_free for s in sites}
+    by_region: dict[str, list[SiteCapacity]] = {}
+    for site in sites:
+        by_region.setdefault(site.region, []).append(site)
+    assignments: list[tuple[str, str]] = []
+    reasons: dict[str, str] = {}
+    for job in queue_order(pending):
+        regions = job.spec.allowed_regions or tuple(by_region)
+        candidates = [s for r in regions for s in by_region.get(r, ())]
+        need = job.spec.total_gpus
+        fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need]
+        if not fits:
+            reasons[job.job_id] = _why_waiting(job, candidates, free)
+            continue
+        best = min(fits, key=lambda s: (free[s.site_id] - need, s.site_id))
+        free[best.site_id] -= need
+        assignments.append((job.job_id, best.site_id))
+    return Placement(tuple(assignments), reasons)

@@ -1,0 +1,177 @@
+"""How jobs react to what agents report about runs, to lost sites, cancels and time.
+
+Every function here is pure: it takes jobs (and `now`) and returns a `Decision`.
+
+Rules, in one place:
+- A report about a run that is not the job's current run, or about a job that is
+  terminal or unknown, is stale: if that run is still active on the site it is
+  stopped (so a run is never left running twice).
+- An agent that registers lists every run it finds on its Ray cluster. For each
+  job the scheduler has on that site: a SCHEDULED run it does not list gets its
+  start order again (Ray's submission_id makes that idempotent); a STARTING or
+  RUNNING run it does not list is lost.
+- A lost run (Ray lost it, or its site stayed unreachable past the timeout) puts
+  its job back to PENDING if it has retries left (`max_retries`), else FAILED.
+  A CANCELLING job whose run is gone is CANCELLED.
+- A run that fails on its own is FAILED with Ray's message: no retry (the
+  entrypoint itself is at fault, running it again would fail again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from scheduler.core.decisions import Decision, StartRun, StopRun, start_order
+from scheduler.core.errors import FailedPrecondition
+from scheduler.core.jobs import ACTIVE, Job, JobState, parse_run_id, transition
+
+S = JobState
+
+
+class RunState(enum.IntEnum):
+    STARTING = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    STOPPED = 5
+    UNKNOWN = 6
+
+
+RUN_ACTIVE = frozenset({RunState.STARTING, RunState.RUNNING})
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    state: RunState
+    message: str = ""
+
+
+def _stop(site_id: str, run_id: str, reason: str) -> StopRun:
+    return StopRun(site_id=site_id, run_id=run_id, reason=reason)
+
+
+def lose_run(job: Job, why: str, now: float) -> Decision:
+    """The job's current run is gone: requeue it, fail it, or finish its cancel."""
+    decision = Decision()
+    if job.state == S.CANCELLING:
+        decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
+    elif job.attempt <= job.spec.max_retries:
+        decision.record(*transition(job, S.PENDING, f"{why}; requeued (attempt {job.attempt} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run"))
+    else:
+        decision.record(*transition(job, S.FAILED, f"{why}; no retries left (max_retries={job.spec.max_retries})", now))
+    return decision
+
+
+def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) -> Decision:
+    """React to one run's state as reported by the agent of `site_id`."""
+    decision = Decision()
+    current = job is not None and job.run_id == report.run_id and job.site_id == site_id and job.state in ACTIVE
+    if not current:
+        if report.state in RUN_ACTIVE:
+            owner = "unknown job" if job is None else f"job is {job.state.name}, current run {job.run_id or 'none'}"
+            decision.orders.append(_stop(site_id, report.run_id, f"stale run ({owner})"))
+        return decision
+    assert job is not None
+    detail = f": {report.message}" if report.message else ""
+    match report.state:
+        case RunState.STARTING if job.state == S.SCHEDULED:
+            decision.record(*transition(job, S.STARTING, f"submitted to Ray on {site_id}", now))
+        case RunState.RUNNING if job.state in (S.SCHEDULED, S.STARTING):
+            decision.record(*transition(job, S.RUNNING, f"running on {site_id}", now, started_at=now))
+        case RunState.SUCCEEDED:
+            decision.record(*transition(job, S.SUCCEEDED, f"run {report.run_id} succeeded", now))
+        case RunState.FAILED:
+            decision.record(*transition(job, S.FAILED, f"run {report.run_id} failed{detail}", now))
+        case RunState.STOPPED if job.state == S.CANCELLING:
+            decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{job.reason}; run stopped", now))
+        case RunState.STOPPED:
+            decision.record(*transition(job, S.FAILED, f"run {report.run_id} was stopped outside Powerplane{detail}", now))
+        case RunState.UNKNOWN if job.state == S.SCHEDULED:
+            decision.orders.append(start_order(job))
+        case RunState.UNKNOWN:
+            decision.extend(lose_run(job, f"site {site_id} no longer has run {report.run_id}", now))
+        case _:
+            pass  # no change (e.g. RUNNING reported again)
+    return decision
+
+
+def on_register(site_id: str, jobs_on_site: Iterable[Job], reported: Mapping[str, RunReport], jobs_by_id: Mapping[str, Job], now: float) -> Decision:
+    """Reconcile what a (re)connecting agent runs with what the scheduler has there."""
+    decision = Decision()
+    expected = {}
+    for job in jobs_on_site:
+        if job.state not in ACTIVE or job.site_id != site_id:
+            continue
+        expected[job.run_id] = job
+        report = reported.get(job.run_id)
+        if report is None:
+            report = RunReport(job.run_id, RunState.UNKNOWN, "not found on the site after reconnect")
+        decision.extend(on_run_report(job, site_id, report, now))
+        if job.state == S.CANCELLING and report.state in RUN_ACTIVE:
+            decision.orders.append(_stop(site_id, job.run_id, job.reason))
+    for run_id, report in reported.items():
+        if run_id in expected:
+            continue
+        try:
+            job = jobs_by_id.get(parse_run_id(run_id)[0])
+        except ValueError:
+            continue  # not ours: Ray jobs submitted by someone else are left alone
+        decision.extend(on_run_report(job, site_id, report, now))
+    return decision
+
+
+def release_site(site_id: str, jobs_on_site: Iterable[Job], timeout_s: float, now: float) -> Decision:
+    """The site stayed silent past the timeout: release every active run on it."""
+    decision = Decision()
+    for job in jobs_on_site:
+        if job.state in ACTIVE and job.site_id == site_id:
+            decision.extend(lose_run(job, f"site {site_id} unreachable for more than {timeout_s:g}s; run {job.run_id} lost", now))
+    return decision
+
+
+def cancel(job: Job, reason: str, now: float) -> Decision:
+    """A tenant's cancel. Idempotent on a job already cancelling or cancelled."""
+    decision = Decision()
+    reason = reason or "cancelled by tenant"
+    if job.state in (S.PENDING, S.PREEMPTED):
+        decision.record(*transition(job, S.CANCELLED, reason, now))
+    elif job.state in (S.SCHEDULED, S.STARTING, S.RUNNING):
+        decision.record(*transition(job, S.CANCELLING, reason, now, stop_outcome=S.CANCELLED))
+        decision.orders.append(_stop(job.site_id, job.run_id, reason))
+    elif job.state in (S.SUCCEEDED, S.FAILED):
+        raise FailedPrecondition(f"job {job.job_id} already {job.state.name}; nothing to cancel")
+    return decision
+
+
+def enforce_max_runtime(jobs: Iterable[Job], now: float) -> Decision:
+    """Stop runs that overran their spec's max_runtime_s; they end FAILED."""
+    decision = Decision()
+    for job in jobs:
+        limit = job.spec.max_runtime_s
+        if job.state == S.RUNNING and limit and job.started_at and now - job.started_at > limit:
+            reason = f"exceeded max_runtime_s={limit}"
+            decision.record(*transition(job, S.CANCELLING, reason, now, stop_outcome=S.FAILED))
+            decision.orders.append(_stop(job.site_id, job.run_id, reason))
+    return decision
+
+
+def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: Mapping[str, str], jobs_by_id: Mapping[str, Job], now: float) -> Decision:
+    """Turn a placement into SCHEDULED jobs with start orders, and refresh pending reasons."""
+    decision = Decision()
+    for job_id, site_id in placement_assignments:
+        job = jobs_by_id[job_id]
+        scheduled, event = transition(job, S.SCHEDULED, f"placed on {site_id} ({job.spec.total_gpus} GPUs)", now, site_id=site_id, attempt=job.attempt + 1)
+        decision.record(scheduled, event)
+        decision.orders.append(start_order(scheduled))
+    for job_id, reason in pending_reasons.items():
+        job = jobs_by_id[job_id]
+        if job.pending_reason != reason:
+            decision.record(dataclasses.replace(job, pending_reason=reason, updated_at=now))
+    return decision
+
+
+__all__ = ["RunReport", "RunState", "StartRun", "StopRun", "cancel", "enforce_max_runtime", "lose_run", "on_register", "on_run_report", "release_site", "schedule"]

@@ -1,0 +1,94 @@
+"""Checks a submitted job spec before anything is written.
+
+`validate_submission` raises `InvalidArgument` listing every problem it found, so
+a client learns all that is wrong in one round trip. Limits are deliberately
+generous for real workloads and tight against absurd or hostile input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from scheduler.core.errors import InvalidArgument
+from scheduler.core.jobs import JobKind, JobSpec
+
+MAX_NAME = 128
+MAX_REQUEST_ID = 128
+MAX_ENTRYPOINT = 16 * 1024
+MAX_MAP_ENTRIES = 64
+MAX_KEY = 256
+MAX_ENV_VALUE = 4096
+MAX_LABEL_VALUE = 256
+MAX_GPUS_PER_REPLICA = 1024
+MAX_TOTAL_GPUS = 16384
+MAX_CPUS = 4096.0
+MAX_MEMORY = 64 * 1024**4  # 64 TiB
+MAX_REPLICAS = 1000
+PRIORITY_RANGE = (-1000, 1000)
+MAX_RUNTIME_S = 90 * 24 * 3600
+MAX_RETRIES = 100
+
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
+
+
+def _check_map(problems: list[str], what: str, mapping: dict[str, str], key_re: re.Pattern, max_value: int) -> None:
+    if len(mapping) > MAX_MAP_ENTRIES:
+        problems.append(f"{what} has {len(mapping)} entries; at most {MAX_MAP_ENTRIES} allowed")
+        return
+    for key, value in mapping.items():
+        if len(key) > MAX_KEY or not key_re.match(key):
+            problems.append(f"{what} key {key[:40]!r} is not a valid name")
+        if len(value) > max_value:
+            problems.append(f"{what}[{key[:40]}] is {len(value)} characters; at most {max_value} allowed")
+        if "\x00" in value:
+            problems.append(f"{what}[{key[:40]}] contains a NUL character")
+
+
+def validate_submission(client_request_id: str, spec: JobSpec, known_regions: frozenset[str]) -> None:
+    """Raise InvalidArgument naming every problem with this submission, or return None."""
+    problems: list[str] = []
+    if not client_request_id:
+        problems.append("client_request_id is required (it makes SubmitJob idempotent)")
+    elif len(client_request_id) > MAX_REQUEST_ID:
+        problems.append(f"client_request_id is {len(client_request_id)} characters; at most {MAX_REQUEST_ID} allowed")
+    if spec.kind not in (JobKind.TRAINING, JobKind.INFERENCE):
+        problems.append("kind must be TRAINING or INFERENCE")
+    if len(spec.name) > MAX_NAME:
+        problems.append(f"name is {len(spec.name)} characters; at most {MAX_NAME} allowed")
+    if not spec.entrypoint.strip():
+        problems.append("entrypoint is required (the command Ray runs)")
+    elif len(spec.entrypoint) > MAX_ENTRYPOINT:
+        problems.append(f"entrypoint is {len(spec.entrypoint)} bytes; at most {MAX_ENTRYPOINT} allowed")
+    elif "\x00" in spec.entrypoint:
+        problems.append("entrypoint contains a NUL character")
+
+    res = spec.resources
+    if res.gpus < 1:
+        problems.append("resources.gpus must be at least 1")
+    elif res.gpus > MAX_GPUS_PER_REPLICA:
+        problems.append(f"resources.gpus is {res.gpus}; at most {MAX_GPUS_PER_REPLICA} per replica allowed")
+    if not math.isfinite(res.cpus) or res.cpus < 0 or res.cpus > MAX_CPUS:
+        problems.append(f"resources.cpus must be between 0 and {MAX_CPUS:g}, got {res.cpus}")
+    if res.memory_bytes < 0 or res.memory_bytes > MAX_MEMORY:
+        problems.append(f"resources.memory_bytes must be between 0 and {MAX_MEMORY}, got {res.memory_bytes}")
+    if spec.kind == JobKind.TRAINING and spec.replicas != 1:
+        problems.append("replicas applies to INFERENCE jobs only; a TRAINING job is one gang")
+    if not 1 <= spec.replicas <= MAX_REPLICAS:
+        problems.append(f"replicas must be between 1 and {MAX_REPLICAS}, got {spec.replicas}")
+    elif res.gpus >= 1 and spec.total_gpus > MAX_TOTAL_GPUS:
+        problems.append(f"job needs {spec.total_gpus} GPUs in all; at most {MAX_TOTAL_GPUS} allowed")
+    if not PRIORITY_RANGE[0] <= spec.priority <= PRIORITY_RANGE[1]:
+        problems.append(f"priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}, got {spec.priority}")
+    unknown = sorted(set(spec.allowed_regions) - known_regions)
+    if unknown:
+        problems.append(f"unknown region(s) {', '.join(unknown)}; known: {', '.join(sorted(known_regions)) or 'none'}")
+    if not 0 <= spec.max_runtime_s <= MAX_RUNTIME_S:
+        problems.append(f"max_runtime_s must be between 0 and {MAX_RUNTIME_S}, got {spec.max_runtime_s}")
+    if not 0 <= spec.max_retries <= MAX_RETRIES:
+        problems.append(f"max_retries must be between 0 and {MAX_RETRIES}, got {spec.max_retries}")
+    _check_map(problems, "env", spec.env, _ENV_KEY, MAX_ENV_VALUE)
+    _check_map(problems, "labels", spec.labels, _LABEL_KEY, MAX_LABEL_VALUE)
+    if problems:
+        raise InvalidArgument("; ".join(problems))

@@ -1,0 +1,263 @@
+"""A whole Powerplane on one machine, for the demo, the integration tests and the
+benchmarks: a local Ray cluster with one Ray node per site (virtual GPUs advertised
+to Ray, each node tagged with the custom resource `powerplane_site_<id>`), the
+scheduler and site agents as real subprocesses speaking gRPC over loopback.
+
+Everything binds 127.0.0.1. Ray's token authentication is on (RAY_AUTH_MODE=token)
+with a token file in the work directory, shared by the cluster and its clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def site_resource(site_id: str) -> str:
+    return f"powerplane_site_{site_id}"
+
+
+@dataclass
+class SiteSpec:
+    site_id: str
+    region: str
+    gpus: int
+    cpus: int = 1
+
+
+def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as err:  # keep trying until the deadline
+            last_error = err
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s:g}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+class Process:
+    """A child process in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]):
+        self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean shutdown."""
+        if self.alive:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if not self.alive:
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class LocalCluster:
+    workdir: Path
+    sites: list[SiteSpec]
+    regions: tuple[str, ...] = ("us", "eu")
+    site_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 5.0
+    tenants: tuple[str, ...] = ("acme", "globex")
+    scheduler_port: int = field(default_factory=free_port)
+    ray_gcs_port: int = field(default_factory=free_port)
+    ray_dashboard_port: int = field(default_factory=free_port)
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+    ray_nodes: list[Process] = field(default_factory=list)
+    scheduler: Process | None = None
+    agents: dict[str, Process] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir = self.workdir.resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.tokens:
+            self.tokens = {
+                "tenants": {t: secrets.token_hex(16) for t in self.tenants},
+                "operators": {"ops": secrets.token_hex(16)},
+                "sites": {s.site_id: secrets.token_hex(16) for s in self.sites},
+            }
+        self.env = dict(os.environ)
+        self.env.update(
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(self.workdir / "ray_auth_token"),
+            RAY_USAGE_STATS_ENABLED="0",
+            RAY_DASHBOARD_ADDRESS=self.ray_address,
+            PYTHONUNBUFFERED="1",
+        )
+        token_path = self.workdir / "ray_auth_token"
+        if not token_path.exists():
+            token_path.write_text(secrets.token_hex(32))
+            token_path.chmod(0o600)
+        os.environ.update({k: self.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED")})
+
+    # ----------------------------------------------------------------- addresses
+    @property
+    def ray_address(self) -> str:
+        return f"http://127.0.0.1:{self.ray_dashboard_port}"
+
+    @property
+    def scheduler_target(self) -> str:
+        return f"127.0.0.1:{self.scheduler_port}"
+
+    def tenant_token(self, tenant: str) -> str:
+        return self.tokens["tenants"][tenant]
+
+    @property
+    def operator_token(self) -> str:
+        return self.tokens["operators"]["ops"]
+
+    # ----------------------------------------------------------------- Ray
+    def start_ray(self, timeout_s: float = 120.0) -> None:
+        """One Ray node per site: the first is the head (GCS + dashboard + Jobs API)."""
+        ray = str(BIN / "ray")
+        common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+        for index, site in enumerate(self.sites):
+            node = ["--num-gpus", str(site.gpus), "--num-cpus", str(site.cpus), "--resources", f'{{"{site_resource(site.site_id)}": 1000}}']
+            if index == 0:
+                argv = [ray, "start", "--head", f"--port={self.ray_gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.ray_dashboard_port}", f"--temp-dir={self._ray_temp()}"]
+            else:
+                argv = [ray, "start", f"--address=127.0.0.1:{self.ray_gcs_port}"]
+            self.ray_nodes.append(Process(f"ray-{site.site_id}", argv + common + node, self.workdir / "logs" / f"ray-{site.site_id}.log", self.env).start())
+            if index == 0:
+                wait_for(self._jobs_api_up, timeout_s, "Ray's Jobs API")
+        wait_for(lambda: self._alive_ray_nodes() >= len(self.sites), timeout_s, f"{len(self.sites)} Ray nodes")
+
+    def _ray_temp(self) -> str:
+        # Ray's socket paths must stay short: keep its temp dir near the root.
+        path = Path("/tmp") / f"pp-ray-{self.ray_gcs_port}"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def _jobs_api_up(self) -> bool:
+        from ray.job_submission import JobSubmissionClient
+
+        JobSubmissionClient(self.ray_address).get_version()
+        return True
+
+    def _alive_ray_nodes(self) -> int:
+        from ray.util.state import list_nodes
+
+        return sum(1 for n in list_nodes(address=self.ray_address, raise_on_missing_output=False) if n.state == "ALIVE")
+
+    # ----------------------------------------------------------------- scheduler
+    def write_config(self) -> Path:
+        config = {
+            "listen": self.scheduler_target,
+            "database": "powerplane.db",
+            "regions": list(self.regions),
+            "site_timeout_s": self.site_timeout_s,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "schedule_interval_s": 1.0,
+            "tokens_file": "tokens.yaml",
+        }
+        tokens_path = self.workdir / "tokens.yaml"
+        tokens_path.write_text(yaml.safe_dump(self.tokens))
+        tokens_path.chmod(0o600)
+        path = self.workdir / "scheduler.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def start_scheduler(self, timeout_s: float = 60.0) -> Process:
+        config = self.write_config()
+        argv = [str(BIN / "powerplane"), "scheduler", "--config", str(config)]
+        self.scheduler = Process("scheduler", argv, self.workdir / "logs" / "scheduler.log", self.env).start()
+        wait_for(self._scheduler_serving, timeout_s, "the scheduler's health check")
+        return self.scheduler
+
+    def _scheduler_serving(self) -> bool:
+        if self.scheduler is not None and not self.scheduler.alive:
+            raise RuntimeError(f"scheduler exited:\n{self.scheduler.tail()}")
+        with grpc.insecure_channel(self.scheduler_target) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    # ----------------------------------------------------------------- agents
+    def start_agent(self, site: SiteSpec) -> Process:
+        token_file = self.workdir / f"agent-{site.site_id}.token"
+        token_file.write_text(self.tokens["sites"][site.site_id])
+        token_file.chmod(0o600)
+        argv = [
+            str(BIN / "powerplane"), "agent",
+            "--site", site.site_id,
+            "--region", site.region,
+            "--scheduler", self.scheduler_target,
+            "--token-file", str(token_file),
+            "--ray-address", self.ray_address,
+            "--ray-site-resource", site_resource(site.site_id),
+            "--gpu-model", "virtual-H100",
+        ]
+        process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", self.env).start()
+        self.agents[site.site_id] = process
+        return process
+
+    def start_agents(self) -> None:
+        for site in self.sites:
+            self.start_agent(site)
+
+    def wait_sites_ready(self, client, timeout_s: float = 60.0, site_ids: list[str] | None = None) -> None:
+        from scheduler.api.v1 import types_pb2
+
+        wanted = set(site_ids or [s.site_id for s in self.sites])
+
+        def ready() -> bool:
+            states = {s.site_id: s.state for s in client.sites().sites}
+            return all(states.get(site_id) == types_pb2.SITE_STATE_READY for site_id in wanted)
+
+        wait_for(ready, timeout_s, f"sites {sorted(wanted)} READY")
+
+    # ----------------------------------------------------------------- teardown
+    def stop(self) -> None:
+        for agent in self.agents.values():
+            agent.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        for node in reversed(self.ray_nodes):
+            node.stop(timeout_s=30)

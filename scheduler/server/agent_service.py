@@ -1,0 +1,77 @@
+"""powerplane.v1.AgentService.Connect: one bidirectional stream per site agent.
+
+The first message must be Register, from the site the token belongs to. Then a
+reader task feeds heartbeats and run events to the controller while this handler
+writes the session's orders. Either side ending ends the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from scheduler.api import convert
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.core.decisions import StartRun, StopRun
+from scheduler.core.errors import InvalidArgument
+from scheduler.server.controller import AgentSession, Controller
+from scheduler.server.interceptor import Authenticator
+
+log = logging.getLogger(__name__)
+REGISTER_TIMEOUT_S = 30.0
+
+
+def order_to_proto(order: StartRun | StopRun) -> agent_pb2.SchedulerMessage:
+    if isinstance(order, StartRun):
+        start = agent_pb2.StartRun(run_id=order.run_id, job_id=order.job_id, tenant=order.tenant, spec=convert.spec_to_proto(order.spec))
+        return agent_pb2.SchedulerMessage(start_run=start)
+    return agent_pb2.SchedulerMessage(stop_run=agent_pb2.StopRun(run_id=order.run_id, reason=order.reason))
+
+
+class AgentService(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, controller: Controller, auth: Authenticator):
+        self.controller = controller
+        self.auth = auth
+
+    async def Connect(self, request_iterator, context):
+        site_id = self.auth.of(context, "site").name
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), REGISTER_TIMEOUT_S)
+        except (StopAsyncIteration, TimeoutError):
+            raise InvalidArgument("the first message on the stream must be Register") from None
+        if first.WhichOneof("body") != "register":
+            raise InvalidArgument("the first message on the stream must be Register")
+        register = first.register
+        if register.site_id != site_id:
+            raise InvalidArgument(f"this token belongs to site {site_id!r}, not {register.site_id!r}")
+        reports = [convert.run_report_from_proto(r) for r in register.runs]
+        session = await self.controller.attach(site_id, register.region, convert.inventory_from_proto(register.inventory), reports)
+        reader = asyncio.create_task(self._read(session, request_iterator), name=f"agent-reader-{site_id}")
+        try:
+            yield agent_pb2.SchedulerMessage(registered=agent_pb2.Registered(heartbeat_interval_s=self.controller.config.heartbeat_interval_s))
+            while True:
+                order = await session.outbox.get()
+                if order is None:
+                    break
+                yield order_to_proto(order)
+        finally:
+            reader.cancel()
+            await self.controller.detach(session)
+
+    async def _read(self, session: AgentSession, request_iterator) -> None:
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("body")
+                if kind == "heartbeat":
+                    reports = [convert.run_report_from_proto(r) for r in message.heartbeat.runs]
+                    await self.controller.on_run_reports(session.site_id, reports)
+                elif kind == "run_event":
+                    await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
+                else:
+                    log.warning("site %s sent an unexpected %s; ignored", session.site_id, kind)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a broken stream or a malformed message ends the session
+            log.warning("site %s stream ended: %s", session.site_id, err)
+        finally:
+            session.close()

@@ -1,0 +1,93 @@
+"""Builds and runs the scheduler's gRPC server (grpc.aio): the three Powerplane
+services, grpc.health.v1.Health and server reflection, optionally over TLS.
+SIGINT/SIGTERM stop it gracefully: health goes NOT_SERVING, in-flight calls get
+a grace period, the store is flushed and closed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc
+from scheduler.server.agent_service import AgentService
+from scheduler.server.config import SchedulerConfig
+from scheduler.server.controller import Controller
+from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
+from scheduler.server.operator_service import OperatorService
+from scheduler.server.tenant_service import TenantService
+from scheduler.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = (
+    tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
+    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+    operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name,
+)
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class SchedulerServer:
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
+        self.store = SqliteStore(config.database)
+        self.controller = Controller(self.store, config)
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        await self.controller.start()
+        auth = Authenticator(self.config.token_owners())
+        server = grpc.aio.server(
+            interceptors=[PowerplaneInterceptor(auth)],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)],
+        )
+        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth), server)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth), server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        if self.config.tls:
+            creds = grpc.ssl_server_credentials([(self.config.tls.key_file.read_bytes(), self.config.tls.cert_file.read_bytes())])
+            self.port = server.add_secure_port(self.config.listen, creds)
+        else:
+            self.port = server.add_insecure_port(self.config.listen)
+        if not self.port:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        await server.start()
+        self.server = server
+        for name in ("", *SERVICE_NAMES):
+            await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("scheduler serving on %s (port %d, %s)", self.config.listen, self.port, "TLS" if self.config.tls else "plaintext")
+        return self.port
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await _set_status(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.controller.stop()
+        if self.server is not None:
+            await self.server.stop(grace_s)
+        self.store.close()
+
+
+async def _set_status(servicer, name: str, status) -> None:
+    result = servicer.set(name, status)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def serve(config: SchedulerConfig) -> None:
+    server = SchedulerServer(config)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping scheduler")
+    await server.stop()

@@ -1,0 +1,102 @@
+"""The scheduler's configuration file (YAML), validated with pydantic.
+
+    listen: "127.0.0.1:50051"       # host:port to serve gRPC on
+    database: "powerplane.db"       # SQLite file (WAL)
+    regions: ["us", "eu"]           # regions jobs may ask for
+    site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
+    heartbeat_interval_s: 5         # told to agents when they register
+    schedule_interval_s: 1.0        # scheduling pass period (submissions also trigger one)
+    tls: {cert_file: ..., key_file: ...}   # optional
+    tokens_file: tokens.yaml        # optional; same three maps as below, merged in
+    tenants: {acme: "token"}        # tenant -> bearer token
+    operators: {ops: "token"}       # operator -> bearer token
+    sites: {us-1: "token"}          # site id -> agent bearer token
+
+Relative paths are taken relative to the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
+
+
+class TlsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cert_file: Path
+    key_file: Path
+
+
+class Tokens(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenants: dict[str, str] = Field(default_factory=dict)
+    operators: dict[str, str] = Field(default_factory=dict)
+    sites: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tenants", "operators", "sites")
+    @classmethod
+    def _tokens_are_real(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, token in value.items():
+            if len(token) < 16:
+                raise ValueError(f"token of {name!r} is shorter than 16 characters")
+        return value
+
+
+class SchedulerConfig(Tokens):
+    listen: str = "127.0.0.1:50051"
+    database: Path = Path("powerplane.db")
+    regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
+    site_timeout_s: float = Field(default=30.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    schedule_interval_s: float = Field(default=1.0, gt=0)
+    tls: TlsConfig | None = None
+    tokens_file: Path | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_are_ids(cls, value: list[str]) -> list[str]:
+        import re
+
+        for region in value:
+            if not re.match(_ID, region):
+                raise ValueError(f"region {region!r} must be lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> SchedulerConfig:
+        if self.heartbeat_interval_s * 2 > self.site_timeout_s:
+            raise ValueError("heartbeat_interval_s must be at most half of site_timeout_s")
+        return self
+
+    def token_owners(self) -> dict[str, tuple[str, str]]:
+        """bearer token -> (role, name); role is 'tenant', 'operator' or 'site'."""
+        owners: dict[str, tuple[str, str]] = {}
+        for role, mapping in (("tenant", self.tenants), ("operator", self.operators), ("site", self.sites)):
+            for name, token in mapping.items():
+                if token in owners:
+                    raise ValueError(f"the same token is given to {owners[token][0]} {owners[token][1]!r} and {role} {name!r}")
+                owners[token] = (role, name)
+        return owners
+
+
+def load_config(path: str | Path) -> SchedulerConfig:
+    """Read and validate a config file; raises ValueError with the problem."""
+    path = Path(path)
+    base = path.parent
+    raw = yaml.safe_load(path.read_text()) or {}
+    config = SchedulerConfig.model_validate(raw)
+    updates: dict = {"database": base / config.database}
+    if config.tls:
+        updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
+    if config.tokens_file:
+        tokens_path = base / config.tokens_file
+        tokens = Tokens.model_validate(yaml.safe_load(tokens_path.read_text()) or {})
+        for role in ("tenants", "operators", "sites"):
+            updates[role] = {**getattr(config, role), **getattr(tokens, role)}
+    config = config.model_copy(update=updates)
+    config.token_owners()  # refuse a token shared by two owners
+    return config

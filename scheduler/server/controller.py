@@ -1,0 +1,362 @@
+"""The controller: the scheduler's in-memory state and the one place it changes.
+
+It loads jobs and sites from the store at start, feeds events (submissions,
+agent messages, cancels, ticks) to the pure core, and applies each `Decision`:
+memory first (synchronously, so the next decision sees it), then one durable
+group commit, then the events go to watchers and the orders to agent sessions.
+A failed commit is fatal: the process stops and a restart reloads the store.
+
+Recovery rule after a restart: every site starts DISCONNECTED with a fresh
+`site_timeout_s` of grace, so agents that reconnect in time keep their runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from scheduler.core import runs
+from scheduler.core.decisions import Decision, Order, StartRun, StopRun
+from scheduler.core.errors import InvalidArgument, NotFound
+from scheduler.core.jobs import ACTIVE, Job, JobEvent, JobSpec, JobState, new_job
+from scheduler.core.placement import SiteCapacity, place
+from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
+from scheduler.core.validation import validate_submission
+from scheduler.server.committer import GroupCommitter
+from scheduler.server.config import SchedulerConfig
+from scheduler.store.base import Store
+
+log = logging.getLogger(__name__)
+WATCH_QUEUE_LIMIT = 10_000
+
+
+class AgentSession:
+    """One connected agent stream: orders queued here are written by its servicer."""
+
+    def __init__(self, site_id: str):
+        self.site_id = site_id
+        self.outbox: asyncio.Queue[Order | None] = asyncio.Queue()
+
+    def send(self, order: Order) -> None:
+        self.outbox.put_nowait(order)
+
+    def close(self) -> None:
+        self.outbox.put_nowait(None)
+
+
+class Watcher:
+    def __init__(self, tenant: str, job_id: str):
+        self.tenant = tenant
+        self.job_id = job_id
+        self.queue: asyncio.Queue[JobEvent | None] = asyncio.Queue(maxsize=WATCH_QUEUE_LIMIT)
+        self.overflowed = False
+
+    def offer(self, event: JobEvent) -> None:
+        if event.tenant != self.tenant or (self.job_id and event.job_id != self.job_id) or self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the stream ends; the client resumes from its last event id
+
+
+class Controller:
+    def __init__(self, store: Store, config: SchedulerConfig, clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.committer = GroupCommitter(store)
+        self.regions = frozenset(config.regions)
+        self.jobs: dict[str, Job] = {}
+        self.by_request: dict[tuple[str, str], str] = {}
+        self.tenant_seqs: dict[str, list[int]] = defaultdict(list)  # ascending seqs per tenant
+        self.seq_to_job: dict[int, str] = {}
+        self.sites: dict[str, Site] = {}
+        self.sessions: dict[str, AgentSession] = {}
+        self.watchers: set[Watcher] = set()
+        self._inflight: dict[str, asyncio.Future] = {}  # job_id -> its creation's commit
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._seq = 0
+
+    # ----------------------------------------------------------------- life cycle
+    async def start(self) -> None:
+        snapshot = await asyncio.get_running_loop().run_in_executor(None, self.committer.store.load)
+        now = self.clock()
+        for job in snapshot.jobs:
+            self._index(job)
+        for site in snapshot.sites:
+            # Grace after a restart: no site is declared lost before it had a chance to reconnect.
+            self.sites[site.site_id] = dataclasses.replace(site, connected=False, last_seen=now)
+        self.committer.start()
+        self._tasks = [
+            asyncio.create_task(self._schedule_loop(), name="schedule"),
+            asyncio.create_task(self._liveness_loop(), name="liveness"),
+        ]
+        log.info("controller started: %d jobs, %d sites loaded", len(self.jobs), len(self.sites))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for session in list(self.sessions.values()):
+            session.close()
+        for watcher in list(self.watchers):
+            watcher.queue.put_nowait(None) if not watcher.queue.full() else None
+        await self.committer.close()
+
+    def _index(self, job: Job) -> None:
+        self.jobs[job.job_id] = job
+        self.by_request[(job.tenant, job.client_request_id)] = job.job_id
+        bisect.insort(self.tenant_seqs[job.tenant], job.seq)
+        self.seq_to_job[job.seq] = job.job_id
+        self._seq = max(self._seq, job.seq)
+
+    # ------------------------------------------------------------- applying
+    async def apply(self, decision: Decision, sites: Iterable[Site] = ()) -> list[JobEvent]:
+        """Apply a decision made on the current state. Must be called with no await
+        between making the decision and this call."""
+        sites = list(sites)
+        for job in decision.jobs:
+            self.jobs[job.job_id] = job
+        for site in sites:
+            self.sites[site.site_id] = site
+        if not (decision.jobs or decision.events or sites):
+            self._send(decision.orders)
+            return []
+        ids = await self.committer.commit(decision.jobs, decision.events, sites)
+        events = [dataclasses.replace(e, event_id=i) for e, i in zip(decision.events, ids)]
+        for event in events:
+            job = self.jobs.get(event.job_id)
+            if job is not None and job.last_event_id < event.event_id:
+                self.jobs[event.job_id] = dataclasses.replace(job, last_event_id=event.event_id)
+            for watcher in list(self.watchers):
+                watcher.offer(event)
+        self._send(decision.orders)
+        if any(e.to_state in (JobState.PENDING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED) for e in events):
+            self._kick.set()  # capacity freed or work queued: schedule soon
+        return events
+
+    def _send(self, orders: Iterable[Order]) -> None:
+        for order in orders:
+            session = self.sessions.get(order.site_id)
+            if session is None:
+                log.info("site %s not connected; %s for %s waits for its reconnect", order.site_id, type(order).__name__, order.run_id)
+                continue
+            session.send(order)
+
+    # ------------------------------------------------------------- tenants
+    async def submit(self, tenant: str, client_request_id: str, spec: JobSpec) -> tuple[Job, bool]:
+        validate_submission(client_request_id, spec, self.regions)
+        existing = self.by_request.get((tenant, client_request_id))
+        if existing is not None:
+            inflight = self._inflight.get(existing)
+            if inflight is not None:
+                await asyncio.shield(inflight)
+            return self.jobs[existing], False
+        self._seq += 1
+        job, event = new_job(f"job-{uuid.uuid4().hex[:16]}", tenant, client_request_id, spec, self._seq, self.clock())
+        self._index(job)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[job.job_id] = future
+        try:
+            await self.apply(Decision(jobs=[job], events=[event]))
+            future.set_result(None)
+        except BaseException as err:
+            future.set_exception(err)
+            raise
+        finally:
+            del self._inflight[job.job_id]
+        self._kick.set()
+        return self.jobs[job.job_id], True
+
+    def job_of(self, tenant: str, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None or job.tenant != tenant or job.job_id in self._inflight:
+            raise NotFound(f"job {job_id!r} not found")
+        return job
+
+    def list_jobs(self, tenant: str, states: frozenset[JobState], page_size: int, page_token: str) -> tuple[list[Job], str]:
+        """Newest first. The page token is the seq of the last job returned."""
+        if page_token:
+            if not page_token.isdigit():
+                raise InvalidArgument("page_token is not one this server issued")
+            before = int(page_token)
+        else:
+            before = self._seq + 1
+        seqs = self.tenant_seqs.get(tenant, [])
+        index = bisect.bisect_left(seqs, before) - 1
+        page: list[Job] = []
+        while index >= 0 and len(page) < page_size:
+            job = self.jobs[self.seq_to_job[seqs[index]]]
+            if (not states or job.state in states) and job.job_id not in self._inflight:
+                page.append(job)
+            index -= 1
+        more = index >= 0 and len(page) == page_size
+        return page, (str(page[-1].seq) if more and page else "")
+
+    async def cancel(self, tenant: str, job_id: str, reason: str) -> Job:
+        job = self.job_of(tenant, job_id)
+        await self.apply(runs.cancel(job, reason, self.clock()))
+        return self.jobs[job_id]
+
+    def watch(self, tenant: str, job_id: str) -> Watcher:
+        watcher = Watcher(tenant, job_id)
+        self.watchers.add(watcher)
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+
+    # ------------------------------------------------------------- agents
+    async def attach(self, site_id: str, region: str, inventory: tuple[GpuNode, ...], reports: list[runs.RunReport]) -> AgentSession:
+        """An agent registered: replace any older stream, reconcile its runs."""
+        if region not in self.regions:
+            raise InvalidArgument(f"region {region!r} is not one of this scheduler's regions ({', '.join(sorted(self.regions))})")
+        old = self.sessions.pop(site_id, None)
+        if old is not None:
+            old.close()
+        session = AgentSession(site_id)
+        self.sessions[site_id] = session
+        now = self.clock()
+        previous = self.sites.get(site_id) or Site(site_id=site_id, region=region)
+        site = dataclasses.replace(previous, region=region, inventory=inventory, connected=True, last_seen=now, released=False)
+        decision = runs.on_register(site_id, self._jobs_on(site_id), {r.run_id: r for r in reports}, self.jobs, now)
+        await self.apply(decision, [site])
+        self._kick.set()
+        log.info("site %s registered (%s, %d GPUs, %d runs reported)", site_id, region, site.gpus_total, len(reports))
+        return session
+
+    async def detach(self, session: AgentSession) -> None:
+        if self.sessions.get(session.site_id) is not session:
+            return  # replaced by a newer stream already
+        del self.sessions[session.site_id]
+        site = self.sites[session.site_id]
+        await self.apply(Decision(), [dataclasses.replace(site, connected=False)])
+        log.warning("site %s disconnected", session.site_id)
+
+    def heard_from(self, site_id: str) -> None:
+        site = self.sites.get(site_id)
+        if site is not None:
+            self.sites[site_id] = dataclasses.replace(site, last_seen=self.clock())
+
+    async def on_run_reports(self, site_id: str, reports: Iterable[runs.RunReport]) -> None:
+        self.heard_from(site_id)
+        decision = Decision()
+        now = self.clock()
+        for report in reports:
+            try:
+                job_id = runs.parse_run_id(report.run_id)[0]
+            except ValueError:
+                continue
+            job = self.jobs.get(job_id)
+            sub = runs.on_run_report(job, site_id, report, now)
+            for changed in sub.jobs:  # later reports in this batch see earlier changes
+                self.jobs[changed.job_id] = changed
+            decision.extend(sub)
+        if decision:
+            await self.apply(decision)
+
+    def _jobs_on(self, site_id: str) -> list[Job]:
+        return [j for j in self.jobs.values() if j.site_id == site_id and j.state in ACTIVE]
+
+    # ------------------------------------------------------------- operators
+    def site_state(self, site: Site) -> SiteState:
+        return site_state(site, self.clock(), self.config.site_timeout_s)
+
+    def site_usage(self) -> dict[str, tuple[int, int]]:
+        """site_id -> (GPUs used, active runs)."""
+        usage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for job in self.jobs.values():
+            if job.state in ACTIVE:
+                usage[job.site_id][0] += job.spec.total_gpus
+                usage[job.site_id][1] += 1
+        return {k: (v[0], v[1]) for k, v in usage.items()}
+
+    def site(self, site_id: str) -> Site:
+        site = self.sites.get(site_id)
+        if site is None:
+            raise NotFound(f"site {site_id!r} not found")
+        return site
+
+    async def set_drained(self, site_id: str, drained: bool, reason: str) -> Site:
+        site = self.site(site_id)
+        updated = dataclasses.replace(site, drained=drained, drain_reason=(reason or "drained by operator") if drained else "")
+        await self.apply(Decision(), [updated])
+        self._kick.set()
+        return updated
+
+    def runs_on(self, site_id: str) -> list[Job]:
+        return self._jobs_on(site_id)
+
+    # ------------------------------------------------------------- loops
+    def capacities(self) -> list[SiteCapacity]:
+        usage = self.site_usage()
+        result = []
+        for site in self.sites.values():
+            state = self.site_state(site)
+            result.append(
+                SiteCapacity(
+                    site_id=site.site_id,
+                    region=site.region,
+                    gpus_total=site.gpus_total,
+                    gpus_used=usage.get(site.site_id, (0, 0))[0],
+                    accepts_work=state == SiteState.READY,
+                    unavailable_because=state.name.lower() if state != SiteState.DRAINED else f"drained ({site.drain_reason})",
+                )
+            )
+        return result
+
+    async def schedule_once(self) -> None:
+        pending = [j for j in self.jobs.values() if j.state == JobState.PENDING and j.job_id not in self._inflight]
+        if not pending:
+            return
+        placement = place(pending, self.capacities())
+        decision = runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, self.clock())
+        if decision:
+            await self.apply(decision)
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=self.config.schedule_interval_s)
+            except TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                await self.schedule_once()
+            except Exception:
+                log.exception("scheduling pass failed")
+            await asyncio.sleep(0.02)  # coalesce bursts of submissions into one pass
+
+    async def check_liveness(self) -> None:
+        now = self.clock()
+        timeout = self.config.site_timeout_s
+        for site in list(self.sites.values()):
+            if not is_overdue(site, now, timeout):
+                continue
+            session = self.sessions.pop(site.site_id, None)
+            if session is not None:
+                session.close()  # the stream is up but silent: treat it as gone
+            log.warning("site %s unreachable for more than %gs: releasing its runs", site.site_id, timeout)
+            decision = runs.release_site(site.site_id, self._jobs_on(site.site_id), timeout, now)
+            await self.apply(decision, [dataclasses.replace(site, connected=False, released=True)])
+        decision = runs.enforce_max_runtime(self.jobs.values(), now)
+        if decision:
+            await self.apply(decision)
+
+    async def _liveness_loop(self) -> None:
+        period = min(1.0, self.config.site_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.check_liveness()
+            except Exception:
+                log.exception("liveness check failed")
+
+
+__all__ = ["AgentSession", "Controller", "StartRun", "StopRun", "Watcher"]

@@ -1,0 +1,145 @@
+"""One server interceptor for authentication and for mapping domain errors.
+
+Authentication: every Powerplane method needs `authorization: Bearer <token>`;
+the token's role must match the service (TenantService: a tenant token,
+OperatorService: an operator token, AgentService: a site token). Health and
+reflection are open (Kubernetes probes and tooling use them).
+Errors: a `PowerplaneError` raised by a handler becomes its status code with the
+exception's message; anything else becomes INTERNAL without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from scheduler.core import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_OF = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+}
+ROLE_OF_SERVICE = {
+    "powerplane.v1.TenantService": "tenant",
+    "powerplane.v1.OperatorService": "operator",
+    "powerplane.v1.AgentService": "site",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    name: str
+
+
+def bearer_token(metadata) -> str:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer ") :].strip()
+    return ""
+
+
+class Authenticator:
+    def __init__(self, token_owners: dict[str, tuple[str, str]]):
+        self._owners = token_owners
+
+    def principal(self, metadata, role: str) -> Principal:
+        token = bearer_token(metadata)
+        if not token:
+            raise errors.Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        owner = self._owners.get(token)
+        if owner is None or owner[0] != role:
+            raise errors.Unauthenticated(f"token is not a valid {role} token")
+        return Principal(*owner)
+
+    def of(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
+        return self.principal(context.invocation_metadata(), role)
+
+
+def _status_of(err: errors.PowerplaneError) -> grpc.StatusCode:
+    for cls in type(err).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def _wrap_unary(behavior: Callable, method: str):
+    async def wrapper(request, context):
+        try:
+            return await behavior(request, context)
+        except errors.PowerplaneError as err:
+            await context.abort(_status_of(err), str(err))
+        except (grpc.aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            log.exception("%s failed", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Callable, method: str):
+    async def wrapper(request, context):
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except errors.PowerplaneError as err:
+            await context.abort(_status_of(err), str(err))
+        except (grpc.aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            log.exception("%s failed", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
+
+    return wrapper
+
+
+def _rejecting_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+    async def reject_unary(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def reject_stream(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(reject_stream, **kw)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(reject_stream, **kw)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(reject_unary, **kw)
+    return grpc.unary_unary_rpc_method_handler(reject_unary, **kw)
+
+
+class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator):
+        self.authenticator = authenticator
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        service = method.strip("/").split("/")[0]
+        role = ROLE_OF_SERVICE.get(service)
+        if handler is None or role is None:
+            return handler
+        try:
+            self.authenticator.principal(handler_call_details.invocation_metadata, role)
+        except errors.Unauthenticated as err:
+            return _rejecting_handler(handler, str(err))
+        kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method), **kw)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method), **kw)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, method), **kw)
+        return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary, method), **kw)

@@ -1,0 +1,83 @@
+"""powerplane.v1.TenantService: thin adapter from gRPC to the controller.
+A tenant only ever reaches its own jobs; another tenant's job reads as NOT_FOUND."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from scheduler.api import convert
+from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc, types_pb2
+from scheduler.core.errors import InvalidArgument
+from scheduler.server.controller import Controller
+from scheduler.server.interceptor import Authenticator
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+BACKLOG_CHUNK = 1000
+
+
+class TenantService(tenant_pb2_grpc.TenantServiceServicer):
+    def __init__(self, controller: Controller, auth: Authenticator):
+        self.controller = controller
+        self.auth = auth
+
+    def _tenant(self, context) -> str:
+        return self.auth.of(context, "tenant").name
+
+    async def SubmitJob(self, request: tenant_pb2.SubmitJobRequest, context) -> tenant_pb2.SubmitJobResponse:
+        tenant = self._tenant(context)
+        if not request.HasField("spec"):
+            raise InvalidArgument("spec is required")
+        spec = convert.spec_from_proto(request.spec)
+        job, created = await self.controller.submit(tenant, request.client_request_id, spec)
+        return tenant_pb2.SubmitJobResponse(job=convert.job_to_proto(job), created=created)
+
+    async def GetJob(self, request: tenant_pb2.GetJobRequest, context) -> types_pb2.Job:
+        return convert.job_to_proto(self.controller.job_of(self._tenant(context), request.job_id))
+
+    async def ListJobs(self, request: tenant_pb2.ListJobsRequest, context) -> tenant_pb2.ListJobsResponse:
+        tenant = self._tenant(context)
+        if request.page_size > MAX_PAGE:
+            raise InvalidArgument(f"page_size is {request.page_size}; at most {MAX_PAGE}")
+        states = convert.states_from_proto(request.states)
+        jobs, token = self.controller.list_jobs(tenant, states, request.page_size or DEFAULT_PAGE, request.page_token)
+        return tenant_pb2.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in jobs], next_page_token=token)
+
+    async def CancelJob(self, request: tenant_pb2.CancelJobRequest, context) -> types_pb2.Job:
+        if len(request.reason) > 512:
+            raise InvalidArgument("reason is longer than 512 characters")
+        job = await self.controller.cancel(self._tenant(context), request.job_id, request.reason)
+        return convert.job_to_proto(job)
+
+    async def WatchJobs(self, request: tenant_pb2.WatchJobsRequest, context):
+        """Backlog from the store, then live events; no gap, no duplicate."""
+        tenant = self._tenant(context)
+        if request.job_id:
+            self.controller.job_of(tenant, request.job_id)  # NOT_FOUND for someone else's job
+        watcher = self.controller.watch(tenant, request.job_id)  # subscribe before reading the backlog
+        last = request.after_event_id
+        store = self.controller.committer
+        try:
+            while True:
+                backlog = await store.read(store.store.events_after, tenant, last, request.job_id, BACKLOG_CHUNK)
+                for event in backlog:
+                    yield convert.event_to_proto(event)
+                    last = event.event_id
+                if len(backlog) < BACKLOG_CHUNK:
+                    break
+            while True:
+                event = await watcher.queue.get()
+                if event is None:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler shutting down; resume from your last event id")
+                if event.event_id <= last:
+                    continue
+                yield convert.event_to_proto(event)
+                last = event.event_id
+                if watcher.overflowed and watcher.queue.empty():
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"watcher fell behind; resume with after_event_id={last}")
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.controller.unwatch(watcher)
