@@ -1,0 +1,68 @@
+"""Placement: gangs on one site, regions, priority then FCFS, best fit, reasons."""
+
+from scheduler.core.placement import place
+from tests.builders import a_job, a_site
+
+
+def test_a_gang_goes_whole_to_one_site_or_waits():
+    job = a_job().training(gpus=8).build()
+    result = place([job], [a_site("us-1", gpus=4), a_site("us-2", gpus=4)])
+    assert result.assignments == ()
+    assert result.pending_reasons[job.job_id] == "no site in any region has 8 GPUs in all (largest has 4)"
+
+
+def test_inference_needs_replicas_times_gpus_on_one_site():
+    job = a_job().inference(replicas=3, gpus=2).build()
+    assert place([job], [a_site("us-1", gpus=4)]).assignments == ()
+    assert place([job], [a_site("us-1", gpus=6)]).assignments == ((job.job_id, "us-1"),)
+
+
+def test_a_job_never_leaves_its_regions():
+    job = a_job().training(gpus=8).in_regions("eu").build()
+    result = place([job], [a_site("us-1", "us", gpus=64), a_site("eu-1", "eu", gpus=8, used=4)])
+    assert result.assignments == ()
+    assert result.pending_reasons[job.job_id] == "no site in region eu has 8 free GPUs (eu-1: 4 of 8 free)"
+
+
+def test_unknown_region_has_no_site():
+    job = a_job().in_regions("ap").build()
+    assert place([job], [a_site("us-1")]).pending_reasons[job.job_id] == "no site in region ap"
+
+
+def test_priority_first_then_first_come_first_served():
+    late_high = a_job().training(gpus=4).priority(10).seq_no(30).build()
+    early_low = a_job().training(gpus=4).priority(0).seq_no(10).build()
+    later_low = a_job().training(gpus=4).priority(0).seq_no(20).build()
+    result = place([later_low, early_low, late_high], [a_site("us-1", gpus=8)])
+    assert [job_id for job_id, _ in result.assignments] == [late_high.job_id, early_low.job_id]
+    assert later_low.job_id in result.pending_reasons
+
+
+def test_best_fit_keeps_the_big_hole_for_the_big_gang():
+    small = a_job().training(gpus=2).seq_no(1).build()
+    big = a_job().training(gpus=8).seq_no(2).build()
+    result = place([small, big], [a_site("a", gpus=8), a_site("b", gpus=4)])
+    assert dict(result.assignments) == {small.job_id: "b", big.job_id: "a"}
+
+
+def test_a_blocked_big_job_does_not_block_smaller_ones_behind_it():
+    big = a_job().training(gpus=16).seq_no(1).build()
+    small = a_job().training(gpus=2).seq_no(2).build()
+    result = place([big, small], [a_site("a", gpus=8)])
+    assert result.assignments == ((small.job_id, "a"),)
+    assert big.job_id in result.pending_reasons
+
+
+def test_drained_and_disconnected_sites_take_no_work_and_say_so():
+    job = a_job().training(gpus=2).build()
+    sites = [a_site("a", accepts_work=False, why="drained (maintenance)"), a_site("b", accepts_work=False, why="disconnected")]
+    result = place([job], sites)
+    assert result.assignments == ()
+    assert result.pending_reasons[job.job_id] == "no site in any region has 2 free GPUs (a: drained (maintenance); b: disconnected)"
+
+
+def test_placements_in_one_pass_never_oversubscribe_a_site():
+    jobs = [a_job().training(gpus=3).seq_no(i).build() for i in range(5)]
+    result = place(jobs, [a_site("a", gpus=8, used=1)])
+    assert len(result.assignments) == 2  # 7 free: two gangs of 3
+    assert len(result.pending_reasons) == 3
