@@ -33,6 +33,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ray_client_env(token_path: Path) -> dict[str, str]:
+    """Environment for Ray processes and clients: token auth with a shared token file."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
 def site_resource(site_id: str) -> str:
     return f"powerplane_site_{site_id}"
 
@@ -124,19 +129,16 @@ class LocalCluster:
                 "operators": {"ops": secrets.token_hex(16)},
                 "sites": {s.site_id: secrets.token_hex(16) for s in self.sites},
             }
-        self.env = dict(os.environ)
-        self.env.update(
-            RAY_AUTH_MODE="token",
-            RAY_AUTH_TOKEN_PATH=str(self.workdir / "ray_auth_token"),
-            RAY_USAGE_STATS_ENABLED="0",
-            RAY_DASHBOARD_ADDRESS=self.ray_address,
-            PYTHONUNBUFFERED="1",
-        )
-        token_path = self.workdir / "ray_auth_token"
+        # Ray reads its auth mode once per process: a client process that imported ray
+        # before this point must already have these variables (see ray_client_env()).
+        token_path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or self.workdir / "ray_auth_token")
         if not token_path.exists():
             token_path.write_text(secrets.token_hex(32))
             token_path.chmod(0o600)
-        os.environ.update({k: self.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED")})
+        ray_env = ray_client_env(token_path)
+        os.environ.update(ray_env)
+        self.env = dict(os.environ)
+        self.env.update(ray_env, RAY_DASHBOARD_ADDRESS=self.ray_address, PYTHONUNBUFFERED="1")
 
     # ----------------------------------------------------------------- addresses
     @property

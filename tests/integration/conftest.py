@@ -1,0 +1,107 @@
+"""Shared real infrastructure for integration tests.
+
+`ray_system`: ONE local Ray cluster per test session (a node per site with virtual
+GPUs), the scheduler and two site agents as subprocesses on loopback.
+`bare_scheduler`: a scheduler with no sites and no Ray, for API behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+# Ray fixes its auth mode when first imported: set it before any test module imports ray.
+_TOKEN_FILE = Path(tempfile.mkdtemp(prefix="pp-ray-auth-")) / "token"
+_TOKEN_FILE.write_text(secrets.token_hex(32))
+os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(_TOKEN_FILE))
+os.environ["RAY_AUTH_MODE"] = "token"
+
+import grpc
+import pytest
+
+from scheduler.api.v1 import types_pb2
+from scheduler.client import Client
+from scheduler.devcluster import LocalCluster, SiteSpec
+
+TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
+
+
+class System:
+    """A running LocalCluster plus ready clients."""
+
+    def __init__(self, cluster: LocalCluster):
+        self.cluster = cluster
+        self.acme = Client(cluster.scheduler_target, cluster.tenant_token("acme"))
+        self.globex = Client(cluster.scheduler_target, cluster.tenant_token("globex"))
+        self.ops = Client(cluster.scheduler_target, cluster.operator_token)
+
+    def wait_state(self, client: Client, job_id: str, states, timeout_s: float = 60.0) -> types_pb2.Job:
+        states = {states} if isinstance(states, int) else set(states)
+        deadline = time.monotonic() + timeout_s
+        job = None
+        while time.monotonic() < deadline:
+            try:
+                job = client.get(job_id)
+            except grpc.RpcError as err:  # the scheduler may be restarting
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                time.sleep(0.2)
+                continue
+            if job.state in states:
+                return job
+            if job.state in TERMINAL:
+                break
+            time.sleep(0.1)
+        names = [types_pb2.JobState.Name(s) for s in states]
+        raise AssertionError(f"job {job_id} did not reach {names}; last: {job}\n--- scheduler log:\n{self.cluster.scheduler.tail(40)}")
+
+    def events(self, client: Client, job_id: str) -> list[types_pb2.JobEvent]:
+        """All of a job's events so far (the watch is cut off once the backlog is read)."""
+        stream = client.watch(0, job_id, timeout_s=2.0)
+        found = []
+        try:
+            for event in stream:
+                found.append(event)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        return found
+
+    def close(self) -> None:
+        for client in (self.acme, self.globex, self.ops):
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def ray_system(tmp_path_factory):
+    cluster = LocalCluster(
+        tmp_path_factory.mktemp("ray-system"),
+        [SiteSpec("us-1", "us", gpus=8), SiteSpec("eu-1", "eu", gpus=8)],
+        site_timeout_s=8.0,
+        heartbeat_interval_s=1.0,
+    )
+    try:
+        cluster.start_ray()
+        cluster.start_scheduler()
+        cluster.start_agents()
+        system = System(cluster)
+        cluster.wait_sites_ready(system.ops)
+        yield system
+        system.close()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def bare_scheduler(tmp_path_factory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("bare"), [], site_timeout_s=8.0, heartbeat_interval_s=1.0)
+    try:
+        cluster.start_scheduler()
+        system = System(cluster)
+        yield system
+        system.close()
+    finally:
+        cluster.stop()
