@@ -10,9 +10,6 @@ import os
 import signal
 from pathlib import Path
 
-from agents.ray_runner import RayRunner
-from agents.session import AgentSettings, SiteAgent
-
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-wait-s", type=float, default=120.0, help="how long to wait for Ray at start-up")
 
 
-def settings_from(args: argparse.Namespace) -> AgentSettings:
+def settings_from(args: argparse.Namespace):
+    from agents.session import AgentSettings
+
     if args.token_file:
         token = args.token_file.read_text().strip()
     else:
@@ -40,6 +39,10 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
 
 
 async def run_agent(args: argparse.Namespace) -> None:
+    # Imported here so that merely building the CLI does not import ray.
+    from agents.ray_runner import RayRunner
+    from agents.session import SiteAgent
+
     settings = settings_from(args)
     runner = RayRunner(address=args.ray_address, site_id=args.site, gpu_model=args.gpu_model, site_resource=args.ray_site_resource)
     log.info("waiting for Ray at %s", args.ray_address)

@@ -88,10 +88,15 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
 
+    def terminate(self) -> None:
+        if self.alive:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+
     def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within timeout_s."""
         if not self.alive:
             return
-        os.killpg(self.popen.pid, signal.SIGTERM)
+        self.terminate()
         try:
             self.popen.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -136,6 +141,8 @@ class LocalCluster:
             token_path.write_text(secrets.token_hex(32))
             token_path.chmod(0o600)
         ray_env = ray_client_env(token_path)
+        if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") != "token":
+            raise RuntimeError("ray was imported before RAY_AUTH_MODE=token was set; set it first (see ray_client_env)")
         os.environ.update(ray_env)
         self.env = dict(os.environ)
         self.env.update(ray_env, RAY_DASHBOARD_ADDRESS=self.ray_address, PYTHONUNBUFFERED="1")
@@ -177,6 +184,10 @@ class LocalCluster:
         path = Path("/tmp") / f"pp-ray-{self.ray_gcs_port}"
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    def ray_job_log(self, submission_id: str) -> Path:
+        """Where the head node's Ray writes a job's driver output."""
+        return Path(self._ray_temp()) / "session_latest" / "logs" / f"job-driver-{submission_id}.log"
 
     def _jobs_api_up(self) -> bool:
         from ray.job_submission import JobSubmissionClient
@@ -261,5 +272,7 @@ class LocalCluster:
             agent.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
-        for node in reversed(self.ray_nodes):
-            node.stop(timeout_s=30)
+        for node in self.ray_nodes:  # all at once: each takes seconds to wind down
+            node.terminate()
+        for node in self.ray_nodes:
+            node.stop(timeout_s=15)

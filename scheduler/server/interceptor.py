@@ -123,6 +123,7 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.Rpc
 class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator):
         self.authenticator = authenticator
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # method -> error-mapping handler, built once
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -135,6 +136,13 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             self.authenticator.principal(handler_call_details.invocation_metadata, role)
         except errors.Unauthenticated as err:
             return _rejecting_handler(handler, str(err))
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            wrapped = self._wrapped[method] = self._wrap(handler, method)
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method), **kw)

@@ -1,0 +1,188 @@
+"""`powerplane demo`: the whole system on one machine, shown live.
+
+A local Ray cluster with two sites (us-tx-1 in region us, eu-no-1 in region eu,
+8 virtual GPUs each), the scheduler on SQLite, one agent per site, and two tenants:
+acme trains a small model in the us, globex serves inference in the eu. Events
+stream as they happen until the training job finishes; then the inference service
+is cancelled and everything is stopped. Exit code 0 only if training succeeded.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+
+from scheduler.api.v1 import types_pb2
+from scheduler.cli import operator_commands, render
+from scheduler.client import Client, spec
+from scheduler.devcluster import LocalCluster, SiteSpec
+
+TRAIN_SCRIPT = '''\
+"""Demo training job: fits y = 3x + 1 by SGD, one line per epoch, with a checkpoint file."""
+import json, os, random, sys, time
+epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+random.seed(0)
+data = [(x, 3 * x + 1 + random.gauss(0, 0.1)) for x in [random.uniform(-1, 1) for _ in range(400)]]
+w = b = 0.0
+for epoch in range(1, epochs + 1):
+    for x, y in data:
+        err = w * x + b - y
+        w -= 0.002 * err * x
+        b -= 0.002 * err
+    loss = sum((w * x + b - y) ** 2 for x, y in data) / len(data)
+    print(f"epoch {epoch}/{epochs} loss={loss:.4f} w={w:.3f} b={b:.3f}", flush=True)
+    time.sleep(1.0)
+print(json.dumps({"w": w, "b": b, "run": os.environ.get("POWERPLANE_RUN_ID")}))
+'''
+SERVE_SCRIPT = '''\
+"""Demo inference service: answers a synthetic request stream until stopped."""
+import time
+served = 0
+while True:
+    served += 50
+    print(f"served {served} requests", flush=True)
+    time.sleep(1.0)
+'''
+SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2)]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _follow(client: Client, tenant: str, out: queue.Queue, streams: list) -> None:
+    stream = client.watch(0)
+    streams.append(stream)
+    try:
+        for event in stream:
+            out.put((tenant, event))
+    except grpc.RpcError:
+        pass  # cancelled at the end of the demo
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    for name in ("powerplane.db", "powerplane.db-wal", "powerplane.db-shm", "logs"):
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+
+def run_demo(workdir: Path, timeout_s: float) -> int:
+    workdir = workdir.resolve()
+    _fresh_workdir(workdir)
+    (workdir / "train.py").write_text(TRAIN_SCRIPT)
+    (workdir / "serve.py").write_text(SERVE_SCRIPT)
+    cluster = LocalCluster(workdir, SITES, site_timeout_s=15.0, heartbeat_interval_s=2.0)
+    streams: list = []
+    started = time.monotonic()
+    try:
+        _say(f"[1/5] starting a local Ray cluster: one node per site, {sum(s.gpus for s in SITES)} virtual GPUs (logs in {workdir / 'logs'})")
+        cluster.start_ray()
+        _say(f"[2/5] starting the scheduler on {cluster.scheduler_target} (SQLite at {workdir / 'powerplane.db'})")
+        cluster.start_scheduler()
+        _say("[3/5] starting the site agents: us-tx-1 (region us), eu-no-1 (region eu)")
+        cluster.start_agents()
+        ops = Client(cluster.scheduler_target, cluster.operator_token)
+        acme = Client(cluster.scheduler_target, cluster.tenant_token("acme"))
+        globex = Client(cluster.scheduler_target, cluster.tenant_token("globex"))
+        cluster.wait_sites_ready(ops)
+        _say(operator_commands.sites_table(ops.sites().sites))
+
+        _say("[4/5] tenants submit: acme trains (4 GPUs, us only), globex serves inference (2 replicas x 2 GPUs, eu only)")
+        python = sys.executable
+        training = acme.submit(
+            spec(f"{python} {workdir / 'train.py'} 8", gpus=4, allowed_regions=["us"], name="sgd-demo", max_runtime_s=int(timeout_s)),
+            f"demo-train-{uuid.uuid4().hex[:8]}",
+        ).job
+        inference = globex.submit(
+            spec(f"{python} {workdir / 'serve.py'}", gpus=2, kind=types_pb2.JOB_KIND_INFERENCE, replicas=2, allowed_regions=["eu"], name="chat-demo"),
+            f"demo-serve-{uuid.uuid4().hex[:8]}",
+        ).job
+        events: queue.Queue = queue.Queue()
+        for tenant, client in (("acme", acme), ("globex", globex)):
+            threading.Thread(target=_follow, args=(client, tenant, events, streams), daemon=True).start()
+
+        _say("[5/5] live events (until the training job ends):")
+        training_log = cluster.ray_job_log(f"{training.job_id}-r1")
+        outcome = _show_until_done(events, ops, training.job_id, training_log, deadline=time.monotonic() + timeout_s)
+        _say(f"\ncancelling the inference service {inference.job_id}")
+        globex.cancel(inference.job_id, "demo finished")
+        _drain_until(events, inference.job_id, types_pb2.JOB_STATE_CANCELLED, time.monotonic() + 30)
+
+        _say("\nacme's jobs:\n" + render.jobs_table(list(acme.list_all())))
+        _say("\nglobex's jobs:\n" + render.jobs_table(list(globex.list_all())))
+        _say("\nsites:\n" + operator_commands.sites_table(ops.sites().sites))
+        if outcome == types_pb2.JOB_STATE_SUCCEEDED:
+            _say(f"\ndemo finished in {time.monotonic() - started:.0f}s: training SUCCEEDED (its Ray log: {training_log})")
+            return 0
+        _say(f"\ndemo failed: training ended {render.state_name(outcome) if outcome else 'in no final state before the timeout'}")
+        return 1
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    finally:
+        for stream in streams:
+            stream.cancel()
+        _say("stopping agents, scheduler and Ray ...")
+        cluster.stop()
+
+
+class _LogTail:
+    """New complete lines of a growing log file."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.partial = path, 0, ""
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, errors="replace") as f:
+                f.seek(self.offset)
+                text = f.read()
+                self.offset = f.tell()
+        except OSError:
+            return []
+        *complete, self.partial = (self.partial + text).split("\n")
+        return [line for line in complete if line.strip()]
+
+
+def _show_until_done(events: queue.Queue, ops: Client, job_id: str, log_path: Path, deadline: float) -> int | None:
+    next_sites = time.monotonic() + 5
+    tail = _LogTail(log_path)
+    while time.monotonic() < deadline:
+        for line in tail.lines():
+            if line.startswith("epoch"):
+                _say(f"  acme    training progress: {line}")
+        try:
+            tenant, event = events.get(timeout=0.5)
+        except queue.Empty:
+            tenant = None
+        if tenant is not None:
+            _say(f"  {tenant:<7} {render.event_line(event)}")
+            if event.job_id == job_id and event.to_state in (types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED):
+                return event.to_state
+        if time.monotonic() >= next_sites:
+            summary = "  |  ".join(f"{s.site_id} {render.state_name(s.state, types_pb2.SiteState)} {s.gpus_free}/{s.gpus_total} GPUs free" for s in ops.sites().sites)
+            _say(f"  sites: {summary}")
+            next_sites = time.monotonic() + 5
+    return None
+
+
+def _drain_until(events: queue.Queue, job_id: str, state: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            tenant, event = events.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        _say(f"  {tenant:<7} {render.event_line(event)}")
+        if event.job_id == job_id and event.to_state == state:
+            return
