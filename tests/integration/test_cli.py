@@ -1,0 +1,58 @@
+"""The `powerplane` CLI as a tenant and an operator use it, against a real scheduler."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+POWERPLANE = str(Path(sys.executable).parent / "powerplane")
+
+
+def run(system, *args, token=None, expect=0):
+    env = {"POWERPLANE_SCHEDULER": system.cluster.scheduler_target, "POWERPLANE_TOKEN": token if token is not None else system.cluster.tenant_token("acme"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([POWERPLANE, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == expect, result.stdout + result.stderr
+    return result
+
+
+def test_submit_list_show_cancel_and_watch(bare_scheduler):
+    submitted = json.loads(run(bare_scheduler, "submit", "--gpus", "4", "--region", "us", "--name", "cli-job", "--env", "EPOCHS=3", "--request-id", "cli-1", "-o", "json", "--", "python", "train.py", "--epochs", "3").stdout)
+    job_id = submitted["job"]["job_id"]
+    assert submitted["created"] is True
+    assert submitted["job"]["spec"]["entrypoint"] == "python train.py --epochs 3"
+    assert submitted["job"]["spec"]["env"] == {"EPOCHS": "3"}
+    again = run(bare_scheduler, "submit", "--gpus", "4", "--request-id", "cli-1", "--", "python", "train.py").stdout
+    assert again.startswith(f"{job_id}  already submitted")
+
+    table = run(bare_scheduler, "jobs").stdout.splitlines()
+    assert table[0].split() == ["JOB", "NAME", "KIND", "STATE", "GPUS", "SITE", "REASON"]
+    row = next(line for line in table if line.startswith(job_id))
+    assert "cli-job" in row and "TRAINING" in row and "PENDING" in row
+
+    detail = run(bare_scheduler, "job", job_id).stdout
+    assert "state           PENDING" in detail and "regions         us" in detail
+
+    assert "CANCELLED: from the cli" in run(bare_scheduler, "cancel", job_id, "--reason", "from the cli").stdout
+    watched = run(bare_scheduler, "watch", "--job", job_id, "--until-done", expect=1).stdout.splitlines()
+    assert [line.split()[6] for line in watched] == ["PENDING", "CANCELLED"]  # "(new) -> PENDING", "PENDING -> CANCELLED"
+    assert len(json.loads(run(bare_scheduler, "jobs", "--state", "cancelled", "-o", "json").stdout)) >= 1
+
+
+def test_errors_are_one_line_with_their_status(bare_scheduler):
+    result = run(bare_scheduler, "submit", "--gpus", "0", "--", "python", "x.py", expect=1)
+    assert result.stderr.strip() == "powerplane submit: INVALID_ARGUMENT: resources.gpus must be at least 1"
+    result = run(bare_scheduler, "job", "job-nope", expect=1)
+    assert result.stderr.strip() == "powerplane job: NOT_FOUND: job 'job-nope' not found"
+    result = run(bare_scheduler, "jobs", token="wrong-token-wrong-token", expect=1)
+    assert "UNAUTHENTICATED" in result.stderr
+    result = run(bare_scheduler, "jobs", token="", expect=2)
+    assert "no token" in result.stderr
+
+
+def test_operator_sites_command(bare_scheduler):
+    out = run(bare_scheduler, "sites", token=bare_scheduler.cluster.operator_token).stdout
+    assert out.split() == ["SITE", "REGION", "STATE", "GPUS", "FREE", "RUNS", "LAST", "HEARD", "NOTE"]
+    assert json.loads(run(bare_scheduler, "sites", "-o", "json", token=bare_scheduler.cluster.operator_token).stdout) == []
