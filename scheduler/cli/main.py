@@ -71,8 +71,7 @@ def _run_server(args) -> int:
         except (OSError, ValueError) as err:
             print(f"powerplane scheduler: bad config {args.config}: {err}", file=sys.stderr)
             return 2
-        asyncio.run(serve(config))
-        return 0
+        return asyncio.run(serve(config))
     if args.server == "agent":
         from agents.main import run_agent
 

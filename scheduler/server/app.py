@@ -81,13 +81,17 @@ async def _set_status(servicer, name: str, status) -> None:
         await result
 
 
-async def serve(config: SchedulerConfig) -> None:
+async def serve(config: SchedulerConfig) -> int:
+    """Serve until SIGINT/SIGTERM (exit code 0) or a failed store commit (exit code 1:
+    memory may be ahead of the disk, so the process stops and a restart reloads the store)."""
     server = SchedulerServer(config)
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    log.info("stopping scheduler")
+    broken = server.controller.committer.broken
+    await asyncio.wait([asyncio.create_task(stopping.wait()), asyncio.create_task(broken.wait())], return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping scheduler%s", " after a failed store commit" if broken.is_set() else "")
     await server.stop()
+    return 1 if broken.is_set() else 0

@@ -31,6 +31,7 @@ class GroupCommitter:
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.failed: BaseException | None = None
+        self.broken = asyncio.Event()  # set on the first failed commit: the server must stop
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-committer")
@@ -62,6 +63,7 @@ class GroupCommitter:
             except BaseException as err:  # the store is broken: every waiter learns it
                 log.critical("store commit failed: %s", err)
                 self.failed = err
+                self.broken.set()
                 for *_, future in batch:
                     if not future.done():
                         future.set_exception(RuntimeError(f"store commit failed: {err}"))

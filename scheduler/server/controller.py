@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import dataclasses
 import logging
 import time
@@ -106,7 +107,9 @@ class Controller:
         for session in list(self.sessions.values()):
             session.close()
         for watcher in list(self.watchers):
-            watcher.queue.put_nowait(None) if not watcher.queue.full() else None
+            watcher.overflowed = True  # no more events: the stream ends, the client resumes elsewhere
+            with contextlib.suppress(asyncio.QueueFull):
+                watcher.queue.put_nowait(None)
         await self.committer.close()
 
     def _index(self, job: Job) -> None:
