@@ -55,7 +55,7 @@ TLS_INLINE_SETS = (
     "sites[1].rayAddress=ray://ray-head.eu:10001",
     "sites[1].gpuModel=A100",
     "sites[1].raySiteResource=site_eu_west_2",
-    "tokens.sites.EU_West\\.2=eu-west-2-token",
+    "tokens.sites.EU_West\\.2=eu-west-2-token-0123",
 )
 
 VARIANTS = {
@@ -575,9 +575,47 @@ def test_empty_token_with_existing_secret_renders():
         (("scheduler.regions={eu}",), 'site "us-1" has region "us", which is not in scheduler.regions'),
         (("scheduler.tls.enabled=true",), "scheduler.tls.secretName is empty"),
         (("sitez=1",), "Additional property sitez is not allowed"),
+        (("tokens.tenants.acme=short",), "tokens.tenants.acme: Does not match pattern"),
     ],
 )
 def test_invalid_values_fail(sets, message):
     result = template(sets=sets)
     assert result.returncode != 0, f"render with {sets} must fail"
     assert message in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------
+# the chart speaks the programs' own formats
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_config_and_tokens_load_in_the_real_scheduler(variant, tmp_path):
+    """The ConfigMap and tokens Secret the chart renders are accepted by load_config."""
+    from scheduler.server.config import load_config
+
+    docs = render(variant)
+    config = scheduler_config(docs)
+    secrets_of = {d["metadata"]["name"]: secret_data(d) for d in of_kind(docs, "Secret")}
+    tokens = yaml.safe_load(secrets_of["powerplane-tokens"]["tokens.yaml"]) if "powerplane-tokens" in secrets_of else {
+        "tenants": {"acme": "t" * 32}, "operators": {"ops": "o" * 32}, "sites": {}}  # existingSecret: made by the user
+    config["tokens_file"] = str(tmp_path / "tokens.yaml")
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
+    if config.get("tls"):
+        config["tls"] = {"cert_file": str(tmp_path / "tls.crt"), "key_file": str(tmp_path / "tls.key")}
+    (tmp_path / "scheduler.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_config(tmp_path / "scheduler.yaml")
+    assert loaded.listen.endswith(":50051")
+    assert set(loaded.regions) >= {"us", "eu"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_commands_parse_with_the_real_cli(variant):
+    """Every container's command line is one `powerplane` accepts."""
+    from scheduler.cli.main import _parser
+
+    for dep in of_kind(render(variant), "Deployment"):
+        container = only_container(dep)
+        argv = list(container.get("command", [])) + list(container.get("args", []))
+        assert argv[0] == "powerplane", argv
+        args = _parser().parse_args(argv[1:])
+        assert args.command in ("scheduler", "agent")
