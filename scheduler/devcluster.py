@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -117,6 +116,7 @@ class LocalCluster:
     site_timeout_s: float = 30.0
     heartbeat_interval_s: float = 5.0
     tenants: tuple[str, ...] = ("acme", "globex")
+    tls: tuple[Path, Path] | None = None  # (cert, key) to serve TLS; the cert is also the clients' CA
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
@@ -155,6 +155,10 @@ class LocalCluster:
     @property
     def scheduler_target(self) -> str:
         return f"127.0.0.1:{self.scheduler_port}"
+
+    @property
+    def tls_ca(self) -> bytes | None:
+        return self.tls[0].read_bytes() if self.tls else None
 
     def tenant_token(self, tenant: str) -> str:
         return self.tokens["tenants"][tenant]
@@ -211,6 +215,8 @@ class LocalCluster:
             "schedule_interval_s": 1.0,
             "tokens_file": "tokens.yaml",
         }
+        if self.tls:
+            config["tls"] = {"cert_file": str(self.tls[0]), "key_file": str(self.tls[1])}
         tokens_path = self.workdir / "tokens.yaml"
         tokens_path.write_text(yaml.safe_dump(self.tokens))
         tokens_path.chmod(0o600)
@@ -228,7 +234,9 @@ class LocalCluster:
     def _scheduler_serving(self) -> bool:
         if self.scheduler is not None and not self.scheduler.alive:
             raise RuntimeError(f"scheduler exited:\n{self.scheduler.tail()}")
-        with grpc.insecure_channel(self.scheduler_target) as channel:
+        from scheduler.client import channel as open_channel
+
+        with open_channel(self.scheduler_target, self.tls_ca) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
             return response.status == health_pb2.HealthCheckResponse.SERVING
 
