@@ -71,17 +71,22 @@ def _status_of(err: errors.PowerplaneError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+async def _abort_with(context, err: Exception, method: str) -> None:
+    """End the call with the status a handler's exception stands for."""
+    if isinstance(err, errors.PowerplaneError):
+        await context.abort(_status_of(err), str(err))
+    log.error("%s failed", method, exc_info=err)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
+
+
 def _wrap_unary(behavior: Callable, method: str):
     async def wrapper(request, context):
         try:
             return await behavior(request, context)
-        except errors.PowerplaneError as err:
-            await context.abort(_status_of(err), str(err))
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
-        except Exception:
-            log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
+        except Exception as err:
+            await _abort_with(context, err, method)
 
     return wrapper
 
@@ -91,13 +96,10 @@ def _wrap_stream(behavior: Callable, method: str):
         try:
             async for response in behavior(request, context):
                 yield response
-        except errors.PowerplaneError as err:
-            await context.abort(_status_of(err), str(err))
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
-        except Exception:
-            log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
+        except Exception as err:
+            await _abort_with(context, err, method)
 
     return wrapper
 
