@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need, idempotently:
 #   .venv/ with Python >= 3.11 and powerplane installed editable with its dev extras,
-#   and a helm 3 binary in .tools/ (for the chart tests).
+#   and a helm 3 binary in .tools/ (for the chart tests; skipped with POWERPLANE_SKIP_HELM=1).
 # Re-runs are no-ops until pyproject.toml changes. PYTHON=/path/to/python3.11 to choose.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,7 +32,8 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 
-if [[ -z "${POWERPLANE_HELM:-}" ]]; then
+# The chart tests need helm; the demo does not (scripts/demo.sh sets POWERPLANE_SKIP_HELM=1).
+if [[ -z "${POWERPLANE_HELM:-}" && -z "${POWERPLANE_SKIP_HELM:-}" ]]; then
     bash scripts/install_helm.sh >/dev/null || {
         command -v helm >/dev/null 2>&1 || { echo "error: no helm: install helm 3 or set POWERPLANE_HELM" >&2; exit 1; }
         echo "using helm from PATH: $(command -v helm)"
