@@ -2,6 +2,8 @@
 
 The shell persists `jobs` and `events` in one transaction, then publishes the
 events and only then sends `orders`, so nothing is ordered that a crash could forget.
+`pending_reasons` are derived state: recomputed every scheduling pass, kept in
+memory, never written (a restart recomputes them on its first pass).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Decision:
     jobs: list[Job] = field(default_factory=list)  # new versions, in order
     events: list[JobEvent] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
+    pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
 
     def record(self, job: Job, event: JobEvent | None = None) -> Job:
         self.jobs.append(job)
@@ -46,9 +49,10 @@ class Decision:
         self.jobs.extend(other.jobs)
         self.events.extend(other.events)
         self.orders.extend(other.orders)
+        self.pending_reasons.update(other.pending_reasons)
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.events or self.orders)
+        return bool(self.jobs or self.events or self.orders or self.pending_reasons)
 
 
 def start_order(job: Job) -> StartRun:

@@ -19,7 +19,6 @@ Rules, in one place:
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -160,7 +159,8 @@ def enforce_max_runtime(jobs: Iterable[Job], now: float) -> Decision:
 
 
 def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: Mapping[str, str], jobs_by_id: Mapping[str, Job], now: float) -> Decision:
-    """Turn a placement into SCHEDULED jobs with start orders, and refresh pending reasons."""
+    """Turn a placement into SCHEDULED jobs with start orders; pass on the reasons
+    the others wait, where they changed."""
     decision = Decision()
     for job_id, site_id in placement_assignments:
         job = jobs_by_id[job_id]
@@ -170,7 +170,7 @@ def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: 
     for job_id, reason in pending_reasons.items():
         job = jobs_by_id[job_id]
         if job.pending_reason != reason:
-            decision.record(dataclasses.replace(job, pending_reason=reason, updated_at=now))
+            decision.pending_reasons[job_id] = reason
     return decision
 
 

@@ -126,6 +126,10 @@ class Controller:
         sites = list(sites)
         for job in decision.jobs:
             self.jobs[job.job_id] = job
+        for job_id, reason in decision.pending_reasons.items():
+            job = self.jobs[job_id]
+            if job.state == JobState.PENDING:
+                self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
         for site in sites:
             self.sites[site.site_id] = site
         if not (decision.jobs or decision.events or sites):

@@ -147,7 +147,7 @@ def test_overrunning_max_runtime_stops_the_run_and_fails_the_job():
     assert final.state == S.FAILED and "exceeded max_runtime_s=60" in final.reason
 
 
-def test_schedule_starts_a_new_attempt_and_only_rewrites_changed_pending_reasons():
+def test_schedule_starts_a_new_attempt_and_passes_on_changed_pending_reasons():
     placed = a_job().build()
     waiting = a_job().build()
     unchanged = dataclasses.replace(a_job().build(), pending_reason="same")
@@ -156,5 +156,6 @@ def test_schedule_starts_a_new_attempt_and_only_rewrites_changed_pending_reasons
     scheduled = decision.jobs[0]
     assert (scheduled.state, scheduled.attempt, scheduled.site_id) == (S.SCHEDULED, 1, "us-1")
     assert decision.orders == [StartRun("us-1", f"{placed.job_id}-r1", placed.job_id, placed.tenant, placed.spec)]
-    assert [j.job_id for j in decision.jobs] == [placed.job_id, waiting.job_id]
-    assert len(decision.events) == 1  # a new pending reason is not a transition
+    assert [j.job_id for j in decision.jobs] == [placed.job_id]
+    assert decision.pending_reasons == {waiting.job_id: "no site"}  # derived, not a transition, not stored
+    assert len(decision.events) == 1
