@@ -71,11 +71,19 @@ def _run_server(args) -> int:
         except (OSError, ValueError) as err:
             print(f"powerplane scheduler: bad config {args.config}: {err}", file=sys.stderr)
             return 2
-        return asyncio.run(serve(config))
+        try:
+            return asyncio.run(serve(config))
+        except OSError as err:  # e.g. the port is taken, the database is not writable
+            print(f"powerplane scheduler: {err}", file=sys.stderr)
+            return 1
     if args.server == "agent":
         from agents.main import run_agent
 
-        asyncio.run(run_agent(args))
+        try:
+            asyncio.run(run_agent(args))
+        except ConnectionError as err:  # Ray never became reachable
+            print(f"powerplane agent: {err}", file=sys.stderr)
+            return 1
         return 0
     from scheduler.cli.demo import run_demo
 
