@@ -1,0 +1,134 @@
+"""The response ladder: what gives way, in which order, when a site's cap drops.
+
+1. mining comes down, least efficient fleets first (merit order);
+2. flexible training is power-capped, within the slowdown its spec tolerates;
+3. training is preempted (it is requeued; it resumes from its checkpoint);
+4. inference is shed, last.
+Within 2-4, lower priority goes first and, within a priority, the newest run.
+An emergency sheds all flexible load at once: mining to its paused floor and every
+training run preempted; inference is kept.
+
+`respond_to_cap` is pure: it returns the steps, each with the power it frees and
+its cause, and the ledger after them. `restore` lifts training power caps first
+when the cap rises again (AI first; mining then refills by plan_mining).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+
+from scheduler.core.ledger import AiClaim, SiteLedger
+
+
+class StepKind(enum.Enum):
+    CURTAIL_MINING = "curtail mining"
+    CAP_TRAINING = "power-cap training"
+    PREEMPT_TRAINING = "preempt training"
+    SHED_INFERENCE = "shed inference"
+    UNCAP_TRAINING = "lift training power cap"
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    kind: StepKind
+    target: str  # fleet id or job id
+    freed_w: float  # meter power this step frees (negative when it takes power back)
+    cause: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    steps: tuple[LadderStep, ...]
+    ledger: SiteLedger  # after every step
+
+    @property
+    def met(self) -> bool:
+        return self.ledger.within_cap
+
+    def jobs(self, kind: StepKind) -> list[str]:
+        return [s.target for s in self.steps if s.kind == kind]
+
+
+def _shed_order(claims: list[AiClaim]) -> list[AiClaim]:
+    return sorted(claims, key=lambda c: (c.priority, -c.seq))
+
+
+def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: bool = False) -> LadderPlan:
+    """Bring `ledger` under `new_cap_w`, climbing the ladder only as far as needed."""
+    site = ledger.site
+    ledger = dataclasses.replace(ledger, cap_w=new_cap_w)
+    steps: list[LadderStep] = []
+    mining = dict(ledger.mining_w)
+    claims = {c.job_id: c for c in ledger.ai}
+
+    def excess() -> float:
+        current = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
+        return current.committed_w - new_cap_w
+
+    # 1. Mining, least efficient first.
+    for fleet in sorted(site.fleets, key=lambda f: (-f.model.joules_per_th, f.fleet_id)):
+        need_it = excess() / site.overhead
+        current = mining.get(fleet.fleet_id, fleet.standby_w)
+        if not emergency and need_it <= 0:
+            break
+        cut = current - fleet.standby_w if emergency else min(current - fleet.standby_w, need_it)
+        if not fleet.model.takes_power_limit and cut > 0:  # whole miners only
+            per_miner = fleet.model.rated_w - fleet.model.standby_w
+            cut = min(current - fleet.standby_w, per_miner * math.ceil(cut / per_miner - 1e-9))
+        if cut <= 0:
+            continue
+        mining[fleet.fleet_id] = current - cut
+        steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, cut * site.overhead, cause, f"{fleet.model.name} to {(current - cut) / 1e6:.2f} MW"))
+
+    training = _shed_order([c for c in claims.values() if c.flexible])
+    # 2. Power-cap training within its tolerance (not in an emergency: it is preempted outright).
+    if not emergency:
+        for claim in training:
+            need = excess()
+            if need <= 0:
+                break
+            per_fraction_w = claim.gpus * site.gpu_load_w * site.overhead
+            lowest = claim.min_power_fraction
+            if claim.power_fraction <= lowest or per_fraction_w <= 0:
+                continue
+            fraction = max(lowest, claim.power_fraction - need / per_fraction_w)
+            freed = (claim.power_fraction - fraction) * per_fraction_w
+            claims[claim.job_id] = dataclasses.replace(claim, power_fraction=fraction)
+            steps.append(LadderStep(StepKind.CAP_TRAINING, claim.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {claim.slowdown_tolerance_pct:g}% slowdown)"))
+    # 3. Preempt training.
+    for claim in training:
+        if not emergency and excess() <= 0:
+            break
+        current = claims.pop(claim.job_id)
+        freed = ledger.claim_it_w(current) * site.overhead
+        steps.append(LadderStep(StepKind.PREEMPT_TRAINING, claim.job_id, freed, cause, "requeued; resumes from its checkpoint"))
+    # 4. Shed inference, last (never in an emergency, which sheds flexible load only).
+    if not emergency:
+        for claim in _shed_order([c for c in claims.values() if not c.flexible]):
+            if excess() <= 0:
+                break
+            current = claims.pop(claim.job_id)
+            steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
+    after = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
+    return LadderPlan(tuple(steps), after)
+
+
+def restore(ledger: SiteLedger, new_cap_w: float, cause: str) -> LadderPlan:
+    """The cap rose: give power back to capped training first, highest priority first."""
+    site = ledger.site
+    ledger = dataclasses.replace(ledger, cap_w=new_cap_w)
+    claims = {c.job_id: c for c in ledger.ai}
+    steps: list[LadderStep] = []
+    for claim in sorted((c for c in ledger.ai if c.power_fraction < 1.0), key=lambda c: (-c.priority, c.seq)):
+        room = new_cap_w - dataclasses.replace(ledger, ai=tuple(claims.values())).committed_w
+        per_fraction_w = claim.gpus * site.gpu_load_w * site.overhead
+        if room <= 0 or per_fraction_w <= 0:
+            break
+        fraction = min(1.0, claim.power_fraction + room / per_fraction_w)
+        claims[claim.job_id] = dataclasses.replace(claim, power_fraction=fraction)
+        steps.append(LadderStep(StepKind.UNCAP_TRAINING, claim.job_id, -(fraction - claim.power_fraction) * per_fraction_w, cause, f"GPU power back to {fraction:.0%}"))
+    return LadderPlan(tuple(steps), dataclasses.replace(ledger, ai=tuple(claims.values())))

@@ -1,0 +1,94 @@
+"""The power ledger of one site: who holds how much of the cap right now.
+
+Claims, strongest first: the grid cap; inference; training; mining. The ledger
+counts each AI run at its GPUs' load power times its power cap (training may be
+power-capped within the slowdown its spec tolerates), the site's idle GPUs at idle
+power, and each mining fleet at the larger of its target and its last measured
+power (a fleet still ramping down holds what it draws), all times the site's
+overhead. The invariant every decision keeps: committed <= cap.
+
+Slowdown tolerance -> GPU power fraction comes from Zeus (NSDI '23) measurements in
+../shared/data/zeus_*: for each workload, the lowest average power whose epoch time
+stays within the tolerance, relative to the uncapped power; the table is the mean of
+the A40 and V100 medians (10 %: 0.81, 25 %: 0.70, 50 %: 0.63).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scheduler.core.jobs import JobKind
+from scheduler.core.power import SitePower
+
+SLOWDOWN_POWER_FRACTION = ((0.0, 1.0), (10.0, 0.81), (25.0, 0.70), (50.0, 0.63))
+
+
+def power_fraction_for_slowdown(tolerance_pct: float) -> float:
+    """Lowest GPU power fraction a training run may be capped to for this tolerance."""
+    points = SLOWDOWN_POWER_FRACTION
+    if tolerance_pct <= 0:
+        return 1.0
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if tolerance_pct <= x1:
+            return y0 + (y1 - y0) * (tolerance_pct - x0) / (x1 - x0)
+    return points[-1][1]
+
+
+@dataclass(frozen=True)
+class AiClaim:
+    """An active AI run's claim on a site's power."""
+
+    job_id: str
+    kind: JobKind
+    priority: int
+    seq: int
+    gpus: int
+    slowdown_tolerance_pct: float = 0.0
+    power_fraction: float = 1.0  # its GPU power cap, as a fraction of load power
+
+    @property
+    def flexible(self) -> bool:
+        return self.kind == JobKind.TRAINING
+
+    @property
+    def min_power_fraction(self) -> float:
+        return power_fraction_for_slowdown(self.slowdown_tolerance_pct) if self.flexible else 1.0
+
+
+@dataclass(frozen=True)
+class SiteLedger:
+    site: SitePower
+    cap_w: float
+    ai: tuple[AiClaim, ...] = ()
+    mining_w: Mapping[str, float] = field(default_factory=dict)  # fleet_id -> max(target, measured)
+
+    def claim_it_w(self, claim: AiClaim) -> float:
+        """IT power of a run above what its GPUs would draw idle."""
+        return claim.gpus * (self.site.gpu_load_w * claim.power_fraction - self.site.gpu_idle_w)
+
+    @property
+    def ai_it_w(self) -> float:
+        """All GPUs at idle plus every run's draw above idle."""
+        return self.site.gpus * self.site.gpu_idle_w + sum(self.claim_it_w(c) for c in self.ai)
+
+    @property
+    def mining_it_w(self) -> float:
+        return sum(self.mining_w.get(f.fleet_id, f.standby_w) for f in self.site.fleets)
+
+    @property
+    def committed_w(self) -> float:
+        return (self.ai_it_w + self.mining_it_w) * self.site.overhead
+
+    @property
+    def within_cap(self) -> bool:
+        return self.committed_w <= self.cap_w + 1e-3
+
+    def free_for_ai_w(self) -> float:
+        """Meter power a new AI run could take once mining is down to its paused floor."""
+        floor = sum(f.standby_w for f in self.site.fleets)
+        return self.cap_w - (self.ai_it_w + floor) * self.site.overhead
+
+    def run_power_w(self, gpus: int) -> float:
+        """Meter power a new run of `gpus` GPUs adds (its GPUs were counted idle)."""
+        return gpus * (self.site.gpu_load_w - self.site.gpu_idle_w) * self.site.overhead
