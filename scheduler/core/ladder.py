@@ -57,32 +57,42 @@ def _shed_order(claims: list[AiClaim]) -> list[AiClaim]:
     return sorted(claims, key=lambda c: (c.priority, -c.seq))
 
 
-def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: bool = False) -> LadderPlan:
-    """Bring `ledger` under `new_cap_w`, climbing the ladder only as far as needed."""
+def curtail_mining(ledger: SiteLedger, cap_w: float, cause: str, everything: bool = False) -> tuple[dict[str, float], list[LadderStep]]:
+    """Lower mining, least efficient fleets first, until the ledger fits `cap_w`
+    (or to every fleet's paused floor when `everything`). Returns the new mining
+    power per fleet and one step per fleet touched."""
     site = ledger.site
-    ledger = dataclasses.replace(ledger, cap_w=new_cap_w)
-    steps: list[LadderStep] = []
     mining = dict(ledger.mining_w)
-    claims = {c.job_id: c for c in ledger.ai}
-
-    def excess() -> float:
-        current = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
-        return current.committed_w - new_cap_w
-
-    # 1. Mining, least efficient first.
+    excess_it = ledger.committed_w / site.overhead - cap_w / site.overhead
+    steps: list[LadderStep] = []
     for fleet in sorted(site.fleets, key=lambda f: (-f.model.joules_per_th, f.fleet_id)):
-        need_it = excess() / site.overhead
-        current = mining.get(fleet.fleet_id, fleet.standby_w)
-        if not emergency and need_it <= 0:
+        if not everything and excess_it <= 0:
             break
-        cut = current - fleet.standby_w if emergency else min(current - fleet.standby_w, need_it)
+        current = mining.get(fleet.fleet_id, fleet.standby_w)
+        cut = current - fleet.standby_w if everything else min(current - fleet.standby_w, excess_it)
         if not fleet.model.takes_power_limit and cut > 0:  # whole miners only
             per_miner = fleet.model.rated_w - fleet.model.standby_w
             cut = min(current - fleet.standby_w, per_miner * math.ceil(cut / per_miner - 1e-9))
         if cut <= 0:
             continue
         mining[fleet.fleet_id] = current - cut
+        excess_it -= cut
         steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, cut * site.overhead, cause, f"{fleet.model.name} to {(current - cut) / 1e6:.2f} MW"))
+    return mining, steps
+
+
+def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: bool = False) -> LadderPlan:
+    """Bring `ledger` under `new_cap_w`, climbing the ladder only as far as needed."""
+    site = ledger.site
+    ledger = dataclasses.replace(ledger, cap_w=new_cap_w)
+    claims = {c.job_id: c for c in ledger.ai}
+    # 1. Mining, least efficient first.
+    mining, mining_steps = curtail_mining(ledger, new_cap_w, cause, everything=emergency)
+    steps: list[LadderStep] = list(mining_steps)
+
+    def excess() -> float:
+        current = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
+        return current.committed_w - new_cap_w
 
     training = _shed_order([c for c in claims.values() if c.flexible])
     # 2. Power-cap training within its tolerance (not in an emergency: it is preempted outright).

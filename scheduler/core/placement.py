@@ -8,7 +8,10 @@ wins (best fit, which keeps big holes for big gangs), ties broken by site id.
 
 A job that does not fit does not block smaller jobs behind it (best-effort FIFO,
 as Kueue's BestEffortFIFO); each one that waits gets a reason a person can act on.
-Power is not a constraint yet: it joins here as a second resource per site.
+Power is the second resource: a site fits only if the meter power its AI runs
+leave free (with mining down to its paused floor) covers the job's GPUs at load.
+Among fitting sites the one where that power is worth least to mining goes first
+(the marginal miner's profit per MWh there), then best fit by GPUs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class SiteCapacity:
     gpus_used: int
     accepts_work: bool = True
     unavailable_because: str = ""  # e.g. "drained", "disconnected"
+    power_free_w: float = float("inf")  # meter power AI may still take (mining at its floor)
+    power_per_gpu_w: float = 0.0  # meter power one more GPU at load adds
+    mining_value_usd_per_mwh: float = 0.0  # what a MWh taken from mining here is worth to it
 
     @property
     def gpus_free(self) -> int:
@@ -53,7 +59,7 @@ def _regions_text(job: Job) -> str:
     return ("region " if len(regions) == 1 else "regions ") + ", ".join(regions)
 
 
-def _why_waiting(job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int]) -> str:
+def _why_waiting(job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int], power: dict[str, float]) -> str:
     need = job.spec.total_gpus
     where = _regions_text(job)
     if not candidates:
@@ -62,18 +68,24 @@ def _why_waiting(job: Job, candidates: Sequence[SiteCapacity], free: dict[str, i
         biggest = max(s.gpus_total for s in candidates)
         return f"no site in {where} has {need} GPUs in all (largest has {biggest})"
     details = []
+    gpus_short = False
     for site in sorted(candidates, key=lambda s: s.site_id)[:5]:
         if not site.accepts_work:
             details.append(f"{site.site_id}: {site.unavailable_because or 'unavailable'}")
-        else:
+        elif free[site.site_id] < need:
+            gpus_short = True
             details.append(f"{site.site_id}: {free[site.site_id]} of {site.gpus_total} free")
+        else:
+            details.append(f"{site.site_id}: {power[site.site_id] / 1e6:.2f} MW free, needs {need * site.power_per_gpu_w / 1e6:.2f} MW")
     more = f", {len(candidates) - 5} more" if len(candidates) > 5 else ""
-    return f"no site in {where} has {need} free GPUs ({'; '.join(details)}{more})"
+    missing = f"{need} free GPUs" if gpus_short or all(not s.accepts_work for s in candidates) else f"power for {need} GPUs"
+    return f"no site in {where} has {missing} ({'; '.join(details)}{more})"
 
 
 def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
     """Decide placements for `pending` jobs given the sites' current capacity."""
     free = {s.site_id: s.gpus_free for s in sites}
+    power = {s.site_id: s.power_free_w for s in sites}
     by_region: dict[str, list[SiteCapacity]] = {}
     for site in sites:
         by_region.setdefault(site.region, []).append(site)
@@ -83,11 +95,12 @@ def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
         regions = job.spec.allowed_regions or tuple(by_region)
         candidates = [s for r in regions for s in by_region.get(r, ())]
         need = job.spec.total_gpus
-        fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need]
+        fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need and power[s.site_id] >= need * s.power_per_gpu_w]
         if not fits:
-            reasons[job.job_id] = _why_waiting(job, candidates, free)
+            reasons[job.job_id] = _why_waiting(job, candidates, free, power)
             continue
-        best = min(fits, key=lambda s: (free[s.site_id] - need, s.site_id))
+        best = min(fits, key=lambda s: (s.mining_value_usd_per_mwh, free[s.site_id] - need, s.site_id))
         free[best.site_id] -= need
+        power[best.site_id] -= need * best.power_per_gpu_w
         assignments.append((job.job_id, best.site_id))
     return Placement(tuple(assignments), reasons)
