@@ -1,0 +1,117 @@
+"""Scale of the pure core: one full dispatch pass and one cap-event response.
+
+100 sites, 100,000 miners in fleets (10 fleets of 100 per site, three models),
+10,000 GPUs (100 per site, half of them busy with running AI claims) and 1,000
+pending jobs. A dispatch pass = build every site's power view from its ledger,
+place the pending jobs (power-aware placement), admit each placement (make room
+first) and plan mining on every site. A cap event = the response ladder for one
+site whose cap drops by half. Baseline run side by side: the same pass with
+GPU-only placement (the foundation's placement, no power).
+
+    .venv/bin/python bench/core_scale.py [--repeat 20]
+
+Ends with one JSON line: sites, miners, gpus, pending_jobs, dispatch_ms, cap_event_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scheduler.core.admission import admit  # noqa: E402
+from scheduler.core.jobs import JobKind, JobSpec, Resources, new_job  # noqa: E402
+from scheduler.core.ladder import respond_to_cap  # noqa: E402
+from scheduler.core.ledger import AiClaim, SiteLedger  # noqa: E402
+from scheduler.core.mining import plan_mining  # noqa: E402
+from scheduler.core.placement import SiteCapacity, place  # noqa: E402
+from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower  # noqa: E402
+
+SITES, FLEETS_PER_SITE, MINERS_PER_FLEET, GPUS_PER_SITE, PENDING = 100, 10, 100, 100, 1000
+MODELS = ("S19XP", "S21", "A2")
+
+
+def build(seed: int = 7):
+    rng = random.Random(seed)
+    ledgers, regions = {}, ["us", "eu", "no"]
+    for i in range(SITES):
+        fleets = tuple(Fleet(f"s{i}-f{j}", MINER_MODELS[MODELS[j % 3]], MINERS_PER_FLEET) for j in range(FLEETS_PER_SITE))
+        site = SitePower(f"site-{i:03d}", cap_w=5e6, overhead=Cooling.HYDRO.default_overhead, fleets=fleets, gpus=GPUS_PER_SITE, gpu_load_w=1200, gpu_idle_w=150)
+        claims = tuple(
+            AiClaim(f"run-{i}-{k}", JobKind.TRAINING if k % 2 else JobKind.INFERENCE, rng.randint(0, 5), k, 10, slowdown_tolerance_pct=rng.choice([0, 10, 25, 50]))
+            for k in range(5)
+        )
+        ledgers[site.site_id] = (regions[i % 3], SiteLedger(site, site.cap_w, claims, {f.fleet_id: f.max_w for f in fleets}))
+    pending = []
+    for n in range(PENDING):
+        spec = JobSpec(kind=JobKind.TRAINING, entrypoint="x", resources=Resources(gpus=rng.choice([1, 2, 4, 8])), priority=rng.randint(0, 5), allowed_regions=(rng.choice(regions),))
+        pending.append(new_job(f"job-{n}", "t", f"r{n}", spec, n, 0.0)[0])
+    return ledgers, pending
+
+
+def dispatch_pass(ledgers, pending, power_aware: bool) -> int:
+    capacities, prices = [], {}
+    for site_id, (region, ledger) in ledgers.items():
+        used = sum(c.gpus for c in ledger.ai)
+        extra = {}
+        if power_aware:
+            marginal = max(ledger.site.fleets, key=lambda f: f.model.joules_per_th)
+            prices[site_id] = 30.0 + int(site_id[-3:]) % 40
+            extra = dict(
+                power_free_w=ledger.free_for_ai_w(),
+                power_per_gpu_w=ledger.run_power_w(1),
+                mining_value_usd_per_mwh=marginal.model.revenue_per_mwh(45) - prices[site_id] * ledger.site.overhead,
+            )
+        capacities.append(SiteCapacity(site_id, region, ledger.site.gpus, used, **extra))
+    placement = place(pending, capacities)
+    if power_aware:
+        by_id = {j.job_id: j for j in pending}
+        working = {site_id: ledger for site_id, (_, ledger) in ledgers.items()}
+        for job_id, site_id in placement.assignments:
+            job = by_id[job_id]
+            claim = AiClaim(job_id, JobKind.TRAINING, job.spec.priority, job.seq, job.spec.total_gpus)
+            admission = admit(working[site_id], claim)
+            mining = {**working[site_id].mining_w, **admission.mining_targets_w}  # assume the agent confirms
+            working[site_id] = dataclasses.replace(working[site_id], ai=(*working[site_id].ai, claim), mining_w=mining)
+        for site_id, ledger in working.items():
+            plan_mining(ledger.site, ledger.ai_it_w, prices[site_id], 45.0, {}, now=0.0)
+    return len(placement.assignments)
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    samples, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    ledgers, pending = build()
+    miners = sum(f.count for _, l in ledgers.values() for f in l.site.fleets)
+    gpus = sum(l.site.gpus for _, l in ledgers.values())
+    baseline_ms, placed_gpu_only = timed(lambda: dispatch_pass(ledgers, pending, power_aware=False), args.repeat)
+    dispatch_ms, placed = timed(lambda: dispatch_pass(ledgers, pending, power_aware=True), args.repeat)
+    _, ledger = ledgers["site-000"]
+    cap_event_ms, plan = timed(lambda: respond_to_cap(ledger, ledger.committed_w * 0.5, "cap limit"), args.repeat)
+    print(f"{SITES} sites, {miners} miners in {SITES * FLEETS_PER_SITE} fleets, {gpus} GPUs, {len(pending)} pending jobs (median of {args.repeat})")
+    print(f"  dispatch pass, power-aware : {dispatch_ms:7.2f} ms  ({placed} placed)")
+    print(f"  dispatch pass, GPUs only   : {baseline_ms:7.2f} ms  ({placed_gpu_only} placed)  ratio {dispatch_ms / baseline_ms:.2f}")
+    print(f"  cap event (halve one site) : {cap_event_ms:7.2f} ms  ({len(plan.steps)} steps, met={plan.met})")
+    print(json.dumps({"sites": SITES, "miners": miners, "gpus": gpus, "pending_jobs": len(pending), "dispatch_ms": round(dispatch_ms, 2), "cap_event_ms": round(cap_event_ms, 3), "gpu_only_dispatch_ms": round(baseline_ms, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
