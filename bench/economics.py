@@ -72,13 +72,14 @@ def mining_profit(site: SitePower, fleet_w: np.ndarray, rtm: np.ndarray, hashpri
     """fleet_w: (intervals, fleets) power in W. Revenue from hashrate minus power at the meter."""
     revenue = 0.0
     for j, fleet in enumerate(site.fleets):
-        ths = np.array([fleet.hashrate_ths(w) for w in fleet_w[:, j]]) if fleet_w.shape[0] < 1000 else _hashrate_vec(fleet, fleet_w[:, j])
+        ths = _hashrate_vec(fleet, fleet_w[:, j])
         revenue += float(np.sum(hashprice * ths / 1000.0 / 24.0 * INTERVAL_H))
     cost = float(np.sum(fleet_w.sum(axis=1) / 1e6 * site.overhead * rtm * INTERVAL_H))
     return revenue - cost
 
 
 def _hashrate_vec(fleet: Fleet, power_w: np.ndarray) -> np.ndarray:
+    """Fleet.hashrate_ths over an array of powers."""
     hashing = np.clip(np.minimum(power_w, fleet.max_w) - fleet.standby_w, 0.0, None)
     return fleet.count * fleet.model.ths * hashing / (fleet.max_w - fleet.standby_w)
 
