@@ -86,8 +86,7 @@ class SiteLedger:
 
     def free_for_ai_w(self) -> float:
         """Meter power a new AI run could take once mining is down to its paused floor."""
-        floor = sum(f.standby_w for f in self.site.fleets)
-        return self.cap_w - (self.ai_it_w + floor) * self.site.overhead
+        return self.cap_w - (self.ai_it_w + self.site.mining_floor_w) * self.site.overhead
 
     def run_power_w(self, gpus: int) -> float:
         """Meter power a new run of `gpus` GPUs adds (its GPUs were counted idle)."""
