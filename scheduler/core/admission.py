@@ -29,8 +29,9 @@ def admit(ledger: SiteLedger, claim: AiClaim) -> Admission:
     if with_run.within_cap:
         return Admission(True, {}, "power available")
     mining, _ = curtail_mining(with_run, ledger.cap_w, f"making room for {claim.job_id}")
-    if not dataclasses.replace(with_run, mining_w=mining).within_cap:
-        short = (dataclasses.replace(with_run, mining_w=mining).committed_w - ledger.cap_w) / 1e6
+    made_room = dataclasses.replace(with_run, mining_w=mining)
+    if not made_room.within_cap:
+        short = (made_room.committed_w - ledger.cap_w) / 1e6
         return Admission(False, {}, f"not enough power even with mining paused ({short:.2f} MW short)")
     lowered = {fleet_id: w for fleet_id, w in mining.items() if w < ledger.mining_w.get(fleet_id, float("inf"))}
     total = sum(mining.values()) / 1e6
