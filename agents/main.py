@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", required=True, help="region the site is in, e.g. us or eu")
     parser.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="scheduler host:port")
     parser.add_argument("--token-file", type=Path, help="file holding the site's bearer token (else $POWERPLANE_AGENT_TOKEN)")
-    parser.add_argument("--ray-address", default=os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265"), help="the site's Ray dashboard (Jobs API) address")
+    parser.add_argument(
+        "--ray-address", default=os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265"), help="the site's Ray dashboard (Jobs API) address"
+    )
     parser.add_argument("--ray-site-resource", default="", help="custom Ray resource marking this site's nodes when several sites share one Ray cluster")
     parser.add_argument("--gpu-model", default="unknown", help="GPU model reported in the inventory, e.g. H100-SXM")
     parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the scheduler's TLS certificate")

@@ -117,8 +117,10 @@ def main() -> int:
         "ray_p95_s": round(percentile(direct, 0.95), 4),
     }
     result["overhead_ratio_p50"] = round(result["powerplane_p50_s"] / result["ray_p50_s"], 3)
-    print(f"submit -> RUNNING over {args.runs} runs: Powerplane p50 {result['powerplane_p50_s']}s p95 {result['powerplane_p95_s']}s; "
-          f"Ray direct p50 {result['ray_p50_s']}s p95 {result['ray_p95_s']}s; ratio p50 {result['overhead_ratio_p50']}")
+    print(
+        f"submit -> RUNNING over {args.runs} runs: Powerplane p50 {result['powerplane_p50_s']}s p95 {result['powerplane_p95_s']}s; "
+        f"Ray direct p50 {result['ray_p50_s']}s p95 {result['ray_p95_s']}s; ratio p50 {result['overhead_ratio_p50']}"
+    )
     print(json.dumps({"runs": args.runs, **result}))
     return 0
 

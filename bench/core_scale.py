@@ -43,15 +43,25 @@ def build(seed: int = 7):
     ledgers, regions = {}, ["us", "eu", "no"]
     for i in range(SITES):
         fleets = tuple(Fleet(f"s{i}-f{j}", MINER_MODELS[MODELS[j % 3]], MINERS_PER_FLEET) for j in range(FLEETS_PER_SITE))
-        site = SitePower(f"site-{i:03d}", cap_w=5e6, overhead=Cooling.HYDRO.default_overhead, fleets=fleets, gpus=GPUS_PER_SITE, gpu_load_w=1200, gpu_idle_w=150)
+        site = SitePower(
+            f"site-{i:03d}", cap_w=5e6, overhead=Cooling.HYDRO.default_overhead, fleets=fleets, gpus=GPUS_PER_SITE, gpu_load_w=1200, gpu_idle_w=150
+        )
         claims = tuple(
-            AiClaim(f"run-{i}-{k}", JobKind.TRAINING if k % 2 else JobKind.INFERENCE, rng.randint(0, 5), k, 10, slowdown_tolerance_pct=rng.choice([0, 10, 25, 50]))
+            AiClaim(
+                f"run-{i}-{k}", JobKind.TRAINING if k % 2 else JobKind.INFERENCE, rng.randint(0, 5), k, 10, slowdown_tolerance_pct=rng.choice([0, 10, 25, 50])
+            )
             for k in range(5)
         )
         ledgers[site.site_id] = (regions[i % 3], SiteLedger(site, site.cap_w, claims, {f.fleet_id: f.max_w for f in fleets}))
     pending = []
     for n in range(PENDING):
-        spec = JobSpec(kind=JobKind.TRAINING, entrypoint="x", resources=Resources(gpus=rng.choice([1, 2, 4, 8])), priority=rng.randint(0, 5), allowed_regions=(rng.choice(regions),))
+        spec = JobSpec(
+            kind=JobKind.TRAINING,
+            entrypoint="x",
+            resources=Resources(gpus=rng.choice([1, 2, 4, 8])),
+            priority=rng.randint(0, 5),
+            allowed_regions=(rng.choice(regions),),
+        )
         pending.append(new_job(f"job-{n}", "t", f"r{n}", spec, n, 0.0)[0])
     return ledgers, pending
 
@@ -109,7 +119,19 @@ def main() -> int:
     print(f"  dispatch pass, power-aware : {dispatch_ms:7.2f} ms  ({placed} placed)")
     print(f"  dispatch pass, GPUs only   : {baseline_ms:7.2f} ms  ({placed_gpu_only} placed)  ratio {dispatch_ms / baseline_ms:.2f}")
     print(f"  cap event (halve one site) : {cap_event_ms:7.2f} ms  ({len(plan.steps)} steps, met={plan.met})")
-    print(json.dumps({"sites": SITES, "miners": miners, "gpus": gpus, "pending_jobs": len(pending), "dispatch_ms": round(dispatch_ms, 2), "cap_event_ms": round(cap_event_ms, 3), "gpu_only_dispatch_ms": round(baseline_ms, 2)}))
+    print(
+        json.dumps(
+            {
+                "sites": SITES,
+                "miners": miners,
+                "gpus": gpus,
+                "pending_jobs": len(pending),
+                "dispatch_ms": round(dispatch_ms, 2),
+                "cap_event_ms": round(cap_event_ms, 3),
+                "gpu_only_dispatch_ms": round(baseline_ms, 2),
+            }
+        )
+    )
     return 0
 
 

@@ -138,10 +138,14 @@ def main() -> int:
     dam, rtm = load_trace(args.trace)
     site = texas_site()
     n = len(rtm)
-    print(f"{n} intervals, {n * INTERVAL_H / 24:.0f} days; site cap {CAP_W / 1e6:.0f} MW, overhead {site.overhead}, AI {AI_IT_W / 1e6:.0f} MW IT ({site.gpus} GPUs)")
+    print(
+        f"{n} intervals, {n * INTERVAL_H / 24:.0f} days; site cap {CAP_W / 1e6:.0f} MW, overhead {site.overhead}, AI {AI_IT_W / 1e6:.0f} MW IT ({site.gpus} GPUs)"
+    )
     for fleet in site.fleets:
-        print(f"  fleet {fleet.fleet_id}: {fleet.count} x {fleet.model.name}, {fleet.max_w / 1e6:.1f} MW, "
-              f"{fleet.model.revenue_per_mwh(args.hashprice):.1f} USD/MWh revenue (pays below {fleet.model.revenue_per_mwh(args.hashprice) / site.overhead:.1f} USD/MWh)")
+        print(
+            f"  fleet {fleet.fleet_id}: {fleet.count} x {fleet.model.name}, {fleet.max_w / 1e6:.1f} MW, "
+            f"{fleet.model.revenue_per_mwh(args.hashprice):.1f} USD/MWh revenue (pays below {fleet.model.revenue_per_mwh(args.hashprice) / site.overhead:.1f} USD/MWh)"
+        )
     started = time.perf_counter()
     plans = {
         "always_on": always_on(site, n),
@@ -161,14 +165,18 @@ def main() -> int:
     ratio = profits["powerplane"] / profits["optimum"]
     beats = profits["powerplane"] > max(profits["always_on"], profits["threshold"])
     print(f"ratio (c)/(d) = {ratio:.4f}; Powerplane beats always-on and threshold: {beats}")
-    print(json.dumps({
-        "profit_always_on": round(profits["always_on"]),
-        "profit_threshold": round(profits["threshold"]),
-        "profit_powerplane": round(profits["powerplane"]),
-        "profit_optimum": round(profits["optimum"]),
-        "ratio_to_optimum": round(ratio, 4),
-        "cap_violations": sum(violations.values()),
-    }))
+    print(
+        json.dumps(
+            {
+                "profit_always_on": round(profits["always_on"]),
+                "profit_threshold": round(profits["threshold"]),
+                "profit_powerplane": round(profits["powerplane"]),
+                "profit_optimum": round(profits["optimum"]),
+                "ratio_to_optimum": round(ratio, 4),
+                "cap_violations": sum(violations.values()),
+            }
+        )
+    )
     return 0
 
 

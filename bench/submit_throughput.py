@@ -116,7 +116,17 @@ def main() -> int:
     print(f"durable SubmitJob : {submit_s:6.3f}s  {jobs_per_s:8.0f} jobs/s (all {args.jobs} read back)")
     print(f"baseline Health   : {health_s:6.3f}s  {health_per_s:8.0f} calls/s")
     print(f"ratio submit/baseline: {jobs_per_s / health_per_s:.2f}")
-    print(json.dumps({"jobs": args.jobs, "clients": args.clients, "jobs_per_s": round(jobs_per_s, 1), "baseline_health_calls_per_s": round(health_per_s, 1), "ratio_to_baseline": round(jobs_per_s / health_per_s, 3)}))
+    print(
+        json.dumps(
+            {
+                "jobs": args.jobs,
+                "clients": args.clients,
+                "jobs_per_s": round(jobs_per_s, 1),
+                "baseline_health_calls_per_s": round(health_per_s, 1),
+                "ratio_to_baseline": round(jobs_per_s / health_per_s, 3),
+            }
+        )
+    )
     return 0
 
 

@@ -175,7 +175,15 @@ class LocalCluster:
         for index, site in enumerate(self.sites):
             node = ["--num-gpus", str(site.gpus), "--num-cpus", str(site.cpus), "--resources", f'{{"{site_resource(site.site_id)}": 1000}}']
             if index == 0:
-                argv = [ray, "start", "--head", f"--port={self.ray_gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.ray_dashboard_port}", f"--temp-dir={self._ray_temp()}"]
+                argv = [
+                    ray,
+                    "start",
+                    "--head",
+                    f"--port={self.ray_gcs_port}",
+                    "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={self.ray_dashboard_port}",
+                    f"--temp-dir={self._ray_temp()}",
+                ]
             else:
                 argv = [ray, "start", f"--address=127.0.0.1:{self.ray_gcs_port}"]
             self.ray_nodes.append(Process(f"ray-{site.site_id}", argv + common + node, self.workdir / "logs" / f"ray-{site.site_id}.log", self.env).start())
@@ -246,14 +254,22 @@ class LocalCluster:
         token_file.write_text(self.tokens["sites"][site.site_id])
         token_file.chmod(0o600)
         argv = [
-            str(BIN / "powerplane"), "agent",
-            "--site", site.site_id,
-            "--region", site.region,
-            "--scheduler", self.scheduler_target,
-            "--token-file", str(token_file),
-            "--ray-address", self.ray_address,
-            "--ray-site-resource", site_resource(site.site_id),
-            "--gpu-model", "virtual-H100",
+            str(BIN / "powerplane"),
+            "agent",
+            "--site",
+            site.site_id,
+            "--region",
+            site.region,
+            "--scheduler",
+            self.scheduler_target,
+            "--token-file",
+            str(token_file),
+            "--ray-address",
+            self.ray_address,
+            "--ray-site-resource",
+            site_resource(site.site_id),
+            "--gpu-model",
+            "virtual-H100",
         ]
         process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", self.env).start()
         self.agents[site.site_id] = process

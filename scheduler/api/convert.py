@@ -38,6 +38,7 @@ def spec_from_proto(msg: types_pb2.JobSpec) -> JobSpec:
         labels=dict(msg.labels),
         max_runtime_s=msg.max_runtime_s,
         max_retries=msg.max_retries if msg.HasField("max_retries") else DEFAULT_MAX_RETRIES,
+        slowdown_tolerance_pct=msg.slowdown_tolerance_pct,
     )
 
 
@@ -54,6 +55,7 @@ def spec_to_proto(spec: JobSpec) -> types_pb2.JobSpec:
         labels=spec.labels,
         max_runtime_s=spec.max_runtime_s,
         max_retries=spec.max_retries,
+        slowdown_tolerance_pct=spec.slowdown_tolerance_pct,
     )
 
 

@@ -171,7 +171,9 @@ def _show_until_done(events: queue.Queue, ops: Client, job_id: str, log_path: Pa
             if event.job_id == job_id and event.to_state in (types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED):
                 return event.to_state
         if time.monotonic() >= next_sites:
-            summary = "  |  ".join(f"{s.site_id} {render.state_name(s.state, types_pb2.SiteState)} {s.gpus_free}/{s.gpus_total} GPUs free" for s in ops.sites().sites)
+            summary = "  |  ".join(
+                f"{s.site_id} {render.state_name(s.state, types_pb2.SiteState)} {s.gpus_free}/{s.gpus_total} GPUs free" for s in ops.sites().sites
+            )
             _say(f"  sites: {summary}")
             next_sites = time.monotonic() + 5
     return None

@@ -24,7 +24,10 @@ def _site_state(value: int) -> str:
 
 
 def sites_table(sites) -> str:
-    rows = [[s.site_id, s.region, _site_state(s.state), f"{s.gpus_free}/{s.gpus_total}", s.active_runs, render.when(s.last_heartbeat), s.drain_reason or ""] for s in sites]
+    rows = [
+        [s.site_id, s.region, _site_state(s.state), f"{s.gpus_free}/{s.gpus_total}", s.active_runs, render.when(s.last_heartbeat), s.drain_reason or ""]
+        for s in sites
+    ]
     return render.table(["SITE", "REGION", "STATE", "GPUS FREE", "RUNS", "LAST HEARD", "NOTE"], rows)
 
 
@@ -38,7 +41,9 @@ def sites(client, args) -> int:
         print()
         print(render.table(["NODE", "GPU MODEL", "GPUS", "CPUS"], [[n.node_id[:16], n.gpu_model, n.gpus, f"{n.cpus:g}"] for n in detail.inventory.gpu_nodes]))
         print()
-        print(render.table(["RUN", "JOB", "TENANT", "STATE", "GPUS"], [[r.run_id, r.job_id, r.tenant, render.state_name(r.state), r.gpus] for r in detail.runs]))
+        print(
+            render.table(["RUN", "JOB", "TENANT", "STATE", "GPUS"], [[r.run_id, r.job_id, r.tenant, render.state_name(r.state), r.gpus] for r in detail.runs])
+        )
         return 0
     found = list(client.sites().sites)
     print(render.as_json(found) if args.output == "json" else sites_table(found))

@@ -44,7 +44,17 @@ def jobs_table(jobs: Sequence[types_pb2.Job]) -> str:
     rows = []
     for job in jobs:
         why = job.pending_reason if job.state == types_pb2.JOB_STATE_PENDING else job.reason
-        rows.append([job.job_id, job.spec.name or "-", kind_name(job.spec.kind), state_name(job.state), job.spec.resources.gpus * max(1, job.spec.replicas), job.site_id or "-", why[:70]])
+        rows.append(
+            [
+                job.job_id,
+                job.spec.name or "-",
+                kind_name(job.spec.kind),
+                state_name(job.state),
+                job.spec.resources.gpus * max(1, job.spec.replicas),
+                job.site_id or "-",
+                why[:70],
+            ]
+        )
     return table(["JOB", "NAME", "KIND", "STATE", "GPUS", "SITE", "REASON"], rows)
 
 

@@ -46,6 +46,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--max-runtime-s", type=int, default=0)
     p.add_argument("--max-retries", type=int, default=None)
+    p.add_argument(
+        "--slowdown-tolerance",
+        type=int,
+        default=0,
+        metavar="PCT",
+        help="training: how much slower it may run when power-capped in a grid event (0..50; default 0: preempted instead)",
+    )
     p.add_argument("--request-id", default="", help="idempotency key (default: a new random one)")
     p.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     p.set_defaults(func=submit)
@@ -84,6 +91,7 @@ def submit(client, args) -> int:
         priority=args.priority,
         allowed_regions=args.region,
         max_runtime_s=args.max_runtime_s,
+        slowdown_tolerance_pct=args.slowdown_tolerance,
     )
     if args.max_retries is not None:
         fields["max_retries"] = args.max_retries

@@ -74,6 +74,7 @@ class JobSpec:
     labels: dict[str, str] = field(default_factory=dict)
     max_runtime_s: int = 0
     max_retries: int = 3
+    slowdown_tolerance_pct: int = 0  # training: how much slower it may run power-capped (0..50 %)
 
     @property
     def total_gpus(self) -> int:
@@ -100,6 +101,8 @@ class Job:
     # (CANCELLED for a tenant's cancel, FAILED when it overran max_runtime_s).
     stop_outcome: JobState | None = None
     last_event_id: int = 0
+    preemptions: int = 0  # runs stopped to free power or GPUs (not counted against max_retries)
+    power_fraction: float = 1.0  # the current run's GPU power cap (1: uncapped)
 
     @property
     def run_id(self) -> str:

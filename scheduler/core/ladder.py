@@ -108,7 +108,11 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
             fraction = max(lowest, claim.power_fraction - need / per_fraction_w)
             freed = (claim.power_fraction - fraction) * per_fraction_w
             claims[claim.job_id] = dataclasses.replace(claim, power_fraction=fraction)
-            steps.append(LadderStep(StepKind.CAP_TRAINING, claim.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {claim.slowdown_tolerance_pct:g}% slowdown)"))
+            steps.append(
+                LadderStep(
+                    StepKind.CAP_TRAINING, claim.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {claim.slowdown_tolerance_pct:g}% slowdown)"
+                )
+            )
     # 3. Preempt training.
     for claim in training:
         if not emergency and excess() <= 0:
@@ -140,5 +144,7 @@ def restore(ledger: SiteLedger, new_cap_w: float, cause: str) -> LadderPlan:
             break
         fraction = min(1.0, claim.power_fraction + room / per_fraction_w)
         claims[claim.job_id] = dataclasses.replace(claim, power_fraction=fraction)
-        steps.append(LadderStep(StepKind.UNCAP_TRAINING, claim.job_id, -(fraction - claim.power_fraction) * per_fraction_w, cause, f"GPU power back to {fraction:.0%}"))
+        steps.append(
+            LadderStep(StepKind.UNCAP_TRAINING, claim.job_id, -(fraction - claim.power_fraction) * per_fraction_w, cause, f"GPU power back to {fraction:.0%}")
+        )
     return LadderPlan(tuple(steps), dataclasses.replace(ledger, ai=tuple(claims.values())))

@@ -106,3 +106,14 @@ class SitePower:
     def mining_headroom_w(self, ai_it_w: float, cap_w: float | None = None) -> float:
         """IT power mining may use above its paused floor, given the AI load."""
         return max(0.0, self.it_budget_w(cap_w) - ai_it_w - self.mining_floor_w)
+
+
+def ramp(fleet: Fleet, measured_w: float, target_w: float, dt_s: float) -> float:
+    """A fleet's power `dt_s` after it was `measured_w` with `target_w` set: it moves
+    toward the target no faster than its full swing per ramp time (down or up)."""
+    swing = max(1e-9, fleet.max_w - fleet.standby_w)
+    if target_w < measured_w:
+        rate = swing / max(1e-9, fleet.model.ramp_down_s)
+        return max(target_w, measured_w - rate * dt_s)
+    rate = swing / max(1e-9, fleet.model.ramp_up_s)
+    return min(target_w, measured_w + rate * dt_s)

@@ -59,7 +59,11 @@ def lose_run(job: Job, why: str, now: float) -> Decision:
     if job.state == S.CANCELLING:
         decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
     elif job.attempt <= job.spec.max_retries:
-        decision.record(*transition(job, S.PENDING, f"{why}; requeued (attempt {job.attempt} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run"))
+        decision.record(
+            *transition(
+                job, S.PENDING, f"{why}; requeued (attempt {job.attempt} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run"
+            )
+        )
     else:
         decision.record(*transition(job, S.FAILED, f"{why}; no retries left (max_retries={job.spec.max_retries})", now))
     return decision
@@ -174,4 +178,16 @@ def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: 
     return decision
 
 
-__all__ = ["RunReport", "RunState", "StartRun", "StopRun", "cancel", "enforce_max_runtime", "lose_run", "on_register", "on_run_report", "release_site", "schedule"]
+__all__ = [
+    "RunReport",
+    "RunState",
+    "StartRun",
+    "StopRun",
+    "cancel",
+    "enforce_max_runtime",
+    "lose_run",
+    "on_register",
+    "on_run_report",
+    "release_site",
+    "schedule",
+]

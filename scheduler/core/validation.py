@@ -27,6 +27,7 @@ MAX_MEMORY = 64 * 1024**4  # 64 TiB
 MAX_REPLICAS = 1000
 PRIORITY_RANGE = (-1000, 1000)
 MAX_RUNTIME_S = 90 * 24 * 3600
+MAX_SLOWDOWN_PCT = 50  # the Zeus measurements behind ledger.py go no further
 MAX_RETRIES = 100
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -88,6 +89,10 @@ def validate_submission(client_request_id: str, spec: JobSpec, known_regions: fr
         problems.append(f"max_runtime_s must be between 0 and {MAX_RUNTIME_S}, got {spec.max_runtime_s}")
     if not 0 <= spec.max_retries <= MAX_RETRIES:
         problems.append(f"max_retries must be between 0 and {MAX_RETRIES}, got {spec.max_retries}")
+    if not 0 <= spec.slowdown_tolerance_pct <= MAX_SLOWDOWN_PCT:
+        problems.append(f"slowdown_tolerance_pct must be between 0 and {MAX_SLOWDOWN_PCT}, got {spec.slowdown_tolerance_pct}")
+    elif spec.slowdown_tolerance_pct and spec.kind != JobKind.TRAINING:
+        problems.append("slowdown_tolerance_pct applies to TRAINING jobs only; inference is never power-capped")
     _check_map(problems, "env", spec.env, _ENV_KEY, MAX_ENV_VALUE)
     _check_map(problems, "labels", spec.labels, _LABEL_KEY, MAX_LABEL_VALUE)
     if problems:

@@ -32,7 +32,9 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
             operator_pb2.SiteRun(run_id=j.run_id, job_id=j.job_id, tenant=j.tenant, state=int(j.state), gpus=j.spec.total_gpus)
             for j in sorted(self.controller.runs_on(site.site_id), key=lambda j: j.seq)
         ]
-        return operator_pb2.SiteDetail(site=self._site_proto(site, self.controller.site_usage()), inventory=convert.inventory_to_proto(site.inventory), runs=runs)
+        return operator_pb2.SiteDetail(
+            site=self._site_proto(site, self.controller.site_usage()), inventory=convert.inventory_to_proto(site.inventory), runs=runs
+        )
 
     async def DrainSite(self, request, context) -> operator_pb2.Site:
         operator = self.auth.of(context, "operator")

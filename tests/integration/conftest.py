@@ -80,7 +80,7 @@ def ray_system(tmp_path_factory):
     cluster = LocalCluster(
         tmp_path_factory.mktemp("ray-system"),
         [SiteSpec("us-1", "us", gpus=8), SiteSpec("eu-1", "eu", gpus=8)],
-        site_timeout_s=8.0,
+        site_timeout_s=12.0,
         heartbeat_interval_s=1.0,
     )
     try:

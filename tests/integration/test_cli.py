@@ -12,14 +12,40 @@ POWERPLANE = str(Path(sys.executable).parent / "powerplane")
 
 
 def run(system, *args, token=None, expect=0):
-    env = {"POWERPLANE_SCHEDULER": system.cluster.scheduler_target, "POWERPLANE_TOKEN": token if token is not None else system.cluster.tenant_token("acme"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "POWERPLANE_SCHEDULER": system.cluster.scheduler_target,
+        "POWERPLANE_TOKEN": token if token is not None else system.cluster.tenant_token("acme"),
+        "PATH": "/usr/bin:/bin",
+    }
     result = subprocess.run([POWERPLANE, *args], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == expect, result.stdout + result.stderr
     return result
 
 
 def test_submit_list_show_cancel_and_watch(bare_scheduler):
-    submitted = json.loads(run(bare_scheduler, "submit", "--gpus", "4", "--region", "us", "--name", "cli-job", "--env", "EPOCHS=3", "--request-id", "cli-1", "-o", "json", "--", "python", "train.py", "--epochs", "3").stdout)
+    submitted = json.loads(
+        run(
+            bare_scheduler,
+            "submit",
+            "--gpus",
+            "4",
+            "--region",
+            "us",
+            "--name",
+            "cli-job",
+            "--env",
+            "EPOCHS=3",
+            "--request-id",
+            "cli-1",
+            "-o",
+            "json",
+            "--",
+            "python",
+            "train.py",
+            "--epochs",
+            "3",
+        ).stdout
+    )
     job_id = submitted["job"]["job_id"]
     assert submitted["created"] is True
     assert submitted["job"]["spec"]["entrypoint"] == "python train.py --epochs 3"

@@ -70,10 +70,7 @@ VARIANTS = {
 
 
 def _setup_hint() -> str:
-    return (
-        "no helm binary found: run `scripts/install_helm.sh` (installs helm into "
-        f"{LOCAL_HELM}), or set POWERPLANE_HELM=/path/to/helm"
-    )
+    return f"no helm binary found: run `scripts/install_helm.sh` (installs helm into {LOCAL_HELM}), or set POWERPLANE_HELM=/path/to/helm"
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,8 +97,7 @@ def helm_bin() -> str:
     if helm is None:
         pytest.fail(_setup_hint(), pytrace=False)
     if not (os.path.isfile(helm) and os.access(helm, os.X_OK)):
-        pytest.fail(f"POWERPLANE_HELM={helm} is not an executable file. " + _setup_hint(),
-                    pytrace=False)
+        pytest.fail(f"POWERPLANE_HELM={helm} is not an executable file. " + _setup_hint(), pytrace=False)
     return helm
 
 
@@ -114,9 +110,7 @@ def run_helm(*args: str) -> subprocess.CompletedProcess:
         HELM_DATA_HOME=os.path.join(home, "data"),
         KUBECONFIG=os.path.join(home, "no-kubeconfig"),
     )
-    return subprocess.run(
-        [helm_bin(), *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    return subprocess.run([helm_bin(), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def _value_args(values=(), sets=()) -> list[str]:
@@ -129,9 +123,7 @@ def _value_args(values=(), sets=()) -> list[str]:
 
 
 def template(values=(), sets=()) -> subprocess.CompletedProcess:
-    return run_helm(
-        "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *_value_args(values, sets)
-    )
+    return run_helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *_value_args(values, sets))
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,10 +158,7 @@ def by_name(docs: list[dict], kind: str, name: str) -> dict:
 
 
 def component(docs: list[dict], kind: str, comp: str) -> list[dict]:
-    return [
-        d for d in of_kind(docs, kind)
-        if d["metadata"]["labels"].get("app.kubernetes.io/component") == comp
-    ]
+    return [d for d in of_kind(docs, kind) if d["metadata"]["labels"].get("app.kubernetes.io/component") == comp]
 
 
 def scheduler_deployment(docs):
@@ -248,7 +237,11 @@ def test_helm_is_helm3():
 def test_lint_strict(variant):
     spec = VARIANTS[variant]
     result = run_helm(
-        "lint", "--strict", str(CHART), "--namespace", NAMESPACE,
+        "lint",
+        "--strict",
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
         *_value_args(spec["values"], spec["sets"]),
     )
     assert result.returncode == 0, f"helm lint --strict failed:\n{result.stdout}\n{result.stderr}"
@@ -376,9 +369,7 @@ def test_scheduler_service(variant):
     svc = services[0]
     assert svc["metadata"]["name"] == SCHEDULER
     assert svc["spec"]["type"] == "ClusterIP"
-    assert svc["spec"]["ports"] == [
-        {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}
-    ]
+    assert svc["spec"]["ports"] == [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
     pod_labels = scheduler_deployment(docs)["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     # the selector must not also pick agent pods
@@ -541,8 +532,7 @@ def test_tls_inline_agents_sanitized_names():
 
 
 EMPTY_TOKEN_MESSAGE = (
-    "tokens.tenants.acme is empty: set a token in values, or set tokens.existingSecret "
-    "to a Secret you created (the chart generates no tokens)"
+    "tokens.tenants.acme is empty: set a token in values, or set tokens.existingSecret to a Secret you created (the chart generates no tokens)"
 )
 
 
@@ -596,8 +586,11 @@ def test_rendered_config_and_tokens_load_in_the_real_scheduler(variant, tmp_path
     docs = render(variant)
     config = scheduler_config(docs)
     secrets_of = {d["metadata"]["name"]: secret_data(d) for d in of_kind(docs, "Secret")}
-    tokens = yaml.safe_load(secrets_of["powerplane-tokens"]["tokens.yaml"]) if "powerplane-tokens" in secrets_of else {
-        "tenants": {"acme": "t" * 32}, "operators": {"ops": "o" * 32}, "sites": {}}  # existingSecret: made by the user
+    tokens = (
+        yaml.safe_load(secrets_of["powerplane-tokens"]["tokens.yaml"])
+        if "powerplane-tokens" in secrets_of
+        else {"tenants": {"acme": "t" * 32}, "operators": {"ops": "o" * 32}, "sites": {}}
+    )  # existingSecret: made by the user
     config["tokens_file"] = str(tmp_path / "tokens.yaml")
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
     if config.get("tls"):

@@ -24,6 +24,10 @@ def transitions(system, client, job_id):
     return [S.JobState.Name(e.to_state).removeprefix("JOB_STATE_") for e in system.events(client, job_id)]
 
 
+def transitions_with_reasons(system, client, job_id):
+    return [(S.JobState.Name(e.to_state), e.reason) for e in system.events(client, job_id)]
+
+
 def test_a_job_runs_to_success_in_its_region(ray_system):
     job = ray_system.globex.submit(spec("python -c 'print(\"trained\")'", gpus=4, allowed_regions=["eu"], name="tiny"), "life-ok").job
     done = ray_system.wait_state(ray_system.globex, job.job_id, S.JOB_STATE_SUCCEEDED)
@@ -48,8 +52,10 @@ def test_cancel_stops_the_running_ray_job(ray_system):
     assert cancelling.state in (S.JOB_STATE_CANCELLING, S.JOB_STATE_CANCELLED)
     cancelled = ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_CANCELLED)
     assert "no longer needed" in cancelled.reason
-    [ray_job] = ray_jobs_of(ray_system, job.job_id)
-    assert ray_job.status == JobStatus.STOPPED
+    found = ray_jobs_of(ray_system, job.job_id)
+    history = transitions_with_reasons(ray_system, ray_system.acme, job.job_id)
+    assert len(found) == 1, f"{len(found)} Ray jobs for one job; its history: {history}\n--- scheduler log:\n{ray_system.cluster.scheduler.tail(60)}"
+    assert found[0].status == JobStatus.STOPPED
 
 
 def test_inference_replicas_take_their_gpus_until_cancelled(ray_system):

@@ -15,9 +15,26 @@ pytestmark = pytest.mark.integration
 def self_signed(directory, name):
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -31,7 +48,10 @@ def test_tls_only_for_clients_that_trust_the_server(tmp_path):
         token = cluster.tenant_token("acme")
         with Client(cluster.scheduler_target, token, tls_ca=cert.read_bytes()) as trusted:
             assert trusted.submit(spec("echo tls"), "tls-1").created
-        for untrusted in (Client(cluster.scheduler_target, token, timeout_s=3), Client(cluster.scheduler_target, token, tls_ca=other_ca.read_bytes(), timeout_s=3)):
+        for untrusted in (
+            Client(cluster.scheduler_target, token, timeout_s=3),
+            Client(cluster.scheduler_target, token, tls_ca=other_ca.read_bytes(), timeout_s=3),
+        ):
             with untrusted, pytest.raises(grpc.RpcError) as err:
                 untrusted.list()
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE

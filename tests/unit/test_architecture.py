@@ -7,7 +7,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_CORE = {"grpc", "ray", "sqlite3", "asyncio", "time", "socket", "subprocess", "threading", "google", "scheduler.api", "scheduler.server", "scheduler.store"}
+FORBIDDEN_IN_CORE = {
+    "grpc",
+    "ray",
+    "sqlite3",
+    "asyncio",
+    "time",
+    "socket",
+    "subprocess",
+    "threading",
+    "google",
+    "scheduler.api",
+    "scheduler.server",
+    "scheduler.store",
+}
 
 
 def imports_of(path: Path) -> set[str]:

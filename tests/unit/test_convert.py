@@ -13,9 +13,17 @@ from tests.builders import a_job
 
 def test_spec_round_trips():
     spec = JobSpec(
-        kind=JobKind.INFERENCE, entrypoint="serve --port 8000", resources=Resources(gpus=2, cpus=4.5, memory_bytes=1 << 34),
-        name="llama", env={"A": "1"}, replicas=3, priority=-5, allowed_regions=("eu", "us"), labels={"team": "nlp"},
-        max_runtime_s=3600, max_retries=0,
+        kind=JobKind.INFERENCE,
+        entrypoint="serve --port 8000",
+        resources=Resources(gpus=2, cpus=4.5, memory_bytes=1 << 34),
+        name="llama",
+        env={"A": "1"},
+        replicas=3,
+        priority=-5,
+        allowed_regions=("eu", "us"),
+        labels={"team": "nlp"},
+        max_runtime_s=3600,
+        max_retries=0,
     )
     assert convert.spec_from_proto(convert.spec_to_proto(spec)) == spec
 

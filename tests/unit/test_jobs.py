@@ -10,13 +10,30 @@ from tests.builders import a_job
 
 S = JobState
 EXPECTED_LEGAL = {
-    (S.PENDING, S.SCHEDULED), (S.PENDING, S.CANCELLED), (S.PENDING, S.FAILED),
-    (S.SCHEDULED, S.STARTING), (S.SCHEDULED, S.RUNNING), (S.SCHEDULED, S.SUCCEEDED), (S.SCHEDULED, S.FAILED),
-    (S.SCHEDULED, S.CANCELLING), (S.SCHEDULED, S.PENDING),
-    (S.STARTING, S.RUNNING), (S.STARTING, S.SUCCEEDED), (S.STARTING, S.FAILED), (S.STARTING, S.CANCELLING), (S.STARTING, S.PENDING),
-    (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED), (S.RUNNING, S.CANCELLING), (S.RUNNING, S.PREEMPTED), (S.RUNNING, S.PENDING),
-    (S.CANCELLING, S.CANCELLED), (S.CANCELLING, S.SUCCEEDED), (S.CANCELLING, S.FAILED),
-    (S.PREEMPTED, S.PENDING), (S.PREEMPTED, S.CANCELLED),
+    (S.PENDING, S.SCHEDULED),
+    (S.PENDING, S.CANCELLED),
+    (S.PENDING, S.FAILED),
+    (S.SCHEDULED, S.STARTING),
+    (S.SCHEDULED, S.RUNNING),
+    (S.SCHEDULED, S.SUCCEEDED),
+    (S.SCHEDULED, S.FAILED),
+    (S.SCHEDULED, S.CANCELLING),
+    (S.SCHEDULED, S.PENDING),
+    (S.STARTING, S.RUNNING),
+    (S.STARTING, S.SUCCEEDED),
+    (S.STARTING, S.FAILED),
+    (S.STARTING, S.CANCELLING),
+    (S.STARTING, S.PENDING),
+    (S.RUNNING, S.SUCCEEDED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLING),
+    (S.RUNNING, S.PREEMPTED),
+    (S.RUNNING, S.PENDING),
+    (S.CANCELLING, S.CANCELLED),
+    (S.CANCELLING, S.SUCCEEDED),
+    (S.CANCELLING, S.FAILED),
+    (S.PREEMPTED, S.PENDING),
+    (S.PREEMPTED, S.CANCELLED),
 }
 
 
@@ -45,7 +62,13 @@ def test_transition_records_an_event_with_reason_and_clears_pending_reason():
     scheduled, event = transition(job, S.SCHEDULED, "placed on us-1", now=5.0, site_id="us-1", attempt=1)
     assert scheduled.state == S.SCHEDULED and scheduled.site_id == "us-1" and scheduled.updated_at == 5.0
     assert scheduled.pending_reason == ""
-    assert (event.from_state, event.to_state, event.reason, event.run_id, event.site_id) == (S.PENDING, S.SCHEDULED, "placed on us-1", f"{job.job_id}-r1", "us-1")
+    assert (event.from_state, event.to_state, event.reason, event.run_id, event.site_id) == (
+        S.PENDING,
+        S.SCHEDULED,
+        "placed on us-1",
+        f"{job.job_id}-r1",
+        "us-1",
+    )
 
 
 def test_a_transition_needs_a_reason():

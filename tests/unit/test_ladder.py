@@ -81,7 +81,9 @@ def test_an_emergency_sheds_all_flexible_load_and_keeps_inference():
 
 def test_restore_gives_power_back_to_capped_training_first():
     site = a_site()
-    capped = SiteLedger(site, 5e6, (training("t", 300).__class__(**{**training("t", 300).__dict__, "power_fraction": 0.7}),), {f.fleet_id: f.standby_w for f in site.fleets})
+    capped = SiteLedger(
+        site, 5e6, (training("t", 300).__class__(**{**training("t", 300).__dict__, "power_fraction": 0.7}),), {f.fleet_id: f.standby_w for f in site.fleets}
+    )
     plan = restore(capped, 50e6, "cap restored")
     assert [s.kind for s in plan.steps] == [StepKind.UNCAP_TRAINING]
     assert plan.ledger.ai[0].power_fraction == 1.0

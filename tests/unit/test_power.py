@@ -64,7 +64,9 @@ def test_hysteresis_and_dwell_keep_a_fleet_from_flapping():
 def test_the_cap_overrides_dwell():
     s = site(cap_mw=5.0, overhead=1.0)
     states = {f.fleet_id: FleetState(running=True, since=0) for f in s.fleets}
-    plan = plan_mining(s, ai_it_w=5e6 - s.mining_floor_w, price_usd_per_mwh=0, hashprice_usd_per_ph_day=45, states=states, now=1, policy=MiningPolicy(min_on_s=3600))
+    plan = plan_mining(
+        s, ai_it_w=5e6 - s.mining_floor_w, price_usd_per_mwh=0, hashprice_usd_per_ph_day=45, states=states, now=1, policy=MiningPolicy(min_on_s=3600)
+    )
     assert math.isclose(plan.total_w, s.mining_floor_w)
 
 
@@ -80,7 +82,9 @@ def test_expected_price_prefers_the_last_real_time_price():
     counts=st.tuples(st.integers(0, 20000), st.integers(0, 20000), st.integers(0, 20000)),
     ai_share=st.floats(0, 1),
     steps=st.lists(st.tuples(st.floats(-100, 5000), st.floats(20, 120), st.floats(0.1, 1.5)), min_size=1, max_size=20),
-    policy=st.builds(MiningPolicy, margin_usd_per_mwh=st.floats(0, 20), hysteresis_usd_per_mwh=st.floats(0, 10), min_on_s=st.floats(0, 3600), min_off_s=st.floats(0, 3600)),
+    policy=st.builds(
+        MiningPolicy, margin_usd_per_mwh=st.floats(0, 20), hysteresis_usd_per_mwh=st.floats(0, 10), min_on_s=st.floats(0, 3600), min_off_s=st.floats(0, 3600)
+    ),
 )
 def test_committed_power_never_exceeds_the_cap(cap_mw, overhead, counts, ai_share, steps, policy):
     """Any prices, hashprices, cap changes and dwell settings: IT x overhead <= cap."""

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from . import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -49,13 +52,39 @@ class Register(_message.Message):
     agent_version: str
     def __init__(self, site_id: _Optional[str] = ..., region: _Optional[str] = ..., inventory: _Optional[_Union[_types_pb2.Inventory, _Mapping]] = ..., runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
+class FleetPower(_message.Message):
+    __slots__ = ("fleet_id", "measured_w", "target_w")
+    FLEET_ID_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_W_FIELD_NUMBER: _ClassVar[int]
+    TARGET_W_FIELD_NUMBER: _ClassVar[int]
+    fleet_id: str
+    measured_w: float
+    target_w: float
+    def __init__(self, fleet_id: _Optional[str] = ..., measured_w: _Optional[float] = ..., target_w: _Optional[float] = ...) -> None: ...
+
+class LocalAction(_message.Message):
+    __slots__ = ("at", "what")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    what: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., what: _Optional[str] = ...) -> None: ...
+
 class Heartbeat(_message.Message):
-    __slots__ = ("runs", "measured_power_w")
+    __slots__ = ("runs", "measured_power_w", "fleets", "gpu_power_w", "meter_power_w", "local_actions")
     RUNS_FIELD_NUMBER: _ClassVar[int]
     MEASURED_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    FLEETS_FIELD_NUMBER: _ClassVar[int]
+    GPU_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    METER_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[RunStatus]
     measured_power_w: float
-    def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ...) -> None: ...
+    fleets: _containers.RepeatedCompositeFieldContainer[FleetPower]
+    gpu_power_w: float
+    meter_power_w: float
+    local_actions: _containers.RepeatedCompositeFieldContainer[LocalAction]
+    def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ..., fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., gpu_power_w: _Optional[float] = ..., meter_power_w: _Optional[float] = ..., local_actions: _Optional[_Iterable[_Union[LocalAction, _Mapping]]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("register", "heartbeat", "run_event")
@@ -72,6 +101,28 @@ class Registered(_message.Message):
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval_s: float
     def __init__(self, heartbeat_interval_s: _Optional[float] = ...) -> None: ...
+
+class PowerTargets(_message.Message):
+    __slots__ = ("fleets", "cap_w", "cap_event_active", "cause")
+    FLEETS_FIELD_NUMBER: _ClassVar[int]
+    CAP_W_FIELD_NUMBER: _ClassVar[int]
+    CAP_EVENT_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    fleets: _containers.RepeatedCompositeFieldContainer[FleetPower]
+    cap_w: float
+    cap_event_active: bool
+    cause: str
+    def __init__(self, fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., cap_w: _Optional[float] = ..., cap_event_active: _Optional[bool] = ..., cause: _Optional[str] = ...) -> None: ...
+
+class RunPowerCap(_message.Message):
+    __slots__ = ("run_id", "power_fraction", "cause")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POWER_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    power_fraction: float
+    cause: str
+    def __init__(self, run_id: _Optional[str] = ..., power_fraction: _Optional[float] = ..., cause: _Optional[str] = ...) -> None: ...
 
 class StartRun(_message.Message):
     __slots__ = ("run_id", "job_id", "tenant", "spec")
@@ -94,11 +145,15 @@ class StopRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SchedulerMessage(_message.Message):
-    __slots__ = ("registered", "start_run", "stop_run")
+    __slots__ = ("registered", "start_run", "stop_run", "power_targets", "run_power_cap")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     START_RUN_FIELD_NUMBER: _ClassVar[int]
     STOP_RUN_FIELD_NUMBER: _ClassVar[int]
+    POWER_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    RUN_POWER_CAP_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     start_run: StartRun
     stop_run: StopRun
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ...) -> None: ...
+    power_targets: PowerTargets
+    run_power_cap: RunPowerCap
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., power_targets: _Optional[_Union[PowerTargets, _Mapping]] = ..., run_power_cap: _Optional[_Union[RunPowerCap, _Mapping]] = ...) -> None: ...

@@ -1,8 +1,10 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from . import agent_pb2 as _agent_pb2
 from . import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -10,8 +12,112 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GridEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GRID_EVENT_KIND_UNSPECIFIED: _ClassVar[GridEventKind]
+    GRID_EVENT_KIND_CAP_LIMIT: _ClassVar[GridEventKind]
+    GRID_EVENT_KIND_PRICE: _ClassVar[GridEventKind]
+    GRID_EVENT_KIND_EMERGENCY: _ClassVar[GridEventKind]
+    GRID_EVENT_KIND_HASHPRICE: _ClassVar[GridEventKind]
+
+class GridEventState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GRID_EVENT_STATE_UNSPECIFIED: _ClassVar[GridEventState]
+    GRID_EVENT_STATE_UPCOMING: _ClassVar[GridEventState]
+    GRID_EVENT_STATE_ACTIVE: _ClassVar[GridEventState]
+    GRID_EVENT_STATE_ENDED: _ClassVar[GridEventState]
+GRID_EVENT_KIND_UNSPECIFIED: GridEventKind
+GRID_EVENT_KIND_CAP_LIMIT: GridEventKind
+GRID_EVENT_KIND_PRICE: GridEventKind
+GRID_EVENT_KIND_EMERGENCY: GridEventKind
+GRID_EVENT_KIND_HASHPRICE: GridEventKind
+GRID_EVENT_STATE_UNSPECIFIED: GridEventState
+GRID_EVENT_STATE_UPCOMING: GridEventState
+GRID_EVENT_STATE_ACTIVE: GridEventState
+GRID_EVENT_STATE_ENDED: GridEventState
+
+class GridEvent(_message.Message):
+    __slots__ = ("event_id", "kind", "site_id", "cap_w", "start", "end", "respond_by", "market_node", "usd_per_mwh", "forecast", "hashprice_usd_per_ph_day", "reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    CAP_W_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    RESPOND_BY_FIELD_NUMBER: _ClassVar[int]
+    MARKET_NODE_FIELD_NUMBER: _ClassVar[int]
+    USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_FIELD_NUMBER: _ClassVar[int]
+    HASHPRICE_USD_PER_PH_DAY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    kind: GridEventKind
+    site_id: str
+    cap_w: float
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    respond_by: _timestamp_pb2.Timestamp
+    market_node: str
+    usd_per_mwh: float
+    forecast: bool
+    hashprice_usd_per_ph_day: float
+    reason: str
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[GridEventKind, str]] = ..., site_id: _Optional[str] = ..., cap_w: _Optional[float] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., respond_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., market_node: _Optional[str] = ..., usd_per_mwh: _Optional[float] = ..., forecast: _Optional[bool] = ..., hashprice_usd_per_ph_day: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GridEventStatus(_message.Message):
+    __slots__ = ("event", "state", "received_at", "response", "met")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    MET_FIELD_NUMBER: _ClassVar[int]
+    event: GridEvent
+    state: GridEventState
+    received_at: _timestamp_pb2.Timestamp
+    response: _containers.RepeatedScalarFieldContainer[str]
+    met: bool
+    def __init__(self, event: _Optional[_Union[GridEvent, _Mapping]] = ..., state: _Optional[_Union[GridEventState, str]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response: _Optional[_Iterable[str]] = ..., met: _Optional[bool] = ...) -> None: ...
+
+class ListGridEventsRequest(_message.Message):
+    __slots__ = ("site_id", "active_only")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    active_only: bool
+    def __init__(self, site_id: _Optional[str] = ..., active_only: _Optional[bool] = ...) -> None: ...
+
+class ListGridEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[GridEventStatus]
+    def __init__(self, events: _Optional[_Iterable[_Union[GridEventStatus, _Mapping]]] = ...) -> None: ...
+
+class SitePowerStatus(_message.Message):
+    __slots__ = ("cap_w", "interconnect_cap_w", "committed_w", "measured_w", "ai_w", "mining_w", "mining_target_w", "price_usd_per_mwh", "emergency", "fleets")
+    CAP_W_FIELD_NUMBER: _ClassVar[int]
+    INTERCONNECT_CAP_W_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_W_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_W_FIELD_NUMBER: _ClassVar[int]
+    AI_W_FIELD_NUMBER: _ClassVar[int]
+    MINING_W_FIELD_NUMBER: _ClassVar[int]
+    MINING_TARGET_W_FIELD_NUMBER: _ClassVar[int]
+    PRICE_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    EMERGENCY_FIELD_NUMBER: _ClassVar[int]
+    FLEETS_FIELD_NUMBER: _ClassVar[int]
+    cap_w: float
+    interconnect_cap_w: float
+    committed_w: float
+    measured_w: float
+    ai_w: float
+    mining_w: float
+    mining_target_w: float
+    price_usd_per_mwh: float
+    emergency: bool
+    fleets: _containers.RepeatedCompositeFieldContainer[_agent_pb2.FleetPower]
+    def __init__(self, cap_w: _Optional[float] = ..., interconnect_cap_w: _Optional[float] = ..., committed_w: _Optional[float] = ..., measured_w: _Optional[float] = ..., ai_w: _Optional[float] = ..., mining_w: _Optional[float] = ..., mining_target_w: _Optional[float] = ..., price_usd_per_mwh: _Optional[float] = ..., emergency: _Optional[bool] = ..., fleets: _Optional[_Iterable[_Union[_agent_pb2.FleetPower, _Mapping]]] = ...) -> None: ...
+
 class Site(_message.Message):
-    __slots__ = ("site_id", "region", "state", "gpus_total", "gpus_free", "active_runs", "last_heartbeat", "drain_reason")
+    __slots__ = ("site_id", "region", "state", "gpus_total", "gpus_free", "active_runs", "last_heartbeat", "drain_reason", "power")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +126,7 @@ class Site(_message.Message):
     ACTIVE_RUNS_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_REASON_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     region: str
     state: _types_pb2.SiteState
@@ -28,21 +135,24 @@ class Site(_message.Message):
     active_runs: int
     last_heartbeat: _timestamp_pb2.Timestamp
     drain_reason: str
-    def __init__(self, site_id: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[_Union[_types_pb2.SiteState, str]] = ..., gpus_total: _Optional[int] = ..., gpus_free: _Optional[int] = ..., active_runs: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drain_reason: _Optional[str] = ...) -> None: ...
+    power: SitePowerStatus
+    def __init__(self, site_id: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[_Union[_types_pb2.SiteState, str]] = ..., gpus_total: _Optional[int] = ..., gpus_free: _Optional[int] = ..., active_runs: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drain_reason: _Optional[str] = ..., power: _Optional[_Union[SitePowerStatus, _Mapping]] = ...) -> None: ...
 
 class SiteRun(_message.Message):
-    __slots__ = ("run_id", "job_id", "tenant", "state", "gpus")
+    __slots__ = ("run_id", "job_id", "tenant", "state", "gpus", "power_fraction")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
+    POWER_FRACTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     job_id: str
     tenant: str
     state: _types_pb2.JobState
     gpus: int
-    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_types_pb2.JobState, str]] = ..., gpus: _Optional[int] = ...) -> None: ...
+    power_fraction: float
+    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_types_pb2.JobState, str]] = ..., gpus: _Optional[int] = ..., power_fraction: _Optional[float] = ...) -> None: ...
 
 class SiteDetail(_message.Message):
     __slots__ = ("site", "inventory", "runs")

@@ -54,6 +54,16 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_operator__pb2.Site.FromString,
                 _registered_method=True)
+        self.PostGridEvent = channel.unary_unary(
+                '/powerplane.v1.OperatorService/PostGridEvent',
+                request_serializer=powerplane_dot_v1_dot_operator__pb2.GridEvent.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
+                _registered_method=True)
+        self.ListGridEvents = channel.unary_unary(
+                '/powerplane.v1.OperatorService/ListGridEvents',
+                request_serializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -83,6 +93,19 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PostGridEvent(self, request, context):
+        """Idempotent by event_id: posting the same event again returns its status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGridEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +128,16 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.UndrainSite,
                     request_deserializer=powerplane_dot_v1_dot_operator__pb2.UndrainSiteRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_operator__pb2.Site.SerializeToString,
+            ),
+            'PostGridEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostGridEvent,
+                    request_deserializer=powerplane_dot_v1_dot_operator__pb2.GridEvent.FromString,
+                    response_serializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.SerializeToString,
+            ),
+            'ListGridEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGridEvents,
+                    request_deserializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +248,60 @@ class OperatorService:
             '/powerplane.v1.OperatorService/UndrainSite',
             powerplane_dot_v1_dot_operator__pb2.UndrainSiteRequest.SerializeToString,
             powerplane_dot_v1_dot_operator__pb2.Site.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostGridEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/PostGridEvent',
+            powerplane_dot_v1_dot_operator__pb2.GridEvent.SerializeToString,
+            powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGridEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/ListGridEvents',
+            powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.SerializeToString,
+            powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

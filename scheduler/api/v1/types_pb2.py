@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19powerplane/v1/types.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\tResources\x12\x0c\n\x04gpus\x18\x01 \x01(\r\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x04\"\xb9\x03\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.powerplane.v1.JobKind\x12\x12\n\nentrypoint\x18\x03 \x01(\t\x12,\n\x03\x65nv\x18\x04 \x03(\x0b\x32\x1f.powerplane.v1.JobSpec.EnvEntry\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.powerplane.v1.Resources\x12\x10\n\x08replicas\x18\x06 \x01(\r\x12\x10\n\x08priority\x18\x07 \x01(\x05\x12\x17\n\x0f\x61llowed_regions\x18\x08 \x03(\t\x12\x32\n\x06labels\x18\t \x03(\x0b\x32\".powerplane.v1.JobSpec.LabelsEntry\x12\x15\n\rmax_runtime_s\x18\n \x01(\r\x12\x18\n\x0bmax_retries\x18\x0b \x01(\rH\x00\x88\x01\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_max_retries\"\xdf\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x19\n\x11\x63lient_request_id\x18\x03 \x01(\t\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\x0epending_reason\x18\x07 \x01(\t\x12\x0f\n\x07site_id\x18\x08 \x01(\t\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_event_id\x18\r \x01(\x04\"\xed\x01\n\x08JobEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12+\n\nfrom_state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12)\n\x08to_state\x18\x05 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07site_id\x18\x07 \x01(\t\x12\x0e\n\x06run_id\x18\x08 \x01(\t\x12&\n\x02\x61t\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x07GpuNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x0c\n\x04\x63pus\x18\x04 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x04\"6\n\tInventory\x12)\n\tgpu_nodes\x18\x01 \x03(\x0b\x32\x16.powerplane.v1.GpuNode*R\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02*\xff\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x02\x12\x16\n\x12JOB_STATE_STARTING\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08\x12\x17\n\x13JOB_STATE_PREEMPTED\x10\t*\x8e\x01\n\tSiteState\x12\x1a\n\x16SITE_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10SITE_STATE_READY\x10\x01\x12\x16\n\x12SITE_STATE_DRAINED\x10\x02\x12\x1a\n\x16SITE_STATE_UNREACHABLE\x10\x03\x12\x1b\n\x17SITE_STATE_DISCONNECTED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19powerplane/v1/types.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\tResources\x12\x0c\n\x04gpus\x18\x01 \x01(\r\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x04\"\xd9\x03\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.powerplane.v1.JobKind\x12\x12\n\nentrypoint\x18\x03 \x01(\t\x12,\n\x03\x65nv\x18\x04 \x03(\x0b\x32\x1f.powerplane.v1.JobSpec.EnvEntry\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.powerplane.v1.Resources\x12\x10\n\x08replicas\x18\x06 \x01(\r\x12\x10\n\x08priority\x18\x07 \x01(\x05\x12\x17\n\x0f\x61llowed_regions\x18\x08 \x03(\t\x12\x32\n\x06labels\x18\t \x03(\x0b\x32\".powerplane.v1.JobSpec.LabelsEntry\x12\x15\n\rmax_runtime_s\x18\n \x01(\r\x12\x18\n\x0bmax_retries\x18\x0b \x01(\rH\x00\x88\x01\x01\x12\x1e\n\x16slowdown_tolerance_pct\x18\x0c \x01(\r\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_max_retries\"\xdf\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x19\n\x11\x63lient_request_id\x18\x03 \x01(\t\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\x0epending_reason\x18\x07 \x01(\t\x12\x0f\n\x07site_id\x18\x08 \x01(\t\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_event_id\x18\r \x01(\x04\"\xed\x01\n\x08JobEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12+\n\nfrom_state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12)\n\x08to_state\x18\x05 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07site_id\x18\x07 \x01(\t\x12\x0e\n\x06run_id\x18\x08 \x01(\t\x12&\n\x02\x61t\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x07GpuNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x0c\n\x04\x63pus\x18\x04 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x04\"\xd2\x01\n\nMinerFleet\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0f\n\x07rated_w\x18\x04 \x01(\x01\x12\x0b\n\x03ths\x18\x05 \x01(\x01\x12\r\n\x05min_w\x18\x06 \x01(\x01\x12\x11\n\tstandby_w\x18\x07 \x01(\x01\x12\x13\n\x0bramp_down_s\x18\x08 \x01(\x01\x12\x11\n\tramp_up_s\x18\t \x01(\x01\x12\x11\n\tcan_pause\x18\n \x01(\x08\x12\x19\n\x11takes_power_limit\x18\x0b \x01(\x08\"\x87\x01\n\tSitePower\x12\x1a\n\x12interconnect_cap_w\x18\x01 \x01(\x01\x12\x0f\n\x07\x63ooling\x18\x02 \x01(\t\x12\x10\n\x08overhead\x18\x03 \x01(\x01\x12\x12\n\ngpu_load_w\x18\x04 \x01(\x01\x12\x12\n\ngpu_idle_w\x18\x05 \x01(\x01\x12\x13\n\x0bmarket_node\x18\x06 \x01(\t\"\x8a\x01\n\tInventory\x12)\n\tgpu_nodes\x18\x01 \x03(\x0b\x32\x16.powerplane.v1.GpuNode\x12)\n\x06\x66leets\x18\x02 \x03(\x0b\x32\x19.powerplane.v1.MinerFleet\x12\'\n\x05power\x18\x03 \x01(\x0b\x32\x18.powerplane.v1.SitePower*R\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02*\xff\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x02\x12\x16\n\x12JOB_STATE_STARTING\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08\x12\x17\n\x13JOB_STATE_PREEMPTED\x10\t*\x8e\x01\n\tSiteState\x12\x1a\n\x16SITE_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10SITE_STATE_READY\x10\x01\x12\x16\n\x12SITE_STATE_DRAINED\x10\x02\x12\x1a\n\x16SITE_STATE_UNREACHABLE\x10\x03\x12\x1b\n\x17SITE_STATE_DISCONNECTED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,26 +36,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_ENVENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC_LABELSENTRY']._loaded_options = None
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBKIND']._serialized_start=1331
-  _globals['_JOBKIND']._serialized_end=1413
-  _globals['_JOBSTATE']._serialized_start=1416
-  _globals['_JOBSTATE']._serialized_end=1671
-  _globals['_SITESTATE']._serialized_start=1674
-  _globals['_SITESTATE']._serialized_end=1816
+  _globals['_JOBKIND']._serialized_start=1799
+  _globals['_JOBKIND']._serialized_end=1881
+  _globals['_JOBSTATE']._serialized_start=1884
+  _globals['_JOBSTATE']._serialized_end=2139
+  _globals['_SITESTATE']._serialized_start=2142
+  _globals['_SITESTATE']._serialized_end=2284
   _globals['_RESOURCES']._serialized_start=77
   _globals['_RESOURCES']._serialized_end=138
   _globals['_JOBSPEC']._serialized_start=141
-  _globals['_JOBSPEC']._serialized_end=582
-  _globals['_JOBSPEC_ENVENTRY']._serialized_start=477
-  _globals['_JOBSPEC_ENVENTRY']._serialized_end=519
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=521
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=566
-  _globals['_JOB']._serialized_start=585
-  _globals['_JOB']._serialized_end=936
-  _globals['_JOBEVENT']._serialized_start=939
-  _globals['_JOBEVENT']._serialized_end=1176
-  _globals['_GPUNODE']._serialized_start=1178
-  _globals['_GPUNODE']._serialized_end=1273
-  _globals['_INVENTORY']._serialized_start=1275
-  _globals['_INVENTORY']._serialized_end=1329
+  _globals['_JOBSPEC']._serialized_end=614
+  _globals['_JOBSPEC_ENVENTRY']._serialized_start=509
+  _globals['_JOBSPEC_ENVENTRY']._serialized_end=551
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=553
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=598
+  _globals['_JOB']._serialized_start=617
+  _globals['_JOB']._serialized_end=968
+  _globals['_JOBEVENT']._serialized_start=971
+  _globals['_JOBEVENT']._serialized_end=1208
+  _globals['_GPUNODE']._serialized_start=1210
+  _globals['_GPUNODE']._serialized_end=1305
+  _globals['_MINERFLEET']._serialized_start=1308
+  _globals['_MINERFLEET']._serialized_end=1518
+  _globals['_SITEPOWER']._serialized_start=1521
+  _globals['_SITEPOWER']._serialized_end=1656
+  _globals['_INVENTORY']._serialized_start=1659
+  _globals['_INVENTORY']._serialized_end=1797
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ class Resources(_message.Message):
     def __init__(self, gpus: _Optional[int] = ..., cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "kind", "entrypoint", "env", "resources", "replicas", "priority", "allowed_regions", "labels", "max_runtime_s", "max_retries")
+    __slots__ = ("name", "kind", "entrypoint", "env", "resources", "replicas", "priority", "allowed_regions", "labels", "max_runtime_s", "max_retries", "slowdown_tolerance_pct")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class JobSpec(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MAX_RUNTIME_S_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    SLOWDOWN_TOLERANCE_PCT_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: JobKind
     entrypoint: str
@@ -103,7 +104,8 @@ class JobSpec(_message.Message):
     labels: _containers.ScalarMap[str, str]
     max_runtime_s: int
     max_retries: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., entrypoint: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., replicas: _Optional[int] = ..., priority: _Optional[int] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_runtime_s: _Optional[int] = ..., max_retries: _Optional[int] = ...) -> None: ...
+    slowdown_tolerance_pct: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., entrypoint: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., replicas: _Optional[int] = ..., priority: _Optional[int] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_runtime_s: _Optional[int] = ..., max_retries: _Optional[int] = ..., slowdown_tolerance_pct: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "tenant", "client_request_id", "spec", "state", "reason", "pending_reason", "site_id", "run_id", "attempt", "created_at", "updated_at", "last_event_id")
@@ -171,8 +173,54 @@ class GpuNode(_message.Message):
     memory_bytes: int
     def __init__(self, node_id: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpus: _Optional[int] = ..., cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
+class MinerFleet(_message.Message):
+    __slots__ = ("fleet_id", "model", "count", "rated_w", "ths", "min_w", "standby_w", "ramp_down_s", "ramp_up_s", "can_pause", "takes_power_limit")
+    FLEET_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RATED_W_FIELD_NUMBER: _ClassVar[int]
+    THS_FIELD_NUMBER: _ClassVar[int]
+    MIN_W_FIELD_NUMBER: _ClassVar[int]
+    STANDBY_W_FIELD_NUMBER: _ClassVar[int]
+    RAMP_DOWN_S_FIELD_NUMBER: _ClassVar[int]
+    RAMP_UP_S_FIELD_NUMBER: _ClassVar[int]
+    CAN_PAUSE_FIELD_NUMBER: _ClassVar[int]
+    TAKES_POWER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    fleet_id: str
+    model: str
+    count: int
+    rated_w: float
+    ths: float
+    min_w: float
+    standby_w: float
+    ramp_down_s: float
+    ramp_up_s: float
+    can_pause: bool
+    takes_power_limit: bool
+    def __init__(self, fleet_id: _Optional[str] = ..., model: _Optional[str] = ..., count: _Optional[int] = ..., rated_w: _Optional[float] = ..., ths: _Optional[float] = ..., min_w: _Optional[float] = ..., standby_w: _Optional[float] = ..., ramp_down_s: _Optional[float] = ..., ramp_up_s: _Optional[float] = ..., can_pause: _Optional[bool] = ..., takes_power_limit: _Optional[bool] = ...) -> None: ...
+
+class SitePower(_message.Message):
+    __slots__ = ("interconnect_cap_w", "cooling", "overhead", "gpu_load_w", "gpu_idle_w", "market_node")
+    INTERCONNECT_CAP_W_FIELD_NUMBER: _ClassVar[int]
+    COOLING_FIELD_NUMBER: _ClassVar[int]
+    OVERHEAD_FIELD_NUMBER: _ClassVar[int]
+    GPU_LOAD_W_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDLE_W_FIELD_NUMBER: _ClassVar[int]
+    MARKET_NODE_FIELD_NUMBER: _ClassVar[int]
+    interconnect_cap_w: float
+    cooling: str
+    overhead: float
+    gpu_load_w: float
+    gpu_idle_w: float
+    market_node: str
+    def __init__(self, interconnect_cap_w: _Optional[float] = ..., cooling: _Optional[str] = ..., overhead: _Optional[float] = ..., gpu_load_w: _Optional[float] = ..., gpu_idle_w: _Optional[float] = ..., market_node: _Optional[str] = ...) -> None: ...
+
 class Inventory(_message.Message):
-    __slots__ = ("gpu_nodes",)
+    __slots__ = ("gpu_nodes", "fleets", "power")
     GPU_NODES_FIELD_NUMBER: _ClassVar[int]
+    FLEETS_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
     gpu_nodes: _containers.RepeatedCompositeFieldContainer[GpuNode]
-    def __init__(self, gpu_nodes: _Optional[_Iterable[_Union[GpuNode, _Mapping]]] = ...) -> None: ...
+    fleets: _containers.RepeatedCompositeFieldContainer[MinerFleet]
+    power: SitePower
+    def __init__(self, gpu_nodes: _Optional[_Iterable[_Union[GpuNode, _Mapping]]] = ..., fleets: _Optional[_Iterable[_Union[MinerFleet, _Mapping]]] = ..., power: _Optional[_Union[SitePower, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,138 @@
+"""One dispatch pass over one site's power: the decision every shell shares.
+
+The scheduler's controller runs it on every heartbeat, grid event and placement;
+the simulator runs it on every tick of its fake clock. In one pass, in this order:
+
+1. The response ladder (ladder.respond_to_cap) on the *commanded* ledger (mining
+   at its targets: a fleet still ramping down to its target is no reason to climb
+   further): mining down, then training power caps, then preemption, then
+   inference. An emergency sheds all flexible load.
+2. When nothing is over the cap, capped training gets its power back first (AI first).
+3. Placed runs waiting for power are reserved in order while they fit with mining at
+   its paused floor; one that no longer fits (the cap fell) goes back to the queue.
+4. Mining fills what AI (running and reserved) leaves, by merit order (mining.plan_mining).
+5. A waiting run starts only when it fits with every fleet counted at what it may
+   still draw (`held_w`, confirmed by the agent: see admission.py): make room first,
+   then start.
+6. Fleets ramping *up* are trimmed so that, counted the same way, the site stays
+   under its cap during the transition too.
+
+Pure: prices, measurements and `now` are inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scheduler.core.ladder import LadderStep, StepKind, respond_to_cap, restore
+from scheduler.core.ledger import AiClaim, SiteLedger
+from scheduler.core.mining import FleetState, MiningPolicy, plan_mining
+from scheduler.core.power import SitePower
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    site: SitePower
+    cap_w: float  # the cap to plan under now (grid.planning_cap)
+    price_usd_per_mwh: float  # expected price of the next interval (mining.expected_price)
+    hashprice_usd_per_ph_day: float
+    running: tuple[AiClaim, ...] = ()  # AI runs that hold power now
+    waiting: tuple[AiClaim, ...] = ()  # placed runs waiting for power, in admission order
+    stopping: tuple[AiClaim, ...] = ()  # runs ordered to stop, not yet confirmed gone: they still draw
+    targets_w: Mapping[str, float] = field(default_factory=dict)  # fleet targets sent last
+    held_w: Mapping[str, float] = field(default_factory=dict)  # the most each fleet may draw now (admission.py)
+    fleet_states: Mapping[str, FleetState] = field(default_factory=dict)
+    emergency: bool = False
+
+
+@dataclass(frozen=True)
+class SiteDispatch:
+    targets_w: dict[str, float]
+    fleet_states: dict[str, FleetState]
+    power_fractions: dict[str, float]  # job_id -> new GPU power fraction (changed runs only)
+    preempt: tuple[str, ...]  # training runs to stop and requeue
+    shed: tuple[str, ...]  # inference runs to stop and requeue
+    start: tuple[str, ...]  # waiting runs that may start now
+    requeue: dict[str, str]  # waiting runs that no longer fit -> why
+    waiting_reasons: dict[str, str]  # waiting runs that keep waiting -> why
+    steps: tuple[LadderStep, ...]
+    committed_w: float  # meter power counted after this pass (each fleet at max(new target, held))
+
+    @property
+    def orders_anything(self) -> bool:
+        return bool(self.power_fractions or self.preempt or self.shed or self.start or self.requeue)
+
+
+def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningPolicy(), cause: str = "") -> SiteDispatch:
+    site, cap = inputs.site, inputs.cap_w
+    cause = cause or f"site cap {cap / 1e6:.3f} MW"
+    targets = {f.fleet_id: inputs.targets_w.get(f.fleet_id, f.standby_w) for f in site.fleets}
+    commanded = SiteLedger(site, cap, inputs.running, targets)
+
+    # 1-2. The ladder when over the cap (or in an emergency), else AI gets its power back first.
+    steps: list[LadderStep] = []
+    if inputs.emergency or not commanded.within_cap:
+        plan = respond_to_cap(commanded, cap, cause, emergency=inputs.emergency)
+    else:
+        plan = restore(commanded, cap, cause)
+    steps.extend(plan.steps)
+    running = plan.ledger.ai
+    preempt = tuple(plan.jobs(StepKind.PREEMPT_TRAINING))
+    shed = tuple(plan.jobs(StepKind.SHED_INFERENCE))
+    before = {c.job_id: c.power_fraction for c in inputs.running}
+    fractions = {c.job_id: c.power_fraction for c in running if abs(c.power_fraction - before[c.job_id]) > 1e-9}
+
+    # 3. Reserve power for waiting runs while they fit with mining at its floor.
+    reserved: list[AiClaim] = []
+    requeue: dict[str, str] = {}
+    for claim in inputs.waiting:
+        probe = SiteLedger(site, cap, (*running, *reserved), {})
+        if inputs.emergency and claim.flexible:
+            requeue[claim.job_id] = "grid emergency at the site: flexible load is shed"
+        elif probe.free_for_ai_w() + 1e-6 < probe.run_power_w(claim.gpus):
+            requeue[claim.job_id] = f"the site's cap fell to {cap / 1e6:.3f} MW: not enough power left for {claim.gpus} GPUs"
+        else:
+            reserved.append(claim)
+
+    # 4. Mining fills what AI leaves (running and reserved), most efficient fleets first.
+    ai_it_w = SiteLedger(site, cap, (*running, *reserved), {}).ai_it_w
+    if inputs.emergency:
+        planned = {f.fleet_id: f.standby_w for f in site.fleets}
+        states = {f.fleet_id: dataclasses.replace(inputs.fleet_states.get(f.fleet_id, FleetState()), running=False, since=now) for f in site.fleets}
+    else:
+        mining_plan = plan_mining(site, ai_it_w, inputs.price_usd_per_mwh, inputs.hashprice_usd_per_ph_day, inputs.fleet_states, now, policy, cap)
+        planned, states = dict(mining_plan.targets_w), dict(mining_plan.states)
+
+    # 5. Start waiting runs only once mining is measured down (raises not counted yet).
+    held = {f.fleet_id: max(targets[f.fleet_id], inputs.held_w.get(f.fleet_id, targets[f.fleet_id])) for f in site.fleets}
+    stopped_now = tuple(c for c in inputs.running if c.job_id in preempt or c.job_id in shed)
+    now_ledger = SiteLedger(site, cap, (*running, *inputs.stopping, *stopped_now), held)
+    start: list[str] = []
+    waiting_reasons: dict[str, str] = {}
+    for claim in reserved:
+        with_run = dataclasses.replace(now_ledger, ai=(*now_ledger.ai, claim))
+        if with_run.within_cap:
+            now_ledger = with_run
+            start.append(claim.job_id)
+        else:
+            down_to = sum(planned.values()) / 1e6
+            waiting_reasons[claim.job_id] = f"waiting for mining to come down to {down_to:.2f} MW to make room"
+
+    # 6. Fleets ramping up get only what the site has left, counted with measured power;
+    # a lowered target is sent as planned.
+    room_it = cap / site.overhead - now_ledger.ai_it_w - sum(held.values())
+    new_targets = dict(planned)
+    for fleet in sorted(site.fleets, key=lambda f: (f.model.joules_per_th, f.fleet_id)):
+        raise_w = planned[fleet.fleet_id] - held[fleet.fleet_id]
+        if raise_w > 0:
+            granted = max(0.0, min(raise_w, room_it))
+            if not fleet.model.takes_power_limit:  # whole miners only
+                per_miner = fleet.model.rated_w - fleet.model.standby_w
+                granted = per_miner * int(granted // per_miner + 1e-9)
+            room_it -= granted
+            new_targets[fleet.fleet_id] = held[fleet.fleet_id] + granted
+    after = {fid: max(new_targets[fid], held[fid]) for fid in new_targets}
+    committed = SiteLedger(site, cap, now_ledger.ai, after).committed_w  # stopping runs included
+    return SiteDispatch(new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed)

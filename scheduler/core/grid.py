@@ -1,0 +1,156 @@
+"""Grid events: what the grid asks of a site, and what is in force at a moment.
+
+Kinds: a cap limit (the site's cap is `cap_w` from `start` to `end`, load under it
+by `respond_by`), a power price for a market node (real time, or a day-ahead
+forecast), an emergency (shed all flexible load at the site until `end`), and
+the global hashprice. Events are idempotent by the sender's `event_id`: the same
+id with the same content is the same event; the same id with other content is
+refused. Pure: every function takes `now`.
+
+A cap limit is *planned for* from `start - lead_s` (the site's slowest ramp-down
+plus the order's way to the agent) so that mining is down when the cap starts.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scheduler.core.errors import InvalidArgument
+
+FOREVER = math.inf
+
+
+class GridEventKind(enum.IntEnum):
+    CAP_LIMIT = 1
+    PRICE = 2
+    EMERGENCY = 3
+    HASHPRICE = 4
+
+
+class GridEventState(enum.IntEnum):
+    UPCOMING = 1
+    ACTIVE = 2
+    ENDED = 3
+
+
+@dataclass(frozen=True)
+class GridEvent:
+    event_id: str
+    kind: GridEventKind
+    start: float
+    end: float = FOREVER
+    site_id: str = ""
+    cap_w: float = 0.0
+    respond_by: float = 0.0  # 0: at start
+    market_node: str = ""
+    usd_per_mwh: float = 0.0
+    forecast: bool = False
+    hashprice_usd_per_ph_day: float = 0.0
+    reason: str = ""
+
+    @property
+    def deadline(self) -> float:
+        return max(self.start, self.respond_by) if self.respond_by else self.start
+
+    def state(self, now: float) -> GridEventState:
+        if now < self.start:
+            return GridEventState.UPCOMING
+        return GridEventState.ACTIVE if now < self.end else GridEventState.ENDED
+
+    def describe(self) -> str:
+        match self.kind:
+            case GridEventKind.CAP_LIMIT:
+                text = f"cap limit {self.cap_w / 1e6:.3f} MW at {self.site_id}"
+            case GridEventKind.EMERGENCY:
+                text = f"grid emergency at {self.site_id}"
+            case GridEventKind.PRICE:
+                text = f"{'forecast' if self.forecast else 'price'} {self.usd_per_mwh:.2f} USD/MWh at {self.market_node}"
+            case _:
+                text = f"hashprice {self.hashprice_usd_per_ph_day:.2f} USD/PH/day"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+@dataclass(frozen=True)
+class GridEventRecord:
+    """A received event and how it was met (the response steps, in order)."""
+
+    event: GridEvent
+    received_at: float
+    response: tuple[str, ...] = field(default_factory=tuple)
+
+
+def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:
+    """Refuse an event a sender got wrong, naming every problem."""
+    problems = []
+    if not event.event_id or len(event.event_id) > 128:
+        problems.append("event_id must be 1..128 characters")
+    if event.end <= event.start:
+        problems.append("end must be after start")
+    if event.kind in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
+        if event.site_id not in set(known_sites):
+            problems.append(f"site {event.site_id!r} is not a site this scheduler knows")
+    if event.kind == GridEventKind.CAP_LIMIT:
+        if not event.cap_w >= 0 or math.isinf(event.cap_w):
+            problems.append(f"cap_w must be a finite number >= 0, got {event.cap_w}")
+        if event.respond_by and event.respond_by < event.start:
+            problems.append("respond_by must not be before start")
+    if event.kind == GridEventKind.PRICE:
+        if not event.market_node:
+            problems.append("a price needs its market_node")
+        if not math.isfinite(event.usd_per_mwh):
+            problems.append("usd_per_mwh must be finite")
+    if event.kind == GridEventKind.HASHPRICE and not (math.isfinite(event.hashprice_usd_per_ph_day) and event.hashprice_usd_per_ph_day >= 0):
+        problems.append("hashprice_usd_per_ph_day must be a finite number >= 0")
+    if problems:
+        raise InvalidArgument("; ".join(problems))
+
+
+def planning_cap(interconnect_cap_w: float, events: Iterable[GridEvent], site_id: str, now: float, lead_s: float) -> tuple[float, GridEvent | None]:
+    """The cap dispatch plans under now, and the event that sets it (None: the interconnect)."""
+    cap, source = interconnect_cap_w, None
+    for event in events:
+        if event.kind != GridEventKind.CAP_LIMIT or event.site_id != site_id:
+            continue
+        if event.start - lead_s <= now < event.end and event.cap_w < cap:
+            cap, source = event.cap_w, event
+    return cap, source
+
+
+def enforced_cap(interconnect_cap_w: float, events: Iterable[GridEvent], site_id: str, now: float) -> float:
+    """The cap the site's metered power is held to now (past each event's deadline)."""
+    cap = interconnect_cap_w
+    for event in events:
+        if event.kind == GridEventKind.CAP_LIMIT and event.site_id == site_id and event.deadline <= now < event.end:
+            cap = min(cap, event.cap_w)
+    return cap
+
+
+def emergency(events: Iterable[GridEvent], site_id: str, now: float) -> GridEvent | None:
+    for event in events:
+        if event.kind == GridEventKind.EMERGENCY and event.site_id == site_id and event.start <= now < event.end:
+            return event
+    return None
+
+
+def price_now(events: Iterable[GridEvent], market_node: str, now: float) -> tuple[float | None, float | None]:
+    """(day-ahead forecast covering now, latest real-time price already started) for a node."""
+    forecast, forecast_start, real_time, real_time_start = None, -FOREVER, None, -FOREVER
+    for event in events:
+        if event.kind != GridEventKind.PRICE or event.market_node != market_node or not event.start <= now < event.end:
+            continue
+        if event.forecast and event.start >= forecast_start:
+            forecast, forecast_start = event.usd_per_mwh, event.start
+        elif not event.forecast and event.start >= real_time_start:
+            real_time, real_time_start = event.usd_per_mwh, event.start
+    return forecast, real_time
+
+
+def hashprice_now(events: Iterable[GridEvent], default: float, now: float) -> float:
+    latest, latest_start = default, -FOREVER
+    for event in events:
+        if event.kind == GridEventKind.HASHPRICE and event.start <= now < event.end and event.start >= latest_start:
+            latest, latest_start = event.hashprice_usd_per_ph_day, event.start
+    return latest
