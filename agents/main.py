@@ -1,5 +1,5 @@
-"""`powerplane agent`: wires settings, the Ray runner and the session, and runs
-until SIGINT/SIGTERM."""
+"""`powerplane agent`: wires settings, the site's power profile (--site-config), the
+Ray runner and the session, and runs until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -25,6 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-model", default="unknown", help="GPU model reported in the inventory, e.g. H100-SXM")
     parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the scheduler's TLS certificate")
     parser.add_argument("--ray-wait-s", type=float, default=120.0, help="how long to wait for Ray at start-up")
+    parser.add_argument(
+        "--site-config", type=Path, help="the site's power profile and miner fleets (YAML, see agents/site_config.py); without it: no fleets, no cap"
+    )
+
+
+def site_power_from(args: argparse.Namespace):
+    """The site's power side, from --site-config; a bad file ends the agent with one line."""
+    from agents.site_config import SiteConfigError, load_site_config
+    from agents.site_power import SitePowerControl
+
+    try:
+        config = load_site_config(getattr(args, "site_config", None))
+    except SiteConfigError as err:
+        raise SystemExit(f"powerplane agent: bad site config {err}") from None
+    return SitePowerControl(config)
 
 
 def settings_from(args: argparse.Namespace):
@@ -46,10 +61,11 @@ async def run_agent(args: argparse.Namespace) -> None:
     from agents.session import SiteAgent
 
     settings = settings_from(args)
+    power = site_power_from(args)
     runner = RayRunner(address=args.ray_address, site_id=args.site, gpu_model=args.gpu_model, site_resource=args.ray_site_resource)
     log.info("waiting for Ray at %s", args.ray_address)
     await asyncio.to_thread(runner.wait_until_ready, args.ray_wait_s)
-    agent = SiteAgent(settings, runner)
+    agent = SiteAgent(settings, runner, power)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop)

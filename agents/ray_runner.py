@@ -3,7 +3,8 @@
 A run is a Ray job whose `submission_id` is the run id, so submitting the same run
 twice can never start it twice (Ray refuses the second; we treat that as success).
 Runs carry metadata `powerplane_site`, so after a restart the agent finds its runs
-again by listing Ray's jobs. When a site resource is configured (several sites on
+again by listing Ray's jobs, and `powerplane_gpus` (all the GPUs the run takes), so
+the agent's GPU power model knows them again too. When a site resource is configured (several sites on
 one Ray cluster, as in the demo), runs are pinned to nodes that carry it and only
 those nodes count as the site's inventory.
 
@@ -18,7 +19,10 @@ from dataclasses import dataclass
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from agents.runs import ACTIVE_RUN_STATES, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
 from scheduler.api.v1 import agent_pb2, types_pb2
+
+__all__ = ["ACTIVE_RUN_STATES", "RUN_STATE_OF", "RayRunner", "RunRecord"]
 
 log = logging.getLogger(__name__)
 RUN_STATE_OF = {
@@ -28,7 +32,6 @@ RUN_STATE_OF = {
     JobStatus.FAILED: agent_pb2.RUN_STATE_FAILED,
     JobStatus.STOPPED: agent_pb2.RUN_STATE_STOPPED,
 }
-ACTIVE_RUN_STATES = frozenset({agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING})
 SITE_METADATA_KEY = "powerplane_site"
 MAX_MESSAGE = 2000
 
@@ -69,15 +72,20 @@ class RayRunner:
 
     def submit(self, start: agent_pb2.StartRun) -> None:
         spec = start.spec
-        replicas = max(1, spec.replicas) if spec.kind == types_pb2.JOB_KIND_INFERENCE else 1
+        replicas = replicas_of(spec)
         env = dict(spec.env)
         env.update(POWERPLANE_JOB_ID=start.job_id, POWERPLANE_RUN_ID=start.run_id, POWERPLANE_SITE=self.site_id)
         kwargs = dict(
             entrypoint=spec.entrypoint,
             submission_id=start.run_id,
             runtime_env={"env_vars": env},
-            metadata={SITE_METADATA_KEY: self.site_id, "powerplane_job": start.job_id, "powerplane_tenant": start.tenant},
-            entrypoint_num_gpus=spec.resources.gpus * replicas,
+            metadata={
+                SITE_METADATA_KEY: self.site_id,
+                "powerplane_job": start.job_id,
+                "powerplane_tenant": start.tenant,
+                GPUS_METADATA_KEY: str(spec_gpus(spec)),
+            },
+            entrypoint_num_gpus=spec_gpus(spec),
             entrypoint_num_cpus=spec.resources.cpus * replicas,
         )
         if spec.resources.memory_bytes:
@@ -111,13 +119,15 @@ class RayRunner:
             raise
         return agent_pb2.RunStatus(run_id=run_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
 
-    def list_runs(self) -> list[agent_pb2.RunStatus]:
-        """Every Powerplane run of this site that Ray knows, newest last."""
+    def list_runs(self) -> list[RunRecord]:
+        """Every Powerplane run of this site that Ray knows, newest last, with its GPUs."""
         runs = []
         for info in sorted(self.client.list_jobs(), key=lambda i: i.start_time or 0):
-            if (info.metadata or {}).get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
+            metadata = info.metadata or {}
+            if metadata.get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
                 continue
-            runs.append(agent_pb2.RunStatus(run_id=info.submission_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE]))
+            status = agent_pb2.RunStatus(run_id=info.submission_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
+            runs.append(RunRecord(status, _gpus_of(metadata, getattr(info, "entrypoint_num_gpus", None))))
         return runs
 
     def wait_until_ready(self, timeout_s: float) -> None:
@@ -131,3 +141,12 @@ class RayRunner:
                 if time.monotonic() > deadline:
                     raise ConnectionError(f"Ray at {self.address} not reachable: {err}") from err
                 time.sleep(1.0)
+
+
+def _gpus_of(metadata: dict[str, str], entrypoint_num_gpus) -> int:
+    """A listed run's GPUs: from our metadata; for runs submitted before it was kept,
+    what the entrypoint asked Ray for where the listing says (0 where it does not)."""
+    try:
+        return max(0, int(metadata[GPUS_METADATA_KEY]))
+    except (KeyError, ValueError):
+        return max(0, int(entrypoint_num_gpus or 0))

@@ -6,6 +6,12 @@ The agent keeps no state of its own across restarts: Ray is its memory. On every
 scheduler reconciles (see scheduler/core/runs.py). Orders are idempotent: a start
 for a run already on Ray is not submitted again; a stop for an unknown run is
 reported as UNKNOWN.
+
+Power (agents/site_power.py): the Register inventory carries the site's fleets and
+power profile; PowerTargets set the fleets' targets, RunPowerCap a run's GPU power;
+every heartbeat carries the site's power readings and the actions the agent took by
+itself. The guard that holds the site under its cap runs outside the sessions, so
+it keeps running while the agent is cut off and reconnecting.
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
 from agents import __version__
-from agents.ray_runner import ACTIVE_RUN_STATES, RayRunner
-from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from agents.runs import ACTIVE_RUN_STATES, spec_gpus
+from agents.site_config import SiteConfig
+from agents.site_power import SitePowerControl
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+
+if TYPE_CHECKING:
+    from agents.ray_runner import RayRunner
 
 log = logging.getLogger(__name__)
 SUBMIT_ATTEMPTS = 3
@@ -36,16 +48,19 @@ class AgentSettings:
     poll_running_s: float = 1.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
+    guard_period_s: float = 0.5  # how often the agent checks the site's power against its cap
 
 
 class SiteAgent:
-    def __init__(self, settings: AgentSettings, runner: RayRunner):
+    def __init__(self, settings: AgentSettings, runner: RayRunner, power: SitePowerControl | None = None):
         self.settings = settings
         self.runner = runner
+        self.power = power if power is not None else SitePowerControl(SiteConfig())
         self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs this agent watches
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._stopping = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
 
     def _channel(self) -> grpc.aio.Channel:
         if self.settings.tls_ca is not None:
@@ -53,6 +68,15 @@ class SiteAgent:
         return grpc.aio.insecure_channel(self.settings.scheduler)
 
     async def run_forever(self) -> None:
+        power_tasks = [asyncio.create_task(self.power.driver.run()), asyncio.create_task(self._guard_loop())]
+        try:
+            await self._sessions()
+        finally:
+            for task in power_tasks:
+                task.cancel()
+            await asyncio.gather(*power_tasks, return_exceptions=True)
+
+    async def _sessions(self) -> None:
         backoff = self.settings.backoff_initial_s
         while not self._stopping.is_set():
             try:
@@ -84,15 +108,16 @@ class SiteAgent:
         self._stopping.set()
 
     async def _register_message(self) -> agent_pb2.AgentMessage:
-        inventory, runs = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
-        for run in runs:
-            if run.state in ACTIVE_RUN_STATES:
-                self.tracked[run.run_id] = run
+        nodes, records = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
+        for record in records:
+            if record.status.state in ACTIVE_RUN_STATES:
+                self.tracked[record.status.run_id] = record.status
+                self.power.gpus.add_run(record.status.run_id, record.gpus)
         register = agent_pb2.Register(
             site_id=self.settings.site_id,
             region=self.settings.region,
-            inventory=types_pb2.Inventory(gpu_nodes=inventory),
-            runs=runs[-1000:],
+            inventory=self.power.inventory(nodes),
+            runs=[r.status for r in records[-1000:]],
             agent_version=__version__,
         )
         return agent_pb2.AgentMessage(register=register)
@@ -126,6 +151,11 @@ class SiteAgent:
                         asyncio.create_task(self._start(message.start_run))
                     elif kind == "stop_run":
                         asyncio.create_task(self._stop_run(message.stop_run))
+                    elif kind == "power_targets":
+                        self.power.apply_targets(message.power_targets)
+                        self._heartbeat_now.set()  # confirm the new targets at once
+                    elif kind == "run_power_cap":
+                        self.power.cap_run(message.run_power_cap)
             finally:
                 for task in tasks:
                     task.cancel()
@@ -145,16 +175,41 @@ class SiteAgent:
     async def _write_loop(self, call) -> None:
         assert self._outbox is not None
         while True:
-            await call.write(await self._outbox.get())
+            message = await self._outbox.get()
+            actions = []
+            if message.WhichOneof("body") == "heartbeat":
+                actions = list(self.power.pending_actions)  # all not yet reported, taken as late as possible
+                message.heartbeat.local_actions.extend(actions)
+            await call.write(message)
+            if actions:
+                self.power.reported(actions)
 
     async def _heartbeat_loop(self, interval: float) -> None:
+        """A heartbeat at once (readings and what was done while cut off), then every
+        `interval`, and sooner when the power side asks (new targets, a ramp done)."""
         while True:
-            await asyncio.sleep(interval)
-            self._send(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(runs=list(self.tracked.values()))))
+            self._heartbeat_now.clear()
+            self._send(agent_pb2.AgentMessage(heartbeat=self.power.heartbeat(self.tracked.values())))
+            try:
+                await asyncio.wait_for(self._heartbeat_now.wait(), interval)
+            except TimeoutError:
+                pass
+
+    async def _guard_loop(self) -> None:
+        """Holds the site under its cap, connected or not (see agents/power_guard.py)."""
+        while True:
+            try:
+                _, heartbeat_now = self.power.tick(self.connected.is_set(), list(self.tracked), self.settings.guard_period_s)
+                if heartbeat_now:
+                    self._heartbeat_now.set()
+            except Exception:  # the guard must outlive any one bad reading
+                log.exception("power guard pass failed")
+            await asyncio.sleep(self.settings.guard_period_s)
 
     async def _start(self, order: agent_pb2.StartRun) -> None:
         if order.run_id in self.tracked:
             return  # a repeated order for a run we already run
+        self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
         self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
@@ -164,6 +219,7 @@ class SiteAgent:
                 if attempt == SUBMIT_ATTEMPTS:
                     log.error("run %s: submission to Ray failed: %s", order.run_id, err)
                     self.tracked.pop(order.run_id, None)
+                    self.power.gpus.forget(order.run_id)
                     message = f"submission to Ray failed after {attempt} attempts: {err}"[:2000]
                     self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
                     return
@@ -180,6 +236,7 @@ class SiteAgent:
             return
         if not found:
             self.tracked.pop(order.run_id, None)
+            self.power.gpus.forget(order.run_id)
             self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job"))
             return
         self.tracked.setdefault(order.run_id, agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_RUNNING))
@@ -201,4 +258,5 @@ class SiteAgent:
                     self.tracked[run_id] = status
                 else:
                     del self.tracked[run_id]
+                    self.power.gpus.forget(run_id)
                 self._report(status)

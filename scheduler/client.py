@@ -75,6 +75,13 @@ class Client:
     def undrain(self, site_id: str) -> operator_pb2.Site:
         return self.operator.UndrainSite(operator_pb2.UndrainSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
 
+    def post_grid_event(self, event: operator_pb2.GridEvent) -> operator_pb2.GridEventStatus:
+        return self.operator.PostGridEvent(event, metadata=self._metadata, timeout=self.timeout_s)
+
+    def grid_events(self, site_id: str = "", active_only: bool = False) -> operator_pb2.ListGridEventsResponse:
+        request = operator_pb2.ListGridEventsRequest(site_id=site_id, active_only=active_only)
+        return self.operator.ListGridEvents(request, metadata=self._metadata, timeout=self.timeout_s)
+
 
 def spec(entrypoint: str, gpus: int = 1, kind: int = types_pb2.JOB_KIND_TRAINING, **fields) -> types_pb2.JobSpec:
     """Build a JobSpec; `cpus` and `memory_bytes` go into resources, the rest are JobSpec fields."""

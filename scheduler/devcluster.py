@@ -3,6 +3,11 @@ benchmarks: a local Ray cluster with one Ray node per site (virtual GPUs adverti
 to Ray, each node tagged with the custom resource `powerplane_site_<id>`), the
 scheduler and site agents as real subprocesses speaking gRPC over loopback.
 
+A site may carry a power profile (`SitePowerSpec`: cap, cooling, GPU power, emulated
+miner fleets with optional fast ramps for tests); its agent then gets it as a YAML
+site config (`--site-config`, see agents/site_config.py). Without one a site has no
+fleets and no cap, as before.
+
 Everything binds 127.0.0.1. Ray's token authentication is on (RAY_AUTH_MODE=token)
 with a token file in the work directory, shared by the cluster and its clients.
 """
@@ -10,6 +15,7 @@ with a token file in the work directory, shared by the cluster and its clients.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
@@ -41,12 +47,42 @@ def site_resource(site_id: str) -> str:
     return f"powerplane_site_{site_id}"
 
 
+@dataclass(frozen=True)
+class FleetSpec:
+    """An emulated miner fleet: `model` is a key of MINER_MODELS; None keeps the model's figure."""
+
+    fleet_id: str
+    model: str
+    count: int
+    ramp_down_s: float | None = None
+    ramp_up_s: float | None = None
+    standby_w: float | None = None  # per miner
+
+
+@dataclass(frozen=True)
+class SitePowerSpec:
+    interconnect_cap_mw: float
+    cooling: str = "air"  # air | hydro
+    overhead: float | None = None  # None: the cooling's default
+    gpu_load_w: float = 1000.0
+    gpu_idle_w: float = 150.0
+    market_node: str = ""
+    fleets: tuple[FleetSpec, ...] = ()
+
+    def site_config(self) -> dict:
+        """The agent's site config file, as data."""
+        config = {k: v for k, v in dataclasses.asdict(self).items() if k != "fleets" and v is not None}
+        config["fleets"] = [{k: v for k, v in dataclasses.asdict(f).items() if v is not None} for f in self.fleets]
+        return config
+
+
 @dataclass
 class SiteSpec:
     site_id: str
     region: str
     gpus: int
     cpus: int = 1
+    power: SitePowerSpec | None = None  # None: no fleets, no cap
 
 
 def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
@@ -271,6 +307,10 @@ class LocalCluster:
             "--gpu-model",
             "virtual-H100",
         ]
+        if site.power is not None:
+            site_config = self.workdir / f"site-{site.site_id}.yaml"
+            site_config.write_text(yaml.safe_dump(site.power.site_config(), sort_keys=False))
+            argv += ["--site-config", str(site_config)]
         process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", self.env).start()
         self.agents[site.site_id] = process
         return process

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import grpc
 
-from scheduler.cli import operator_commands, tenant_commands
+from scheduler.cli import grid_commands, operator_commands, tenant_commands
+from scheduler.sim.cli import add_parser as add_simulate_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path(".powerplane-demo"), help="where the demo keeps its database, config and logs")
     p.add_argument("--timeout-s", type=float, default=300.0, help="give up if the demo's training job is not done by then")
     p.set_defaults(server="demo")
+    add_simulate_parser(sub)
 
     client_parent = argparse.ArgumentParser(add_help=False)
     client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port (or $POWERPLANE_SCHEDULER)")
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     client_sub = _ClientSubparsers(sub, client_parent)
     tenant_commands.add_parsers(client_sub)
     operator_commands.add_parsers(client_sub)
+    grid_commands.add_parsers(client_sub)
     return parser
 
 
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "server", None):
         return _run_server(args)
+    if getattr(args, "run", None):  # needs no scheduler (simulate)
+        return args.run(args)
     if not args.token:
         print("powerplane: no token; pass --token or set POWERPLANE_TOKEN", file=sys.stderr)
         return 2

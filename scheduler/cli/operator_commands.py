@@ -1,4 +1,4 @@
-"""Operator commands: sites, site, drain, undrain."""
+"""Operator commands: sites (with their power), site, drain, undrain."""
 
 from __future__ import annotations
 
@@ -23,12 +23,28 @@ def _site_state(value: int) -> str:
     return render.state_name(value, types_pb2.SiteState)
 
 
+def _mw(watts: float) -> str:
+    return f"{watts / 1e6:.3f}"
+
+
 def sites_table(sites) -> str:
-    rows = [
-        [s.site_id, s.region, _site_state(s.state), f"{s.gpus_free}/{s.gpus_total}", s.active_runs, render.when(s.last_heartbeat), s.drain_reason or ""]
-        for s in sites
-    ]
-    return render.table(["SITE", "REGION", "STATE", "GPUS FREE", "RUNS", "LAST HEARD", "NOTE"], rows)
+    rows = []
+    for s in sites:
+        power = [_mw(s.power.cap_w), _mw(s.power.measured_w), _mw(s.power.ai_w), _mw(s.power.mining_w)] if s.HasField("power") else ["-"] * 4
+        rows.append(
+            [
+                s.site_id,
+                s.region,
+                _site_state(s.state),
+                f"{s.gpus_free}/{s.gpus_total}",
+                s.active_runs,
+                *power,
+                render.when(s.last_heartbeat),
+                s.drain_reason or "",
+            ]
+        )
+    headers = ["SITE", "REGION", "STATE", "GPUS FREE", "RUNS", "CAP MW", "METER MW", "AI MW", "MINING MW", "LAST HEARD", "NOTE"]
+    return render.table(headers, rows)
 
 
 def sites(client, args) -> int:
@@ -41,9 +57,12 @@ def sites(client, args) -> int:
         print()
         print(render.table(["NODE", "GPU MODEL", "GPUS", "CPUS"], [[n.node_id[:16], n.gpu_model, n.gpus, f"{n.cpus:g}"] for n in detail.inventory.gpu_nodes]))
         print()
-        print(
-            render.table(["RUN", "JOB", "TENANT", "STATE", "GPUS"], [[r.run_id, r.job_id, r.tenant, render.state_name(r.state), r.gpus] for r in detail.runs])
-        )
+        runs = [[r.run_id, r.job_id, r.tenant, render.state_name(r.state), r.gpus, f"{r.power_fraction:.0%}"] for r in detail.runs]
+        print(render.table(["RUN", "JOB", "TENANT", "STATE", "GPUS", "GPU POWER"], runs))
+        if detail.site.HasField("power"):
+            fleets = [[f.fleet_id, _mw(f.measured_w), _mw(f.target_w)] for f in detail.site.power.fleets]
+            print()
+            print(render.table(["FLEET", "MEASURED MW (IT)", "TARGET MW (IT)"], fleets))
         return 0
     found = list(client.sites().sites)
     print(render.as_json(found) if args.output == "json" else sites_table(found))

@@ -29,7 +29,28 @@ class StopRun:
     reason: str
 
 
-Order = StartRun | StopRun
+@dataclass(frozen=True)
+class SetMiningTargets:
+    """Power targets for every mining fleet of a site, and the cap they were planned under."""
+
+    site_id: str
+    targets_w: dict[str, float]
+    cap_w: float
+    cap_event_active: bool
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class CapRunPower:
+    """Cap a run's GPUs to a fraction of their load power (1.0 lifts the cap)."""
+
+    site_id: str
+    run_id: str
+    power_fraction: float
+    cause: str = ""
+
+
+Order = StartRun | StopRun | SetMiningTargets | CapRunPower
 
 
 @dataclass

@@ -87,6 +87,7 @@ class SitePower:
     gpus: int = 0
     gpu_load_w: float = 1000.0  # per GPU at load, with its share of host and network
     gpu_idle_w: float = 150.0
+    market_node: str = ""  # where its power price comes from
 
     def it_budget_w(self, cap_w: float | None = None) -> float:
         """The IT power the cap allows."""

@@ -12,7 +12,12 @@ Rules, in one place:
   RUNNING run it does not list is lost.
 - A lost run (Ray lost it, or its site stayed unreachable past the timeout) puts
   its job back to PENDING if it has retries left (`max_retries`), else FAILED.
-  A CANCELLING job whose run is gone is CANCELLED.
+  A CANCELLING job whose run is gone is CANCELLED. Preemptions do not count as
+  retries: a job preempted to free power has as many retries left as before.
+- A preempted run (the power ladder needs its power) is stopped and its job goes
+  back to PENDING (through PREEMPTED when it was RUNNING); it may run elsewhere.
+  A placed run that never started and no longer fits its site's power goes back
+  to PENDING without a stop (nothing was started).
 - A run that fails on its own is FAILED with Ray's message: no retry (the
   entrypoint itself is at fault, running it again would fail again).
 """
@@ -58,11 +63,10 @@ def lose_run(job: Job, why: str, now: float) -> Decision:
     decision = Decision()
     if job.state == S.CANCELLING:
         decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
-    elif job.attempt <= job.spec.max_retries:
+    elif job.attempt - job.preemptions <= job.spec.max_retries:
+        lost = job.attempt - job.preemptions  # preemptions are not failures
         decision.record(
-            *transition(
-                job, S.PENDING, f"{why}; requeued (attempt {job.attempt} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run"
-            )
+            *transition(job, S.PENDING, f"{why}; requeued (attempt {lost} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run")
         )
     else:
         decision.record(*transition(job, S.FAILED, f"{why}; no retries left (max_retries={job.spec.max_retries})", now))
@@ -147,6 +151,28 @@ def cancel(job: Job, reason: str, now: float) -> Decision:
         decision.orders.append(_stop(job.site_id, job.run_id, reason))
     elif job.state in (S.SUCCEEDED, S.FAILED):
         raise FailedPrecondition(f"job {job.job_id} already {job.state.name}; nothing to cancel")
+    return decision
+
+
+def preempt(job: Job, reason: str, now: float) -> Decision:
+    """Stop the job's run to free its power or GPUs, and requeue the job."""
+    decision = Decision()
+    if job.state not in (S.SCHEDULED, S.STARTING, S.RUNNING):
+        return decision  # already stopping or done
+    decision.orders.append(_stop(job.site_id, job.run_id, reason))
+    if job.state == S.RUNNING:
+        job = decision.record(*transition(job, S.PREEMPTED, reason, now))
+    decision.record(
+        *transition(job, S.PENDING, f"{reason}; requeued", now, pending_reason="requeued after preemption", preemptions=job.preemptions + 1, power_fraction=1.0)
+    )
+    return decision
+
+
+def unplace(job: Job, reason: str, now: float) -> Decision:
+    """A placed run that never started goes back to the queue (no stop: nothing ran)."""
+    decision = Decision()
+    if job.state == S.SCHEDULED:
+        decision.record(*transition(job, S.PENDING, reason, now, pending_reason=reason, preemptions=job.preemptions + 1))
     return decision
 
 

@@ -11,21 +11,41 @@ import asyncio
 import logging
 
 from scheduler.api import convert
+from scheduler.api.convert_power import site_power_from_proto
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
-from scheduler.core.decisions import StartRun, StopRun
+from scheduler.core.decisions import CapRunPower, Order, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument
 from scheduler.server.controller import AgentSession, Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.power_keeper import PowerReading
 
 log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 30.0
 
 
-def order_to_proto(order: StartRun | StopRun) -> agent_pb2.SchedulerMessage:
+def order_to_proto(order: Order) -> agent_pb2.SchedulerMessage:
     if isinstance(order, StartRun):
         start = agent_pb2.StartRun(run_id=order.run_id, job_id=order.job_id, tenant=order.tenant, spec=convert.spec_to_proto(order.spec))
         return agent_pb2.SchedulerMessage(start_run=start)
+    if isinstance(order, SetMiningTargets):
+        fleets = [agent_pb2.FleetPower(fleet_id=f, target_w=w) for f, w in sorted(order.targets_w.items())]
+        targets = agent_pb2.PowerTargets(fleets=fleets, cap_w=order.cap_w, cap_event_active=order.cap_event_active, cause=order.cause)
+        return agent_pb2.SchedulerMessage(power_targets=targets)
+    if isinstance(order, CapRunPower):
+        cap = agent_pb2.RunPowerCap(run_id=order.run_id, power_fraction=order.power_fraction, cause=order.cause)
+        return agent_pb2.SchedulerMessage(run_power_cap=cap)
     return agent_pb2.SchedulerMessage(stop_run=agent_pb2.StopRun(run_id=order.run_id, reason=order.reason))
+
+
+def reading_from_proto(beat: agent_pb2.Heartbeat) -> PowerReading:
+    return PowerReading(
+        fleets={f.fleet_id: (f.measured_w, f.target_w) for f in beat.fleets},
+        it_w=beat.measured_power_w,
+        gpu_w=beat.gpu_power_w,
+        meter_w=beat.meter_power_w,
+        local_actions=tuple((a.at.ToNanoseconds() / 1e9, a.what) for a in beat.local_actions),
+        active_runs=frozenset(r.run_id for r in beat.runs if r.state in (agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING)),
+    )
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -45,7 +65,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         if register.site_id != site_id:
             raise InvalidArgument(f"this token belongs to site {site_id!r}, not {register.site_id!r}")
         reports = [convert.run_report_from_proto(r) for r in register.runs]
-        session = await self.controller.attach(site_id, register.region, convert.inventory_from_proto(register.inventory), reports)
+        inventory = convert.inventory_from_proto(register.inventory)
+        power = site_power_from_proto(site_id, register.inventory, sum(n.gpus for n in inventory))
+        session = await self.controller.attach(site_id, register.region, inventory, reports, power)
         reader = asyncio.create_task(self._read(session, request_iterator), name=f"agent-reader-{site_id}")
         try:
             yield agent_pb2.SchedulerMessage(registered=agent_pb2.Registered(heartbeat_interval_s=self.controller.config.heartbeat_interval_s))
@@ -63,8 +85,10 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             async for message in request_iterator:
                 kind = message.WhichOneof("body")
                 if kind == "heartbeat":
-                    reports = [convert.run_report_from_proto(r) for r in message.heartbeat.runs]
+                    beat = message.heartbeat
+                    reports = [convert.run_report_from_proto(r) for r in beat.runs]
                     await self.controller.on_run_reports(session.site_id, reports)
+                    self.controller.power.on_reading(session.site_id, reading_from_proto(beat))
                 elif kind == "run_event":
                     await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
                 else:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
 from scheduler.core.sites import Site
 from scheduler.store.base import Store
@@ -25,7 +26,7 @@ T = TypeVar("T")
 class GroupCommitter:
     def __init__(self, store: Store):
         self.store = store
-        self._queue: list[tuple[Sequence[Job], Sequence[JobEvent], Sequence[Site], asyncio.Future]] = []
+        self._queue: list[tuple[Sequence[Job], Sequence[JobEvent], Sequence[Site], Sequence[GridEventRecord], asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._task: asyncio.Task | None = None
@@ -36,11 +37,13 @@ class GroupCommitter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-committer")
 
-    async def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site] = ()) -> list[int]:
+    async def commit(
+        self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site] = (), grid_events: Sequence[GridEventRecord] = ()
+    ) -> list[int]:
         if self.failed is not None:
             raise RuntimeError(f"store failed earlier: {self.failed}")
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((jobs, events, sites, future))
+        self._queue.append((jobs, events, sites, grid_events, future))
         self._wake.set()
         return await future
 
@@ -58,10 +61,11 @@ class GroupCommitter:
             jobs = [j for item in batch for j in item[0]]
             events = [e for item in batch for e in item[1]]
             sites = [s for item in batch for s in item[2]]
+            grid = [g for item in batch for g in item[3]]
             try:
-                ids = await loop.run_in_executor(self._thread, self.store.commit, jobs, events, sites)
+                ids = await loop.run_in_executor(self._thread, self.store.commit, jobs, events, sites, grid)
             except BaseException as err:  # the store is broken: every waiter learns it
-                log.critical("store commit failed: %s", err)
+                log.critical("store commit failed: %r", err, exc_info=err)
                 self.failed = err
                 self.broken.set()
                 for *_, future in batch:
@@ -70,7 +74,7 @@ class GroupCommitter:
                 continue
             self.batches += 1
             start = 0
-            for _, item_events, _, future in batch:
+            for _, item_events, _, _, future in batch:
                 if not future.done():
                     future.set_result(ids[start : start + len(item_events)])
                 start += len(item_events)

@@ -6,6 +6,10 @@
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
     schedule_interval_s: 1.0        # scheduling pass period (submissions also trigger one)
+    hashprice_usd_per_ph_day: 45    # until a HASHPRICE grid event says otherwise
+    mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300}
+    power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
+    cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
     tls: {cert_file: ..., key_file: ...}   # optional
     tokens_file: tokens.yaml        # optional; same three maps as below, merged in
     tenants: {acme: "token"}        # tenant -> bearer token
@@ -46,6 +50,14 @@ class Tokens(BaseModel):
         return value
 
 
+class MiningConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    margin_usd_per_mwh: float = 0.0
+    hysteresis_usd_per_mwh: float = Field(default=2.0, ge=0)
+    min_on_s: float = Field(default=300.0, ge=0)
+    min_off_s: float = Field(default=300.0, ge=0)
+
+
 class SchedulerConfig(Tokens):
     listen: str = "127.0.0.1:50051"
     database: Path = Path("powerplane.db")
@@ -53,6 +65,10 @@ class SchedulerConfig(Tokens):
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     schedule_interval_s: float = Field(default=1.0, gt=0)
+    hashprice_usd_per_ph_day: float = Field(default=45.0, ge=0)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    power_interval_s: float = Field(default=1.0, gt=0)
+    cap_lead_s: float = Field(default=10.0, ge=0)
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
 

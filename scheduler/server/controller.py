@@ -25,12 +25,15 @@ from collections.abc import Callable, Iterable
 from scheduler.core import runs
 from scheduler.core.decisions import Decision, Order, StartRun, StopRun
 from scheduler.core.errors import InvalidArgument, NotFound
+from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import ACTIVE, Job, JobEvent, JobSpec, JobState, new_job
 from scheduler.core.placement import SiteCapacity, place
+from scheduler.core.power import SitePower
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
 from scheduler.core.validation import validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
+from scheduler.server.power_keeper import PowerKeeper
 from scheduler.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ class Controller:
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._seq = 0
+        self.power = PowerKeeper(self, clock)
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -91,6 +95,7 @@ class Controller:
         now = self.clock()
         for job in snapshot.jobs:
             self._index(job)
+        self.power.load(snapshot.grid_events)
         for site in snapshot.sites:
             # Grace after a restart: no site is declared lost before it had a chance to reconnect.
             self.sites[site.site_id] = dataclasses.replace(site, connected=False, last_seen=now)
@@ -98,6 +103,7 @@ class Controller:
         self._tasks = [
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
+            asyncio.create_task(self.power.run(), name="power"),
         ]
         log.info("controller started: %d jobs, %d sites loaded", len(self.jobs), len(self.sites))
 
@@ -120,10 +126,10 @@ class Controller:
         self._seq = max(self._seq, job.seq)
 
     # ------------------------------------------------------------- applying
-    async def apply(self, decision: Decision, sites: Iterable[Site] = ()) -> list[JobEvent]:
+    async def apply(self, decision: Decision, sites: Iterable[Site] = (), grid: Iterable[GridEventRecord] = ()) -> list[JobEvent]:
         """Apply a decision made on the current state. Must be called with no await
         between making the decision and this call."""
-        sites = list(sites)
+        sites, grid = list(sites), list(grid)
         for job in decision.jobs:
             self.jobs[job.job_id] = job
         for job_id, reason in decision.pending_reasons.items():
@@ -132,10 +138,10 @@ class Controller:
                 self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
         for site in sites:
             self.sites[site.site_id] = site
-        if not (decision.jobs or decision.events or sites):
+        if not (decision.jobs or decision.events or sites or grid):
             self._send(decision.orders)
             return []
-        ids = await self.committer.commit(decision.jobs, decision.events, sites)
+        ids = await self.committer.commit(decision.jobs, decision.events, sites, grid)
         events = [dataclasses.replace(e, event_id=i) for e, i in zip(decision.events, ids)]
         for event in events:
             job = self.jobs.get(event.job_id)
@@ -149,10 +155,14 @@ class Controller:
         return events
 
     def _send(self, orders: Iterable[Order]) -> None:
+        """Send orders; a start on a site that manages power waits for the power keeper."""
+        self.send_now(o for o in orders if not isinstance(o, StartRun) or self.power.gate(o))
+
+    def send_now(self, orders: Iterable[Order]) -> None:
         for order in orders:
             session = self.sessions.get(order.site_id)
             if session is None:
-                log.info("site %s not connected; %s for %s waits for its reconnect", order.site_id, type(order).__name__, order.run_id)
+                log.info("site %s not connected; %s waits for its reconnect", order.site_id, type(order).__name__)
                 continue
             session.send(order)
 
@@ -220,7 +230,9 @@ class Controller:
         self.watchers.discard(watcher)
 
     # ------------------------------------------------------------- agents
-    async def attach(self, site_id: str, region: str, inventory: tuple[GpuNode, ...], reports: list[runs.RunReport]) -> AgentSession:
+    async def attach(
+        self, site_id: str, region: str, inventory: tuple[GpuNode, ...], reports: list[runs.RunReport], power: SitePower | None = None
+    ) -> AgentSession:
         """An agent registered: replace any older stream, reconcile its runs."""
         if region not in self.regions:
             raise InvalidArgument(f"region {region!r} is not one of this scheduler's regions ({', '.join(sorted(self.regions))})")
@@ -232,6 +244,7 @@ class Controller:
         now = self.clock()
         previous = self.sites.get(site_id) or Site(site_id=site_id, region=region)
         site = dataclasses.replace(previous, region=region, inventory=inventory, connected=True, last_seen=now, released=False)
+        self.power.attach(site_id, power)
         decision = runs.on_register(site_id, self._jobs_on(site_id), {r.run_id: r for r in reports}, self.jobs, now)
         await self.apply(decision, [site])
         self._kick.set()
@@ -261,6 +274,8 @@ class Controller:
             except ValueError:
                 continue
             job = self.jobs.get(job_id)
+            if report.state not in runs.RUN_ACTIVE:
+                self.power.run_ended(site_id, report.run_id)
             sub = runs.on_run_report(job, site_id, report, now)
             for changed in sub.jobs:  # later reports in this batch see earlier changes
                 self.jobs[changed.job_id] = changed
@@ -301,11 +316,15 @@ class Controller:
         return self._jobs_on(site_id)
 
     # ------------------------------------------------------------- loops
+    def kick_scheduling(self) -> None:
+        self._kick.set()
+
     def capacities(self) -> list[SiteCapacity]:
         usage = self.site_usage()
         result = []
         for site in self.sites.values():
             state = self.site_state(site)
+            power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id)
             result.append(
                 SiteCapacity(
                     site_id=site.site_id,
@@ -314,6 +333,9 @@ class Controller:
                     gpus_used=usage.get(site.site_id, (0, 0))[0],
                     accepts_work=state == SiteState.READY,
                     unavailable_because=state.name.lower() if state != SiteState.DRAINED else f"drained ({site.drain_reason})",
+                    power_free_w=power_free_w,
+                    power_per_gpu_w=power_per_gpu_w,
+                    mining_value_usd_per_mwh=mining_value,
                 )
             )
         return result

@@ -1,10 +1,13 @@
-"""powerplane.v1.OperatorService: sites, their inventory and runs, drain/undrain."""
+"""powerplane.v1.OperatorService: sites, their inventory, runs and power; drain/undrain;
+grid events in (PostGridEvent, idempotent by event id) and out (ListGridEvents)."""
 
 from __future__ import annotations
 
 from scheduler.api import convert
+from scheduler.api.convert_power import fleet_power_to_proto, grid_event_from_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc
 from scheduler.core.errors import InvalidArgument
+from scheduler.core.grid import GridEventState
 from scheduler.core.sites import Site
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
@@ -17,7 +20,38 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
 
     def _site_proto(self, site: Site, usage: dict[str, tuple[int, int]]) -> operator_pb2.Site:
         used, active = usage.get(site.site_id, (0, 0))
-        return convert.site_to_proto(site, self.controller.site_state(site), used, active)
+        msg = convert.site_to_proto(site, self.controller.site_state(site), used, active)
+        power = self._power_proto(site.site_id)
+        if power is not None:
+            msg.power.CopyFrom(power)
+        return msg
+
+    def _power_proto(self, site_id: str) -> operator_pb2.SitePowerStatus | None:
+        keeper = self.controller.power
+        shell = keeper.sites.get(site_id)
+        if shell is None:
+            return None
+        now = self.controller.clock()
+        inputs, _ = keeper.inputs_for(site_id, shell, now)
+        reading = shell.reading
+        overhead = shell.power.overhead
+        fleets = [
+            fleet_power_to_proto(f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, shell.targets.get(f.fleet_id, 0.0))
+            for f in shell.power.fleets
+        ]
+        mining_measured = sum(f.measured_w for f in fleets)
+        return operator_pb2.SitePowerStatus(
+            cap_w=inputs.cap_w,
+            interconnect_cap_w=shell.power.cap_w,
+            committed_w=shell.committed_w,
+            measured_w=reading.meter_w if reading else 0.0,
+            ai_w=(reading.gpu_w if reading else 0.0) * overhead,
+            mining_w=mining_measured * overhead,
+            mining_target_w=sum(shell.targets.values()) * overhead,
+            price_usd_per_mwh=inputs.price_usd_per_mwh,
+            emergency=inputs.emergency,
+            fleets=fleets,
+        )
 
     async def ListSites(self, request, context) -> operator_pb2.ListSitesResponse:
         self.auth.of(context, "operator")
@@ -29,7 +63,7 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         self.auth.of(context, "operator")
         site = self.controller.site(request.site_id)
         runs = [
-            operator_pb2.SiteRun(run_id=j.run_id, job_id=j.job_id, tenant=j.tenant, state=int(j.state), gpus=j.spec.total_gpus)
+            operator_pb2.SiteRun(run_id=j.run_id, job_id=j.job_id, tenant=j.tenant, state=int(j.state), gpus=j.spec.total_gpus, power_fraction=j.power_fraction)
             for j in sorted(self.controller.runs_on(site.site_id), key=lambda j: j.seq)
         ]
         return operator_pb2.SiteDetail(
@@ -47,3 +81,23 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         self.auth.of(context, "operator")
         site = await self.controller.set_drained(request.site_id, False, "")
         return self._site_proto(site, self.controller.site_usage())
+
+    async def PostGridEvent(self, request, context) -> operator_pb2.GridEventStatus:
+        self.auth.of(context, "operator")
+        now = self.controller.clock()
+        record, _ = await self.controller.power.post(grid_event_from_proto(request, now))
+        return grid_status_to_proto(record, now, self.controller.power.met(record, now))
+
+    async def ListGridEvents(self, request, context) -> operator_pb2.ListGridEventsResponse:
+        self.auth.of(context, "operator")
+        now = self.controller.clock()
+        keeper = self.controller.power
+        found = []
+        for record in sorted(keeper.grid.values(), key=lambda r: (r.received_at, r.event.event_id)):
+            event = record.event
+            if request.site_id and event.site_id != request.site_id:
+                continue
+            if request.active_only and event.state(now) == GridEventState.ENDED:
+                continue
+            found.append(grid_status_to_proto(record, now, keeper.met(record, now)))
+        return operator_pb2.ListGridEventsResponse(events=found[-1000:])

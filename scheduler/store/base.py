@@ -10,9 +10,10 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
 from scheduler.core.sites import Site
 
@@ -21,13 +22,14 @@ from scheduler.core.sites import Site
 class Snapshot:
     jobs: list[Job]
     sites: list[Site]
+    grid_events: list[GridEventRecord] = field(default_factory=list)
 
 
 class Store(Protocol):
     def load(self) -> Snapshot: ...
 
-    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site]) -> list[int]:
-        """Store everything in one transaction; return the new events' ids in order."""
+    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
+        """Store everything in one transaction (grid events upserted by event id); return the new job events' ids in order."""
         ...
 
     def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]: ...

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resources
 from scheduler.core.sites import GpuNode, Site
 from scheduler.store.base import Snapshot
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_tenant ON events (tenant, event_id);
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grid_events (
+    event_id TEXT PRIMARY KEY,
+    received_at REAL NOT NULL,
     doc TEXT NOT NULL
 );
 """
@@ -86,6 +92,18 @@ def site_from_doc(text: str) -> Site:
     return Site(**doc)
 
 
+def grid_record_to_doc(record: GridEventRecord) -> str:
+    doc = dataclasses.asdict(record)
+    doc["event"]["kind"] = record.event.kind.name
+    return json.dumps(doc, separators=(",", ":"))  # an open end is stored as Infinity
+
+
+def grid_record_from_doc(text: str) -> GridEventRecord:
+    doc = json.loads(text)
+    doc["event"]["kind"] = GridEventKind[doc["event"]["kind"]]
+    return GridEventRecord(event=GridEvent(**doc["event"]), received_at=doc["received_at"], response=tuple(doc["response"]))
+
+
 class SqliteStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -100,9 +118,10 @@ class SqliteStore:
     def load(self) -> Snapshot:
         jobs = [job_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM jobs ORDER BY seq")]
         sites = [site_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM sites ORDER BY site_id")]
-        return Snapshot(jobs=jobs, sites=sites)
+        grid = [grid_record_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
+        return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
 
-    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site]) -> list[int]:
+    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
         ids: list[int] = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -118,6 +137,10 @@ class SqliteStore:
             db.executemany(
                 "INSERT INTO sites (site_id, doc) VALUES (?, ?) ON CONFLICT (site_id) DO UPDATE SET doc = excluded.doc",
                 [(s.site_id, site_to_doc(s)) for s in sites],
+            )
+            db.executemany(
+                "INSERT INTO grid_events (event_id, received_at, doc) VALUES (?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET doc = excluded.doc",
+                [(r.event.event_id, r.received_at, grid_record_to_doc(r)) for r in grid_events],
             )
             db.execute("COMMIT")
         except BaseException:

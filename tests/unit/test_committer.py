@@ -32,7 +32,7 @@ def test_concurrent_commits_share_transactions_and_keep_order(tmp_path):
 
 
 class BrokenStore:
-    def commit(self, jobs, events, sites):
+    def commit(self, jobs, events, sites, grid_events=()):
         raise OSError("disk full")
 
 

@@ -1,0 +1,128 @@
+"""Hold the line: what the agent does to mining by itself to keep the site under its
+cap. Pure: readings in, lowered fleet targets and a description out.
+
+Two rules, checked every guard tick whether the stream to the scheduler is up or not:
+
+(b) Cut off during a cap event: when the stream is down and the last PowerTargets
+    said a cap event is active, every fleet goes to its paused floor (standby) and
+    stays there; the guard never raises a target, so only the scheduler's next
+    PowerTargets, once it is back, lifts mining again.
+(a) Over the cap: when the site's IT power times the overhead (what the meter sees)
+    exceeds the cap in force, or will within `horizon_s` at the fleets' ramps (the
+    next guard pass comes no sooner), mining is curtailed least efficient fleet
+    first (highest J/TH, the reverse of the scheduler's fill order), each no lower
+    than its standby draw, just enough that the GPUs' power plus the fleets'
+    *targets* fit. Targets, not readings, are cut to fit: a fleet heads to its
+    target at its fastest ramp, so targets that fit are the quickest way back under
+    the cap; a reading over the cap while the targets fit is a ramp-down already
+    under way, and lowering targets further would curtail more without getting
+    there sooner. Fleets that take no power limit are cut in whole miners. The agent
+    never caps GPUs itself: if mining at its floor is not enough, it says so.
+
+A cap of 0 (or less) means none: the site's power is not managed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scheduler.core.power import Fleet, ramp
+
+TOLERANCE_W = 1.0
+
+
+@dataclass(frozen=True)
+class FleetReading:
+    fleet: Fleet
+    measured_w: float
+    target_w: float  # the target it ramps to now
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    targets_w: dict[str, float] = field(default_factory=dict)  # lowered fleets only: fleet_id -> new target
+    action: str = ""  # what was done and why; "" when nothing
+
+    @property
+    def acted(self) -> bool:
+        return bool(self.targets_w)
+
+
+def _power(watts: float) -> str:
+    if abs(watts) >= 1e6:
+        return f"{watts / 1e6:,.3f} MW"
+    if abs(watts) >= 1e4:
+        return f"{watts / 1e3:,.1f} kW"
+    return f"{watts:,.0f} W"
+
+
+def _changes(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{fleet_id} {_power(before[fleet_id])} -> {_power(after[fleet_id])}" for fleet_id in after)
+
+
+def curtail_to_fit(fleets: Sequence[FleetReading], targets_w: dict[str, float], excess_w: float) -> tuple[dict[str, float], float]:
+    """Lower targets by `excess_w` in all, least efficient fleet first, none below standby.
+    Returns the lowered fleets' new targets and the excess left (> 0: mining alone cannot fit)."""
+    lowered: dict[str, float] = {}
+    for reading in sorted(fleets, key=lambda r: (r.fleet.model.joules_per_th, r.fleet.fleet_id), reverse=True):
+        if excess_w <= TOLERANCE_W:
+            break
+        fleet = reading.fleet
+        target = targets_w[fleet.fleet_id]
+        room = target - fleet.standby_w
+        if room <= TOLERANCE_W:
+            continue
+        keep = max(0.0, room - excess_w)
+        if not fleet.model.takes_power_limit:  # whole miners only
+            per_miner = fleet.model.rated_w - fleet.model.standby_w
+            keep = per_miner * math.floor(keep / per_miner + 1e-9)
+        cut = room - keep
+        lowered[fleet.fleet_id] = target - cut
+        excess_w -= cut
+    return lowered, max(0.0, excess_w)
+
+
+def hold_the_line(
+    cap_w: float,
+    overhead: float,
+    gpu_it_w: float,
+    fleets: Sequence[FleetReading],
+    stream_up: bool,
+    cap_event_active: bool,
+    horizon_s: float = 0.0,
+) -> GuardResult:
+    """New targets for the fleets the agent lowers by itself, and what it did."""
+    before = {r.fleet.fleet_id: r.target_w for r in fleets}
+    targets = dict(before)
+    actions: list[str] = []
+
+    if not stream_up and cap_event_active:
+        floored = {r.fleet.fleet_id: r.fleet.standby_w for r in fleets if r.target_w > r.fleet.standby_w + TOLERANCE_W}
+        if floored:
+            targets.update(floored)
+            actions.append(f"stream to the scheduler lost during a cap event: mining held at its paused floor ({_changes(before, floored)})")
+
+    if cap_w > 0:
+        budget_it_w = cap_w / overhead
+        planned_it_w = gpu_it_w + sum(targets.values())
+        meter_w = (gpu_it_w + sum(r.measured_w for r in fleets)) * overhead
+        soon_it_w = gpu_it_w + sum(ramp(r.fleet, r.measured_w, targets[r.fleet.fleet_id], horizon_s) for r in fleets)
+        over = max(meter_w, soon_it_w * overhead) > cap_w + TOLERANCE_W * overhead
+        excess = planned_it_w - budget_it_w
+        if over and excess > TOLERANCE_W:
+            lowered, left = curtail_to_fit(fleets, targets, excess)
+            if lowered:
+                where = "over the cap" if meter_w > cap_w + TOLERANCE_W * overhead else "about to go over the cap"
+                text = (
+                    f"{where} {_power(cap_w)} (meter {_power(meter_w)}, heading to {_power(planned_it_w * overhead)}): "
+                    f"mining curtailed least efficient first ({_changes(targets, lowered)})"
+                )
+                targets.update(lowered)
+                if left > TOLERANCE_W:
+                    text += f"; still {_power(left * overhead)} over with that mining paused: the GPUs need the scheduler's caps"
+                actions.append(text)
+
+    changed = {fleet_id: w for fleet_id, w in targets.items() if w < before[fleet_id] - 1e-9}
+    return GuardResult(changed, "; ".join(actions))

@@ -1,0 +1,141 @@
+"""The agent's power side: the site's profile, its fleets (a FleetDriver), its GPUs'
+power model, the cap in force, and the actions the agent took by itself.
+
+The session feeds it the scheduler's orders (PowerTargets, RunPowerCap), asks it for
+the power fields of each heartbeat, and runs `tick()` every guard period whether the
+stream is up or not; `tick()` applies `power_guard.hold_the_line` and records what
+it did as LocalActions until a heartbeat carries them to the scheduler.
+
+Every heartbeat reports, per fleet, the target the fleet ramps to *now*: the
+scheduler takes a reading as confirming a lower target only when it names that
+target (scheduler/core/admission.py).
+
+The scheduler sends one dispatch pass's orders back to back (PowerTargets first,
+then RunPowerCaps); for `ORDERS_SETTLE_S` after an order the guard waits while
+connected, so that it never judges targets against GPU caps that are still on
+their way. Cut off, nothing more can come, and the guard never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agents.fleet_emulator import EmulatedFleets, FleetDriver
+from agents.gpu_power import EmulatedGpus
+from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
+from agents.site_config import SiteConfig
+from scheduler.api.v1 import agent_pb2, types_pb2
+
+log = logging.getLogger(__name__)
+MAX_PENDING_ACTIONS = 1000
+ORDERS_SETTLE_S = 0.25
+
+
+class SitePowerControl:
+    def __init__(
+        self,
+        config: SiteConfig,
+        driver: FleetDriver | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.driver: FleetDriver = driver if driver is not None else EmulatedFleets(config.fleet_models())
+        self.gpus = EmulatedGpus(config.gpu_load_w, config.gpu_idle_w)
+        self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
+        self.cap_event_active = False
+        self.pending_actions: list[agent_pb2.LocalAction] = []
+        self.wall_clock = wall_clock
+        self.clock = clock
+        self._ramping: set[str] = set()
+        self._orders_at = -math.inf
+
+    @property
+    def overhead(self) -> float:
+        return self.config.effective_overhead
+
+    # ------------------------------------------------------------- registration
+    def inventory(self, gpu_nodes: list[types_pb2.GpuNode]) -> types_pb2.Inventory:
+        """The Register inventory; also tells the GPU model how many GPUs the site has."""
+        self.gpus.total_gpus = sum(n.gpus for n in gpu_nodes)
+        return types_pb2.Inventory(gpu_nodes=gpu_nodes, fleets=self.config.fleets_proto(), power=self.config.power_proto())
+
+    # ------------------------------------------------------------- orders
+    def apply_targets(self, order: agent_pb2.PowerTargets) -> None:
+        self._orders_at = self.clock()
+        for fleet in order.fleets:
+            if fleet.fleet_id not in self.driver.fleets:
+                log.warning("power targets name fleet %r, which this site does not have; ignored", fleet.fleet_id)
+                continue
+            applied = self.driver.set_target(fleet.fleet_id, fleet.target_w)
+            if abs(applied - fleet.target_w) > TOLERANCE_W:
+                log.warning("fleet %s: target %.0f W is outside what it can draw; %.0f W applied", fleet.fleet_id, fleet.target_w, applied)
+        if order.cap_w > 0:
+            self.cap_w = order.cap_w
+        self.cap_event_active = order.cap_event_active
+        log.info(
+            "power targets applied (%s): %s; cap %.0f W%s",
+            order.cause or "no cause given",
+            ", ".join(f"{f.fleet_id}={f.target_w:.0f}W" for f in order.fleets) or "no fleets",
+            self.cap_w,
+            ", cap event active" if self.cap_event_active else "",
+        )
+
+    def cap_run(self, order: agent_pb2.RunPowerCap) -> None:
+        log.info("run %s: GPU power capped to %.0f%% of load (%s)", order.run_id, order.power_fraction * 100, order.cause or "no cause given")
+        self.gpus.set_power_fraction(order.run_id, order.power_fraction)
+        self._orders_at = self.clock()
+
+    # ------------------------------------------------------------- readings
+    def heartbeat(self, runs: Iterable[agent_pb2.RunStatus]) -> agent_pb2.Heartbeat:
+        """A heartbeat with the runs and the site's power now (local actions are added
+        when it is written to the stream)."""
+        runs = list(runs)
+        readings = self.driver.read()
+        gpu_w = self.gpus.power_w(r.run_id for r in runs)
+        it_w = gpu_w + sum(measured for measured, _ in readings.values())
+        return agent_pb2.Heartbeat(
+            runs=runs,
+            measured_power_w=it_w,
+            fleets=[agent_pb2.FleetPower(fleet_id=f, measured_w=m, target_w=t) for f, (m, t) in sorted(readings.items())],
+            gpu_power_w=gpu_w,
+            meter_power_w=it_w * self.overhead,
+        )
+
+    # ------------------------------------------------------------- holding the line
+    def tick(self, stream_up: bool, active_run_ids: Iterable[str], horizon_s: float = 0.0) -> tuple[GuardResult, bool]:
+        """One guard pass; `horizon_s`: time to the next. Returns what the guard did and
+        whether a heartbeat should go out now (it acted, or a fleet reached its target)."""
+        readings = self.driver.read()
+        result = GuardResult()
+        if not (stream_up and self.clock() - self._orders_at < ORDERS_SETTLE_S):
+            fleets = [FleetReading(self.driver.fleets[f], m, t) for f, (m, t) in readings.items()]
+            gpu_w = self.gpus.power_w(active_run_ids)
+            result = hold_the_line(self.cap_w, self.overhead, gpu_w, fleets, stream_up, self.cap_event_active, horizon_s)
+        for fleet_id, target_w in result.targets_w.items():
+            self.driver.set_target(fleet_id, target_w)
+        if result.acted:
+            log.warning("holding the line: %s", result.action)
+            self.record(result.action)
+        ramping = {f for f, (m, t) in readings.items() if abs(m - t) > TOLERANCE_W} | set(result.targets_w)
+        settled = bool(self._ramping - ramping)
+        self._ramping = ramping
+        return result, result.acted or settled
+
+    def record(self, what: str) -> agent_pb2.LocalAction:
+        at = Timestamp()
+        at.FromNanoseconds(int(self.wall_clock() * 1e9))
+        action = agent_pb2.LocalAction(at=at, what=what[:2000])
+        self.pending_actions.append(action)
+        del self.pending_actions[:-MAX_PENDING_ACTIONS]
+        return action
+
+    def reported(self, sent: Iterable[agent_pb2.LocalAction]) -> None:
+        """Drop the actions a heartbeat carried once it went out on a live stream."""
+        sent_ids = {id(a) for a in sent}
+        self.pending_actions = [a for a in self.pending_actions if id(a) not in sent_ids]

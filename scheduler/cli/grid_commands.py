@@ -1,0 +1,107 @@
+"""Operator commands for grid events: `powerplane grid-event` posts one,
+`powerplane grid-events` lists them with how each was met."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from scheduler.api.convert import timestamp
+from scheduler.api.v1 import operator_pb2
+from scheduler.cli import render
+
+KINDS = {
+    "cap": operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
+    "price": operator_pb2.GRID_EVENT_KIND_PRICE,
+    "emergency": operator_pb2.GRID_EVENT_KIND_EMERGENCY,
+    "hashprice": operator_pb2.GRID_EVENT_KIND_HASHPRICE,
+}
+_RELATIVE = re.compile(r"^\+(\d+(?:\.\d+)?)([smh])$")
+
+
+def when(text: str, now: float) -> float:
+    """'+90s', '+10m', '+2h' from now, or seconds since the epoch."""
+    match = _RELATIVE.match(text)
+    if match:
+        return now + float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"powerplane: {text!r} is not a time: use +90s, +10m, +2h or epoch seconds") from None
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("grid-event", help="post a grid event: a cap limit, a price, an emergency or the hashprice")
+    p.add_argument("kind", choices=sorted(KINDS))
+    p.add_argument("--id", default="", help="the event's id (idempotent: the same id is the same event); default: a new one")
+    p.add_argument("--site", default="", help="cap, emergency: the site")
+    p.add_argument("--cap-mw", type=float, default=0.0, help="cap: the site's cap at the meter, MW")
+    p.add_argument("--start", default="", help="when it starts: +90s, +10m, epoch seconds (default now)")
+    p.add_argument("--end", default="", help="when it ends (default: open)")
+    p.add_argument("--respond-by", default="", help="cap: load under the cap by then (default: at start)")
+    p.add_argument("--node", default="", help="price: the market node, e.g. HB_WEST")
+    p.add_argument("--usd-per-mwh", type=float, default=0.0, help="price: USD/MWh")
+    p.add_argument("--forecast", action="store_true", help="price: a day-ahead forecast, not a real-time price")
+    p.add_argument("--usd-per-ph-day", type=float, default=0.0, help="hashprice: USD/PH/day")
+    p.add_argument("--reason", default="", help="e.g. 'ERCOT EEA2', '4CP peak'")
+    p.set_defaults(func=post)
+    p = sub.add_parser("grid-events", help="list grid events and how each was met")
+    p.add_argument("--site", default="")
+    p.add_argument("--active", action="store_true", help="only upcoming and active events")
+    p.add_argument("--response", action="store_true", help="show each event's response steps")
+    p.set_defaults(func=list_events)
+
+
+def post(client, args) -> int:
+    now = time.time()
+    event = operator_pb2.GridEvent(
+        event_id=args.id or f"cli-{uuid.uuid4().hex[:12]}",
+        kind=KINDS[args.kind],
+        site_id=args.site,
+        cap_w=args.cap_mw * 1e6,
+        market_node=args.node,
+        usd_per_mwh=args.usd_per_mwh,
+        forecast=args.forecast,
+        hashprice_usd_per_ph_day=args.usd_per_ph_day,
+        reason=args.reason,
+    )
+    for field, text in (("start", args.start), ("end", args.end), ("respond_by", args.respond_by)):
+        if text:
+            getattr(event, field).CopyFrom(timestamp(when(text, now)))
+    status = client.post_grid_event(event)
+    print(render.as_json(status) if args.output == "json" else events_table([status]))
+    return 0
+
+
+def _what(event: operator_pb2.GridEvent) -> str:
+    match event.kind:
+        case operator_pb2.GRID_EVENT_KIND_CAP_LIMIT:
+            return f"cap {event.cap_w / 1e6:.3f} MW"
+        case operator_pb2.GRID_EVENT_KIND_PRICE:
+            return f"{'forecast' if event.forecast else 'price'} {event.usd_per_mwh:.2f} USD/MWh @ {event.market_node}"
+        case operator_pb2.GRID_EVENT_KIND_EMERGENCY:
+            return "emergency: shed flexible load"
+        case _:
+            return f"hashprice {event.hashprice_usd_per_ph_day:.2f} USD/PH/day"
+
+
+def events_table(statuses, with_response: bool = False) -> str:
+    rows = []
+    for s in statuses:
+        e = s.event
+        end = render.when(e.end) if e.HasField("end") else "open"
+        state = render.state_name(s.state, operator_pb2.GridEventState)
+        rows.append([e.event_id, e.site_id or "-", _what(e), state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
+    text = render.table(["EVENT", "SITE", "WHAT", "STATE", "START", "END", "MET", "REASON"], rows)
+    if with_response:
+        for s in statuses:
+            if s.response:
+                text += f"\n\n{s.event.event_id}:\n" + "\n".join(f"  {line}" for line in s.response)
+    return text
+
+
+def list_events(client, args) -> int:
+    found = list(client.grid_events(args.site, args.active).events)
+    print(render.as_json(found) if args.output == "json" else events_table(found, args.response))
+    return 0

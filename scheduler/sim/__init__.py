@@ -1,0 +1,10 @@
+"""The simulator: replays price, hashprice, job and grid-event traces through the pure
+core (placement, dispatch, ladder, admission) on a fake clock, against a physical
+model of each site (fleets ramping at their model's rates, an agent that applies
+orders and returns readings late). No Ray, no gRPC, no network, no wall clock.
+
+Modules: files (input errors, YAML with line numbers, times), traces (prices and
+hashprice), scenario (sites, events, job arrivals), workload (jobs generated from
+the Azure trace), physics (what a site really draws), engine (the tick loop),
+report (summary and time series), plot (power.png), cli (`powerplane simulate`).
+"""

@@ -1,0 +1,215 @@
+"""What a site really draws: its fleets, its AI runs and its agent, between two ticks.
+
+The agent applies each order `order_delay_s` after the scheduler sent it (fleet
+targets, run starts, stops and GPU power caps) and returns what it sees
+`reading_delay_s` later: per fleet the measured power and the target it is ramping
+to (taken at every tick), and each run's end or stop. Fleets move toward their
+applied target at their model's ramp rates (power.ramp). A tick is cut into
+segments at every order, run end, ramp end, cap change and price change, so within
+a segment AI power is constant and each fleet's power is linear: energy, hashrate
+and the highest meter power are exact, not sampled.
+
+A cap violation is any moment the meter power (AI + fleets, times the overhead)
+exceeds the cap enforced then (grid.enforced_cap) by more than VIOLATION_TOLERANCE_W.
+A power-capped training run progresses at 1 / (1 + slowdown) of full speed, the
+slowdown read off ledger.SLOWDOWN_POWER_FRACTION (Zeus, NSDI '23) backwards.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scheduler.core.ledger import SLOWDOWN_POWER_FRACTION
+from scheduler.core.power import SitePower, ramp
+
+VIOLATION_TOLERANCE_W = 1.0  # the admission tolerance (admission.TOLERANCE_W)
+DONE_S = 1e-6  # work left below which a run has finished
+MIN_SEGMENT_S = 1e-6
+
+
+def slowdown_pct(power_fraction: float) -> float:
+    """How much slower training runs at a GPU power fraction: the inverse of the Zeus
+    table behind ledger.power_fraction_for_slowdown (1.0: 0 %, 0.81: 10 %, 0.70: 25 %,
+    0.63: 50 %; linear between, 50 % below 0.63)."""
+    if power_fraction >= 1.0:
+        return 0.0
+    for (s0, f0), (s1, f1) in zip(SLOWDOWN_POWER_FRACTION, SLOWDOWN_POWER_FRACTION[1:]):
+        if power_fraction >= f1:
+            return s0 + (s1 - s0) * (f0 - power_fraction) / (f0 - f1)
+    return SLOWDOWN_POWER_FRACTION[-1][0]
+
+
+def progress_rate(power_fraction: float) -> float:
+    """Seconds of full-power work done per second at a GPU power fraction."""
+    return 1.0 / (1.0 + slowdown_pct(power_fraction) / 100.0)
+
+
+@dataclass
+class RunPhysics:
+    job_id: str
+    gpus: int
+    fraction: float
+    remaining_s: float  # work left, in seconds at full power
+    usd_per_gpu_hour: float
+
+
+@dataclass
+class Environment:
+    """The world around a site during a tick: caps in force, prices, hashprice."""
+
+    cap_w: Callable[[float], float]  # grid.enforced_cap at a moment
+    price: Callable[[float], float]  # real-time USD/MWh paid at a moment
+    hashprice: Callable[[float], float]
+    next_change: Callable[[float], float]  # the next moment any of them changes
+
+
+@dataclass
+class TickTotals:
+    """Integrals over one tick of one site (joules of IT power unless named)."""
+
+    ai_j: float = 0.0
+    mining_j: float = 0.0
+    meter_j: float = 0.0
+    nameplate_j: float = 0.0  # what every fleet at full power would have drawn
+    unused_headroom_j: float = 0.0  # headroom the cap and AI left that mining did not use
+    mining_usd: float = 0.0
+    ai_usd: float = 0.0
+    power_usd: float = 0.0
+    peak_meter_w: float = 0.0
+    violation_s: float = 0.0
+    max_excess_w: float = 0.0
+    work_gpu_s: dict[str, float] = field(default_factory=dict)  # job -> full-power GPU-seconds done
+
+
+class Plant:
+    """One site's physical state and its agent."""
+
+    def __init__(self, site: SitePower, order_delay_s: float, reading_delay_s: float):
+        self.site = site
+        self.order_delay_s = order_delay_s
+        self.reading_delay_s = reading_delay_s
+        self.fleet_w = {f.fleet_id: f.standby_w for f in site.fleets}
+        self.applied = dict(self.fleet_w)  # the target each fleet ramps to
+        self.runs: dict[str, RunPhysics] = {}
+        self._seq = itertools.count()
+        self.orders: list[tuple[float, int, tuple]] = []
+        self.outbox: list[tuple[float, int, tuple]] = []  # messages to the scheduler
+
+    # --------------------------------------------------------------- orders in
+    def send(self, now: float, order: tuple) -> None:
+        """An order from the scheduler: ("target", fleet, w), ("start", RunPhysics),
+        ("fraction", job, f) or ("stop", job)."""
+        heapq.heappush(self.orders, (now + self.order_delay_s, next(self._seq), order))
+
+    def _report(self, at: float, message: tuple) -> None:
+        heapq.heappush(self.outbox, (at + self.reading_delay_s, next(self._seq), message))
+
+    def receive(self, now: float) -> list[tuple]:
+        """Messages the scheduler has by `now`, oldest first: ("reading", fleet,
+        measured, acked), ("ended", job, at) and ("stopped", job, remaining_s)."""
+        out = []
+        while self.outbox and self.outbox[0][0] <= now:
+            out.append(heapq.heappop(self.outbox)[2])
+        return out
+
+    def _apply_due(self, now: float) -> None:
+        while self.orders and self.orders[0][0] <= now:
+            order = heapq.heappop(self.orders)[2]
+            match order:
+                case ("target", fleet_id, target_w):
+                    self.applied[fleet_id] = target_w
+                case ("start", run):
+                    self.runs[run.job_id] = run
+                case ("fraction", job_id, fraction):
+                    if job_id in self.runs:
+                        self.runs[job_id].fraction = fraction
+                case ("stop", job_id):
+                    run = self.runs.pop(job_id, None)
+                    if run is not None:  # else it ended first, and said so
+                        self._report(now, ("stopped", job_id, run.remaining_s))
+
+    # --------------------------------------------------------------- physics
+    def ai_it_w(self) -> float:
+        s = self.site
+        return s.gpus * s.gpu_idle_w + sum(r.gpus * (s.gpu_load_w * r.fraction - s.gpu_idle_w) for r in self.runs.values())
+
+    def _ramp_end(self) -> float:
+        """Seconds until the first fleet still ramping reaches its target."""
+        end = float("inf")
+        for fleet in self.site.fleets:
+            p, target = self.fleet_w[fleet.fleet_id], self.applied[fleet.fleet_id]
+            if abs(p - target) > 1e-6:
+                swing = max(1e-9, fleet.max_w - fleet.standby_w)
+                ramp_s = fleet.model.ramp_down_s if target < p else fleet.model.ramp_up_s
+                end = min(end, abs(p - target) / (swing / max(1e-9, ramp_s)))
+        return end
+
+    def _next_end(self) -> float:
+        """Seconds until the first run finishes at its current pace."""
+        return min((r.remaining_s / progress_rate(r.fraction) for r in self.runs.values()), default=float("inf"))
+
+    def advance(self, t0: float, t1: float, env: Environment) -> TickTotals:
+        """Run the site from `t0` to `t1`; the agent's readings at `t1` go out.
+        Within the tick time is kept as seconds after `t0` (epoch seconds are too coarse
+        for sub-microsecond segments)."""
+        site, totals = self.site, TickTotals()
+        nameplate = sum(f.max_w for f in site.fleets)
+        floor = site.mining_floor_w
+        span, x = t1 - t0, 0.0
+        self._apply_due(t0)
+        while x < span:
+            order_x = self.orders[0][0] - t0 if self.orders else span
+            nxt = min(span, order_x, x + self._ramp_end(), x + self._next_end(), env.next_change(t0 + x) - t0)
+            nxt = max(nxt, x + MIN_SEGMENT_S) if nxt < span else span
+            dt, now = nxt - x, t0 + x
+            cap, price, hashprice = env.cap_w(now), env.price(now), env.hashprice(now)
+            ai = self.ai_it_w()
+            before = sum(self.fleet_w.values())
+            hashrate = 0.0
+            for fleet in site.fleets:
+                p0 = self.fleet_w[fleet.fleet_id]
+                p1 = ramp(fleet, p0, self.applied[fleet.fleet_id], dt)
+                hashrate += fleet.hashrate_ths((p0 + p1) / 2)  # linear in power: exact over the segment
+                self.fleet_w[fleet.fleet_id] = p1
+            after = sum(self.fleet_w.values())
+            self._meter(totals, (ai + before) * site.overhead, (ai + after) * site.overhead, cap, dt)
+            mining = (before + after) / 2
+            headroom = min(nameplate, max(floor, cap / site.overhead - ai))
+            totals.ai_j += ai * dt
+            totals.mining_j += mining * dt
+            totals.meter_j += (ai + mining) * site.overhead * dt
+            totals.nameplate_j += nameplate * dt
+            totals.unused_headroom_j += max(0.0, headroom - mining) * dt
+            totals.mining_usd += hashprice * hashrate / 1000.0 * dt / 86400.0
+            totals.power_usd += (ai + mining) * site.overhead * dt / 3.6e9 * price
+            for run in list(self.runs.values()):
+                work = min(run.remaining_s, progress_rate(run.fraction) * dt)
+                run.remaining_s -= work
+                totals.work_gpu_s[run.job_id] = totals.work_gpu_s.get(run.job_id, 0.0) + work * run.gpus
+                totals.ai_usd += work * run.gpus / 3600.0 * run.usd_per_gpu_hour
+                if run.remaining_s <= DONE_S:
+                    del self.runs[run.job_id]
+                    self._report(t0 + nxt, ("ended", run.job_id, t0 + nxt))
+            x = nxt
+            if x < span:
+                self._apply_due(t0 + x)
+        for fleet in site.fleets:
+            self._report(t1, ("reading", fleet.fleet_id, self.fleet_w[fleet.fleet_id], self.applied[fleet.fleet_id]))
+        return totals
+
+    @staticmethod
+    def _meter(totals: TickTotals, w0: float, w1: float, cap: float, dt: float) -> None:
+        """Peak, time over the cap and largest excess of a linear meter segment."""
+        totals.peak_meter_w = max(totals.peak_meter_w, w0, w1)
+        limit = cap + VIOLATION_TOLERANCE_W
+        e0, e1 = w0 - limit, w1 - limit
+        if e0 <= 0 and e1 <= 0:
+            return
+        totals.max_excess_w = max(totals.max_excess_w, e0 + VIOLATION_TOLERANCE_W, e1 + VIOLATION_TOLERANCE_W)
+        if e0 > 0 and e1 > 0 or dt <= 0:
+            totals.violation_s += dt
+        else:
+            totals.violation_s += dt * max(e0, e1) / (abs(e0) + abs(e1))

@@ -1,0 +1,169 @@
+"""What a run reports: summary.json, timeseries.csv and the printed summary.
+
+Money: mining revenue = hashprice x hashrate actually delivered; AI revenue = each
+job's value per GPU-hour x the full-power GPU-hours of work it got done (a
+power-capped hour earns less); power cost = meter energy x the real-time price of
+the interval it was drawn in (negative prices pay); profit = mining + AI - power.
+Energy (MWh at the meter, cooling included): curtailed = what every fleet at full
+power would have drawn minus what mining drew, split into headroom the cap and AI
+left that mining did not use (price, emergencies, dwell, ramps) and power that went
+to AI or was cut by the grid.
+Cap violations: site-ticks in which the meter exceeded the enforced cap at any moment
+(also their total seconds and the largest excess).
+SLO misses: an inference job that waited more than `inference_slo_s` for its GPUs
+(after arriving, or after being shed); a training job that finished after arrival +
+`training_deadline_factor` x its duration, or had not finished by then at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from scheduler.core.jobs import JobKind, JobState
+from scheduler.sim.engine import Simulator
+from scheduler.sim.files import iso
+
+J_PER_MWH = 3.6e9
+TIMESERIES_COLUMNS = (
+    "time",
+    "site",
+    "cap_w",
+    "planning_cap_w",
+    "price",
+    "ai_w",
+    "mining_w",
+    "overhead_w",
+    "committed_w",
+    "measured_w",
+    "peak_w",
+    "hashprice",
+    "violation",
+    "tick_s",
+)
+
+
+def _site_summary(view) -> dict:
+    tot, oh = view.totals, view.spec.power.overhead
+    curtailed = (tot.nameplate_j - tot.mining_j) * oh / J_PER_MWH
+    unused = tot.unused_headroom_j * oh / J_PER_MWH
+    return {
+        "mining_revenue_usd": round(tot.mining_usd, 2),
+        "ai_revenue_usd": round(tot.ai_usd, 2),
+        "power_cost_usd": round(tot.power_usd, 2),
+        "profit_usd": round(tot.mining_usd + tot.ai_usd - tot.power_usd, 2),
+        "energy_mwh": round(tot.meter_j / J_PER_MWH, 3),
+        "ai_energy_mwh": round(tot.ai_j * oh / J_PER_MWH, 3),
+        "mining_energy_mwh": round(tot.mining_j * oh / J_PER_MWH, 3),
+        "overhead_energy_mwh": round((tot.ai_j + tot.mining_j) * (oh - 1.0) / J_PER_MWH, 3),
+        "energy_curtailed_mwh": round(curtailed, 3),
+        "curtailed_unused_headroom_mwh": round(unused, 3),
+        "curtailed_for_ai_and_caps_mwh": round(curtailed - unused, 3),
+        "peak_meter_mw": round(tot.peak_meter_w / 1e6, 3),
+        "cap_violations": view.violation_ticks,
+        "cap_violation_s": round(tot.violation_s, 3),
+        "max_excess_w": round(tot.max_excess_w, 3),
+        "ladder_steps": dict(sorted(view.steps.items())),
+    }
+
+
+def _jobs_summary(sim: Simulator) -> dict:
+    cfg, end = sim.config, sim.scenario.end
+    counts = {"arrived": len(sim.jobs), "done": 0, "running": 0, "queued": 0}
+    slo = {"inference": 0, "training": 0}
+    preemptions = sheds = 0
+    work_h = 0.0
+    for sj in sim.jobs.values():
+        state = sj.job.state
+        counts["done" if state == JobState.SUCCEEDED else "running" if state == JobState.RUNNING else "queued"] += 1
+        work_h += (sj.arrival.duration_s - sj.remaining_s) * sj.arrival.gpus / 3600.0
+        if sj.arrival.kind == JobKind.INFERENCE:
+            sheds += sj.preemptions
+            waited_too_long = state in (JobState.PENDING, JobState.SCHEDULED) and end - sj.waiting_since > cfg.inference_slo_s
+            slo["inference"] += sj.slo_missed or waited_too_long
+        else:
+            preemptions += sj.preemptions
+            deadline = sj.arrived_at + cfg.training_deadline_factor * sj.arrival.duration_s
+            late = sj.finished_at > deadline if sj.finished_at is not None else end > deadline
+            slo["training"] += late
+    counts["not_arrived"] = len(sim.scenario.arrivals) - sim.admitted
+    return {"jobs": counts, "preemptions": preemptions, "inference_shed": sheds, "slo_misses": slo, "gpu_hours_of_work": round(work_h, 1)}
+
+
+def summarize(sim: Simulator) -> dict:
+    sc, cfg = sim.scenario, sim.config
+    sites = {sid: _site_summary(view) for sid, view in sim.sites.items()}
+    total = {
+        key: round(sum(s[key] for s in sites.values()), 3)
+        for key in next(iter(sites.values()))
+        if key not in ("ladder_steps", "peak_meter_mw", "max_excess_w", "cap_violations", "cap_violation_s")
+    }
+    total["cap_violations"] = sum(s["cap_violations"] for s in sites.values())
+    total["cap_violation_s"] = round(sum(s["cap_violation_s"] for s in sites.values()), 3)
+    total["max_excess_w"] = max(s["max_excess_w"] for s in sites.values())
+    return {
+        "window": {"start": iso(sc.start), "end": iso(sc.end), "days": round((sc.end - sc.start) / 86400, 3), "tick_s": cfg.tick_s, "ticks": sim.tick_count},
+        "inputs": {
+            "prices": sc.prices.path,
+            "forecast": sc.forecast.path if sc.forecast else None,
+            "sites": [s.site_id for s in sc.sites],
+            "grid_events": len(sc.events),
+        },
+        **total,
+        **_jobs_summary(sim),
+        "definitions": {
+            "inference_slo_s": cfg.inference_slo_s,
+            "training_deadline_factor": cfg.training_deadline_factor,
+            "order_delay_s": cfg.order_delay_s,
+            "reading_delay_s": cfg.tick_s if cfg.reading_delay_s is None else cfg.reading_delay_s,
+            "lead_s": {sid: v.lead_s for sid, v in sim.sites.items()},
+            "cap_violations": "site-ticks in which the meter exceeded the enforced cap at any moment",
+        },
+        "sites": sites,
+    }
+
+
+def write_timeseries(sim: Simulator, path: Path) -> None:
+    rows = sorted((r for v in sim.sites.values() for r in v.rows), key=lambda r: (r["time"], r["site"]))
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TIMESERIES_COLUMNS)
+        for r in rows:
+            writer.writerow([iso(r["time"]), r["site"], *(_fmt(r[c]) for c in TIMESERIES_COLUMNS[2:])])
+
+
+def _fmt(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.2f}"
+
+
+def write_summary(summary: dict, path: Path) -> None:
+    Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def format_summary(summary: dict) -> str:
+    s = summary
+    jobs = s["jobs"]
+    lines = [
+        f"simulated {s['window']['start']} .. {s['window']['end']} ({s['window']['days']:g} days, {s['window']['ticks']} ticks of {s['window']['tick_s']:g} s), "
+        f"sites: {', '.join(s['inputs']['sites'])}",
+        f"  mining revenue   {s['mining_revenue_usd']:>14,.0f} USD",
+        f"  AI revenue       {s['ai_revenue_usd']:>14,.0f} USD   ({s['gpu_hours_of_work']:,.0f} GPU-h of work)",
+        f"  power cost       {s['power_cost_usd']:>14,.0f} USD   ({s['energy_mwh']:,.0f} MWh at the meter)",
+        f"  profit           {s['profit_usd']:>14,.0f} USD",
+        f"  energy curtailed {s['energy_curtailed_mwh']:>14,.1f} MWh   (unused headroom {s['curtailed_unused_headroom_mwh']:,.1f}; "
+        f"to AI and grid caps {s['curtailed_for_ai_and_caps_mwh']:,.1f})",
+        f"  cap violations   {s['cap_violations']:>14}     ({s['cap_violation_s']:g} s over, largest excess {s['max_excess_w']:,.0f} W)",
+        f"  preemptions      {s['preemptions']:>14}     (inference shed: {s['inference_shed']})",
+        f"  SLO misses       {s['slo_misses']['inference'] + s['slo_misses']['training']:>14}     "
+        f"(inference {s['slo_misses']['inference']}: waited > {s['definitions']['inference_slo_s']:g} s; "
+        f"training {s['slo_misses']['training']}: later than {s['definitions']['training_deadline_factor']:g}x its duration)",
+        f"  jobs done        {jobs['done']:>14}     of {jobs['arrived']} arrived ({jobs['running']} running, {jobs['queued']} queued at the end)",
+    ]
+    for sid, site in s["sites"].items():
+        steps = ", ".join(f"{k} {v}" for k, v in site["ladder_steps"].items()) or "none"
+        lines.append(
+            f"  {sid}: profit {site['profit_usd']:,.0f} USD, peak {site['peak_meter_mw']:.2f} MW, curtailed {site['energy_curtailed_mwh']:,.1f} MWh, "
+            f"violations {site['cap_violations']}; ladder steps: {steps}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The agent's emulated fleets (ramps on an injected clock) and its GPU power model."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from agents.fleet_emulator import EmulatedFleets
+from agents.gpu_power import EmulatedGpus, gpu_it_power_w
+from scheduler.core.power import MINER_MODELS, Fleet
+
+S21 = dataclasses.replace(MINER_MODELS["S21"], ramp_down_s=5.0, ramp_up_s=10.0)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fleets(clock):
+    return EmulatedFleets([Fleet("a", S21, 10), Fleet("b", MINER_MODELS["S19XP"], 4)], clock=clock)
+
+
+def test_fleets_start_paused_with_their_floor_as_target():
+    clock = FakeClock()
+    driver = fleets(clock)
+    assert driver.read() == {"a": (250.0, 250.0), "b": (100.0, 100.0)}
+    clock.now += 60
+    assert driver.read()["a"] == (250.0, 250.0)
+
+
+def test_power_ramps_up_and_down_at_the_fleet_rates():
+    clock = FakeClock()
+    driver = fleets(clock)
+    swing = 35000.0 - 250.0
+    assert driver.set_target("a", 35000.0) == 35000.0
+    clock.now += 2.5  # a quarter of the 10 s ramp up
+    measured, target = driver.read()["a"]
+    assert target == 35000.0 and measured == pytest.approx(250.0 + swing / 4)
+    clock.now += 7.5
+    assert driver.read()["a"] == (pytest.approx(35000.0), 35000.0)
+    driver.set_target("a", 250.0)
+    clock.now += 2.5  # half of the 5 s ramp down
+    assert driver.read()["a"][0] == pytest.approx(35000.0 - swing / 2)
+    clock.now += 100
+    assert driver.read()["a"] == (250.0, 250.0)
+    assert driver.read()["b"] == (100.0, 100.0)  # untouched
+
+
+def test_a_new_target_mid_ramp_starts_from_where_the_fleet_is():
+    clock = FakeClock()
+    driver = fleets(clock)
+    driver.set_target("a", 35000.0)
+    clock.now += 5.0  # half way up
+    driver.set_target("a", 10000.0)  # now it ramps down from half way
+    half = 250.0 + (35000.0 - 250.0) / 2
+    assert driver.read()["a"] == (pytest.approx(half), 10000.0)
+    clock.now += 1.0
+    assert driver.read()["a"][0] == pytest.approx(half - (35000.0 - 250.0) / 5)
+    clock.now += 10
+    assert driver.read()["a"][0] == pytest.approx(10000.0)
+
+
+def test_targets_are_clamped_to_what_a_fleet_can_draw():
+    driver = fleets(FakeClock())
+    assert driver.set_target("a", 0.0) == 250.0
+    assert driver.set_target("a", 1e9) == 35000.0
+    with pytest.raises(KeyError):
+        driver.set_target("nope", 1.0)
+
+
+def test_the_periodic_task_samples_the_model():
+    clock = FakeClock()
+    driver = EmulatedFleets([Fleet("a", S21, 10)], clock=clock, period_s=0.01)
+    driver.set_target("a", 35000.0)
+
+    async def scenario():
+        task = asyncio.create_task(driver.run())
+        clock.now += 10
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return driver._state["a"].measured_w
+
+    assert asyncio.run(scenario()) == pytest.approx(35000.0)
+
+
+def test_gpu_power_is_idle_plus_each_run_above_idle_at_its_cap():
+    assert gpu_it_power_w(16, 1000, 150, []) == 16 * 150
+    assert gpu_it_power_w(16, 1000, 150, [(8, 1.0)]) == 16 * 150 + 8 * 850
+    assert gpu_it_power_w(16, 1000, 150, [(8, 1.0), (4, 0.7)]) == pytest.approx(16 * 150 + 8 * 850 + 4 * (700 - 150))
+    assert gpu_it_power_w(16, 1000, 150, [(4, 0.05)]) == 16 * 150  # no lower than idle
+    assert gpu_it_power_w(16, 1000, 150, [(4, 1.5)]) == 16 * 150 + 4 * 850  # no higher than load
+
+
+def test_emulated_gpus_count_only_active_runs_and_keep_caps_given_before_the_start():
+    gpus = EmulatedGpus(gpu_load_w=1000, gpu_idle_w=100, total_gpus=8)
+    gpus.set_power_fraction("r1", 0.6)  # the cap may come with the start order
+    gpus.add_run("r1", 4)
+    gpus.add_run("r2", 2)
+    assert gpus.power_w(["r1"]) == pytest.approx(800 + 4 * 500)
+    assert gpus.power_w(["r1", "r2"]) == pytest.approx(800 + 4 * 500 + 2 * 900)
+    gpus.set_power_fraction("r1", 1.0)
+    assert gpus.power_w(["r1"]) == pytest.approx(800 + 4 * 900)
+    gpus.forget("r1")
+    assert gpus.power_w(["r1"]) == 800  # unknown: no GPUs of its own

@@ -1,0 +1,188 @@
+"""The scheduler shell's power keeper with a real controller and a real SQLite store,
+driven the way the agent service drives it (no network): mining targets go out,
+a start waits until the agent confirms mining is down, grid events climb the
+ladder at once, are idempotent by id, persist, and say how they were met."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from scheduler.core.decisions import CapRunPower, SetMiningTargets, StartRun, StopRun
+from scheduler.core.errors import FailedPrecondition, InvalidArgument
+from scheduler.core.grid import GridEvent, GridEventKind
+from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
+from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.sites import GpuNode
+from scheduler.server.config import SchedulerConfig
+from scheduler.server.controller import Controller
+from scheduler.server.power_keeper import PowerReading
+from scheduler.store.sqlite import SqliteStore
+
+NOW = 1_800_000_000.0
+FLEETS = (Fleet("s19", MINER_MODELS["S19XP"], 1000), Fleet("s21", MINER_MODELS["S21"], 1000))
+POWER = SitePower("tx-1", cap_w=7e6, overhead=1.1, fleets=FLEETS, gpus=8, gpu_load_w=1000, gpu_idle_w=150, market_node="HB_WEST")
+
+
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config() -> SchedulerConfig:
+    # Loops far apart: the test drives every pass itself.
+    return SchedulerConfig(
+        regions=["us"], sites={"tx-1": "s" * 16}, schedule_interval_s=3600, power_interval_s=3600, site_timeout_s=7200, heartbeat_interval_s=5
+    )
+
+
+def drain(session) -> list:
+    orders = []
+    while not session.outbox.empty():
+        orders.append(session.outbox.get_nowait())
+    return orders
+
+
+def confirm(controller, session_orders, fleets_measured=None, runs=frozenset()):
+    """The agent reports its fleets at the targets it was sent last."""
+    targets = [o for o in session_orders if isinstance(o, SetMiningTargets)][-1].targets_w
+    measured = fleets_measured or targets
+    reading = PowerReading({f: (measured[f], targets[f]) for f in targets}, it_w=0, gpu_w=0, meter_w=0, active_runs=frozenset(runs))
+    controller.power.on_reading("tx-1", reading)
+
+
+def training(gpus=8, tolerance=0, priority=0):
+    return JobSpec(JobKind.TRAINING, "python train.py", Resources(gpus=gpus), priority=priority, allowed_regions=("us",), slowdown_tolerance_pct=tolerance)
+
+
+async def start_controller(tmp_path, clock):
+    controller = Controller(SqliteStore(tmp_path / "pp.db"), config(), clock)
+    await controller.start()
+    session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
+    return controller, session
+
+
+def run_with_controller(tmp_path, body, clock=None):
+    """Run `body(controller, session, clock)` on a started controller; always stop it."""
+    clock = clock or Clock()
+
+    async def run():
+        controller, session = await start_controller(tmp_path, clock)
+        try:
+            await body(controller, session, clock)
+        finally:
+            await controller.stop()
+
+    asyncio.run(run())
+
+
+def test_a_start_waits_for_mining_to_come_down_then_goes_out(tmp_path):
+    async def body(controller, session, clock):
+        await controller.power.dispatch("tx-1")
+        first = drain(session)
+        assert isinstance(first[0], SetMiningTargets) and sum(first[0].targets_w.values()) > 5e6  # mining fills the cap
+        confirm(controller, first)
+        job, _ = await controller.submit("acme", "r1", training())
+        await controller.schedule_once()
+        assert controller.jobs[job.job_id].state == JobState.SCHEDULED
+        await controller.power.dispatch("tx-1")
+        making_room = drain(session)
+        assert not any(isinstance(o, StartRun) for o in making_room)  # not before mining is down
+        lowered = [o for o in making_room if isinstance(o, SetMiningTargets)][-1]
+        assert sum(lowered.targets_w.values()) < sum(first[0].targets_w.values())
+        confirm(controller, making_room)
+        await controller.power.dispatch("tx-1")
+        starts = [o for o in drain(session) if isinstance(o, StartRun)]
+        assert [s.run_id for s in starts] == [f"{job.job_id}-r1"]
+
+    run_with_controller(tmp_path, body)
+
+
+def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_path):
+    async def body(controller, session, clock):
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))
+        job, _ = await controller.submit("acme", "r1", training(tolerance=25))
+        await controller.schedule_once()
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))
+        await controller.power.dispatch("tx-1")
+        drain(session)
+        controller.jobs[job.job_id] = dataclasses.replace(controller.jobs[job.job_id], state=JobState.RUNNING)  # as the agent's report would
+
+        floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
+        run_w = 8 * (POWER.gpu_load_w - POWER.gpu_idle_w) * POWER.overhead
+        # 1. Room for the run at full power: only mining comes down.
+        await controller.power.post(GridEvent("cut-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + run_w + 1000))
+        orders = drain(session)
+        assert isinstance(orders[0], SetMiningTargets) and not any(isinstance(o, (StopRun, CapRunPower)) for o in orders)
+        assert sum(orders[0].targets_w.values()) <= POWER.mining_floor_w + 1000 / POWER.overhead + 1e-6
+        assert orders[0].cap_event_active
+        # 2. Tighter: training is power-capped within its 25 % tolerance.
+        await controller.power.post(GridEvent("cut-2", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.8 * run_w))
+        caps = [o for o in drain(session) if isinstance(o, CapRunPower)]
+        assert len(caps) == 1 and 0.70 <= caps[0].power_fraction < 1.0
+        # 3. Tighter still: it is preempted and requeued.
+        await controller.power.post(GridEvent("cut-3", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.2 * run_w))
+        stops = [o for o in drain(session) if isinstance(o, StopRun)]
+        assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
+        requeued = controller.jobs[job.job_id]
+        assert requeued.state == JobState.PENDING and requeued.preemptions == 1 and "preempted" in requeued.reason
+        responses = {r.event.event_id: r.response for r in controller.power.grid.values()}
+        assert any("power-cap training" in line for line in responses["cut-2"])
+        assert any("preempt training" in line for line in responses["cut-3"])
+        seen.update(responses)
+
+    seen = {}
+    run_with_controller(tmp_path, body)
+
+    async def restart():  # grid events and their responses survive a restart
+        restarted = Controller(SqliteStore(tmp_path / "pp.db"), config(), Clock())
+        await restarted.start()
+        try:
+            return restarted.power.grid["cut-3"].response
+        finally:
+            await restarted.stop()
+
+    assert asyncio.run(restart()) == seen["cut-3"]
+
+
+def test_grid_events_are_idempotent_by_id_and_refused_when_wrong(tmp_path):
+    async def body(controller, session, clock):
+        event = GridEvent("dr-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 60, site_id="tx-1", cap_w=5e6)
+        first, created = await controller.power.post(event)
+        again, created_again = await controller.power.post(event)
+        assert created and not created_again and again == first
+        with pytest.raises(FailedPrecondition):
+            await controller.power.post(dataclasses.replace(event, cap_w=4e6))
+        with pytest.raises(InvalidArgument, match="end must be after start; site 'nowhere' is not a site"):
+            await controller.power.post(GridEvent("bad", GridEventKind.CAP_LIMIT, start=NOW, end=NOW - 1, site_id="nowhere", cap_w=1e6))
+
+    run_with_controller(tmp_path, body)
+
+
+def test_an_emergency_sheds_mining_to_its_floor_and_keeps_inference(tmp_path):
+    async def body(controller, session, clock):
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))
+        spec = JobSpec(JobKind.INFERENCE, "python serve.py", Resources(gpus=2), allowed_regions=("us",))
+        job, _ = await controller.submit("acme", "inf", spec)
+        await controller.schedule_once()
+        for _ in range(3):
+            await controller.power.dispatch("tx-1")
+            orders = drain(session)
+            if any(isinstance(o, StartRun) for o in orders):
+                break
+            confirm(controller, orders)
+        await controller.power.post(GridEvent("eea-1", GridEventKind.EMERGENCY, start=NOW, end=NOW + 600, site_id="tx-1", reason="ERCOT EEA2"))
+        orders = drain(session)
+        assert orders[0].targets_w == {f.fleet_id: f.standby_w for f in FLEETS}
+        assert not any(isinstance(o, StopRun) for o in orders)
+        assert controller.jobs[job.job_id].state in (JobState.SCHEDULED, JobState.STARTING, JobState.RUNNING)
+
+    run_with_controller(tmp_path, body)
