@@ -3,10 +3,12 @@
 100 sites, 100,000 miners in fleets (10 fleets of 100 per site, three models),
 10,000 GPUs (100 per site, half of them busy with running AI claims) and 1,000
 pending jobs. A dispatch pass = build every site's power view from its ledger,
-place the pending jobs (power-aware placement), admit each placement (make room
-first) and plan mining on every site. A cap event = the response ladder for one
-site whose cap drops by half. Baseline run side by side: the same pass with
-GPU-only placement (the foundation's placement, no power).
+place the pending jobs (power-aware placement), then run the scheduler's own
+per-site pass (scheduler.core.dispatch.dispatch_site: ladder, reservations, merit-order
+mining, make-room-first starts) on every site with its new runs waiting. A cap
+event = dispatch_site for one site whose cap drops by half (the ladder climbs).
+Baseline run side by side: the same pass with GPU-only placement (the
+foundation's placement, no power, no per-site pass).
 
     .venv/bin/python bench/core_scale.py [--repeat 20]
 
@@ -26,11 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.core.admission import admit  # noqa: E402
+from scheduler.core.dispatch import SiteInputs, dispatch_site  # noqa: E402
 from scheduler.core.jobs import JobKind, JobSpec, Resources, new_job  # noqa: E402
-from scheduler.core.ladder import respond_to_cap  # noqa: E402
 from scheduler.core.ledger import AiClaim, SiteLedger  # noqa: E402
-from scheduler.core.mining import plan_mining  # noqa: E402
 from scheduler.core.placement import SiteCapacity, place  # noqa: E402
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower  # noqa: E402
 
@@ -83,16 +83,19 @@ def dispatch_pass(ledgers, pending, power_aware: bool) -> int:
     placement = place(pending, capacities)
     if power_aware:
         by_id = {j.job_id: j for j in pending}
-        working = {site_id: ledger for site_id, (_, ledger) in ledgers.items()}
+        waiting: dict[str, list[AiClaim]] = {site_id: [] for site_id in ledgers}
         for job_id, site_id in placement.assignments:
             job = by_id[job_id]
-            claim = AiClaim(job_id, JobKind.TRAINING, job.spec.priority, job.seq, job.spec.total_gpus)
-            admission = admit(working[site_id], claim)
-            mining = {**working[site_id].mining_w, **admission.mining_targets_w}  # assume the agent confirms
-            working[site_id] = dataclasses.replace(working[site_id], ai=(*working[site_id].ai, claim), mining_w=mining)
-        for site_id, ledger in working.items():
-            plan_mining(ledger.site, ledger.ai_it_w, prices[site_id], 45.0, {}, now=0.0)
+            waiting[site_id].append(AiClaim(job_id, JobKind.TRAINING, job.spec.priority, job.seq, job.spec.total_gpus))
+        for site_id, (_, ledger) in ledgers.items():
+            dispatch_site(site_inputs(ledger, prices[site_id], tuple(waiting[site_id])), now=0.0)
     return len(placement.assignments)
+
+
+def site_inputs(ledger: SiteLedger, price: float, waiting=(), cap_w: float | None = None) -> SiteInputs:
+    """The site as the scheduler's shell would hand it over: mining at its targets, confirmed."""
+    mining = dict(ledger.mining_w)
+    return SiteInputs(ledger.site, ledger.cap_w if cap_w is None else cap_w, price, 45.0, ledger.ai, waiting, targets_w=mining, held_w=mining)
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -114,11 +117,15 @@ def main() -> int:
     baseline_ms, placed_gpu_only = timed(lambda: dispatch_pass(ledgers, pending, power_aware=False), args.repeat)
     dispatch_ms, placed = timed(lambda: dispatch_pass(ledgers, pending, power_aware=True), args.repeat)
     _, ledger = ledgers["site-000"]
-    cap_event_ms, plan = timed(lambda: respond_to_cap(ledger, ledger.committed_w * 0.5, "cap limit"), args.repeat)
+    cut = site_inputs(ledger, 30.0, cap_w=ledger.committed_w * 0.5)
+    cap_event_ms, response = timed(lambda: dispatch_site(cut, now=0.0, cause="cap limit"), args.repeat)
     print(f"{SITES} sites, {miners} miners in {SITES * FLEETS_PER_SITE} fleets, {gpus} GPUs, {len(pending)} pending jobs (median of {args.repeat})")
     print(f"  dispatch pass, power-aware : {dispatch_ms:7.2f} ms  ({placed} placed)")
     print(f"  dispatch pass, GPUs only   : {baseline_ms:7.2f} ms  ({placed_gpu_only} placed)  ratio {dispatch_ms / baseline_ms:.2f}")
-    print(f"  cap event (halve one site) : {cap_event_ms:7.2f} ms  ({len(plan.steps)} steps, met={plan.met})")
+    stopped = {*response.preempt, *response.shed}
+    kept = tuple(dataclasses.replace(c, power_fraction=response.power_fractions.get(c.job_id, c.power_fraction)) for c in ledger.ai if c.job_id not in stopped)
+    met = SiteLedger(ledger.site, cut.cap_w, kept, response.targets_w).within_cap  # once the agent has ramped to the new targets
+    print(f"  cap event (halve one site) : {cap_event_ms:7.2f} ms  ({len(response.steps)} steps, preempted {len(response.preempt)}, met={met})")
     print(
         json.dumps(
             {

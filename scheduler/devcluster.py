@@ -153,6 +153,7 @@ class LocalCluster:
     heartbeat_interval_s: float = 5.0
     tenants: tuple[str, ...] = ("acme", "globex")
     tls: tuple[Path, Path] | None = None  # (cert, key) to serve TLS; the cert is also the clients' CA
+    scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
@@ -258,6 +259,7 @@ class LocalCluster:
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "schedule_interval_s": 1.0,
             "tokens_file": "tokens.yaml",
+            **self.scheduler_settings,
         }
         if self.tls:
             config["tls"] = {"cert_file": str(self.tls[0]), "key_file": str(self.tls[1])}

@@ -6,7 +6,7 @@
 4. inference is shed, last.
 Within 2-4, lower priority goes first and, within a priority, the newest run.
 An emergency sheds all flexible load at once: mining to its paused floor and every
-training run preempted; inference is kept.
+training run preempted; inference is kept unless a cap in force still needs it shed.
 
 `respond_to_cap` is pure: it returns the steps, each with the power it frees and
 its cause, and the ledger after them. `restore` lifts training power caps first
@@ -120,13 +120,13 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
         current = claims.pop(claim.job_id)
         freed = ledger.claim_it_w(current) * site.overhead
         steps.append(LadderStep(StepKind.PREEMPT_TRAINING, claim.job_id, freed, cause, "requeued; resumes from its checkpoint"))
-    # 4. Shed inference, last (never in an emergency, which sheds flexible load only).
-    if not emergency:
-        for claim in _shed_order([c for c in claims.values() if not c.flexible]):
-            if excess() <= 0:
-                break
-            current = claims.pop(claim.job_id)
-            steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
+    # 4. Shed inference, last, and only what the cap still needs (an emergency sheds
+    # flexible load; inference goes only when a cap in force is still exceeded).
+    for claim in _shed_order([c for c in claims.values() if not c.flexible]):
+        if excess() <= 0:
+            break
+        current = claims.pop(claim.job_id)
+        steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
     after = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
     return LadderPlan(tuple(steps), after)
 

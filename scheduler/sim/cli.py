@@ -64,8 +64,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 class Progress:
     """A one-line progress report on stderr, at most every `every_s` seconds."""
 
-    def __init__(self, every_s: float = 2.0, stream=sys.stderr):
-        self.every_s, self.stream = every_s, stream
+    def __init__(self, every_s: float = 2.0, stream=None):
+        self.every_s, self.stream = every_s, stream or sys.stderr
         self.began = self.last = time.monotonic()
         self.tty = getattr(stream, "isatty", lambda: False)()
 

@@ -18,8 +18,10 @@ Job states move through core.jobs.transition. Nothing here reads the wall clock.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
@@ -33,6 +35,25 @@ from scheduler.sim.scenario import Arrival, SiteSpec
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN, Hashprice, PriceTrace
 
 Dispatch = Callable[[SiteInputs, float, MiningPolicy], SiteDispatch]
+
+
+class Row(NamedTuple):
+    """One tick of one site, as timeseries.csv has it (powers: averages over the tick)."""
+
+    time: float
+    site: str
+    cap_w: float  # enforced at the tick's start
+    planning_cap_w: float  # what dispatch planned under
+    price: float  # real-time USD/MWh at the tick's start
+    ai_w: float  # IT power
+    mining_w: float  # IT power
+    overhead_w: float  # cooling and losses
+    committed_w: float  # what the dispatch pass counted (fleets at max(target, held))
+    measured_w: float  # at the meter: ai + mining + overhead
+    peak_w: float  # highest meter power within the tick
+    hashprice: float
+    violation: int  # 1: the meter exceeded the enforced cap at some moment of the tick
+    tick_s: float
 
 
 @dataclass(frozen=True)
@@ -91,13 +112,15 @@ class SiteView:
     totals: TickTotals = field(default_factory=TickTotals)
     violation_ticks: int = 0
     steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> count
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
     def claims(self) -> tuple[AiClaim, ...]:
         return (*self.running.values(), *self.waiting.values(), *self.stopping.values())
 
 
 def lead_time_s(spec: SiteSpec, config: SimConfig) -> float:
+    """How early a cap cut is planned for: the slowest fleet's ramp-down, plus the order's
+    way to the agent, plus one tick (the next dispatch may come up to a tick late)."""
     if config.lead_s is not None:
         return config.lead_s
     slowest = max((f.model.ramp_down_s for f in spec.power.fleets), default=0.0)
@@ -105,6 +128,8 @@ def lead_time_s(spec: SiteSpec, config: SimConfig) -> float:
 
 
 class Simulator:
+    """Replays a Scenario; `dispatch` can be swapped (tests feed it a broken one)."""
+
     def __init__(self, scenario: Scenario, config: SimConfig = SimConfig(), dispatch: Dispatch = dispatch_site):
         self.scenario, self.config, self.dispatch = scenario, config, dispatch
         reading_delay = config.tick_s if config.reading_delay_s is None else config.reading_delay_s
@@ -133,7 +158,7 @@ class Simulator:
     # ------------------------------------------------------------------ the loop
     def run(self, progress: Callable[[int, int], None] | None = None) -> Simulator:
         sc, tick = self.scenario, self.config.tick_s
-        total = max(1, int(round((sc.end - sc.start) / tick)))
+        total = max(1, math.ceil((sc.end - sc.start) / tick - 1e-9))  # the last tick may be shorter
         for k in range(total):
             t = sc.start + k * tick
             self.step(t, min(t + tick, sc.end))
@@ -257,7 +282,10 @@ class Simulator:
         taken: dict[str, int] = {}
         for job_id, site_id in inference.assignments:
             taken[site_id] = taken.get(site_id, 0) + self.pending[job_id].job.spec.total_gpus
-        left = [dataclasses.replace(c, gpus_used=c.gpus_used + taken.get(c.site_id, 0), power_free_w=c.power_free_w - taken.get(c.site_id, 0) * c.power_per_gpu_w) for c in capacities]
+        left = [
+            dataclasses.replace(c, gpus_used=c.gpus_used + taken.get(c.site_id, 0), power_free_w=c.power_free_w - taken.get(c.site_id, 0) * c.power_per_gpu_w)
+            for c in capacities
+        ]
         self._assign(inference, t)
         self._assign(place((sj.job for sj in self.pending.values() if sj.arrival.kind == JobKind.TRAINING), left), t)
 
@@ -338,20 +366,20 @@ class Simulator:
         site, sc = view.spec.power, self.scenario
         it_w = (totals.ai_j + totals.mining_j) / dt if dt > 0 else 0.0
         view.rows.append(
-            {
-                "time": t,
-                "site": site.site_id,
-                "cap_w": enforced_cap(site.cap_w, view.events, site.site_id, t),
-                "planning_cap_w": planning_cap(site.cap_w, view.events, site.site_id, t, view.lead_s)[0],
-                "price": sc.prices.at(view.price_column, t),
-                "ai_w": totals.ai_j / dt if dt > 0 else 0.0,
-                "mining_w": totals.mining_j / dt if dt > 0 else 0.0,
-                "overhead_w": it_w * (site.overhead - 1.0),
-                "committed_w": committed_w,
-                "measured_w": totals.meter_j / dt if dt > 0 else 0.0,
-                "peak_w": totals.peak_meter_w,
-                "hashprice": sc.hashprice.at(t),
-                "violation": int(violated),
-                "tick_s": dt,
-            }
+            Row(
+                t,
+                site.site_id,
+                enforced_cap(site.cap_w, view.events, site.site_id, t),
+                planning_cap(site.cap_w, view.events, site.site_id, t, view.lead_s)[0],
+                sc.prices.at(view.price_column, t),
+                totals.ai_j / dt if dt > 0 else 0.0,
+                totals.mining_j / dt if dt > 0 else 0.0,
+                it_w * (site.overhead - 1.0),
+                committed_w,
+                totals.meter_j / dt if dt > 0 else 0.0,
+                totals.peak_meter_w,
+                sc.hashprice.at(t),
+                int(violated),
+                dt,
+            )
         )

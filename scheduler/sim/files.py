@@ -55,7 +55,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as err:
         raise InputError(path, f"cannot read: {err.strerror or err}") from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise InputError(path, f"bad YAML: {err.problem or err.context}", mark.line + 1 if mark else None) from None

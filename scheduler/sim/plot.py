@@ -24,8 +24,8 @@ def plot_power(sim: Simulator, path: Path) -> None:
     fig, axes = plt.subplots(len(views), 1, figsize=(14, 3.6 * len(views)), sharex=True, squeeze=False)
     for ax, view in zip(axes[:, 0], views):
         rows = view.rows
-        times = [dt.datetime.fromtimestamp(r["time"], dt.UTC).replace(tzinfo=None) for r in rows]
-        mw = {k: [r[k] / 1e6 for r in rows] for k in ("ai_w", "mining_w", "overhead_w", "cap_w", "planning_cap_w")}
+        times = [dt.datetime.fromtimestamp(r.time, dt.UTC).replace(tzinfo=None) for r in rows]
+        mw = {k: [getattr(r, k) / 1e6 for r in rows] for k in ("ai_w", "mining_w", "overhead_w", "cap_w", "planning_cap_w")}
         ax.stackplot(
             times,
             mw["ai_w"],
@@ -38,17 +38,17 @@ def plot_power(sim: Simulator, path: Path) -> None:
         )
         ax.step(times, mw["cap_w"], where="post", color="black", linewidth=1.2, label="cap (enforced)")
         ax.step(times, mw["planning_cap_w"], where="post", color="black", linewidth=0.8, linestyle=":", label="cap (planned)")
-        bad = [t for t, r in zip(times, rows) if r["violation"]]
+        bad = [t for t, r in zip(times, rows) if r.violation]
         if bad:
             ax.plot(bad, [max(mw["cap_w"])] * len(bad), "rx", label="cap violation")
         ax.set_ylabel("MW")
         ax.set_ylim(0, max(mw["cap_w"] + [1e-3]) * 1.08)
         ax.set_title(f"{view.spec.site_id} ({view.spec.region}, {view.spec.power.cap_w / 1e6:g} MW interconnect)")
         price_ax = ax.twinx()
-        price_ax.step(times, [r["price"] for r in rows], where="post", color="#2ca02c", linewidth=0.7, alpha=0.8, label="real-time price")
+        price_ax.step(times, [r.price for r in rows], where="post", color="#2ca02c", linewidth=0.7, alpha=0.8, label="real-time price")
         price_ax.set_ylabel("USD/MWh", color="#2ca02c")
         price_ax.set_yscale("symlog", linthresh=100)
-        price_ax.set_yticks([t for t in PRICE_TICKS if t <= max(100.0, max(r["price"] for r in rows))])
+        price_ax.set_yticks([t for t in PRICE_TICKS if t <= max(100.0, max(r.price for r in rows))])
         price_ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     more, more_labels = price_ax.get_legend_handles_labels()

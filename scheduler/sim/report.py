@@ -22,26 +22,11 @@ import json
 from pathlib import Path
 
 from scheduler.core.jobs import JobKind, JobState
-from scheduler.sim.engine import Simulator
+from scheduler.sim.engine import Row, Simulator
 from scheduler.sim.files import iso
 
 J_PER_MWH = 3.6e9
-TIMESERIES_COLUMNS = (
-    "time",
-    "site",
-    "cap_w",
-    "planning_cap_w",
-    "price",
-    "ai_w",
-    "mining_w",
-    "overhead_w",
-    "committed_w",
-    "measured_w",
-    "peak_w",
-    "hashprice",
-    "violation",
-    "tick_s",
-)
+TIMESERIES_COLUMNS = Row._fields
 
 
 def _site_summary(view) -> dict:
@@ -125,12 +110,12 @@ def summarize(sim: Simulator) -> dict:
 
 
 def write_timeseries(sim: Simulator, path: Path) -> None:
-    rows = sorted((r for v in sim.sites.values() for r in v.rows), key=lambda r: (r["time"], r["site"]))
+    rows = sorted((r for v in sim.sites.values() for r in v.rows), key=lambda r: (r.time, r.site))
     with Path(path).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TIMESERIES_COLUMNS)
         for r in rows:
-            writer.writerow([iso(r["time"]), r["site"], *(_fmt(r[c]) for c in TIMESERIES_COLUMNS[2:])])
+            writer.writerow([iso(r.time), r.site, *(_fmt(v) for v in r[2:])])
 
 
 def _fmt(value: float) -> str:

@@ -1,7 +1,9 @@
 """Shared real infrastructure for integration tests.
 
 `ray_system`: ONE local Ray cluster per test session (a node per site with virtual
-GPUs), the scheduler and two site agents as subprocesses on loopback.
+GPUs), the scheduler and three site agents as subprocesses on loopback. us-1 and
+eu-1 do not manage power; tx-1 (region tx) does: a grid cap, air cooling and two
+emulated miner fleets with 2 s ramps, so the power loop runs end to end.
 `bare_scheduler`: a scheduler with no sites and no Ray, for API behaviour.
 """
 
@@ -24,9 +26,19 @@ import pytest
 
 from scheduler.api.v1 import types_pb2
 from scheduler.client import Client
-from scheduler.devcluster import LocalCluster, SiteSpec
+from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec
 
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
+
+
+TX_POWER = SitePowerSpec(
+    interconnect_cap_mw=0.060,  # 60 kW at the meter: 8 GPUs and 20 miners
+    cooling="air",
+    gpu_load_w=1000,
+    gpu_idle_w=150,
+    market_node="HB_WEST",
+    fleets=(FleetSpec("s19", "S19XP", 10, ramp_down_s=2, ramp_up_s=2), FleetSpec("s21", "S21", 10, ramp_down_s=2, ramp_up_s=2)),
+)
 
 
 class System:
@@ -79,9 +91,12 @@ class System:
 def ray_system(tmp_path_factory):
     cluster = LocalCluster(
         tmp_path_factory.mktemp("ray-system"),
-        [SiteSpec("us-1", "us", gpus=8), SiteSpec("eu-1", "eu", gpus=8)],
+        [SiteSpec("us-1", "us", gpus=8), SiteSpec("eu-1", "eu", gpus=8), SiteSpec("tx-1", "tx", gpus=8, power=TX_POWER)],
+        regions=("us", "eu", "tx"),
         site_timeout_s=12.0,
         heartbeat_interval_s=1.0,
+        # Test-speed mining: no dwell times, cap limits planned 2 s + the ramp ahead.
+        scheduler_settings={"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5},
     )
     try:
         cluster.start_ray()
