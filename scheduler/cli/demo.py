@@ -1,10 +1,15 @@
 """`powerplane demo`: the whole system on one machine, shown live.
 
 A local Ray cluster with two sites (us-tx-1 in region us, eu-no-1 in region eu,
-8 virtual GPUs each), the scheduler on SQLite, one agent per site, and two tenants:
-acme trains a small model in the us, globex serves inference in the eu. Events
-stream as they happen until the training job finishes; then the inference service
-is cancelled and everything is stopped. Exit code 0 only if training succeeded.
+8 virtual GPUs each, each with a grid cap and emulated miner fleets), the scheduler
+on SQLite, one agent per site, and two tenants: acme trains a small model in the
+us, globex serves inference in the eu. Mining fills each site's cap; the AI jobs
+get their power by curtailing it first. While training runs, the operator posts a
+grid cap cut on us-tx-1: mining drops to its floor and the training run is
+power-capped within the slowdown it tolerates, then everything returns when the
+cut ends. Events stream as they happen until the training job finishes; then the
+inference service is cancelled and everything is stopped. Exit code 0 only if
+training succeeded.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from pathlib import Path
 
 import grpc
 
-from scheduler.api.v1 import types_pb2
-from scheduler.cli import operator_commands, render
+from scheduler.api.convert import timestamp
+from scheduler.api.v1 import operator_pb2, types_pb2
+from scheduler.cli import grid_commands, operator_commands, render
 from scheduler.client import Client, spec
-from scheduler.devcluster import LocalCluster, SiteSpec
+from scheduler.core.power import MINER_MODELS, Cooling
+from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec
 
 TRAIN_SCRIPT = '''\
 """Demo training job: fits y = 3x + 1 by SGD, one line per epoch, with a checkpoint file."""
@@ -50,7 +57,17 @@ while True:
     print(f"served {served} requests", flush=True)
     time.sleep(1.0)
 '''
-SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2)]
+# Small sites so the numbers read easily: kW, not MW. Ramps are shortened for the demo.
+TX_POWER = SitePowerSpec(
+    interconnect_cap_mw=0.060,
+    cooling="air",
+    market_node="HB_WEST",
+    fleets=(FleetSpec("tx-s19xp", "S19XP", 10, ramp_down_s=3, ramp_up_s=3), FleetSpec("tx-s21", "S21", 10, ramp_down_s=3, ramp_up_s=3)),
+)
+NO_POWER = SitePowerSpec(interconnect_cap_mw=0.050, cooling="hydro", market_node="NO1", fleets=(FleetSpec("no-a2", "A2", 12, ramp_down_s=3, ramp_up_s=3),))
+SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2, power=TX_POWER), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2, power=NO_POWER)]
+DEMO_SCHEDULER = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5}
+CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 15.0
 
 
 def _say(text: str) -> None:
@@ -82,7 +99,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
     _fresh_workdir(workdir)
     (workdir / "train.py").write_text(TRAIN_SCRIPT)
     (workdir / "serve.py").write_text(SERVE_SCRIPT)
-    cluster = LocalCluster(workdir, SITES, site_timeout_s=15.0, heartbeat_interval_s=2.0)
+    cluster = LocalCluster(workdir, SITES, site_timeout_s=15.0, heartbeat_interval_s=1.0, scheduler_settings=DEMO_SCHEDULER)
     streams: list = []
     started = time.monotonic()
     try:
@@ -101,7 +118,14 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         _say("[4/5] tenants submit: acme trains (4 GPUs, us only), globex serves inference (2 replicas x 2 GPUs, eu only)")
         python = sys.executable
         training = acme.submit(
-            spec(f"{python} {workdir / 'train.py'} 8", gpus=4, allowed_regions=["us"], name="sgd-demo", max_runtime_s=int(timeout_s)),
+            spec(
+                f"{python} {workdir / 'train.py'} 20",
+                gpus=4,
+                allowed_regions=["us"],
+                name="sgd-demo",
+                max_runtime_s=int(timeout_s),
+                slowdown_tolerance_pct=25,
+            ),
             f"demo-train-{uuid.uuid4().hex[:8]}",
         ).job
         inference = globex.submit(
@@ -119,6 +143,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         globex.cancel(inference.job_id, "demo finished")
         _drain_until(events, inference.job_id, types_pb2.JOB_STATE_CANCELLED, time.monotonic() + 30)
 
+        _say("\ngrid events and how each was met:\n" + grid_commands.events_table(list(ops.grid_events().events), with_response=True))
         _say("\nacme's jobs:\n" + render.jobs_table(list(acme.list_all())))
         _say("\nglobex's jobs:\n" + render.jobs_table(list(globex.list_all())))
         _say("\nsites:\n" + operator_commands.sites_table(ops.sites().sites))
@@ -155,8 +180,38 @@ class _LogTail:
         return [line for line in complete if line.strip()]
 
 
+def _post_cap_cut(ops: Client) -> None:
+    """A cap cut on us-tx-1 a little under what its AI and paused miners draw."""
+    floor_w = sum(f.count * MINER_MODELS[f.model].standby_w for f in TX_POWER.fleets)  # every miner paused
+    it_w = 8 * TX_POWER.gpu_idle_w + 4 * (TX_POWER.gpu_load_w - TX_POWER.gpu_idle_w) + floor_w  # idle GPUs + the training run at load
+    cap_w = it_w * Cooling.AIR.default_overhead - 500
+    start = time.time() + CUT_AHEAD_S
+    event = operator_pb2.GridEvent(
+        event_id=f"demo-cut-{uuid.uuid4().hex[:6]}",
+        kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
+        site_id="us-tx-1",
+        cap_w=cap_w,
+        start=timestamp(start),
+        end=timestamp(start + CUT_LENGTH_S),
+        reason="ERCOT 4CP peak (demo)",
+    )
+    ops.post_grid_event(event)
+    _say(f"  ops     grid event: cap us-tx-1 at {cap_w / 1e3:.1f} kW from +{CUT_AHEAD_S:g}s for {CUT_LENGTH_S:g}s (ERCOT 4CP peak)")
+
+
+def _power_line(ops: Client) -> str:
+    parts = []
+    for s in ops.sites().sites:
+        p = s.power
+        parts.append(
+            f"{s.site_id} {s.gpus_free}/{s.gpus_total} GPUs free, meter {p.measured_w / 1e3:.1f}/{p.cap_w / 1e3:.1f} kW (AI {p.ai_w / 1e3:.1f}, mining {p.mining_w / 1e3:.1f})"
+        )
+    return "  |  ".join(parts)
+
+
 def _show_until_done(events: queue.Queue, ops: Client, job_id: str, log_path: Path, deadline: float) -> int | None:
-    next_sites = time.monotonic() + 5
+    next_sites = time.monotonic() + 3
+    cut_posted = False
     tail = _LogTail(log_path)
     while time.monotonic() < deadline:
         for line in tail.lines():
@@ -168,14 +223,14 @@ def _show_until_done(events: queue.Queue, ops: Client, job_id: str, log_path: Pa
             tenant = None
         if tenant is not None:
             _say(f"  {tenant:<7} {render.event_line(event)}")
+            if event.job_id == job_id and event.to_state == types_pb2.JOB_STATE_RUNNING and not cut_posted:
+                _post_cap_cut(ops)
+                cut_posted = True
             if event.job_id == job_id and event.to_state in (types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED):
                 return event.to_state
         if time.monotonic() >= next_sites:
-            summary = "  |  ".join(
-                f"{s.site_id} {render.state_name(s.state, types_pb2.SiteState)} {s.gpus_free}/{s.gpus_total} GPUs free" for s in ops.sites().sites
-            )
-            _say(f"  sites: {summary}")
-            next_sites = time.monotonic() + 5
+            _say(f"  power: {_power_line(ops)}")
+            next_sites = time.monotonic() + 3
     return None
 
 

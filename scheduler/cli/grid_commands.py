@@ -10,6 +10,7 @@ import uuid
 from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2
 from scheduler.cli import render
+from scheduler.core.power import watts_text
 
 KINDS = {
     "cap": operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
@@ -77,7 +78,7 @@ def post(client, args) -> int:
 def _what(event: operator_pb2.GridEvent) -> str:
     match event.kind:
         case operator_pb2.GRID_EVENT_KIND_CAP_LIMIT:
-            return f"cap {event.cap_w / 1e6:.3f} MW"
+            return f"cap {watts_text(event.cap_w)}"
         case operator_pb2.GRID_EVENT_KIND_PRICE:
             return f"{'forecast' if event.forecast else 'price'} {event.usd_per_mwh:.2f} USD/MWh @ {event.market_node}"
         case operator_pb2.GRID_EVENT_KIND_EMERGENCY:

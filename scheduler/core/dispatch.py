@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from scheduler.core.ladder import LadderStep, StepKind, respond_to_cap, restore
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, plan_mining
-from scheduler.core.power import SitePower
+from scheduler.core.power import SitePower, watts_text
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class SiteDispatch:
 
 def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningPolicy(), cause: str = "") -> SiteDispatch:
     site, cap = inputs.site, inputs.cap_w
-    cause = cause or f"site cap {cap / 1e6:.3f} MW"
+    cause = cause or f"site cap {watts_text(cap)}"
     targets = {f.fleet_id: inputs.targets_w.get(f.fleet_id, f.standby_w) for f in site.fleets}
     commanded = SiteLedger(site, cap, inputs.running, targets)
 
@@ -92,7 +92,7 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
         if inputs.emergency and claim.flexible:
             requeue[claim.job_id] = "grid emergency at the site: flexible load is shed"
         elif probe.free_for_ai_w() + 1e-6 < probe.run_power_w(claim.gpus):
-            requeue[claim.job_id] = f"the site's cap fell to {cap / 1e6:.3f} MW: not enough power left for {claim.gpus} GPUs"
+            requeue[claim.job_id] = f"the site's cap fell to {watts_text(cap)}: not enough power left for {claim.gpus} GPUs"
         else:
             reserved.append(claim)
 
@@ -117,8 +117,7 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
             now_ledger = with_run
             start.append(claim.job_id)
         else:
-            down_to = sum(planned.values()) / 1e6
-            waiting_reasons[claim.job_id] = f"waiting for mining to come down to {down_to:.2f} MW to make room"
+            waiting_reasons[claim.job_id] = f"waiting for mining to come down to {watts_text(sum(planned.values()))} to make room"
 
     # 6. Fleets ramping up get only what the site has left, counted with measured power;
     # a lowered target is sent as planned.

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scheduler.core.errors import InvalidArgument
+from scheduler.core.power import watts_text
 
 FOREVER = math.inf
 
@@ -63,7 +64,7 @@ class GridEvent:
     def describe(self) -> str:
         match self.kind:
             case GridEventKind.CAP_LIMIT:
-                text = f"cap limit {self.cap_w / 1e6:.3f} MW at {self.site_id}"
+                text = f"cap limit {watts_text(self.cap_w)} at {self.site_id}"
             case GridEventKind.EMERGENCY:
                 text = f"grid emergency at {self.site_id}"
             case GridEventKind.PRICE:
@@ -80,6 +81,13 @@ class GridEventRecord:
     event: GridEvent
     received_at: float
     response: tuple[str, ...] = field(default_factory=tuple)
+    readings_in_force: int = 0  # site readings taken while the event was to be met
+    breaches: int = 0  # of those, readings that did not meet it
+
+    @property
+    def met(self) -> bool:
+        """Met: the site was read while the event was in force, and never found short of it."""
+        return self.readings_in_force > 0 and self.breaches == 0
 
 
 def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:

@@ -21,6 +21,9 @@ import math
 from dataclasses import dataclass
 
 from scheduler.core.ledger import AiClaim, SiteLedger
+from scheduler.core.power import watts_text
+
+TOLERANCE_W = 1e-3  # the ledger's own tolerance (SiteLedger.within_cap): float dust is not excess
 
 
 class StepKind(enum.Enum):
@@ -77,7 +80,7 @@ def curtail_mining(ledger: SiteLedger, cap_w: float, cause: str, everything: boo
             continue
         mining[fleet.fleet_id] = current - cut
         excess_it -= cut
-        steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, cut * site.overhead, cause, f"{fleet.model.name} to {(current - cut) / 1e6:.2f} MW"))
+        steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, cut * site.overhead, cause, f"{fleet.model.name} to {watts_text(current - cut)}"))
     return mining, steps
 
 
@@ -99,7 +102,7 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
     if not emergency:
         for claim in training:
             need = excess()
-            if need <= 0:
+            if need <= TOLERANCE_W:
                 break
             per_fraction_w = claim.gpus * site.gpu_load_w * site.overhead
             lowest = claim.min_power_fraction
@@ -115,7 +118,7 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
             )
     # 3. Preempt training.
     for claim in training:
-        if not emergency and excess() <= 0:
+        if not emergency and excess() <= TOLERANCE_W:
             break
         current = claims.pop(claim.job_id)
         freed = ledger.claim_it_w(current) * site.overhead
@@ -123,7 +126,7 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
     # 4. Shed inference, last, and only what the cap still needs (an emergency sheds
     # flexible load; inference goes only when a cap in force is still exceeded).
     for claim in _shed_order([c for c in claims.values() if not c.flexible]):
-        if excess() <= 0:
+        if excess() <= TOLERANCE_W:
             break
         current = claims.pop(claim.job_id)
         steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))

@@ -118,3 +118,10 @@ def ramp(fleet: Fleet, measured_w: float, target_w: float, dt_s: float) -> float
         return max(target_w, measured_w - rate * dt_s)
     rate = swing / max(1e-9, fleet.model.ramp_up_s)
     return min(target_w, measured_w + rate * dt_s)
+
+
+def watts_text(watts: float) -> str:
+    """Power for people: '12.500 MW' at site scale, '5.11 kW' below a megawatt."""
+    if abs(watts) >= 1e6:
+        return f"{watts / 1e6:.3f} MW"
+    return f"{watts / 1e3:.2f} kW"

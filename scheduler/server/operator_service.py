@@ -6,6 +6,7 @@ from __future__ import annotations
 from scheduler.api import convert
 from scheduler.api.convert_power import fleet_power_to_proto, grid_event_from_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc
+from scheduler.core import grid
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.grid import GridEventState
 from scheduler.core.sites import Site
@@ -41,7 +42,7 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         ]
         mining_measured = sum(f.measured_w for f in fleets)
         return operator_pb2.SitePowerStatus(
-            cap_w=inputs.cap_w,
+            cap_w=grid.enforced_cap(shell.power.cap_w, keeper.events(), site_id, now),
             interconnect_cap_w=shell.power.cap_w,
             committed_w=shell.committed_w,
             measured_w=reading.meter_w if reading else 0.0,

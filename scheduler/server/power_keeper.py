@@ -32,7 +32,7 @@ from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.jobs import JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
-from scheduler.core.power import SitePower
+from scheduler.core.power import SitePower, watts_text
 
 if TYPE_CHECKING:
     from scheduler.server.controller import Controller
@@ -83,6 +83,7 @@ class PowerKeeper:
         self.grid: dict[str, GridEventRecord] = {}
         self._dirty: set[str] = set()
         self._kick = asyncio.Event()
+        self._pending_writes: set[asyncio.Task] = set()
 
     def load(self, records: Iterable[GridEventRecord]) -> None:
         for record in records:
@@ -126,13 +127,14 @@ class PowerKeeper:
                 shell.held[fleet_id] = held_after_reading(shell.held.get(fleet_id, measured), shell.targets[fleet_id], measured, acked)
         for run_id in [r for r in shell.stopping if r not in reading.active_runs]:
             del shell.stopping[run_id]
+        self._check_events(site_id, shell, reading)
         if reading.local_actions:
             record = self._record_in_force(site_id, self.clock())
             lines = [f"{time.strftime('%H:%M:%S', time.gmtime(at))} agent {site_id} by itself: {what}" for at, what in reading.local_actions]
             for line in lines:
                 log.warning("%s", line)
             if record is not None:
-                self._append(record, lines)
+                self._persist([self._append(record, lines)])
         self.request(site_id)
 
     def run_ended(self, site_id: str, run_id: str) -> None:
@@ -175,20 +177,45 @@ class PowerKeeper:
         self.grid[record.event.event_id] = updated
         return updated
 
+    def _check_events(self, site_id: str, shell: SiteShell, reading: PowerReading) -> None:
+        """Count a reading against every cap limit and emergency it must meet now."""
+        now = self.clock()
+        changed = []
+        for record in list(self.grid.values()):
+            event = record.event
+            if event.site_id != site_id or event.kind not in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
+                continue
+            deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
+            if not deadline <= now < event.end:
+                continue
+            if event.kind == GridEventKind.CAP_LIMIT:
+                short = reading.meter_w > event.cap_w + TARGET_TOLERANCE_W
+                what = f"meter {watts_text(reading.meter_w)} over the cap {watts_text(event.cap_w)}"
+            else:
+                floor = {f.fleet_id: f.standby_w for f in shell.power.fleets}
+                short = any(measured > floor.get(fid, 0.0) + TARGET_TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
+                what = "mining still above its paused floor"
+            updated = dataclasses.replace(record, readings_in_force=record.readings_in_force + 1, breaches=record.breaches + short)
+            if short:
+                log.warning("grid event %s not met at %s: %s", event.event_id, site_id, what)
+                if record.breaches == 0:
+                    updated = self._append(updated, [f"{time.strftime('%H:%M:%S', time.gmtime(now))} NOT MET: {what}"])
+            self.grid[event.event_id] = updated
+            if short or record.readings_in_force == 0:
+                changed.append(updated)
+        if changed:
+            self._persist(changed)
+
+    def _persist(self, records: list[GridEventRecord]) -> None:
+        task = asyncio.get_running_loop().create_task(self.controller.apply(Decision(), grid=records))
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
+
     def met(self, record: GridEventRecord, now: float) -> bool:
-        """Whether the site's last reading meets the event (a price is met once applied)."""
-        event = record.event
-        shell = self.sites.get(event.site_id)
-        if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE):
+        """Cap limits and emergencies: read while in force and never short; prices: once applied."""
+        if record.event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE):
             return True
-        if shell is None or shell.reading is None or event.state(now) != grid.GridEventState.ACTIVE:
-            return False
-        if event.kind == GridEventKind.CAP_LIMIT:
-            return shell.reading.meter_w <= event.cap_w + TARGET_TOLERANCE_W
-        mining_down = all(
-            measured <= f.standby_w + TARGET_TOLERANCE_W for f in shell.power.fleets for measured, _ in [shell.reading.fleets.get(f.fleet_id, (0.0, 0.0))]
-        )
-        return mining_down and not any(c.flexible for c in self._claims(event.site_id, shell)[0])
+        return record.met
 
     # ------------------------------------------------------------- dispatch
     def lead_s(self, site_id: str) -> float:
@@ -215,7 +242,7 @@ class PowerKeeper:
         events = self.events()
         cap, source = grid.planning_cap(shell.power.cap_w, events, site_id, now, self.lead_s(site_id))
         alarm = grid.emergency(events, site_id, now)
-        cause = (alarm or source).describe() if (alarm or source) else f"site cap {cap / 1e6:.3f} MW"
+        cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
         forecast, real_time = grid.price_now(events, shell.power.market_node, now)
         shell.price = expected_price(forecast, real_time)
         hashprice = grid.hashprice_now(events, self.config.hashprice_usd_per_ph_day, now)
@@ -258,14 +285,17 @@ class PowerKeeper:
         for job_id, fraction in out.power_fractions.items():
             job = decision.record(dataclasses.replace(jobs[job_id], power_fraction=fraction))
             direct.append(CapRunPower(site_id, job.run_id, fraction, cause))
-        cap_event = inputs.emergency or inputs.cap_w < shell.power.cap_w
-        sent = (out.targets_w, round(inputs.cap_w, 3), cap_event)
+        # The agent holds the cap in force now (a planned cut is for dispatch to prepare for);
+        # it holds mining down by itself if cut off while a cut is planned or in force.
+        enforced = grid.enforced_cap(shell.power.cap_w, self.events(), site_id, now)
+        cap_event = inputs.emergency or inputs.cap_w < shell.power.cap_w or enforced < shell.power.cap_w
+        sent = (out.targets_w, round(enforced, 3), cap_event)
         if shell.sent is None or sent[1:] != shell.sent[1:] or any(abs(w - shell.sent[0].get(f, -1e18)) > TARGET_TOLERANCE_W for f, w in out.targets_w.items()):
             for fleet_id, target in out.targets_w.items():
                 shell.held[fleet_id] = held_after_target(shell.held.get(fleet_id, target), target)
             shell.targets = dict(out.targets_w)
             shell.sent = sent
-            direct.insert(0, SetMiningTargets(site_id, dict(out.targets_w), inputs.cap_w, cap_event, cause))
+            direct.insert(0, SetMiningTargets(site_id, dict(out.targets_w), enforced, cap_event, cause))
         direct.extend(shell.held_starts.pop(job_id) for job_id in out.start)
         shell.states = out.fleet_states
         shell.waiting_reasons = out.waiting_reasons
@@ -273,7 +303,7 @@ class PowerKeeper:
         changed = []
         if out.steps:
             stamp = time.strftime("%H:%M:%S", time.gmtime(now))
-            lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {s.freed_w / 1e6:.3f} MW; cause: {s.cause})" for s in out.steps]
+            lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {watts_text(s.freed_w)}; cause: {s.cause})" for s in out.steps]
             for line in lines:
                 log.info("site %s: %s", site_id, line)
             record = self._record_in_force(site_id, now)

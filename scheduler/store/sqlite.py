@@ -101,7 +101,9 @@ def grid_record_to_doc(record: GridEventRecord) -> str:
 def grid_record_from_doc(text: str) -> GridEventRecord:
     doc = json.loads(text)
     doc["event"]["kind"] = GridEventKind[doc["event"]["kind"]]
-    return GridEventRecord(event=GridEvent(**doc["event"]), received_at=doc["received_at"], response=tuple(doc["response"]))
+    doc["event"] = GridEvent(**doc["event"])
+    doc["response"] = tuple(doc["response"])
+    return GridEventRecord(**doc)
 
 
 class SqliteStore:

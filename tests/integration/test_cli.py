@@ -80,5 +80,22 @@ def test_errors_are_one_line_with_their_status(bare_scheduler):
 
 def test_operator_sites_command(bare_scheduler):
     out = run(bare_scheduler, "sites", token=bare_scheduler.cluster.operator_token).stdout
-    assert out.split() == ["SITE", "REGION", "STATE", "GPUS", "FREE", "RUNS", "LAST", "HEARD", "NOTE"]
+    assert out.split() == ["SITE", "REGION", "STATE", "GPUS", "FREE", "RUNS", "CAP", "MW", "METER", "MW", "AI", "MW", "MINING", "MW", "LAST", "HEARD", "NOTE"]
     assert json.loads(run(bare_scheduler, "sites", "-o", "json", token=bare_scheduler.cluster.operator_token).stdout) == []
+
+
+def test_grid_events_posted_and_listed_from_the_cli(bare_scheduler):
+    ops = bare_scheduler.cluster.operator_token
+    posted = json.loads(
+        run(bare_scheduler, "grid-event", "price", "--id", "cli-p1", "--node", "HB_WEST", "--usd-per-mwh", "42.5", "-o", "json", token=ops).stdout
+    )
+    assert posted["event"]["event_id"] == "cli-p1" and posted["state"] == "GRID_EVENT_STATE_ACTIVE"
+    again = run(bare_scheduler, "grid-event", "price", "--id", "cli-p1", "--node", "HB_WEST", "--usd-per-mwh", "42.5", token=ops).stdout
+    assert again.splitlines()[1].split()[:2] == ["cli-p1", "-"]  # the same event, not a second one
+    listed = run(bare_scheduler, "grid-events", token=ops).stdout.splitlines()
+    assert listed[0].split()[:4] == ["EVENT", "SITE", "WHAT", "STATE"]
+    assert sum(line.startswith("cli-p1 ") for line in listed) == 1 and "price 42.50 USD/MWh @ HB_WEST" in listed[1]
+    result = run(bare_scheduler, "grid-event", "cap", "--site", "nowhere", "--cap-mw", "5", token=ops, expect=1)
+    assert result.stderr.strip() == "powerplane grid-event: INVALID_ARGUMENT: site 'nowhere' is not a site this scheduler knows"
+    result = run(bare_scheduler, "grid-event", "price", "--id", "cli-p1", "--node", "HB_WEST", "--usd-per-mwh", "99", token=ops, expect=1)
+    assert "FAILED_PRECONDITION" in result.stderr and "different content" in result.stderr
