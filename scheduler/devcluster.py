@@ -205,7 +205,7 @@ class LocalCluster:
         return self.tokens["operators"]["ops"]
 
     # ----------------------------------------------------------------- Ray
-    def start_ray(self, timeout_s: float = 120.0) -> None:
+    def start_ray(self, timeout_s: float = 240.0) -> None:
         """One Ray node per site: the first is the head (GCS + dashboard + Jobs API)."""
         ray = str(BIN / "ray")
         common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
