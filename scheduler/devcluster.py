@@ -85,6 +85,10 @@ class SiteSpec:
     power: SitePowerSpec | None = None  # None: no fleets, no cap
 
 
+class NodeStartFailed(Exception):
+    """A `ray start` process exited before its node joined."""
+
+
 def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
@@ -93,6 +97,8 @@ def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
             result = check()
             if result:
                 return result
+        except NodeStartFailed:
+            raise  # no point waiting for a process that is gone
         except Exception as err:  # keep trying until the deadline
             last_error = err
         time.sleep(interval_s)
@@ -205,8 +211,12 @@ class LocalCluster:
         return self.tokens["operators"]["ops"]
 
     # ----------------------------------------------------------------- Ray
-    def start_ray(self, timeout_s: float = 240.0) -> None:
-        """One Ray node per site: the first is the head (GCS + dashboard + Jobs API)."""
+    def start_ray(self, timeout_s: float = 240.0, attempts: int = 3) -> None:
+        """One Ray node per site: the first is the head (GCS + dashboard + Jobs API).
+
+        Worker nodes join one at a time (several raylets starting at once on a small
+        machine can time out registering with the GCS); a node whose `ray start` gave
+        up is started again, up to `attempts` times."""
         ray = str(BIN / "ray")
         common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
         for index, site in enumerate(self.sites):
@@ -223,10 +233,27 @@ class LocalCluster:
                 ]
             else:
                 argv = [ray, "start", f"--address=127.0.0.1:{self.ray_gcs_port}"]
-            self.ray_nodes.append(Process(f"ray-{site.site_id}", argv + common + node, self.workdir / "logs" / f"ray-{site.site_id}.log", self.env).start())
-            if index == 0:
-                wait_for(self._jobs_api_up, timeout_s, "Ray's Jobs API")
-        wait_for(lambda: self._alive_ray_nodes() >= len(self.sites), timeout_s, f"{len(self.sites)} Ray nodes")
+            log_path = self.workdir / "logs" / f"ray-{site.site_id}.log"
+            for attempt in range(1, attempts + 1):
+                process = Process(f"ray-{site.site_id}", argv + common + node, log_path, self.env).start()
+                try:
+                    if index == 0:
+                        wait_for(lambda p=process: self._alive(p) and self._jobs_api_up(), timeout_s, "Ray's Jobs API")
+                    else:
+                        wait_for(lambda p=process, n=index + 1: self._alive(p) and self._alive_ray_nodes() >= n, timeout_s, f"Ray node {site.site_id} to join")
+                    self.ray_nodes.append(process)
+                    break
+                except (TimeoutError, NodeStartFailed) as err:
+                    process.kill()
+                    if attempt == attempts:
+                        raise TimeoutError(f"Ray node {site.site_id} did not start after {attempts} attempts: {err}\n{process.tail(20)}") from err
+                    time.sleep(2.0)
+
+    @staticmethod
+    def _alive(process: Process) -> bool:
+        if not process.alive:
+            raise NodeStartFailed(f"{process.name} exited")
+        return True
 
     def _ray_temp(self) -> str:
         # Ray's socket paths must stay short: keep its temp dir near the root.

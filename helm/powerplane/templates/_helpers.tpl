@@ -125,6 +125,52 @@ key: {{ printf "site-%s" (toString .site.id) | quote }}
 {{- end }}
 
 {{/*
+A site's --site-config file (agents/site_config.py): its `power:` block as
+YAML. Used by the site's ConfigMap and by its agent's checksum annotation.
+Usage: include "powerplane.siteConfig" $site
+*/}}
+{{- define "powerplane.siteConfig" -}}
+{{- toYaml .power }}
+{{- end }}
+
+{{/*
+Checks of a site's `power:` block that the JSON schema cannot express, as
+agents/site_config.py makes them (so the chart refuses what the agent would):
+fleets need interconnect_cap_mw, fleet ids are unique, gpu_idle_w is below
+gpu_load_w (defaults 150 and 1000 W), standby_w is below the model's rated
+power (scheduler/core/power.py MINER_MODELS).
+Usage: include "powerplane.validateSitePower" (dict "index" $i "site" $site)
+*/}}
+{{- define "powerplane.validateSitePower" -}}
+{{- $where := printf "sites.%d.power" (int .index) }}
+{{- $power := .site.power }}
+{{- $ratedW := dict "S19XP" 3010 "S21" 3500 "A2" 3730 }}
+{{- $load := hasKey $power "gpu_load_w" | ternary (get $power "gpu_load_w") 1000 | float64 }}
+{{- $idle := hasKey $power "gpu_idle_w" | ternary (get $power "gpu_idle_w") 150 | float64 }}
+{{- if ge $idle $load }}
+{{- fail (printf "%s.gpu_idle_w: must be below gpu_load_w (site %q: %v >= %v W)" $where (toString .site.id) $idle $load) }}
+{{- end }}
+{{- $fleets := $power.fleets | default list }}
+{{- if and $fleets (not $power.interconnect_cap_mw) }}
+{{- fail (printf "%s.interconnect_cap_mw: is required when the site has fleets (site %q)" $where (toString .site.id)) }}
+{{- end }}
+{{- $seen := dict }}
+{{- range $j, $fleet := $fleets }}
+{{- $id := toString $fleet.fleet_id }}
+{{- if hasKey $seen $id }}
+{{- fail (printf "%s.fleets.%d.fleet_id: fleet id %q is listed twice" $where (int $j) $id) }}
+{{- end }}
+{{- $_ := set $seen $id true }}
+{{- if hasKey $fleet "standby_w" }}
+{{- $rated := get $ratedW (toString $fleet.model) | float64 }}
+{{- if ge ($fleet.standby_w | float64) $rated }}
+{{- fail (printf "%s.fleets.%d.standby_w: must be below the %s's rated power (%v W)" $where (int $j) (toString $fleet.model) $rated) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that need more than the JSON schema; fails the render with a clear
 message. Included once from the scheduler Deployment.
 */}}
@@ -134,7 +180,10 @@ message. Included once from the scheduler Deployment.
 {{- end }}
 {{- $seenIds := dict }}
 {{- $seenNames := dict }}
-{{- range .Values.sites }}
+{{- range $i, $site := .Values.sites }}
+{{- if .power }}
+{{- include "powerplane.validateSitePower" (dict "index" $i "site" $site) }}
+{{- end }}
 {{- $id := toString .id }}
 {{- if hasKey $seenIds $id }}
 {{- fail (printf "sites: site id %q is listed twice" $id) }}
