@@ -6,7 +6,9 @@ pending jobs. A dispatch pass = build every site's power view from its ledger,
 place the pending jobs (power-aware placement), then run the scheduler's own
 per-site pass (scheduler.core.dispatch.dispatch_site: ladder, reservations, merit-order
 mining, make-room-first starts) on every site with its new runs waiting. A cap
-event = dispatch_site for one site whose cap drops by half (the ladder climbs).
+event = dispatch_site for one site whose cap drops below what its AI draws with
+mining paused (the ladder climbs to training; `cap_event_ms`), and, lighter, one
+whose cap halves (mining alone meets it).
 Baseline run side by side: the same pass with GPU-only placement (the
 foundation's placement, no power, no per-site pass).
 
@@ -98,6 +100,13 @@ def site_inputs(ledger: SiteLedger, price: float, waiting=(), cap_w: float | Non
     return SiteInputs(ledger.site, ledger.cap_w if cap_w is None else cap_w, price, 45.0, ledger.ai, waiting, targets_w=mining, held_w=mining)
 
 
+def met_after(ledger: SiteLedger, inputs: SiteInputs, response) -> bool:
+    """Whether the site fits the cut once the agent has ramped to the new targets."""
+    stopped = {*response.preempt, *response.shed}
+    kept = tuple(dataclasses.replace(c, power_fraction=response.power_fractions.get(c.job_id, c.power_fraction)) for c in ledger.ai if c.job_id not in stopped)
+    return SiteLedger(ledger.site, inputs.cap_w, kept, response.targets_w).within_cap
+
+
 def timed(fn, repeat: int) -> tuple[float, object]:
     samples, result = [], None
     for _ in range(repeat):
@@ -117,15 +126,18 @@ def main() -> int:
     baseline_ms, placed_gpu_only = timed(lambda: dispatch_pass(ledgers, pending, power_aware=False), args.repeat)
     dispatch_ms, placed = timed(lambda: dispatch_pass(ledgers, pending, power_aware=True), args.repeat)
     _, ledger = ledgers["site-000"]
-    cut = site_inputs(ledger, 30.0, cap_w=ledger.committed_w * 0.5)
-    cap_event_ms, response = timed(lambda: dispatch_site(cut, now=0.0, cause="cap limit"), args.repeat)
+    halved = site_inputs(ledger, 30.0, cap_w=ledger.committed_w * 0.5)
+    half_ms, half = timed(lambda: dispatch_site(halved, now=0.0, cause="cap limit"), args.repeat)
+    # A deep cut: below what AI alone draws with mining paused, so the ladder climbs to training.
+    deep_cap = (SiteLedger(ledger.site, 0.0, ledger.ai, {}).ai_it_w + ledger.site.mining_floor_w) * ledger.site.overhead * 0.8
+    deep = site_inputs(ledger, 30.0, cap_w=deep_cap)
+    cap_event_ms, response = timed(lambda: dispatch_site(deep, now=0.0, cause="cap limit"), args.repeat)
     print(f"{SITES} sites, {miners} miners in {SITES * FLEETS_PER_SITE} fleets, {gpus} GPUs, {len(pending)} pending jobs (median of {args.repeat})")
     print(f"  dispatch pass, power-aware : {dispatch_ms:7.2f} ms  ({placed} placed)")
     print(f"  dispatch pass, GPUs only   : {baseline_ms:7.2f} ms  ({placed_gpu_only} placed)  ratio {dispatch_ms / baseline_ms:.2f}")
-    stopped = {*response.preempt, *response.shed}
-    kept = tuple(dataclasses.replace(c, power_fraction=response.power_fractions.get(c.job_id, c.power_fraction)) for c in ledger.ai if c.job_id not in stopped)
-    met = SiteLedger(ledger.site, cut.cap_w, kept, response.targets_w).within_cap  # once the agent has ramped to the new targets
-    print(f"  cap event (halve one site) : {cap_event_ms:7.2f} ms  ({len(response.steps)} steps, preempted {len(response.preempt)}, met={met})")
+    for name, ms, inputs, out in (("halve one site's cap", half_ms, halved, half), ("cut below its AI load", cap_event_ms, deep, response)):
+        kinds = sorted({step.kind.value for step in out.steps})
+        print(f"  cap event, {name:<22}: {ms:6.2f} ms  ({len(out.steps)} steps: {', '.join(kinds)}; met={met_after(ledger, inputs, out)})")
     print(
         json.dumps(
             {
@@ -135,6 +147,7 @@ def main() -> int:
                 "pending_jobs": len(pending),
                 "dispatch_ms": round(dispatch_ms, 2),
                 "cap_event_ms": round(cap_event_ms, 3),
+                "cap_event_mining_only_ms": round(half_ms, 3),
                 "gpu_only_dispatch_ms": round(baseline_ms, 2),
             }
         )
