@@ -26,12 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the scheduler's TLS certificate")
     parser.add_argument("--ray-wait-s", type=float, default=120.0, help="how long to wait for Ray at start-up")
     parser.add_argument(
+        "--ray-gcs-address",
+        default=os.environ.get("POWERPLANE_RAY_GCS_ADDRESS", ""),
+        help="the site's Ray cluster (host:port of its GCS): miner groups then run as Ray actors there; without it the agent drives them itself",
+    )
+    parser.add_argument(
         "--site-config", type=Path, help="the site's power profile and miner fleets (YAML, see agents/site_config.py); without it: no fleets, no cap"
     )
 
 
 def site_power_from(args: argparse.Namespace):
-    """The site's power side, from --site-config; a bad file ends the agent with one line."""
+    """The site's power side, from --site-config; a bad file ends the agent with one line.
+    Miner groups run as Ray actors when --ray-gcs-address is given (see agents/miners/ray_groups.py)."""
     from agents.site_config import SiteConfigError, load_site_config
     from agents.site_power import SitePowerControl
 
@@ -39,7 +45,19 @@ def site_power_from(args: argparse.Namespace):
         config = load_site_config(getattr(args, "site_config", None))
     except SiteConfigError as err:
         raise SystemExit(f"powerplane agent: bad site config {err}") from None
-    return SitePowerControl(config)
+    gcs = getattr(args, "ray_gcs_address", "")
+    if not (gcs and config.has_miner_addresses):
+        return SitePowerControl(config)
+    from agents.miners.driver import site_fleet_driver
+    from agents.miners.ray_groups import RayMinerGroup, ensure_ray
+
+    log.info("connecting to the site's Ray cluster at %s for its miner groups", gcs)
+    ensure_ray(gcs)
+
+    def ray_group(group_id, addresses, model):
+        return RayMinerGroup(args.site, group_id, addresses, model, site_resource=args.ray_site_resource)
+
+    return SitePowerControl(config, driver=site_fleet_driver(config, group_factory=ray_group))
 
 
 def settings_from(args: argparse.Namespace):

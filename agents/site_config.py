@@ -9,16 +9,36 @@
     fleets:                      # needs interconnect_cap_mw
       - {fleet_id: s21-a, model: S21, count: 400}
       - {fleet_id: xp-old, model: S19XP, count: 200, ramp_down_s: 3, ramp_up_s: 3, standby_w: 30}
+      - fleet_id: s21-real       # real miners, driven through pyasic_rs (agents/miners)
+        model: S21
+        count: 216
+        miners: ["10.0.1.1-10.0.1.200", "10.0.2.7", "10.0.3.0/28", "10.0.4.1-10.0.4.1"]
+      - fleet_id: xp-racks       # or split into groups (racks, containers)
+        model: S19XP
+        count: 300
+        groups:
+          - {group_id: rack-1, miners: ["10.1.1.1-150"]}
+          - {group_id: rack-2, miners: ["10.1.2.1-10.1.2.150"]}
 
 `model` is a key of scheduler.core.power.MINER_MODELS; ramp_down_s, ramp_up_s and
 standby_w (per miner) override the model's figures. Without a file the site has no
 fleets, no cap (the scheduler does not manage its power) and the default GPU figures.
+
+Miner addresses (IPv4): a single address, a dash range ("10.0.1.1-10.0.1.200", or
+"10.0.1.1-200" within the last octet), or a CIDR block ("10.0.3.0/28": its hosts,
+network and broadcast addresses excluded, so 14 here). A fleet gives either `miners`
+(one group, named after the fleet) or `groups`, not both; `count` must equal the
+number of addresses; an address appears once in the whole site; group ids are
+unique in the whole site (a fleet's own id counts as its group's id). A fleet
+without addresses is emulated in-process (agents.fleet_emulator); one with addresses
+is driven through pyasic_rs (agents.miners.driver). A site may mix both.
 Errors name the file and the field, in one line (`SiteConfigError`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 import yaml
@@ -28,10 +48,75 @@ from scheduler.api.v1 import types_pb2
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, MinerModel
 
 _FLEET_ID = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$"
+MAX_ADDRESSES_PER_ENTRY = 65_536  # a /16: more in one entry is surely a typo
 
 
 class SiteConfigError(ValueError):
     """A site config that cannot be used; the message is one line."""
+
+
+def expand_addresses(entries: list[str]) -> list[str]:
+    """Miner addresses from config entries (single, dash range, CIDR block), in order;
+    ValueError naming the entry when one is not valid or an address repeats."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        try:
+            addresses = _expand(entry.strip())
+        except ValueError as err:
+            raise ValueError(f"entry {index} {entry!r}: {err}") from None
+        for address in addresses:
+            if address in seen:
+                raise ValueError(f"entry {index} {entry!r}: address {address} is listed twice")
+            seen.add(address)
+            out.append(address)
+    return out
+
+
+def _expand(entry: str) -> list[str]:
+    if "/" in entry:
+        try:
+            network = ipaddress.IPv4Network(entry, strict=True)
+        except ValueError as err:
+            raise ValueError(f"not an IPv4 CIDR block ({err})") from None
+        if network.num_addresses > MAX_ADDRESSES_PER_ENTRY:
+            raise ValueError(f"block holds {network.num_addresses} addresses, more than {MAX_ADDRESSES_PER_ENTRY}")
+        return [str(a) for a in network.hosts()]
+    if "-" in entry:
+        first_text, _, last_text = (part.strip() for part in entry.partition("-"))
+        first = _address(first_text)
+        if last_text.isdigit() and "." not in last_text:  # "10.0.1.1-200": within the last octet
+            if int(last_text) > 255:
+                raise ValueError(f"last octet {last_text} is above 255")
+            last = ipaddress.IPv4Address(int(first) & 0xFFFFFF00 | int(last_text))
+        else:
+            last = _address(last_text)
+        if last < first:
+            raise ValueError("range runs backwards")
+        if int(last) - int(first) + 1 > MAX_ADDRESSES_PER_ENTRY:
+            raise ValueError(f"range holds {int(last) - int(first) + 1} addresses, more than {MAX_ADDRESSES_PER_ENTRY}")
+        return [str(ipaddress.IPv4Address(i)) for i in range(int(first), int(last) + 1)]
+    return [str(_address(entry))]
+
+
+def _address(text: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address (expected an address, a dash range or a CIDR block)") from None
+
+
+class GroupConfig(BaseModel):
+    """Some of a fleet's miners driven as one unit (a rack, a container)."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_id: str = Field(pattern=_FLEET_ID)
+    miners: list[str] = Field(min_length=1)
+
+    @field_validator("miners")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        return expand_addresses(value)
 
 
 class FleetConfig(BaseModel):
@@ -42,6 +127,13 @@ class FleetConfig(BaseModel):
     ramp_down_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     ramp_up_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     standby_w: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    miners: list[str] | None = Field(default=None, min_length=1)  # expanded addresses once validated
+    groups: list[GroupConfig] | None = Field(default=None, min_length=1)
+
+    @field_validator("miners")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else expand_addresses(value)
 
     @field_validator("model")
     @classmethod
@@ -54,7 +146,29 @@ class FleetConfig(BaseModel):
     def _standby_below_rated(self) -> FleetConfig:
         if self.standby_w is not None and self.standby_w >= MINER_MODELS[self.model].rated_w:
             raise ValueError(f"standby_w must be below the model's rated power ({MINER_MODELS[self.model].rated_w:g} W)")
+        if self.miners is not None and self.groups is not None:
+            raise ValueError("give either miners or groups, not both")
+        groups = self.address_groups()
+        if groups is not None:
+            ids = [g for g, _ in groups]
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            if duplicates:
+                raise ValueError(f"group ids must be unique: {', '.join(duplicates)}")
+            listed = _first_repeat(a for _, addresses in groups for a in addresses)
+            if listed is not None:
+                raise ValueError(f"address {listed} is in more than one group")
+            total = sum(len(addresses) for _, addresses in groups)
+            if total != self.count:
+                raise ValueError(f"count is {self.count} but the fleet lists {total} miner addresses; they must match")
         return self
+
+    def address_groups(self) -> list[tuple[str, list[str]]] | None:
+        """(group_id, addresses) of the fleet's real miners; None: the fleet is emulated."""
+        if self.miners is not None:
+            return [(self.fleet_id, list(self.miners))]
+        if self.groups is not None:
+            return [(g.group_id, list(g.miners)) for g in self.groups]
+        return None
 
     def miner_model(self) -> MinerModel:
         overrides = {k: getattr(self, k) for k in ("ramp_down_s", "ramp_up_s", "standby_w") if getattr(self, k) is not None}
@@ -84,6 +198,17 @@ class SiteConfig(BaseModel):
             raise ValueError(f"fleet ids must be unique: {', '.join(duplicates)}")
         if self.fleets and self.interconnect_cap_mw is None:
             raise ValueError("a site with fleets needs interconnect_cap_mw")
+        groups = [(f.fleet_id, g, addresses) for f in self.fleets for g, addresses in (f.address_groups() or [])]
+        group_ids = [g for _, g, _ in groups]
+        duplicates = sorted({i for i in group_ids if group_ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"group ids must be unique in the site: {', '.join(duplicates)}")
+        owner: dict[str, str] = {}
+        for fleet_id, _, addresses in groups:
+            for address in addresses:
+                other = owner.setdefault(address, fleet_id)
+                if other != fleet_id:
+                    raise ValueError(f"address {address} is in fleets {other} and {fleet_id}")
         return self
 
     # ------------------------------------------------------------- derived figures
@@ -98,6 +223,11 @@ class SiteConfig(BaseModel):
 
     def fleet_models(self) -> list[Fleet]:
         return [f.fleet() for f in self.fleets]
+
+    @property
+    def has_miner_addresses(self) -> bool:
+        """True when some fleet lists real miners (driven through pyasic_rs)."""
+        return any(f.address_groups() is not None for f in self.fleets)
 
     # ------------------------------------------------------------- wire
     def fleets_proto(self) -> list[types_pb2.MinerFleet]:
@@ -130,6 +260,15 @@ class SiteConfig(BaseModel):
             gpu_idle_w=self.gpu_idle_w,
             market_node=self.market_node,
         )
+
+
+def _first_repeat(items) -> str | None:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
 
 
 def _where(loc: tuple) -> str:

@@ -6,6 +6,11 @@ the power fields of each heartbeat, and runs `tick()` every guard period whether
 stream is up or not; `tick()` applies `power_guard.hold_the_line` and records what
 it did as LocalActions until a heartbeat carries them to the scheduler.
 
+Fleets whose site config lists miner addresses are real miners, driven through
+pyasic_rs (agents/miners/driver.py); the others are emulated (agents/fleet_emulator.py).
+What the driver reports as needing a person (miners not answering or stuck) is
+recorded as LocalActions, one line each time a problem appears or changes.
+
 Every heartbeat reports, per fleet, the target the fleet ramps to *now*: the
 scheduler takes a reading as confirming a lower target only when it names that
 target (scheduler/core/admission.py).
@@ -36,6 +41,15 @@ MAX_PENDING_ACTIONS = 1000
 ORDERS_SETTLE_S = 0.25
 
 
+def default_driver(config: SiteConfig) -> FleetDriver:
+    """Emulated fleets unless the config lists miner addresses (then real ones, mixed)."""
+    if not config.has_miner_addresses:
+        return EmulatedFleets(config.fleet_models())
+    from agents.miners.driver import site_fleet_driver  # pyasic_rs only where real miners are driven
+
+    return site_fleet_driver(config)
+
+
 class SitePowerControl:
     def __init__(
         self,
@@ -45,7 +59,7 @@ class SitePowerControl:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
-        self.driver: FleetDriver = driver if driver is not None else EmulatedFleets(config.fleet_models())
+        self.driver: FleetDriver = driver if driver is not None else default_driver(config)
         self.gpus = EmulatedGpus(config.gpu_load_w, config.gpu_idle_w)
         self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
         self.cap_event_active = False
@@ -54,6 +68,7 @@ class SitePowerControl:
         self.clock = clock
         self._ramping: set[str] = set()
         self._orders_at = -math.inf
+        self._problems: set[str] = set()  # the driver's problems already recorded
 
     @property
     def overhead(self) -> float:
@@ -125,7 +140,21 @@ class SitePowerControl:
         ramping = {f for f, (m, t) in readings.items() if abs(m - t) > TOLERANCE_W} | set(result.targets_w)
         settled = bool(self._ramping - ramping)
         self._ramping = ramping
-        return result, result.acted or settled
+        reported = self.report_problems()
+        return result, result.acted or settled or reported
+
+    def report_problems(self) -> bool:
+        """Record the driver's new problem lines as LocalActions; True if any was new."""
+        problems = getattr(self.driver, "problems", None)
+        if problems is None:
+            return False
+        lines = problems()
+        new = [line for line in lines if line not in self._problems]
+        self._problems = set(lines)
+        for line in new:
+            log.warning("fleet problem: %s", line)
+            self.record(line)
+        return bool(new)
 
     def record(self, what: str) -> agent_pb2.LocalAction:
         at = Timestamp()

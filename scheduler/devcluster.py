@@ -48,8 +48,18 @@ def site_resource(site_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class MinerGroupSpec:
+    """A rack of miners the agent drives through pyasic_rs (addresses, ranges or CIDR blocks)."""
+
+    group_id: str
+    miners: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FleetSpec:
-    """An emulated miner fleet: `model` is a key of MINER_MODELS; None keeps the model's figure."""
+    """A miner fleet: `model` is a key of MINER_MODELS; None keeps the model's figure.
+    Without `groups` the agent emulates the fleet in-process; with them it drives real
+    (or emulated, see agents/emulator) miners at those addresses through pyasic_rs."""
 
     fleet_id: str
     model: str
@@ -57,6 +67,17 @@ class FleetSpec:
     ramp_down_s: float | None = None
     ramp_up_s: float | None = None
     standby_w: float | None = None  # per miner
+    groups: tuple[MinerGroupSpec, ...] = ()
+    emulator_base: str = ""  # the LocalCluster hosts these miners in an emulator from this address
+
+
+def emulated_fleet(fleet_id: str, model: str, count: int, base: str, group_size: int = 250, ramp_down_s=None, ramp_up_s=None) -> FleetSpec:
+    """A fleet of `count` emulated Braiins OS miners from loopback address `base`, in racks of `group_size`."""
+    from agents.emulator.fleet import loopback_addresses
+
+    addresses = loopback_addresses(base, count)
+    groups = tuple(MinerGroupSpec(f"{fleet_id}-r{i // group_size + 1}", tuple(addresses[i : i + group_size])) for i in range(0, count, group_size))
+    return FleetSpec(fleet_id, model, count, ramp_down_s, ramp_up_s, groups=groups, emulator_base=base)
 
 
 @dataclass(frozen=True)
@@ -72,8 +93,16 @@ class SitePowerSpec:
     def site_config(self) -> dict:
         """The agent's site config file, as data."""
         config = {k: v for k, v in dataclasses.asdict(self).items() if k != "fleets" and v is not None}
-        config["fleets"] = [{k: v for k, v in dataclasses.asdict(f).items() if v is not None} for f in self.fleets]
+        skip = {"groups", "emulator_base"}
+        config["fleets"] = [{k: v for k, v in dataclasses.asdict(f).items() if v is not None and k not in skip} for f in self.fleets]
+        for fleet, spec in zip(config["fleets"], self.fleets):
+            if spec.groups:
+                fleet["groups"] = [{"group_id": g.group_id, "miners": list(g.miners)} for g in spec.groups]
         return config
+
+    @property
+    def drives_miners(self) -> bool:
+        return any(f.groups for f in self.fleets)
 
 
 @dataclass
@@ -160,12 +189,14 @@ class LocalCluster:
     tenants: tuple[str, ...] = ("acme", "globex")
     tls: tuple[Path, Path] | None = None  # (cert, key) to serve TLS; the cert is also the clients' CA
     scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
+    miner_groups_on_ray: bool = True  # False: agents drive their miner groups in their own process (no --ray-gcs-address)
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     ray_nodes: list[Process] = field(default_factory=list)
     scheduler: Process | None = None
+    emulators: list[Process] = field(default_factory=list)
     agents: dict[str, Process] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -340,7 +371,10 @@ class LocalCluster:
             site_config = self.workdir / f"site-{site.site_id}.yaml"
             site_config.write_text(yaml.safe_dump(site.power.site_config(), sort_keys=False))
             argv += ["--site-config", str(site_config)]
-        process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", self.env).start()
+            if site.power.drives_miners and self.miner_groups_on_ray:  # its miner groups run as Ray actors on the site's nodes
+                argv += ["--ray-gcs-address", f"127.0.0.1:{self.ray_gcs_port}"]
+        env = self.env if self.miner_groups_on_ray else {k: v for k, v in self.env.items() if k != "POWERPLANE_RAY_GCS_ADDRESS"}
+        process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", env).start()
         self.agents[site.site_id] = process
         return process
 
@@ -360,6 +394,30 @@ class LocalCluster:
         wait_for(ready, timeout_s, f"sites {sorted(wanted)} READY")
 
     # ----------------------------------------------------------------- teardown
+    # ----------------------------------------------------------------- miners
+    def start_miner_emulators(self, timeout_s: float = 60.0, paused: bool = True) -> None:
+        """One emulator process per emulated fleet (agents/emulator: Braiins OS on 127.x.y.z, ports 80 and 4028).
+        The miners start paused (a site the agent takes over curtailed); `paused=False` starts them hashing at full power."""
+        for site in self.sites:
+            for fleet in site.power.fleets if site.power else ():
+                if not fleet.emulator_base:
+                    continue
+                argv = [sys.executable, "-m", "agents.emulator", "--count", str(fleet.count), "--model", fleet.model, "--base", fleet.emulator_base]
+                if paused:
+                    argv.append("--paused")
+                for flag, value in (("--ramp-down-s", fleet.ramp_down_s), ("--ramp-up-s", fleet.ramp_up_s)):
+                    if value is not None:
+                        argv += [flag, str(value)]
+                process = Process(f"miners-{fleet.fleet_id}", argv, self.workdir / "logs" / f"miners-{fleet.fleet_id}.log", self.env).start()
+                self.emulators.append(process)
+                wait_for(lambda p=process: self._alive_emulator(p) and '"event": "ready"' in p.tail(50), timeout_s, f"the miner emulator of {fleet.fleet_id}")
+
+    @staticmethod
+    def _alive_emulator(process: Process) -> bool:
+        if not process.alive:
+            raise NodeStartFailed(f"{process.name} exited:\n{process.tail(20)}")
+        return True
+
     def stop(self) -> None:
         for agent in self.agents.values():
             agent.stop()
@@ -369,3 +427,5 @@ class LocalCluster:
             node.terminate()
         for node in self.ray_nodes:
             node.stop(timeout_s=15)
+        for emulator in self.emulators:
+            emulator.stop()

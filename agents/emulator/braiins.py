@@ -36,6 +36,7 @@ error body's shape is an assumption (pyasic_rs only quotes it).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,6 +82,7 @@ class MinerView(Protocol):
     started_at: float
     password: str
     tokens: set[str]
+    commands: list[tuple[float, str]]  # (wall-clock time, command) of every command carried out
 
 
 def web_root() -> HttpResponse:
@@ -166,6 +168,8 @@ class BraiinsOS:
 
     def _act(self, command: str, request: HttpRequest, now: float) -> HttpResponse:
         physics = self.miner.physics
+        if command in (PAUSE, RESUME, POWER_TARGET):
+            self.miner.commands.append((time.time(), command))  # when the miner acknowledged it (benchmarks)
         if command == PAUSE:
             physics.pause(now)
             return HttpResponse(200, True)

@@ -74,6 +74,7 @@ class EmulatedMiner:
     password: str = "root"
     faults: Faults = field(default_factory=Faults)
     tokens: set[str] = field(default_factory=set)
+    commands: list[tuple[float, str]] = field(default_factory=list)  # (wall-clock time, command) carried out
     servers: list[asyncio.Server] = field(default_factory=list)
     connections: set[asyncio.Task] = field(default_factory=set)
     gate: Gate | None = None
@@ -220,6 +221,15 @@ class MinerEmulator:
         miner = self.miners[ip]
         miner.physics.advance(self.clock())
         return miner.physics.target_w
+
+    def first_command_after(self, since: float) -> dict[str, float]:
+        """ip -> wall-clock time of the first pause/resume/power-target it carried out after `since`."""
+        found = {}
+        for ip, miner in self.miners.items():
+            times = [at for at, _ in miner.commands if at >= since]
+            if times:
+                found[ip] = min(times)
+        return found
 
     def total_power_w(self, ips: Iterable[str] | None = None) -> float:
         now = self.clock()

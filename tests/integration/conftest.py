@@ -3,7 +3,8 @@
 `ray_system`: ONE local Ray cluster per test session (a node per site with virtual
 GPUs), the scheduler and three site agents as subprocesses on loopback. us-1 and
 eu-1 do not manage power; tx-1 (region tx) does: a grid cap, air cooling and two
-emulated miner fleets with 2 s ramps, so the power loop runs end to end.
+fleets of emulated Braiins OS miners (2 s ramps) that its agent drives through
+pyasic_rs from Ray actors, so the whole power loop runs end to end on real ports.
 `bare_scheduler`: a scheduler with no sites and no Ray, for API behaviour.
 """
 
@@ -26,7 +27,7 @@ import pytest
 
 from scheduler.api.v1 import types_pb2
 from scheduler.client import Client
-from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet
 
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
 
@@ -37,7 +38,12 @@ TX_POWER = SitePowerSpec(
     gpu_load_w=1000,
     gpu_idle_w=150,
     market_node="HB_WEST",
-    fleets=(FleetSpec("s19", "S19XP", 10, ramp_down_s=2, ramp_up_s=2), FleetSpec("s21", "S21", 10, ramp_down_s=2, ramp_up_s=2)),
+    # 20 emulated Braiins OS miners (agents/emulator) on 127.40.x.y, in racks of 5: each rack
+    # is a Ray actor driving its miners through pyasic_rs.
+    fleets=(
+        emulated_fleet("s19", "S19XP", 10, "127.40.0.1", group_size=5, ramp_down_s=2, ramp_up_s=2),
+        emulated_fleet("s21", "S21", 10, "127.40.1.1", group_size=5, ramp_down_s=2, ramp_up_s=2),
+    ),
 )
 
 
@@ -101,6 +107,7 @@ def ray_system(tmp_path_factory):
     try:
         cluster.start_ray()
         cluster.start_scheduler()
+        cluster.start_miner_emulators()
         cluster.start_agents()
         system = System(cluster)
         cluster.wait_sites_ready(system.ops)

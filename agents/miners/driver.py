@@ -1,0 +1,342 @@
+"""The agent's FleetDriver over real miners: fleets of MinerGroups, driven directly.
+
+`MinerFleets` implements `agents.fleet_emulator.FleetDriver` for the fleets whose site
+config lists miner addresses (agents/site_config.py); `site_fleet_driver(config)`
+builds the driver of a whole site: `EmulatedFleets` alone when no fleet lists
+addresses (the agent behaves as before), `MinerFleets` alone when every fleet does,
+and `CombinedFleets` over both when a site mixes them.
+
+- `set_target(fleet_id, w)` clamps the target to what the fleet can draw (its standby
+  to all miners at rated power, as `EmulatedFleets`), stores it and, once the groups
+  are connected, applies it at once in a task of its own (fire and forget), so a
+  curtailment never waits for the poll loop. The fleet target is split over the
+  groups by `split.split_fleet` from each group's latest floor and maximum.
+- `read()` returns the latest readings: per fleet the sum of its groups' measured
+  power (a miner that does not answer counts at its last reading, rated power if
+  never read; a group not read yet counts every miner at rated power) and the fleet
+  target it ramps to. Until a target is set, the miners are left as they are and the
+  target reported is the fleet's full power (they may be running at stock).
+- `run()` connects every group, then every `poll_s` reads them all and applies every
+  fleet's target again: groups send only what changed, the settings of miners that
+  drifted or came back, and settings again to stuck miners; new floors (miners not
+  answering or stuck) lower the other groups' targets (escalation across groups).
+- `problems()` lists what needs a person, one line each, sorted: miners not
+  answering, miners stuck, groups that cannot be reached, fleets that cannot get
+  under their target. The agent turns new lines into LocalActions.
+
+A group is anything with the `GroupHandle` methods; `group_factory(group_id,
+addresses, model)` makes them (default: an in-process `MinerGroup`), so a group
+hosted elsewhere (a Ray actor) can replace it. Every call to a group is bounded by
+`call_timeout_s` (`connect_timeout_s` for connect); a group that fails a call keeps
+its last figures and is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agents.fleet_emulator import EmulatedFleets, FleetDriver
+from agents.miners.split import GroupCapacity, split_fleet
+from scheduler.core.power import Fleet, MinerModel, watts_text
+
+if TYPE_CHECKING:
+    from agents.site_config import SiteConfig
+
+log = logging.getLogger(__name__)
+TOLERANCE_W = 1.0
+LISTED_ADDRESSES = 8  # addresses named in a problem line; the rest are counted
+
+
+class GroupHandle(Protocol):
+    """What the driver needs of a group of miners (see agents.miners.group.MinerGroup)."""
+
+    async def connect(self) -> dict: ...
+
+    async def apply(self, target_w: float) -> dict: ...
+
+    async def read(self) -> dict: ...
+
+
+GroupFactory = Callable[[str, list[str], MinerModel], GroupHandle]
+
+
+def in_process_group(group_id: str, addresses: list[str], model: MinerModel) -> GroupHandle:
+    from agents.miners.group import MinerGroup
+
+    return MinerGroup(group_id, addresses, model)
+
+
+@dataclass(frozen=True)
+class MinerFleetSpec:
+    """A fleet of real miners: its model and count, and its groups' addresses."""
+
+    fleet: Fleet
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group_id, addresses)
+
+
+def _addresses(ips: Sequence[str]) -> str:
+    shown = ", ".join(ips[:LISTED_ADDRESSES])
+    return shown + (f", and {len(ips) - LISTED_ADDRESSES} more" if len(ips) > LISTED_ADDRESSES else "")
+
+
+def _miners(n: int) -> str:
+    return f"{n} miner" + ("" if n == 1 else "s")
+
+
+class MinerFleets:
+    """A FleetDriver over groups of real miners; see the module docstring."""
+
+    def __init__(
+        self,
+        specs: Iterable[MinerFleetSpec],
+        group_factory: GroupFactory = in_process_group,
+        poll_s: float = 1.0,
+        call_timeout_s: float = 30.0,
+        connect_timeout_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.poll_s = poll_s
+        self.call_timeout_s = call_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.clock = clock
+        self.fleets: dict[str, Fleet] = {}
+        self.groups: dict[str, dict[str, GroupHandle]] = {}  # fleet_id -> group_id -> group
+        self._sizes: dict[str, int] = {}  # group_id -> miners
+        self._models: dict[str, MinerModel] = {}
+        for spec in specs:
+            fleet = spec.fleet
+            self.fleets[fleet.fleet_id] = fleet
+            self.groups[fleet.fleet_id] = {}
+            for group_id, addresses in spec.groups:
+                self.groups[fleet.fleet_id][group_id] = group_factory(group_id, list(addresses), fleet.model)
+                self._sizes[group_id] = len(addresses)
+                self._models[group_id] = fleet.model
+        self._targets: dict[str, float | None] = {fleet_id: None for fleet_id in self.fleets}
+        self._connected: dict[str, dict] = {}  # group_id -> connect result
+        self._reads: dict[str, dict] = {}  # group_id -> latest read
+        self._applied: dict[str, dict] = {}  # group_id -> latest apply result
+        self._stuck: dict[str, list[str]] = {}  # group_id -> stuck addresses, from the latest read or apply
+        self._errors: dict[str, dict[str, str]] = {}  # group_id -> call (connect, read, apply) -> why it fails
+        self._tasks: set[asyncio.Task] = set()
+        self._reconnecting: asyncio.Task | None = None
+        self.ready = False  # every group connected once
+
+    # ------------------------------------------------------------- FleetDriver
+    def set_target(self, fleet_id: str, target_w: float) -> float:
+        fleet = self.fleets[fleet_id]  # KeyError: no such fleet
+        applied = min(fleet.max_w, max(fleet.standby_w, float(target_w)))
+        previous = self._targets[fleet_id]
+        self._targets[fleet_id] = applied
+        if self.ready and (previous is None or abs(previous - applied) > TOLERANCE_W):
+            self._spawn(self._apply_fleet(fleet_id))
+        return applied
+
+    def read(self) -> dict[str, tuple[float, float]]:
+        out = {}
+        for fleet_id, fleet in self.fleets.items():
+            measured = 0.0
+            for group_id in self.groups[fleet_id]:
+                figures = self._reads.get(group_id)
+                measured += figures["measured_w"] if figures else self._sizes[group_id] * self._models[group_id].rated_w
+            target = self._targets[fleet_id]
+            out[fleet_id] = (measured, fleet.max_w if target is None else target)
+        return out
+
+    async def run(self) -> None:
+        try:
+            await self._connect_all()
+            self.ready = True
+            while True:
+                started = self.clock()
+                await self.poll_once()
+                await asyncio.sleep(max(0.0, self.poll_s - (self.clock() - started)))
+        finally:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._close_groups()
+
+    # ------------------------------------------------------------- the loop
+    def _spawn(self, coro) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no loop running: run() applies it
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, group_id: str, what: str, awaitable, timeout_s: float) -> dict | None:
+        try:
+            result = await asyncio.wait_for(awaitable, timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            text = " ".join((str(err) or f"{type(err).__name__} after {timeout_s:g} s").split())[:300]
+            failing = self._errors.setdefault(group_id, {})
+            if what not in failing:  # logged once, when it starts failing; the first error names it until it ends
+                log.warning("group %s: %s failed: %s", group_id, what, text)
+                failing[what] = text
+            return None
+        failing = self._errors.get(group_id, {})
+        if failing.pop(what, None) is not None:
+            log.info("group %s: %s works again", group_id, what)
+            if not failing:
+                del self._errors[group_id]
+        return result
+
+    def _all_groups(self) -> list[tuple[str, str, GroupHandle]]:
+        return [(fleet_id, group_id, group) for fleet_id, groups in self.groups.items() for group_id, group in groups.items()]
+
+    async def _connect_all(self) -> None:
+        pending = [(g, group) for _, g, group in self._all_groups() if g not in self._connected]
+        results = await asyncio.gather(*(self._call(g, "connect", group.connect(), self.connect_timeout_s) for g, group in pending))
+        for (group_id, _), result in zip(pending, results):
+            if result is None:
+                continue
+            self._connected[group_id] = result
+            found, missing = result.get("found", []), result.get("missing", [])
+            log.info("group %s: %d of %d miners found%s", group_id, len(found), self._sizes[group_id], f"; missing: {_addresses(missing)}" if missing else "")
+
+    async def poll_once(self) -> None:
+        """Read every group, then apply every fleet's target again (what run() does each period)."""
+        if len(self._connected) < len(self._sizes) and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.create_task(self._connect_all())  # in the background: never holds up a poll
+            self._tasks.add(self._reconnecting)
+            self._reconnecting.add_done_callback(self._tasks.discard)
+        groups = self._all_groups()
+        results = await asyncio.gather(*(self._call(g, "read", group.read(), self.call_timeout_s) for _, g, group in groups))
+        for (_, group_id, _), result in zip(groups, results):
+            if result is not None:
+                self._reads[group_id] = result
+                self._stuck[group_id] = list(result.get("stuck", []))
+        await asyncio.gather(*(self._apply_fleet(fleet_id) for fleet_id, target in self._targets.items() if target is not None))
+
+    def capacities(self, fleet_id: str) -> dict[str, GroupCapacity]:
+        """Each group's floor and maximum, from its latest reading (nominal until read)."""
+        out = {}
+        for group_id in self.groups[fleet_id]:
+            figures = self._reads.get(group_id)
+            if figures is not None and "floor_w" in figures and "max_w" in figures:
+                out[group_id] = GroupCapacity(figures["floor_w"], figures["max_w"])
+            else:
+                model, n = self._models[group_id], self._sizes[group_id]
+                out[group_id] = GroupCapacity(n * model.standby_w, n * model.rated_w)
+        return out
+
+    def group_targets(self, fleet_id: str) -> dict[str, float]:
+        target = self._targets[fleet_id]
+        if target is None:
+            return {}
+        return split_fleet(self.capacities(fleet_id), target)
+
+    async def _apply_fleet(self, fleet_id: str) -> None:
+        targets = self.group_targets(fleet_id)
+        groups = self.groups[fleet_id]
+        ids = list(targets)
+        results = await asyncio.gather(*(self._call(g, "apply", groups[g].apply(targets[g]), self.call_timeout_s) for g in ids))
+        for group_id, result in zip(ids, results):
+            if result is None:
+                continue
+            self._applied[group_id] = result
+            self._stuck[group_id] = list(result.get("stuck", []))
+
+    async def _close_groups(self) -> None:
+        for _, _, group in self._all_groups():
+            close = getattr(group, "close", None)
+            if close is not None:
+                try:
+                    await asyncio.wait_for(close(), 5.0)
+                except Exception:
+                    pass
+
+    # ------------------------------------------------------------- problems
+    def problems(self) -> list[str]:
+        lines = []
+        for fleet_id, groups in self.groups.items():
+            for group_id in groups:
+                figures = self._reads.get(group_id)
+                if figures is not None:
+                    silent = list(figures.get("not_answering", []))
+                else:
+                    connected = self._connected.get(group_id, {})
+                    silent = list(connected.get("missing", [])) + list(connected.get("not_answering", []))
+                if silent:
+                    lines.append(
+                        f"{group_id}: {_miners(len(silent))} not answering ({_addresses(sorted(silent))}), each counted at its last reading or rated power"
+                    )
+                stuck = sorted(self._stuck.get(group_id, []))
+                if stuck:
+                    lines.append(
+                        f"{group_id}: {_miners(len(stuck))} stuck, not reaching their setting ({_addresses(stuck)}); "
+                        "counted as they draw, the other miners lowered to hold the target"
+                    )
+                failing = self._errors.get(group_id)
+                if failing:
+                    why = "; ".join(f"{what}: {text}" for what, text in sorted(failing.items()))
+                    lines.append(f"{group_id}: the group does not answer ({why}); its last figures are kept")
+            target = self._targets[fleet_id]
+            if target is not None and self._reads:
+                floor = sum(c.floor_w for c in self.capacities(fleet_id).values())
+                if floor > target + TOLERANCE_W:
+                    lines.append(f"{fleet_id}: target {watts_text(target)} is below what the fleet can get down to now ({watts_text(floor)})")
+        return sorted(lines)
+
+    def status(self) -> dict[str, Any]:
+        """The latest figures of every group, as plain data (for logs and tests)."""
+        return {
+            "targets": dict(self._targets),
+            "connected": dict(self._connected),
+            "reads": dict(self._reads),
+            "applied": dict(self._applied),
+            "errors": {g: dict(e) for g, e in self._errors.items()},
+        }
+
+
+class CombinedFleets:
+    """One FleetDriver over several (a site with real and emulated fleets)."""
+
+    def __init__(self, drivers: Iterable[FleetDriver]) -> None:
+        self.drivers = list(drivers)
+        self.fleets: dict[str, Fleet] = {}
+        self._owner: dict[str, FleetDriver] = {}
+        for driver in self.drivers:
+            for fleet_id, fleet in driver.fleets.items():
+                self.fleets[fleet_id] = fleet
+                self._owner[fleet_id] = driver
+
+    def set_target(self, fleet_id: str, target_w: float) -> float:
+        return self._owner[fleet_id].set_target(fleet_id, target_w)
+
+    def read(self) -> dict[str, tuple[float, float]]:
+        out: dict[str, tuple[float, float]] = {}
+        for driver in self.drivers:
+            out.update(driver.read())
+        return out
+
+    async def run(self) -> None:
+        await asyncio.gather(*(driver.run() for driver in self.drivers))
+
+    def problems(self) -> list[str]:
+        return sorted(line for driver in self.drivers for line in (getattr(driver, "problems", None) or list)())
+
+
+def site_fleet_driver(config: SiteConfig, group_factory: GroupFactory = in_process_group, **options: Any) -> FleetDriver:
+    """The FleetDriver of a site: real fleets through MinerFleets, the rest emulated."""
+    real, emulated = [], []
+    for fleet_config in config.fleets:
+        groups = fleet_config.address_groups()
+        if groups is None:
+            emulated.append(fleet_config.fleet())
+        else:
+            real.append(MinerFleetSpec(fleet_config.fleet(), tuple((g, tuple(addresses)) for g, addresses in groups)))
+    if not real:
+        return EmulatedFleets(emulated)
+    miners = MinerFleets(real, group_factory, **options)
+    return miners if not emulated else CombinedFleets([miners, EmulatedFleets(emulated)])

@@ -1,0 +1,341 @@
+"""Curtailment fan-out: from a grid cap cut to every miner's acknowledgement, with the
+agent's miner groups as Ray actors and, side by side, driven by the agent itself.
+
+One site behind one agent (or K sites, one agent each: --agents) with N emulated
+Braiins OS S21s (default 2,000, in racks of --group-size, default 250: 8 groups),
+8 virtual GPUs, air cooling (x1.1), interconnect cap (N x 3,500 W + GPUs idle) x 1.1,
+so mining fills it. The miners are hosted by a MinerEmulator in this process (a
+thread with its own asyncio loop, 127.30.0.1 upward), so each miner's command times
+and true power can be read. Ray, the scheduler (mining dwell 0, cap_lead_s 0,
+power_interval_s 0.5) and the agent run through scheduler.devcluster.LocalCluster.
+Once mining fills the cap (emulator >= 95 % of rated power, every miner given its
+setting, no command for 1.5 s), a CAP_LIMIT (start now, end +10 min) to 50 % of the
+true meter power is posted through OperatorService; t0 = the reply's received_at.
+
+Measured, per mode:
+- ack latency of every miner that carried out a command after t0: its first
+  command's time - t0 (p50, p99, max), and how many acknowledged of how many were
+  expected (the miners whose emulated target changed; with a 50 % cut, all N);
+- under_cap_s: t0 -> the site's true meter power ((emulator total + GPUs idle) x 1.1)
+  at or under the new cap, polled every 50 ms (60 s timeout);
+- where the time goes: the scheduler's dispatch log line, the agent's "power targets
+  applied" log line, each group's first and last miner command, all against t0.
+Modes: `ray` (agent with --ray-gcs-address: one MinerGroupActor per group) and
+`direct` (the agent's own MinerGroups); one fresh LocalCluster and emulator each.
+
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py [--miners 2000] [--group-size 250] [--mode both] [--agents 1]'
+
+Run it in a network namespace as root: the miners bind ports 80 and 4028 on 127.x.y.z
+and Ray listens widely. Progress goes to stderr. Ends with one JSON line: miners,
+agents, ack_p50_ms, ack_p99_ms, ack_max_ms, under_cap_s (Ray mode), direct_ack_p99_ms,
+direct_under_cap_s and a few more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Ray fixes its auth mode at import: token auth with one token file for cluster and clients.
+_TOKEN = Path(tempfile.mkdtemp(prefix="pp-bench-ray-")) / "token"
+_TOKEN.write_text(secrets.token_hex(32))
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_USAGE_STATS_ENABLED="0")
+os.environ.pop("POWERPLANE_RAY_GCS_ADDRESS", None)
+
+from agents.emulator.fleet import MinerEmulator  # noqa: E402
+from scheduler.api.convert import timestamp  # noqa: E402
+from scheduler.api.v1 import operator_pb2  # noqa: E402
+from scheduler.client import Client  # noqa: E402
+from scheduler.core.power import MINER_MODELS, Cooling  # noqa: E402
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet  # noqa: E402
+
+MODEL = "S21"
+RATED_W = MINER_MODELS[MODEL].rated_w
+RAMP_DOWN_S = MINER_MODELS[MODEL].ramp_down_s
+GPUS, GPU_IDLE_W = 8, 150.0
+OVERHEAD = Cooling.AIR.default_overhead
+BASE = "127.30.0.1"
+CUT = 0.5
+SETTINGS = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 0, "power_interval_s": 0.5}
+QUIET_S = 1.5  # no miner command for this long: the settings are in place
+FILL_TIMEOUT_S, UNDER_CAP_TIMEOUT_S, ACK_SETTLE_S = 240.0, 60.0, 10.0
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class HostedMiners:
+    """A MinerEmulator on a thread of its own; every read runs on its loop (no race with the miners)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="miner-emulator", daemon=True)
+        self.thread.start()
+        self.emulator = MinerEmulator()
+
+    def _await(self, coro, timeout_s: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def call(self, fn, *args, timeout_s: float = 30.0):
+        async def on_loop():
+            return fn(self.emulator, *args)
+
+        return self._await(on_loop(), timeout_s)
+
+    def add(self, count: int, base: str) -> list[str]:
+        return self._await(self.emulator.add(count, MODEL, base), 120.0)
+
+    def close(self) -> None:
+        try:
+            self._await(self.emulator.close(), 30.0)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def fill_state(emu: MinerEmulator) -> tuple[float, int, float]:
+    """(total W, miners that carried out a command, time of the latest command)."""
+    commanded = [m.commands[-1][0] for m in emu.miners.values() if m.commands]
+    return emu.total_power_w(), len(commanded), max(commanded, default=0.0)
+
+
+def site_powers(emu: MinerEmulator, groups: dict[str, list[str]]) -> dict[str, float]:
+    return {site_id: emu.total_power_w(ips) for site_id, ips in groups.items()}
+
+
+def targets(emu: MinerEmulator) -> dict[str, float]:
+    return {ip: emu.target_w(ip) for ip in emu.ips}
+
+
+def latest_command(emu: MinerEmulator) -> float:
+    return max((m.commands[-1][0] for m in emu.miners.values() if m.commands), default=0.0)
+
+
+def log_lines(path: Path, pattern: str, since: float) -> list[tuple[float, str]]:
+    """(time, line) of the log lines containing `pattern` stamped at or after `since` (ms stamps: 1 ms slack)."""
+    out = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        match = LOG_TIME.match(line)
+        if match and pattern in line:
+            at = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")) + int(match.group(2)) / 1000
+            if at >= since - 0.001:
+                out.append((at, line))
+    return out
+
+
+def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners: int) -> None:
+    rated = miners * RATED_W
+    deadline, next_note = time.monotonic() + FILL_TIMEOUT_S, 0.0
+    while True:
+        total, commanded, last = hosted.call(fill_state)
+        mining_targets = {s.site_id: s.power.mining_target_w for s in ops.sites().sites}
+        site_rated = {s.site_id: s.power.fleets[0].count * RATED_W * OVERHEAD for s in sites}  # the scheduler shows meter W
+        targets_full = all(mining_targets.get(k, 0.0) >= 0.95 * w for k, w in site_rated.items())
+        quiet = time.time() - last >= QUIET_S
+        if total >= 0.95 * rated and commanded == miners and quiet and targets_full:
+            return
+        state = (
+            f"emulator {total / 1e6:.3f} of {rated / 1e6:.3f} MW rated, {commanded}/{miners} miners given a setting"
+            f"{'' if quiet else ' (commands still going out)'}, scheduler mining targets (meter) "
+            + ", ".join(f"{k} {w / 1e6:.3f} MW" for k, w in sorted(mining_targets.items()))
+        )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"mining did not fill the cap within {FILL_TIMEOUT_S:g} s: {state}")
+        if time.monotonic() >= next_note:
+            say(f"  waiting for mining to fill the cap: {state}")
+            next_note = time.monotonic() + 5.0
+        time.sleep(0.5)
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict:
+    per_site = args.miners // args.agents
+    hosted, cluster = HostedMiners(), None
+    try:
+        ips = hosted.add(args.miners, BASE)
+        sites, site_ips, group_of = [], {}, {}
+        for k in range(args.agents):
+            chunk = ips[k * per_site : (k + 1) * per_site]
+            fleet = emulated_fleet("s21", MODEL, per_site, chunk[0], args.group_size)
+            assert [ip for g in fleet.groups for ip in g.miners] == chunk
+            cap_mw = (per_site * RATED_W + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6
+            site = SiteSpec(f"site-{k + 1}", "us", gpus=GPUS, power=SitePowerSpec(cap_mw, cooling="air", gpu_idle_w=GPU_IDLE_W, fleets=(fleet,)))
+            sites.append(site)
+            site_ips[site.site_id] = chunk
+            group_of.update({ip: (site.site_id, g.group_id) for g in fleet.groups for ip in g.miners})
+        workdir = Path(tempfile.mkdtemp(prefix=f"pp-bench-fanout-{mode}-"))
+        say(f"[{mode}] {args.miners} miners hosted from {ips[0]} to {ips[-1]}; starting Ray, the scheduler and {args.agents} agent(s) in {workdir}")
+        cluster = LocalCluster(workdir, sites, scheduler_settings=dict(SETTINGS), miner_groups_on_ray=(mode == "ray"))
+        cluster.start_ray()
+        cluster.start_scheduler()
+        cluster.start_agents()
+        ops = Client(cluster.scheduler_target, cluster.operator_token)
+        cluster.wait_sites_ready(ops, timeout_s=120)
+        wait_filled(hosted, ops, sites, args.miners)
+        before = hosted.call(targets)
+        powers = hosted.call(site_powers, site_ips)
+        meter = {k: (w + GPUS * GPU_IDLE_W) * OVERHEAD for k, w in powers.items()}
+        caps = {k: CUT * w for k, w in meter.items()}
+        t0: dict[str, float] = {}
+        for site_id in sorted(caps):
+            now = time.time()
+            event = operator_pb2.GridEvent(
+                event_id=f"bench-{mode}-{site_id}-{int(now)}",
+                kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
+                site_id=site_id,
+                cap_w=caps[site_id],
+                start=timestamp(now),
+                end=timestamp(now + 600),
+                reason="bench/curtail_fanout.py",
+            )
+            status = ops.post_grid_event(event)
+            t0[site_id] = status.received_at.seconds + status.received_at.nanos / 1e9
+        say(f"[{mode}] cap cut posted: " + ", ".join(f"{k} {meter[k] / 1e6:.3f} -> {caps[k] / 1e6:.3f} MW" for k in sorted(caps)))
+        under: dict[str, float | None] = {}
+        deadline = time.time() + UNDER_CAP_TIMEOUT_S
+        while len(under) < len(caps):
+            polled = time.time()
+            powers = hosted.call(site_powers, site_ips)
+            for site_id, w in powers.items():
+                if site_id not in under and (w + GPUS * GPU_IDLE_W) * OVERHEAD <= caps[site_id]:
+                    under[site_id] = polled - t0[site_id]
+            if time.time() > deadline:
+                for site_id in set(caps) - set(under):
+                    say(
+                        f"[{mode}] {site_id} NOT under its cap after {UNDER_CAP_TIMEOUT_S:g} s (true meter {(powers[site_id] + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6:.3f} MW)"
+                    )
+                    under[site_id] = None
+                break
+            time.sleep(max(0.0, 0.05 - (time.time() - polled)))
+        settle_until = time.time() + ACK_SETTLE_S  # late acknowledgements: until commands stop for QUIET_S
+        while time.time() < settle_until and time.time() - hosted.call(latest_command) < QUIET_S:
+            time.sleep(0.2)
+        after = hosted.call(targets)
+        since = min(t0.values())
+        firsts = hosted.call(lambda emu: emu.first_command_after(since))
+        expected = {ip for ip in ips if abs(after[ip] - before[ip]) > 1.0}
+        latency_ms = {ip: (at - t0[group_of[ip][0]]) * 1000 for ip, at in firsts.items() if at >= t0[group_of[ip][0]]}
+        return figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of)
+    finally:
+        if cluster is not None:
+            say(f"[{mode}] stopping the cluster ...")
+            cluster.stop()
+        hosted.close()
+
+
+def figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of) -> dict:
+    """The mode's figures and where the time went, from the miners and the logs."""
+    values = list(latency_ms.values())
+    ms = (lambda q: round(pct(values, q), 1)) if values else (lambda q: None)
+    spans = [w for w in under.values() if w is not None]
+    out = {
+        "mode": mode,
+        "acked": len(latency_ms),
+        "expected": len(expected),
+        "acked_of_expected": len(expected & set(latency_ms)),
+        "ack_p50_ms": ms(0.5),
+        "ack_p99_ms": ms(0.99),
+        "ack_max_ms": round(max(values), 1) if values else None,
+        "ack_mean_ms": round(statistics.fmean(values), 1) if values else None,
+        "under_cap_s": round(max(spans), 3) if spans and len(spans) == len(under) else None,
+    }
+    groups: dict[tuple[str, str], list[float]] = {}
+    for ip, latency in latency_ms.items():
+        groups.setdefault(group_of[ip], []).append(latency)
+    out["groups"] = {f"{s}/{g}": (round(min(v), 1), round(max(v), 1)) for (s, g), v in sorted(groups.items())}
+    steps = {}
+    for site in sites:
+        start = t0[site.site_id]
+        dispatched = log_lines(cluster.scheduler.log_path, f"site {site.site_id}: ", start)
+        applied = log_lines(cluster.agents[site.site_id].log_path, "power targets applied", start)
+        fallbacks = log_lines(cluster.agents[site.site_id].log_path, "driving the miners directly", start)
+        steps[site.site_id] = {
+            "scheduler_dispatch_ms": round((dispatched[0][0] - start) * 1000) if dispatched else None,
+            "agent_targets_applied_ms": round((applied[0][0] - start) * 1000) if applied else None,
+            "agent_orders_after_t0": len(applied),
+            "ray_fallbacks_after_t0": len(fallbacks),
+        }
+    out["steps"] = steps
+    return out
+
+
+def report(result: dict, miners: int) -> None:
+    r = result
+    print(
+        f"{r['mode']:>6}: {r['acked_of_expected']}/{r['expected']} expected miners acknowledged ({r['acked']} in all, of {miners}); "
+        f"ack p50 {r['ack_p50_ms']} ms, p99 {r['ack_p99_ms']} ms, max {r['ack_max_ms']} ms; under the new cap after {r['under_cap_s']} s"
+    )
+    for site_id, s in r["steps"].items():
+        print(
+            f"        {site_id}: scheduler dispatch logged +{s['scheduler_dispatch_ms']} ms, agent targets applied +{s['agent_targets_applied_ms']} ms "
+            f"({s['agent_orders_after_t0']} orders after t0), Ray fallbacks to direct {s['ray_fallbacks_after_t0']}"
+        )
+    for group, (first, last) in r["groups"].items():
+        print(f"        {group:<16} first command +{first:7.1f} ms, last +{last:7.1f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--miners", type=int, default=2000, help="miners in all (default 2,000)")
+    parser.add_argument("--group-size", type=int, default=250, help="miners per group (a Ray actor each in ray mode)")
+    parser.add_argument("--mode", choices=("ray", "direct", "both"), default="both")
+    parser.add_argument("--agents", type=int, default=1, help="K sites with one agent each, miners split evenly (e.g. 10,000 over 5)")
+    args = parser.parse_args()
+    if args.miners < 1 or args.group_size < 1 or args.agents < 1 or args.miners % args.agents:
+        parser.error("--miners, --group-size and --agents must be >= 1, and --miners a multiple of --agents")
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    modes = ("ray", "direct") if args.mode == "both" else (args.mode,)
+    results = {}
+    for mode in modes:
+        results[mode] = run_mode(mode, args)
+        report(results[mode], args.miners)
+    ray_r, direct_r = results.get("ray", {}), results.get("direct", {})
+    groups = -(-(args.miners // args.agents) // args.group_size)
+    print(f"{args.miners} {MODEL}s over {args.agents} site(s), {groups} groups of <= {args.group_size} per site, cut to {CUT:.0%} of the meter")
+    ratio = None
+    if ray_r.get("ack_p99_ms") and direct_r.get("ack_p99_ms"):
+        ratio = round(ray_r["ack_p99_ms"] / direct_r["ack_p99_ms"], 2)
+        print(f"  ack p99 Ray {ray_r['ack_p99_ms']} ms vs direct {direct_r['ack_p99_ms']} ms: ratio Ray/direct {ratio}")
+    if ray_r:
+        goal_ok = (
+            ray_r["ack_p99_ms"] is not None and ray_r["ack_p99_ms"] <= 250 and ray_r["under_cap_s"] is not None and ray_r["under_cap_s"] <= RAMP_DOWN_S + 1
+        )
+        print(f"  goal (Ray: p99 <= 250 ms, under cap within {RAMP_DOWN_S + 1:g} s): {'met' if goal_ok else 'MISSED'}")
+    summary = {"miners": args.miners, "agents": args.agents, "group_size": args.group_size}
+    for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):
+        summary[key] = ray_r.get(key)
+    for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):
+        summary[f"direct_{key}"] = direct_r.get(key)
+    summary["p99_ratio_ray_vs_direct"] = ratio
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Miner addresses in the site config (agents/site_config.py): single addresses, dash
+ranges and CIDR blocks, `miners` or `groups`, `count` matching, one-line errors naming
+the field; and which FleetDriver a site gets (emulated, real, or both)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from agents.fleet_emulator import EmulatedFleets
+from agents.miners.driver import CombinedFleets, MinerFleets, site_fleet_driver
+from agents.site_config import SiteConfigError, expand_addresses, load_site_config, parse_site_config
+from agents.site_power import SitePowerControl
+
+
+def site(*fleets) -> dict:
+    return {"interconnect_cap_mw": 5.0, "fleets": list(fleets)}
+
+
+def test_addresses_expand_from_singles_ranges_and_blocks():
+    addresses = expand_addresses(["10.0.1.1-10.0.1.3", "10.0.2.7", "10.0.3.0/29", "10.0.4.250-252", "10.0.5.255-10.0.6.1", "10.0.7.9/32"])
+    assert addresses == [
+        "10.0.1.1",
+        "10.0.1.2",
+        "10.0.1.3",
+        "10.0.2.7",
+        *(f"10.0.3.{i}" for i in range(1, 7)),  # a /29's hosts: network and broadcast left out
+        "10.0.4.250",
+        "10.0.4.251",
+        "10.0.4.252",
+        "10.0.5.255",
+        "10.0.6.0",
+        "10.0.6.1",
+        "10.0.7.9",
+    ]
+
+
+def test_a_fleet_with_miners_is_one_group_named_after_it(tmp_path):
+    path = tmp_path / "site.yaml"
+    data = site({"fleet_id": "s21-real", "model": "S21", "count": 216, "miners": ["10.0.1.1-10.0.1.200", "10.0.2.7", "10.0.3.0/28", "10.0.4.1-10.0.4.1"]})
+    path.write_text(yaml.safe_dump(data))
+    config = load_site_config(path)
+    ((group_id, addresses),) = config.fleets[0].address_groups()
+    assert group_id == "s21-real" and len(addresses) == 216 and addresses[0] == "10.0.1.1" and addresses[-1] == "10.0.4.1"
+    assert config.has_miner_addresses
+    assert config.fleets_proto()[0].count == 216  # the wire form is unchanged
+
+
+def test_a_fleet_with_groups_keeps_them_in_order():
+    config = parse_site_config(
+        site(
+            {
+                "fleet_id": "xp",
+                "model": "S19XP",
+                "count": 5,
+                "groups": [{"group_id": "rack-1", "miners": ["10.1.1.1-3"]}, {"group_id": "rack-2", "miners": ["10.1.2.1", "10.1.2.9"]}],
+            }
+        )
+    )
+    assert config.fleets[0].address_groups() == [("rack-1", ["10.1.1.1", "10.1.1.2", "10.1.1.3"]), ("rack-2", ["10.1.2.1", "10.1.2.9"])]
+
+
+def test_fleets_without_addresses_are_unchanged():
+    config = parse_site_config(site({"fleet_id": "a", "model": "S21", "count": 400}))
+    assert config.fleets[0].address_groups() is None and not config.has_miner_addresses
+    assert type(SitePowerControl(config).driver) is EmulatedFleets
+
+
+def fleet(**extra) -> dict:
+    return {"fleet_id": "a", "model": "S21", "count": 3, **extra}
+
+
+@pytest.mark.parametrize(
+    "fleets,message",
+    [
+        ([fleet(miners=["10.0.0.1-2"])], "fleets.0: count is 3 but the fleet lists 2 miner addresses; they must match"),
+        ([fleet(miners=["10.0.0.1-3"], groups=[{"group_id": "r", "miners": ["10.0.1.1-3"]}])], "fleets.0: give either miners or groups, not both"),
+        ([fleet(miners=["10.0.0.300", "10.0.0.1-2"])], "fleets.0.miners: entry 0 '10.0.0.300': '10.0.0.300' is not an IPv4 address"),
+        ([fleet(miners=["10.0.0.5-10.0.0.3"])], "fleets.0.miners: entry 0 '10.0.0.5-10.0.0.3': range runs backwards"),
+        ([fleet(miners=["10.0.0.1-256"])], "fleets.0.miners: entry 0 '10.0.0.1-256': last octet 256 is above 255"),
+        ([fleet(miners=["10.0.0.1/29"])], "fleets.0.miners: entry 0 '10.0.0.1/29': not an IPv4 CIDR block"),
+        ([fleet(miners=["10.0.0.0/8"])], "fleets.0.miners: entry 0 '10.0.0.0/8': block holds 16777216 addresses, more than 65536"),
+        ([fleet(miners=["10.0.0.1-3", "10.0.0.2"])], "fleets.0.miners: entry 1 '10.0.0.2': address 10.0.0.2 is listed twice"),
+        ([fleet(miners=[])], "fleets.0.miners: List should have at least 1 item"),
+        ([fleet(groups=[])], "fleets.0.groups: List should have at least 1 item"),
+        ([fleet(groups=[{"group_id": "r", "miners": ["10.0.0.1-2"]}, {"group_id": "r", "miners": ["10.0.0.3"]}])], "fleets.0: group ids must be unique: r"),
+        (
+            [fleet(groups=[{"group_id": "r", "miners": ["10.0.0.1-2"]}, {"group_id": "s", "miners": ["10.0.0.2"]}])],
+            "fleets.0: address 10.0.0.2 is in more than one group",
+        ),
+        ([fleet(groups=[{"group_id": "r s", "miners": ["10.0.0.1-3"]}])], "fleets.0.groups.0.group_id: String should match pattern"),
+        ([fleet(groups=[{"group_id": "r", "miners": ["10.0.0.1-3"], "rack": 4}])], "fleets.0.groups.0.rack: Extra inputs are not permitted"),
+        ([fleet(miners=["10.0.0.1-3"]), {**fleet(miners=["10.0.0.3-5"]), "fleet_id": "b"}], "address 10.0.0.3 is in fleets a and b"),
+        (
+            [fleet(miners=["10.0.0.1-3"]), {**fleet(groups=[{"group_id": "a", "miners": ["10.0.1.1-3"]}]), "fleet_id": "b"}],
+            "group ids must be unique in the site: a",
+        ),
+    ],
+)
+def test_bad_miner_fields_are_named_in_one_line(tmp_path, fleets, message):
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site(*fleets)))
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_a_site_gets_real_emulated_or_combined_drivers():
+    real = fleet(miners=["10.0.0.1-3"])
+    emulated = {"fleet_id": "e", "model": "S19XP", "count": 10}
+    assert type(site_fleet_driver(parse_site_config(site(emulated)))) is EmulatedFleets
+    only_real = site_fleet_driver(parse_site_config(site(real)))
+    assert type(only_real) is MinerFleets and list(only_real.groups["a"]) == ["a"]
+    mixed = SitePowerControl(parse_site_config(site(real, emulated))).driver
+    assert type(mixed) is CombinedFleets and set(mixed.fleets) == {"a", "e"}
+    readings = mixed.read()
+    assert readings["e"] == (250, 250)  # emulated: paused until told otherwise
+    assert readings["a"] == (3 * 3_500, 3 * 3_500)  # real, not read yet: every miner may be at rated power
+    assert mixed.set_target("e", 5_000) == 5_000 and mixed.set_target("a", 50) == 75  # clamped to its standby
+    assert mixed.read()["a"][1] == 75 and mixed.problems() == []
