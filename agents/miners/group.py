@@ -13,7 +13,7 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   miner found with a first reading (pyasic_rs keeps the session, so
   later commands are one request each). Addresses that do not answer, or answer but
   are not miners, are reported as missing and identified again in the background
-  from later reads, at most every `rediscover_s`.
+  from later reads: first after FIRST_REDISCOVER_S, backing off to every `rediscover_s`.
 - `apply(target_w)` splits the target over the miners (`agents.miners.split`) and
   sends every changed setting at once: `pause`, or `set_power_limit` then `resume`
   (the limit first, so a resumed miner never runs above its new limit), chosen by
@@ -49,6 +49,9 @@ from scheduler.core.power import MinerModel
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 300
+
+
+FIRST_REDISCOVER_S = 3.0  # the first retry of addresses that did not answer identification
 
 
 @dataclass(eq=False)
@@ -121,6 +124,7 @@ class MinerGroup:
         self.grace_s = grace_s
         self.retry_s = retry_s
         self.rediscover_s = rediscover_s
+        self._retry_s = min(FIRST_REDISCOVER_S, rediscover_s)  # backs off to rediscover_s
         self.clock = clock
         self.wall_clock = wall_clock
         self.target_w: float | None = None
@@ -162,7 +166,8 @@ class MinerGroup:
         """Identify every address not yet identified; see the module docstring."""
         unexpected: dict[str, str] = {}
         await asyncio.gather(*(self._identify(m, unexpected) for m in self._miners.values() if m.handle is None))
-        self._identify_at = self.clock() + self.rediscover_s
+        self._identify_at = self.clock() + self._retry_s  # soon at first (a busy miner may just have been slow), then less often
+        self._retry_s = min(self._retry_s * 2, self.rediscover_s)
         for ip, name in sorted(unexpected.items()):
             log.warning("%s: %s is a %s, not a %s; planned as a %s", self.group_id, ip, name, self.model.name, self.model.name)
         found = [ip for ip, m in self._miners.items() if m.handle is not None]
@@ -181,7 +186,6 @@ class MinerGroup:
             return
         if all(m.handle is not None for m in self._miners.values()):
             return
-        self._identify_at = self.clock() + self.rediscover_s
         self._identifying = asyncio.create_task(self.connect())
 
     # ------------------------------------------------------------- read

@@ -1,7 +1,8 @@
 """`powerplane demo`: the whole system on one machine, shown live.
 
 A local Ray cluster with two sites (us-tx-1 in region us, eu-no-1 in region eu,
-8 virtual GPUs each, each with a grid cap and emulated miner fleets), the scheduler
+8 virtual GPUs each, each with a grid cap and a few hundred emulated Braiins OS
+miners driven through pyasic_rs by Ray actors), the scheduler
 on SQLite, one agent per site, and two tenants: acme trains a small model in the
 us, globex serves inference in the eu. Mining fills each site's cap; the AI jobs
 get their power by curtailing it first. While training runs, the operator posts a
@@ -28,8 +29,8 @@ from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.cli import grid_commands, operator_commands, render
 from scheduler.client import Client, spec
-from scheduler.core.power import MINER_MODELS, Cooling
-from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec
+from scheduler.core.power import MINER_MODELS, Cooling, watts_text
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet
 
 TRAIN_SCRIPT = '''\
 """Demo training job: fits y = 3x + 1 by SGD, one line per epoch, with a checkpoint file."""
@@ -57,14 +58,23 @@ while True:
     print(f"served {served} requests", flush=True)
     time.sleep(1.0)
 '''
-# Small sites so the numbers read easily: kW, not MW. Ramps are shortened for the demo.
+# Emulated Braiins OS miners (agents/emulator) on loopback addresses, in racks of 100 that
+# run as Ray actors and drive their miners through pyasic_rs. Ramps are shortened for the demo.
 TX_POWER = SitePowerSpec(
-    interconnect_cap_mw=0.060,
+    interconnect_cap_mw=0.95,
     cooling="air",
     market_node="HB_WEST",
-    fleets=(FleetSpec("tx-s19xp", "S19XP", 10, ramp_down_s=3, ramp_up_s=3), FleetSpec("tx-s21", "S21", 10, ramp_down_s=3, ramp_up_s=3)),
+    fleets=(
+        emulated_fleet("tx-s19xp", "S19XP", 150, "127.50.0.1", group_size=100, ramp_down_s=3, ramp_up_s=3),
+        emulated_fleet("tx-s21", "S21", 150, "127.50.1.1", group_size=100, ramp_down_s=3, ramp_up_s=3),
+    ),
 )
-NO_POWER = SitePowerSpec(interconnect_cap_mw=0.050, cooling="hydro", market_node="NO1", fleets=(FleetSpec("no-a2", "A2", 12, ramp_down_s=3, ramp_up_s=3),))
+NO_POWER = SitePowerSpec(
+    interconnect_cap_mw=0.75,
+    cooling="hydro",
+    market_node="NO1",
+    fleets=(emulated_fleet("no-s21", "S21", 200, "127.51.0.1", group_size=100, ramp_down_s=3, ramp_up_s=3),),
+)
 SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2, power=TX_POWER), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2, power=NO_POWER)]
 DEMO_SCHEDULER = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5}
 CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 15.0
@@ -107,7 +117,9 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         cluster.start_ray()
         _say(f"[2/5] starting the scheduler on {cluster.scheduler_target} (SQLite at {workdir / 'powerplane.db'})")
         cluster.start_scheduler()
-        _say("[3/5] starting the site agents: us-tx-1 (region us), eu-no-1 (region eu)")
+        miners = sum(f.count for s in SITES for f in s.power.fleets)
+        _say(f"[3/5] starting {miners} emulated miners (Braiins OS on 127.50-51.x.y) and the site agents: us-tx-1 (region us), eu-no-1 (region eu)")
+        cluster.start_miner_emulators()
         cluster.start_agents()
         ops = Client(cluster.scheduler_target, cluster.operator_token)
         acme = Client(cluster.scheduler_target, cluster.tenant_token("acme"))
@@ -196,7 +208,7 @@ def _post_cap_cut(ops: Client) -> None:
         reason="ERCOT 4CP peak (demo)",
     )
     ops.post_grid_event(event)
-    _say(f"  ops     grid event: cap us-tx-1 at {cap_w / 1e3:.1f} kW from +{CUT_AHEAD_S:g}s for {CUT_LENGTH_S:g}s (ERCOT 4CP peak)")
+    _say(f"  ops     grid event: cap us-tx-1 at {watts_text(cap_w)} from +{CUT_AHEAD_S:g}s for {CUT_LENGTH_S:g}s (ERCOT 4CP peak)")
 
 
 def _power_line(ops: Client) -> str:
@@ -204,7 +216,8 @@ def _power_line(ops: Client) -> str:
     for s in ops.sites().sites:
         p = s.power
         parts.append(
-            f"{s.site_id} {s.gpus_free}/{s.gpus_total} GPUs free, meter {p.measured_w / 1e3:.1f}/{p.cap_w / 1e3:.1f} kW (AI {p.ai_w / 1e3:.1f}, mining {p.mining_w / 1e3:.1f})"
+            f"{s.site_id} {s.gpus_free}/{s.gpus_total} GPUs free, meter {watts_text(p.measured_w)} of {watts_text(p.cap_w)} "
+            f"(AI {watts_text(p.ai_w)}, mining {watts_text(p.mining_w)})"
         )
     return "  |  ".join(parts)
 
