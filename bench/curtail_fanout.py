@@ -59,7 +59,7 @@ from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2  # noqa: E402
 from scheduler.client import Client  # noqa: E402
 from scheduler.core.power import MINER_MODELS, Cooling  # noqa: E402
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet  # noqa: E402
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet, site_resource, wait_for  # noqa: E402
 
 MODEL = "S21"
 RATED_W = MINER_MODELS[MODEL].rated_w
@@ -146,6 +146,18 @@ def log_lines(path: Path, pattern: str, since: float) -> list[tuple[float, str]]
     return out
 
 
+def wait_gpus_listed(cluster: LocalCluster, sites: list[SiteSpec]) -> None:
+    """Until Ray's state API lists every site node with its GPUs: an agent registers the GPUs it lists then."""
+    from ray.util.state import list_nodes
+
+    def listed() -> bool:
+        nodes = list_nodes(address=cluster.ray_address, detail=True, raise_on_missing_output=False)
+        totals = [n.resources_total or {} for n in nodes if n.state == "ALIVE"]
+        return all(any(site_resource(s.site_id) in t and t.get("GPU", 0) >= s.gpus for t in totals) for s in sites)
+
+    wait_for(listed, 60, "Ray to list every site node's GPUs")
+
+
 def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners: int) -> None:
     rated = miners * RATED_W
     deadline, next_note = time.monotonic() + FILL_TIMEOUT_S, 0.0
@@ -190,13 +202,19 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
         cluster = LocalCluster(workdir, sites, scheduler_settings=dict(SETTINGS), miner_groups_on_ray=(mode == "ray"))
         cluster.start_ray()
         cluster.start_scheduler()
+        wait_gpus_listed(cluster, sites)
         cluster.start_agents()
         ops = Client(cluster.scheduler_target, cluster.operator_token)
         cluster.wait_sites_ready(ops, timeout_s=120)
+        # The agent emulates the idle power of the GPUs it registered: the true meter counts those.
+        idle_w = {s.site_id: s.gpus_total * GPU_IDLE_W for s in ops.sites().sites}
+        for site_id, w in sorted(idle_w.items()):
+            if w != GPUS * GPU_IDLE_W:
+                say(f"[{mode}] WARNING: {site_id} registered {w / GPU_IDLE_W:.0f} GPUs, not {GPUS}; its true meter counts those")
         wait_filled(hosted, ops, sites, args.miners)
         before = hosted.call(targets)
         powers = hosted.call(site_powers, site_ips)
-        meter = {k: (w + GPUS * GPU_IDLE_W) * OVERHEAD for k, w in powers.items()}
+        meter = {k: (w + idle_w[k]) * OVERHEAD for k, w in powers.items()}
         caps = {k: CUT * w for k, w in meter.items()}
         t0: dict[str, float] = {}
         for site_id in sorted(caps):
@@ -219,12 +237,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             polled = time.time()
             powers = hosted.call(site_powers, site_ips)
             for site_id, w in powers.items():
-                if site_id not in under and (w + GPUS * GPU_IDLE_W) * OVERHEAD <= caps[site_id]:
+                if site_id not in under and (w + idle_w[site_id]) * OVERHEAD <= caps[site_id]:
                     under[site_id] = polled - t0[site_id]
             if time.time() > deadline:
                 for site_id in set(caps) - set(under):
                     say(
-                        f"[{mode}] {site_id} NOT under its cap after {UNDER_CAP_TIMEOUT_S:g} s (true meter {(powers[site_id] + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6:.3f} MW)"
+                        f"[{mode}] {site_id} NOT under its cap after {UNDER_CAP_TIMEOUT_S:g} s (true meter {(powers[site_id] + idle_w[site_id]) * OVERHEAD / 1e6:.3f} MW)"
                     )
                     under[site_id] = None
                 break
@@ -235,9 +253,10 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
         after = hosted.call(targets)
         since = min(t0.values())
         firsts = hosted.call(lambda emu: emu.first_command_after(since))
+        commands = hosted.call(lambda emu: sum(1 for m in emu.miners.values() for at, _ in m.commands if at >= since))
         expected = {ip for ip in ips if abs(after[ip] - before[ip]) > 1.0}
         latency_ms = {ip: (at - t0[group_of[ip][0]]) * 1000 for ip, at in firsts.items() if at >= t0[group_of[ip][0]]}
-        return figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of)
+        return {**figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of), "commands_after_t0": commands}
     finally:
         if cluster is not None:
             say(f"[{mode}] stopping the cluster ...")
@@ -285,7 +304,8 @@ def report(result: dict, miners: int) -> None:
     r = result
     print(
         f"{r['mode']:>6}: {r['acked_of_expected']}/{r['expected']} expected miners acknowledged ({r['acked']} in all, of {miners}); "
-        f"ack p50 {r['ack_p50_ms']} ms, p99 {r['ack_p99_ms']} ms, max {r['ack_max_ms']} ms; under the new cap after {r['under_cap_s']} s"
+        f"ack p50 {r['ack_p50_ms']} ms, p99 {r['ack_p99_ms']} ms, max {r['ack_max_ms']} ms; under the new cap after {r['under_cap_s']} s; "
+        f"{r['commands_after_t0']} commands carried out in all after t0"
     )
     for site_id, s in r["steps"].items():
         print(

@@ -319,6 +319,7 @@ class MinerGroup:
                 m.wanted = setting
                 m.generation += 1
                 m.reached = False
+                m.sent_at = None  # PROBE-FIX: not judged against the new setting until it is acknowledged
             if self._commands(m, setting) or m.sent_at is None:
                 jobs.append((m, m.generation))
         for m in self._miners.values():  # stuck miners: their setting again, now and then
