@@ -1,29 +1,34 @@
 """Curtailment fan-out: from a grid cap cut to every miner's acknowledgement, with the
 agent's miner groups as Ray actors and, side by side, driven by the agent itself.
 
-One site behind one agent (or K sites, one agent each: --agents) with N emulated
-Braiins OS S21s (default 2,000, in racks of --group-size, default 250: 8 groups),
-8 virtual GPUs, air cooling (x1.1), interconnect cap (N x 3,500 W + GPUs idle) x 1.1,
-so mining fills it. The miners are hosted by a MinerEmulator in this process (a
-thread with its own asyncio loop, 127.30.0.1 upward), so each miner's command times
-and true power can be read. Ray, the scheduler (mining dwell 0, cap_lead_s 0,
-power_interval_s 0.5) and the agent run through scheduler.devcluster.LocalCluster.
-Once mining fills the cap (emulator >= 95 % of rated power, every miner given its
-setting, no command for 1.5 s), a CAP_LIMIT (start now, end +10 min) to 50 % of the
-true meter power is posted through OperatorService; t0 = the reply's received_at.
+One site behind one agent (--agents K: K sites, one agent each, N/K miners each) with
+N emulated Braiins OS S21s (default 2,000, in racks of --group-size, default 250: 8
+groups), 8 virtual GPUs, air cooling (x1.1), interconnect cap (N x 3,500 W + GPUs
+idle) x 1.1, so mining fills it. The miners are hosted by a MinerEmulator in this
+process (a thread with its own asyncio loop, 127.30.0.1 upward), so each miner's
+command times and true power can be read. Ray, the scheduler (mining dwell 0,
+cap_lead_s 0, power_interval_s 0.5) and the agents run through LocalCluster. Once
+mining fills the cap (emulator >= 95 % of rated power, every miner given a setting, no
+command for 1.5 s), a CAP_LIMIT (start now, end +10 min; with --rounds R > 1 each cut
+lasts 40 s, then mining refills before the next) to 50 % of the true meter power is
+posted through OperatorService; t0 = the reply's received_at.
 
-Measured, per mode:
+Measured, per mode (all rounds pooled):
 - ack latency of every miner that carried out a command after t0: its first
   command's time - t0 (p50, p99, max), and how many acknowledged of how many were
   expected (the miners whose emulated target changed; with a 50 % cut, all N);
-- under_cap_s: t0 -> the site's true meter power ((emulator total + GPUs idle) x 1.1)
-  at or under the new cap, polled every 50 ms (60 s timeout);
+- under_cap_s: t0 -> every site's true meter power ((emulator total + GPUs idle) x
+  1.1) at or under its new cap, polled every 50 ms (60 s timeout; median round);
 - where the time goes: the scheduler's dispatch log line, the agent's "power targets
-  applied" log line, each group's first and last miner command, all against t0.
+  applied" log line, each group's first and last miner command, all against t0, and
+  the commands carried out in all (more than the miners: settings sent again).
 Modes: `ray` (agent with --ray-gcs-address: one MinerGroupActor per group) and
 `direct` (the agent's own MinerGroups); one fresh LocalCluster and emulator each.
+All processes share this machine's cores with the emulator: on a small machine its
+request rate (one Python thread) bounds the acknowledgement tail. The emulator needs
+2 descriptors per miner plus connections (10,000 miners: over 21,000; RLIMIT_NOFILE).
 
-    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py [--miners 2000] [--group-size 250] [--mode both] [--agents 1]'
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py [--miners 2000] [--group-size 250] [--mode both] [--rounds 1] [--agents 1]'
 
 Run it in a network namespace as root: the miners bind ports 80 and 4028 on 127.x.y.z
 and Ray listens widely. Progress goes to stderr. Ends with one JSON line: miners,
@@ -70,6 +75,7 @@ BASE = "127.30.0.1"
 CUT = 0.5
 SETTINGS = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 0, "power_interval_s": 0.5}
 QUIET_S = 1.5  # no miner command for this long: the settings are in place
+HOLD_S = 40.0  # how long each cut lasts when there is more than one round
 FILL_TIMEOUT_S, UNDER_CAP_TIMEOUT_S, ACK_SETTLE_S = 240.0, 60.0, 10.0
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 
@@ -92,21 +98,18 @@ class HostedMiners:
         self.thread.start()
         self.emulator = MinerEmulator()
 
-    def _await(self, coro, timeout_s: float):
+    def wait(self, coro, timeout_s: float):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     def call(self, fn, *args, timeout_s: float = 30.0):
         async def on_loop():
             return fn(self.emulator, *args)
 
-        return self._await(on_loop(), timeout_s)
-
-    def add(self, count: int, base: str) -> list[str]:
-        return self._await(self.emulator.add(count, MODEL, base), 120.0)
+        return self.wait(on_loop(), timeout_s)
 
     def close(self) -> None:
         try:
-            self._await(self.emulator.close(), 30.0)
+            self.wait(self.emulator.close(), 30.0)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -124,10 +127,6 @@ def site_powers(emu: MinerEmulator, groups: dict[str, list[str]]) -> dict[str, f
 
 def targets(emu: MinerEmulator) -> dict[str, float]:
     return {ip: emu.target_w(ip) for ip in emu.ips}
-
-
-def latest_command(emu: MinerEmulator) -> float:
-    return max((m.commands[-1][0] for m in emu.miners.values() if m.commands), default=0.0)
 
 
 def log_lines(path: Path, pattern: str, since: float) -> list[tuple[float, str]]:
@@ -158,7 +157,7 @@ def wait_gpus_listed(cluster: LocalCluster, sites: list[SiteSpec]) -> None:
     wait_for(listed, 60, "Ray to list every site node's GPUs")
 
 
-def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners: int) -> None:
+def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners: int, fraction: float) -> None:
     rated = miners * RATED_W
     deadline, next_note = time.monotonic() + FILL_TIMEOUT_S, 0.0
     while True:
@@ -167,7 +166,7 @@ def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners
         site_rated = {s.site_id: s.power.fleets[0].count * RATED_W * OVERHEAD for s in sites}  # the scheduler shows meter W
         targets_full = all(mining_targets.get(k, 0.0) >= 0.95 * w for k, w in site_rated.items())
         quiet = time.time() - last >= QUIET_S
-        if total >= 0.95 * rated and commanded == miners and quiet and targets_full:
+        if total >= fraction * rated and commanded == miners and quiet and targets_full:
             return
         state = (
             f"emulator {total / 1e6:.3f} of {rated / 1e6:.3f} MW rated, {commanded}/{miners} miners given a setting"
@@ -182,11 +181,65 @@ def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners
         time.sleep(0.5)
 
 
+def post_cuts(ops: Client, label: str, caps: dict[str, float], hold_s: float) -> tuple[dict[str, float], float]:
+    """One CAP_LIMIT per site, start now; returns t0 per site (the scheduler's received_at) and the cuts' end."""
+    t0, end = {}, 0.0
+    for site_id in sorted(caps):
+        now = time.time()
+        end = now + hold_s
+        event = operator_pb2.GridEvent(
+            event_id=f"bench-{label}-{site_id}-{int(now)}",
+            kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
+            site_id=site_id,
+            cap_w=caps[site_id],
+            start=timestamp(now),
+            end=timestamp(end),
+            reason="bench/curtail_fanout.py",
+        )
+        status = ops.post_grid_event(event)
+        t0[site_id] = status.received_at.seconds + status.received_at.nanos / 1e9
+    return t0, end
+
+
+def cut_round(mode: str, rnd: int, hosted: HostedMiners, ops: Client, site_ips: dict, idle_w: dict, hold_s: float) -> dict:
+    """Cut every site to CUT of its true meter; measure acks and the time to get under the cap."""
+    before = hosted.call(targets)
+    meter = {k: (w + idle_w[k]) * OVERHEAD for k, w in hosted.call(site_powers, site_ips).items()}
+    caps = {k: CUT * w for k, w in meter.items()}
+    t0, end = post_cuts(ops, f"{mode}-r{rnd}", caps, hold_s)
+    say(f"[{mode}] round {rnd}: cap cut posted: " + ", ".join(f"{k} {meter[k] / 1e6:.3f} -> {caps[k] / 1e6:.3f} MW" for k in sorted(caps)))
+    under: dict[str, float | None] = {}
+    deadline = time.time() + min(UNDER_CAP_TIMEOUT_S, hold_s - ACK_SETTLE_S - 5)
+    while len(under) < len(caps):
+        polled = time.time()
+        powers = hosted.call(site_powers, site_ips)
+        for site_id, w in powers.items():
+            if site_id not in under and (w + idle_w[site_id]) * OVERHEAD <= caps[site_id]:
+                under[site_id] = polled - t0[site_id]
+        if time.time() > deadline:
+            for site_id in sorted(set(caps) - set(under)):
+                say(f"[{mode}] {site_id} NOT under its cap in time (true meter {(powers[site_id] + idle_w[site_id]) * OVERHEAD / 1e6:.3f} MW)")
+                under[site_id] = None
+            break
+        time.sleep(max(0.0, 0.05 - (time.time() - polled)))
+    settle_until = time.time() + ACK_SETTLE_S  # late acknowledgements: until commands stop for QUIET_S
+    while time.time() < settle_until and time.time() - hosted.call(fill_state)[2] < QUIET_S:
+        time.sleep(0.2)
+    after = hosted.call(targets)
+    since = min(t0.values())
+    firsts = hosted.call(lambda emu: emu.first_command_after(since))
+    commands = hosted.call(lambda emu: sum(1 for m in emu.miners.values() for at, _ in m.commands if at >= since))
+    site_of = {ip: k for k, ips in site_ips.items() for ip in ips}
+    expected = {ip for ip in before if abs(after[ip] - before[ip]) > 1.0}
+    latency_ms = {ip: (at - t0[site_of[ip]]) * 1000 for ip, at in firsts.items() if at >= t0[site_of[ip]]}
+    return {"t0": t0, "end": end, "under": under, "latency_ms": latency_ms, "expected": expected, "commands": commands}
+
+
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
     per_site = args.miners // args.agents
     hosted, cluster = HostedMiners(), None
     try:
-        ips = hosted.add(args.miners, BASE)
+        ips = hosted.wait(hosted.emulator.add(args.miners, MODEL, BASE), 120.0)
         sites, site_ips, group_of = [], {}, {}
         for k in range(args.agents):
             chunk = ips[k * per_site : (k + 1) * per_site]
@@ -211,109 +264,81 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
         for site_id, w in sorted(idle_w.items()):
             if w != GPUS * GPU_IDLE_W:
                 say(f"[{mode}] WARNING: {site_id} registered {w / GPU_IDLE_W:.0f} GPUs, not {GPUS}; its true meter counts those")
-        wait_filled(hosted, ops, sites, args.miners)
-        before = hosted.call(targets)
-        powers = hosted.call(site_powers, site_ips)
-        meter = {k: (w + idle_w[k]) * OVERHEAD for k, w in powers.items()}
-        caps = {k: CUT * w for k, w in meter.items()}
-        t0: dict[str, float] = {}
-        for site_id in sorted(caps):
-            now = time.time()
-            event = operator_pb2.GridEvent(
-                event_id=f"bench-{mode}-{site_id}-{int(now)}",
-                kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
-                site_id=site_id,
-                cap_w=caps[site_id],
-                start=timestamp(now),
-                end=timestamp(now + 600),
-                reason="bench/curtail_fanout.py",
-            )
-            status = ops.post_grid_event(event)
-            t0[site_id] = status.received_at.seconds + status.received_at.nanos / 1e9
-        say(f"[{mode}] cap cut posted: " + ", ".join(f"{k} {meter[k] / 1e6:.3f} -> {caps[k] / 1e6:.3f} MW" for k in sorted(caps)))
-        under: dict[str, float | None] = {}
-        deadline = time.time() + UNDER_CAP_TIMEOUT_S
-        while len(under) < len(caps):
-            polled = time.time()
-            powers = hosted.call(site_powers, site_ips)
-            for site_id, w in powers.items():
-                if site_id not in under and (w + idle_w[site_id]) * OVERHEAD <= caps[site_id]:
-                    under[site_id] = polled - t0[site_id]
-            if time.time() > deadline:
-                for site_id in set(caps) - set(under):
-                    say(
-                        f"[{mode}] {site_id} NOT under its cap after {UNDER_CAP_TIMEOUT_S:g} s (true meter {(powers[site_id] + idle_w[site_id]) * OVERHEAD / 1e6:.3f} MW)"
-                    )
-                    under[site_id] = None
-                break
-            time.sleep(max(0.0, 0.05 - (time.time() - polled)))
-        settle_until = time.time() + ACK_SETTLE_S  # late acknowledgements: until commands stop for QUIET_S
-        while time.time() < settle_until and time.time() - hosted.call(latest_command) < QUIET_S:
-            time.sleep(0.2)
-        after = hosted.call(targets)
-        since = min(t0.values())
-        firsts = hosted.call(lambda emu: emu.first_command_after(since))
-        commands = hosted.call(lambda emu: sum(1 for m in emu.miners.values() for at, _ in m.commands if at >= since))
-        expected = {ip for ip in ips if abs(after[ip] - before[ip]) > 1.0}
-        latency_ms = {ip: (at - t0[group_of[ip][0]]) * 1000 for ip, at in firsts.items() if at >= t0[group_of[ip][0]]}
-        return {**figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of), "commands_after_t0": commands}
-    finally:
-        if cluster is not None:
-            say(f"[{mode}] stopping the cluster ...")
-            cluster.stop()
-        hosted.close()
+        hold_s = 600.0 if args.rounds == 1 else HOLD_S  # rounds after the first need the cut over and mining back
+        rounds = []
+        for rnd in range(1, args.rounds + 1):
+            wait_filled(hosted, ops, sites, args.miners, 0.95 if rnd == 1 else 0.995)  # later rounds: refilled all the way
+            rounds.append(cut_round(mode, rnd, hosted, ops, site_ips, idle_w, hold_s))
+            rounds[-1]["steps"] = steps(cluster, sites, rounds[-1]["t0"])
+            report_round(mode, rnd, rounds[-1], group_of)
+            if rnd < args.rounds:
+                time.sleep(max(0.0, rounds[-1]["end"] - time.time() + 0.5))
+        return summarize(mode, rounds)
+    finally:  # not to be cut short by a second Ctrl-C: each stop has its own timeout
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if cluster is not None:
+                say(f"[{mode}] stopping the cluster ...")
+                cluster.stop()
+            hosted.close()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
-def figures(mode, cluster, sites, t0, under, latency_ms, expected, group_of) -> dict:
-    """The mode's figures and where the time went, from the miners and the logs."""
-    values = list(latency_ms.values())
-    ms = (lambda q: round(pct(values, q), 1)) if values else (lambda q: None)
-    spans = [w for w in under.values() if w is not None]
-    out = {
-        "mode": mode,
-        "acked": len(latency_ms),
-        "expected": len(expected),
-        "acked_of_expected": len(expected & set(latency_ms)),
-        "ack_p50_ms": ms(0.5),
-        "ack_p99_ms": ms(0.99),
-        "ack_max_ms": round(max(values), 1) if values else None,
-        "ack_mean_ms": round(statistics.fmean(values), 1) if values else None,
-        "under_cap_s": round(max(spans), 3) if spans and len(spans) == len(under) else None,
-    }
-    groups: dict[tuple[str, str], list[float]] = {}
-    for ip, latency in latency_ms.items():
-        groups.setdefault(group_of[ip], []).append(latency)
-    out["groups"] = {f"{s}/{g}": (round(min(v), 1), round(max(v), 1)) for (s, g), v in sorted(groups.items())}
-    steps = {}
+def steps(cluster: LocalCluster, sites: list[SiteSpec], t0: dict[str, float]) -> dict:
+    """Where the time went before the miners, from the scheduler's and the agents' logs."""
+    out = {}
     for site in sites:
         start = t0[site.site_id]
         dispatched = log_lines(cluster.scheduler.log_path, f"site {site.site_id}: ", start)
         applied = log_lines(cluster.agents[site.site_id].log_path, "power targets applied", start)
         fallbacks = log_lines(cluster.agents[site.site_id].log_path, "driving the miners directly", start)
-        steps[site.site_id] = {
-            "scheduler_dispatch_ms": round((dispatched[0][0] - start) * 1000) if dispatched else None,
-            "agent_targets_applied_ms": round((applied[0][0] - start) * 1000) if applied else None,
-            "agent_orders_after_t0": len(applied),
-            "ray_fallbacks_after_t0": len(fallbacks),
-        }
-    out["steps"] = steps
+        out[site.site_id] = (
+            f"scheduler dispatch logged +{round((dispatched[0][0] - start) * 1000) if dispatched else '?'} ms, "
+            f"agent targets applied +{round((applied[0][0] - start) * 1000) if applied else '?'} ms, Ray fallbacks to direct {len(fallbacks)}"
+        )
     return out
 
 
-def report(result: dict, miners: int) -> None:
-    r = result
+def report_round(mode: str, rnd: int, r: dict, group_of: dict) -> None:
+    values = list(r["latency_ms"].values())
+    acked = len(r["expected"] & set(r["latency_ms"]))
+    under = [w for w in r["under"].values() if w is not None]
     print(
-        f"{r['mode']:>6}: {r['acked_of_expected']}/{r['expected']} expected miners acknowledged ({r['acked']} in all, of {miners}); "
-        f"ack p50 {r['ack_p50_ms']} ms, p99 {r['ack_p99_ms']} ms, max {r['ack_max_ms']} ms; under the new cap after {r['under_cap_s']} s; "
-        f"{r['commands_after_t0']} commands carried out in all after t0"
+        f"{mode:>6} round {rnd}: {acked}/{len(r['expected'])} expected miners acknowledged ({len(values)} in all), "
+        f"{r['commands']} commands carried out; ack p50 {pct(values, 0.5):.1f} ms, p99 {pct(values, 0.99):.1f} ms, max {max(values):.1f} ms; "
+        f"under the new cap after {f'{max(under):.3f}' if len(under) == len(r['under']) else None} s"
+        if values
+        else f"{mode:>6} round {rnd}: no miner acknowledged anything"
     )
-    for site_id, s in r["steps"].items():
-        print(
-            f"        {site_id}: scheduler dispatch logged +{s['scheduler_dispatch_ms']} ms, agent targets applied +{s['agent_targets_applied_ms']} ms "
-            f"({s['agent_orders_after_t0']} orders after t0), Ray fallbacks to direct {s['ray_fallbacks_after_t0']}"
-        )
-    for group, (first, last) in r["groups"].items():
-        print(f"        {group:<16} first command +{first:7.1f} ms, last +{last:7.1f} ms")
+    for site_id, line in r["steps"].items():
+        print(f"        {site_id}: {line}")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for ip, latency in r["latency_ms"].items():
+        groups.setdefault(group_of[ip], []).append(latency)
+    for (site_id, group), v in sorted(groups.items()):
+        print(f"        {site_id}/{group:<10} first command +{min(v):7.1f} ms, last +{max(v):7.1f} ms")
+    sys.stdout.flush()
+
+
+def summarize(mode: str, rounds: list[dict]) -> dict:
+    """All rounds' acknowledgements pooled; under_cap_s: the median round (each round: its slowest site)."""
+    values = [v for r in rounds for v in r["latency_ms"].values()]
+    unders = [max(r["under"].values()) if None not in r["under"].values() else None for r in rounds]
+    return {
+        "mode": mode,
+        "rounds": len(rounds),
+        "acked": sum(len(r["expected"] & set(r["latency_ms"])) for r in rounds),
+        "expected": sum(len(r["expected"]) for r in rounds),
+        "commands": sum(r["commands"] for r in rounds),
+        "ack_p50_ms": round(pct(values, 0.5), 1) if values else None,
+        "ack_p99_ms": round(pct(values, 0.99), 1) if values else None,
+        "ack_max_ms": round(max(values), 1) if values else None,
+        "round_p99_ms": [round(pct(list(r["latency_ms"].values()), 0.99), 1) if r["latency_ms"] else None for r in rounds],
+        "under_cap_s": round(statistics.median(unders), 3) if None not in unders else None,
+        "under_cap_max_s": round(max(unders), 3) if None not in unders else None,
+    }
 
 
 def main() -> int:
@@ -322,9 +347,10 @@ def main() -> int:
     parser.add_argument("--group-size", type=int, default=250, help="miners per group (a Ray actor each in ray mode)")
     parser.add_argument("--mode", choices=("ray", "direct", "both"), default="both")
     parser.add_argument("--agents", type=int, default=1, help="K sites with one agent each, miners split evenly (e.g. 10,000 over 5)")
+    parser.add_argument("--rounds", type=int, default=1, help=f"cuts per mode; with more than one each lasts {HOLD_S:g} s, then mining refills")
     args = parser.parse_args()
-    if args.miners < 1 or args.group_size < 1 or args.agents < 1 or args.miners % args.agents:
-        parser.error("--miners, --group-size and --agents must be >= 1, and --miners a multiple of --agents")
+    if min(args.miners, args.group_size, args.agents, args.rounds) < 1 or args.miners % args.agents:
+        parser.error("--miners, --group-size, --agents and --rounds must be >= 1, and --miners a multiple of --agents")
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt
@@ -333,8 +359,17 @@ def main() -> int:
     modes = ("ray", "direct") if args.mode == "both" else (args.mode,)
     results = {}
     for mode in modes:
-        results[mode] = run_mode(mode, args)
-        report(results[mode], args.miners)
+        try:
+            results[mode] = r = run_mode(mode, args)
+        except KeyboardInterrupt:
+            say("interrupted; everything started was stopped")
+            return 130
+        print(
+            f"{mode:>6}, {r['rounds']} round(s): {r['acked']}/{r['expected']} expected acknowledgements, {r['commands']} commands; "
+            f"ack p50 {r['ack_p50_ms']} ms, p99 {r['ack_p99_ms']} ms (per round {r['round_p99_ms']}), max {r['ack_max_ms']} ms; "
+            f"under cap after {r['under_cap_s']} s (median round; slowest {r['under_cap_max_s']} s)",
+            flush=True,
+        )
     ray_r, direct_r = results.get("ray", {}), results.get("direct", {})
     groups = -(-(args.miners // args.agents) // args.group_size)
     print(f"{args.miners} {MODEL}s over {args.agents} site(s), {groups} groups of <= {args.group_size} per site, cut to {CUT:.0%} of the meter")
@@ -347,7 +382,7 @@ def main() -> int:
             ray_r["ack_p99_ms"] is not None and ray_r["ack_p99_ms"] <= 250 and ray_r["under_cap_s"] is not None and ray_r["under_cap_s"] <= RAMP_DOWN_S + 1
         )
         print(f"  goal (Ray: p99 <= 250 ms, under cap within {RAMP_DOWN_S + 1:g} s): {'met' if goal_ok else 'MISSED'}")
-    summary = {"miners": args.miners, "agents": args.agents, "group_size": args.group_size}
+    summary = {"miners": args.miners, "agents": args.agents, "group_size": args.group_size, "rounds": args.rounds}
     for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):
         summary[key] = ray_r.get(key)
     for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):

@@ -211,9 +211,7 @@ class MinerFleets:
             self._tasks.add(self._reconnecting)
             self._reconnecting.add_done_callback(self._tasks.discard)
         groups = self._all_groups()
-        read_start = time.time()  # PROBE
         results = await asyncio.gather(*(self._call(g, "read", group.read(), self.call_timeout_s) for _, g, group in groups))
-        log.warning("PROBE read %.6f %.6f", read_start, time.time())
         for (_, group_id, _), result in zip(groups, results):
             if result is not None:
                 self._reads[group_id] = result
@@ -242,24 +240,7 @@ class MinerFleets:
         targets = self.group_targets(fleet_id)
         groups = self.groups[fleet_id]
         ids = list(targets)
-        called = time.time()  # PROBE
         results = await asyncio.gather(*(self._call(g, "apply", groups[g].apply(targets[g]), self.call_timeout_s) for g in ids))
-        for g, r in zip(ids, results):  # PROBE
-            acks = (r or {}).get("acks") or []
-            if acks:
-                lat = sorted(a["acked_at"] - a["sent_at"] for a in acks if a["acked_at"])
-                log.warning(
-                    "PROBE apply %s called %.6f first_sent %.6f last_sent %.6f last_acked %.6f n %d lat_p50 %.4f lat_max %.4f returned %.6f",
-                    g,
-                    called,
-                    min(a["sent_at"] for a in acks),
-                    max(a["sent_at"] for a in acks),
-                    max(a["acked_at"] or 0 for a in acks),
-                    len(acks),
-                    lat[len(lat) // 2],
-                    lat[-1],
-                    time.time(),
-                )
         for group_id, result in zip(ids, results):
             if result is None:
                 continue

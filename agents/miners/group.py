@@ -129,7 +129,8 @@ class MinerGroup:
         self.wall_clock = wall_clock
         self.target_w: float | None = None
         self._factory = factory
-        self._sem = asyncio.Semaphore(concurrency)  # commands and polls in flight
+        self._sem = asyncio.Semaphore(concurrency)  # polls in flight
+        self._command_sem = asyncio.Semaphore(concurrency)  # commands in flight: a cut never queues behind a read
         self._connect_sem = asyncio.Semaphore(connect_concurrency)  # identifications (each several requests and a login)
         self._miners = {ip: _Miner(ip) for ip in addresses}
         self._identify_at = 0.0
@@ -319,7 +320,9 @@ class MinerGroup:
                 m.wanted = setting
                 m.generation += 1
                 m.reached = False
-                m.sent_at = None  # PROBE-FIX: not judged against the new setting until it is acknowledged
+                # Not judged against the new setting until it is sent: otherwise a read landing
+                # before the new command would find it "late" by the old command's time: stuck.
+                m.sent_at = None
             if self._commands(m, setting) or m.sent_at is None:
                 jobs.append((m, m.generation))
         for m in self._miners.values():  # stuck miners: their setting again, now and then
@@ -339,7 +342,7 @@ class MinerGroup:
             commands = self._commands(m, setting)
             for action, watts in commands:
                 ack = {"ip": m.ip, "action": action, "watts": watts, "ok": False, "error": None, "sent_at": 0.0, "acked_at": None}
-                async with self._sem:
+                async with self._command_sem:
                     ack["sent_at"] = self.wall_clock()
                     try:
                         if action == "pause":

@@ -45,52 +45,14 @@ class MinerGroupActor:
         return self.connected
 
     async def apply(self, target_w: float) -> dict:
-        import json  # PROBE
-        import sys
-
-        recv = time.time()  # PROBE
         if self.connected is None:
             await self.connect()
-        result = await self.group.apply(target_w)
-        acks = result["acks"]  # PROBE
-        if acks:  # PROBE
-            lat = sorted(a["acked_at"] - a["sent_at"] for a in acks if a["acked_at"])
-            print(
-                "PROBE "
-                + json.dumps(
-                    {
-                        "kind": "apply",
-                        "group": self.group.group_id,
-                        "recv": recv,
-                        "done": time.time(),
-                        "n": len(acks),
-                        "first_sent": min(a["sent_at"] for a in acks),
-                        "last_sent": max(a["sent_at"] for a in acks),
-                        "last_acked": max(a["acked_at"] or 0 for a in acks),
-                        "lat_p50": lat[len(lat) // 2],
-                        "lat_max": lat[-1],
-                        "reading": self._reading,
-                    }
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
-        return result
-
-    _reading = None  # PROBE
+        return await self.group.apply(target_w)
 
     async def read(self) -> dict:
-        import json  # PROBE
-        import sys
-
         if self.connected is None:
             await self.connect()
-        t = time.time()  # PROBE
-        self._reading = t
-        r = await self.group.read()
-        self._reading = None
-        print("PROBE " + json.dumps({"kind": "read", "group": self.group.group_id, "start": t, "done": time.time()}), file=sys.stderr, flush=True)
-        return r
+        return await self.group.read()
 
     def ping(self) -> str:
         return "ok"
@@ -149,10 +111,7 @@ class RayMinerGroup:
                 log.warning("group %s: cannot create its Ray actor: %s", self.group_id, err)
         if self._actor is None:
             raise ConnectionError("no Ray actor")
-        called = time.time()  # PROBE
         ref = getattr(self._actor, method).remote(*args)
-        if method == "apply":  # PROBE
-            log.warning("PROBE call %s %s %.6f submitted %.6f", self.group_id, method, called, time.time())
         try:
             return await asyncio.wait_for(ref, timeout_s or self.call_timeout_s)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as err:

@@ -89,6 +89,7 @@ def test_an_agent_cut_off_during_a_cap_event_pauses_mining_by_itself_and_reports
 
     cluster.scheduler.kill()  # the agent loses its scheduler in the middle of the event
     try:
+
         def all_paused():
             found = wattages(miners)
             return found if all(v is not None and v <= STANDBY_W + 1 for v in found.values()) else None

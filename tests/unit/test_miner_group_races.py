@@ -1,0 +1,107 @@
+"""MinerGroup against stand-in miners (the pyasic_rs Miner surface it uses), for the
+races a real network makes rare: a read that lands while a new setting's commands are
+still in flight must not call those miners stuck (they were judged against the old
+command's time), and commands never wait behind a read."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agents.miners.group import MinerGroup
+from scheduler.core.power import MINER_MODELS
+
+S21 = MINER_MODELS["S21"]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class StandInMiner:
+    """Draws what it was last set to at once; commands can be held at a gate."""
+
+    make, model = "AntMiner", "Antminer S21"
+    supports_set_power_limit = supports_pause = supports_resume = True
+
+    def __init__(self, gate: asyncio.Event):
+        self.watts, self.gate, self.read_gate = float(S21.rated_w), gate, asyncio.Event()
+        self.read_gate.set()
+
+    async def get_wattage(self):
+        await self.read_gate.wait()
+        return self.watts
+
+    async def get_hashrate(self):
+        return None
+
+    async def set_power_limit(self, watts):
+        await self.gate.wait()
+        self.watts = float(watts)
+        return True
+
+    async def pause(self):
+        await self.gate.wait()
+        self.watts = S21.standby_w
+        return True
+
+    async def resume(self):
+        await self.gate.wait()
+        return True
+
+
+class StandInFactory:
+    def __init__(self, miners):
+        self.miners = miners
+
+    async def get_miner(self, ip):
+        return self.miners.get(ip)
+
+
+def test_a_read_during_a_new_settings_commands_does_not_call_them_stuck():
+    async def run():
+        gate = asyncio.Event()
+        gate.set()
+        ips = [f"127.9.0.{i}" for i in range(1, 5)]
+        miners = {ip: StandInMiner(gate) for ip in ips}
+        clock = Clock()
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), clock=clock, grace_s=1.0)
+        await group.connect()
+        await group.apply(4 * 3000.0)  # first setting, carried out
+        await group.read()
+        clock.now += 60.0  # long after: the first commands are old
+        gate.clear()  # the next commands are in flight, not yet carried out
+        applying = asyncio.create_task(group.apply(4 * 2600.0))
+        await asyncio.sleep(0.05)
+        during = await group.read()  # the miners still draw the old setting
+        assert during["stuck"] == []
+        gate.set()
+        result = await applying
+        assert all(a["ok"] for a in result["acks"]) and {m.watts for m in miners.values()} == {2600.0}
+        assert (await group.read())["stuck"] == []
+
+    asyncio.run(run())
+
+
+def test_commands_do_not_wait_behind_a_read():
+    async def run():
+        gate = asyncio.Event()
+        gate.set()
+        ips = [f"127.9.1.{i}" for i in range(1, 5)]
+        miners = {ip: StandInMiner(gate) for ip in ips}
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), concurrency=2)
+        await group.connect()
+        for miner in miners.values():
+            miner.read_gate.clear()  # every read hangs, holding all the read slots
+        reading = asyncio.create_task(group.read())
+        await asyncio.sleep(0.05)
+        result = await asyncio.wait_for(group.apply(4 * 2600.0), 2.0)  # still served at once
+        assert all(a["ok"] for a in result["acks"])
+        for miner in miners.values():
+            miner.read_gate.set()
+        await reading
+
+    asyncio.run(run())
