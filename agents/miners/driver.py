@@ -124,6 +124,12 @@ class MinerFleets:
         self._errors: dict[str, dict[str, str]] = {}  # group_id -> call (connect, read, apply) -> why it fails
         self._tasks: set[asyncio.Task] = set()
         self._reconnecting: asyncio.Task | None = None
+        # The target a fleet's readings may be reported against: one whose commands every
+        # group acknowledged, once a poll begun after that has finished. Until then the
+        # fleet reports its full power as its target, which confirms nothing to the
+        # scheduler (docs/power.md: a reading confirms only the target it was taken at).
+        self._confirmed: dict[str, float] = {f: fleet.max_w for f, fleet in self.fleets.items()}
+        self._acked: dict[str, tuple[float, float]] = {}  # fleet -> (target, when its commands were all acknowledged)
         self.ready = False  # every group connected once
 
     # ------------------------------------------------------------- FleetDriver
@@ -138,13 +144,12 @@ class MinerFleets:
 
     def read(self) -> dict[str, tuple[float, float]]:
         out = {}
-        for fleet_id, fleet in self.fleets.items():
+        for fleet_id in self.fleets:
             measured = 0.0
             for group_id in self.groups[fleet_id]:
                 figures = self._reads.get(group_id)
                 measured += figures["measured_w"] if figures else self._sizes[group_id] * self._models[group_id].rated_w
-            target = self._targets[fleet_id]
-            out[fleet_id] = (measured, fleet.max_w if target is None else target)
+            out[fleet_id] = (measured, self._confirmed[fleet_id])
         return out
 
     async def run(self) -> None:
@@ -211,11 +216,16 @@ class MinerFleets:
             self._tasks.add(self._reconnecting)
             self._reconnecting.add_done_callback(self._tasks.discard)
         groups = self._all_groups()
+        poll_started = self.clock()
         results = await asyncio.gather(*(self._call(g, "read", group.read(), self.call_timeout_s) for _, g, group in groups))
         for (_, group_id, _), result in zip(groups, results):
             if result is not None:
                 self._reads[group_id] = result
                 self._stuck[group_id] = list(result.get("stuck", []))
+        for fleet_id, (target, acked_at) in list(self._acked.items()):
+            read_all = all(r is not None for (f, _, _), r in zip(groups, results) if f == fleet_id)
+            if acked_at <= poll_started and read_all and self._targets[fleet_id] is not None and abs(self._targets[fleet_id] - target) <= TOLERANCE_W:
+                self._confirmed[fleet_id] = target
         await asyncio.gather(*(self._apply_fleet(fleet_id) for fleet_id, target in self._targets.items() if target is not None))
 
     def capacities(self, fleet_id: str) -> dict[str, GroupCapacity]:
@@ -237,6 +247,7 @@ class MinerFleets:
         return split_fleet(self.capacities(fleet_id), target)
 
     async def _apply_fleet(self, fleet_id: str) -> None:
+        fleet_target = self._targets[fleet_id]
         targets = self.group_targets(fleet_id)
         groups = self.groups[fleet_id]
         ids = list(targets)
@@ -246,6 +257,9 @@ class MinerFleets:
                 continue
             self._applied[group_id] = result
             self._stuck[group_id] = list(result.get("stuck", []))
+        acked = all(r is not None and all(a.get("ok") for a in r.get("acks", [])) for r in results)
+        if fleet_target is not None and acked and len(ids) == len(groups):
+            self._acked[fleet_id] = (fleet_target, self.clock())
 
     async def _close_groups(self) -> None:
         for _, _, group in self._all_groups():
