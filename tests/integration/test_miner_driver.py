@@ -15,7 +15,6 @@ periods are shortened to keep it fast.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pyasic_rs
@@ -29,6 +28,7 @@ from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl
 from scheduler.api.v1 import agent_pb2
 from scheduler.core.power import MINER_MODELS
+from tests.integration.conftest import skip_unless_port_80_bindable
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,7 @@ S21 = with_ramps(MINER_MODELS["S21"], RAMP_S, RAMP_S)  # 2,400-3,500 W, standby 
 TIMEOUT_S = 0.5  # per command and poll: a hung miner costs this much
 
 
-def _can_bind_port_80() -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.43.255.1", 80))
-        except PermissionError:
-            return False
-    return True
-
-
-if not _can_bind_port_80():
-    pytest.skip("binding port 80 needs root or CAP_NET_BIND_SERVICE", allow_module_level=True)
+skip_unless_port_80_bindable("127.43.255.1")
 
 
 def run(coro, limit_s: float = 30.0):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pyasic_rs.data import HashRateUnit
 from agents.emulator import MinerEmulator
 from agents.emulator.braiins import PAUSE, POWER_TARGET
 from scheduler.core.power import MINER_MODELS, Fleet
+from tests.integration.conftest import skip_unless_port_80_bindable
 
 pytestmark = pytest.mark.integration
 
@@ -60,18 +60,7 @@ BRAIINS_2507_SUPPORTS = {
 }
 
 
-def _can_bind_port_80() -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.1.255.1", 80))
-        except PermissionError:
-            return False
-    return True
-
-
-if not _can_bind_port_80():
-    pytest.skip("binding port 80 needs root or CAP_NET_BIND_SERVICE", allow_module_level=True)
+skip_unless_port_80_bindable("127.1.255.1")
 
 
 def run(coro, limit_s: float = 25.0):

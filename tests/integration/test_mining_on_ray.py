@@ -17,21 +17,11 @@ from ray.util.state import list_actors
 
 from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2
-from tests.integration.conftest import TX_POWER
+from tests.integration.conftest import TX_POWER, wait_until
 
 pytestmark = pytest.mark.integration
 RACKS = {f"pp-miners-tx-1-{g.group_id}": g for f in TX_POWER.fleets for g in f.groups}
 STANDBY_W = 25.0  # a paused S19 XP / S21 draws this (DOMAIN.md: LuxOS-class sleep)
-
-
-def wait_until(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rack_actors(system) -> dict[str, object]:

@@ -14,6 +14,7 @@ import pytest
 from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.client import Client, spec
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 S = types_pb2
@@ -48,16 +49,6 @@ class MeterWatch:
 
     def over(self, cap_w: float, start: float, end: float) -> list[tuple[float, float]]:
         return [(t, w) for t, w, _ in self.samples if start + READING_SLACK_S <= t < end and w > cap_w + 1.0]
-
-
-def wait_until(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cap_cut(event_id: str, cap_w: float, start: float, end: float) -> operator_pb2.GridEvent:
