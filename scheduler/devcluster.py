@@ -114,8 +114,8 @@ class SiteSpec:
     power: SitePowerSpec | None = None  # None: no fleets, no cap
 
 
-class NodeStartFailed(Exception):
-    """A `ray start` process exited before its node joined."""
+class ProcessExited(Exception):
+    """A child process (a `ray start`, an emulator) exited before it was ready."""
 
 
 def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
@@ -126,7 +126,7 @@ def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
             result = check()
             if result:
                 return result
-        except NodeStartFailed:
+        except ProcessExited:
             raise  # no point waiting for a process that is gone
         except Exception as err:  # keep trying until the deadline
             last_error = err
@@ -274,16 +274,18 @@ class LocalCluster:
                         wait_for(lambda p=process, n=index + 1: self._alive(p) and self._alive_ray_nodes() >= n, timeout_s, f"Ray node {site.site_id} to join")
                     self.ray_nodes.append(process)
                     break
-                except (TimeoutError, NodeStartFailed) as err:
+                except (TimeoutError, ProcessExited) as err:
                     process.kill()
                     if attempt == attempts:
-                        raise TimeoutError(f"Ray node {site.site_id} did not start after {attempts} attempts: {err}\n{process.tail(20)}") from err
+                        tail = "" if isinstance(err, ProcessExited) else f"\n{process.tail(20)}"  # ProcessExited carries it
+                        raise TimeoutError(f"Ray node {site.site_id} did not start after {attempts} attempts: {err}{tail}") from err
                     time.sleep(2.0)
 
     @staticmethod
     def _alive(process: Process) -> bool:
+        """True while `process` runs; ends a wait_for at once (with its log's tail) when it exited."""
         if not process.alive:
-            raise NodeStartFailed(f"{process.name} exited")
+            raise ProcessExited(f"{process.name} exited:\n{process.tail(20)}")
         return True
 
     def _ray_temp(self) -> str:
@@ -410,13 +412,7 @@ class LocalCluster:
                         argv += [flag, str(value)]
                 process = Process(f"miners-{fleet.fleet_id}", argv, self.workdir / "logs" / f"miners-{fleet.fleet_id}.log", self.env).start()
                 self.emulators.append(process)
-                wait_for(lambda p=process: self._alive_emulator(p) and '"event": "ready"' in p.tail(50), timeout_s, f"the miner emulator of {fleet.fleet_id}")
-
-    @staticmethod
-    def _alive_emulator(process: Process) -> bool:
-        if not process.alive:
-            raise NodeStartFailed(f"{process.name} exited:\n{process.tail(20)}")
-        return True
+                wait_for(lambda p=process: self._alive(p) and '"event": "ready"' in p.tail(50), timeout_s, f"the miner emulator of {fleet.fleet_id}")
 
     def stop(self) -> None:
         for agent in self.agents.values():
