@@ -71,6 +71,17 @@ class FleetSpec:
     emulator_base: str = ""  # the LocalCluster hosts these miners in an emulator from this address
 
 
+def can_host_miners(address: str = "127.50.255.1") -> bool:
+    """Whether this process may listen on the miners' port 80 (root or CAP_NET_BIND_SERVICE)."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, 80))
+        except PermissionError:
+            return False
+    return True
+
+
 def emulated_fleet(fleet_id: str, model: str, count: int, base: str, group_size: int = 250, ramp_down_s=None, ramp_up_s=None) -> FleetSpec:
     """A fleet of `count` emulated Braiins OS miners from loopback address `base`, in racks of `group_size`."""
     from agents.emulator.fleet import loopback_addresses
@@ -99,6 +110,10 @@ class SitePowerSpec:
             if spec.groups:
                 fleet["groups"] = [{"group_id": g.group_id, "miners": list(g.miners)} for g in spec.groups]
         return config
+
+    def emulated_in_agent(self) -> SitePowerSpec:
+        """The same fleets without miner addresses: the agent emulates them itself (no ports needed)."""
+        return dataclasses.replace(self, fleets=tuple(dataclasses.replace(f, groups=(), emulator_base="") for f in self.fleets))
 
     @property
     def drives_miners(self) -> bool:

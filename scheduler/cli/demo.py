@@ -15,6 +15,7 @@ training succeeded.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import shutil
 import sys
@@ -30,7 +31,7 @@ from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.cli import grid_commands, operator_commands, render
 from scheduler.client import Client, spec
 from scheduler.core.power import MINER_MODELS, Cooling, watts_text
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 
 TRAIN_SCRIPT = '''\
 """Demo training job: fits y = 3x + 1 by SGD, one line per epoch, with a checkpoint file."""
@@ -109,7 +110,11 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
     _fresh_workdir(workdir)
     (workdir / "train.py").write_text(TRAIN_SCRIPT)
     (workdir / "serve.py").write_text(SERVE_SCRIPT)
-    cluster = LocalCluster(workdir, SITES, site_timeout_s=15.0, heartbeat_interval_s=1.0, scheduler_settings=DEMO_SCHEDULER)
+    sites = SITES
+    if not can_host_miners():
+        _say("note: emulated miners listen on port 80 like real ones, which needs root; without it the agents emulate their fleets themselves")
+        sites = [dataclasses.replace(s, power=s.power.emulated_in_agent()) for s in SITES]
+    cluster = LocalCluster(workdir, sites, site_timeout_s=15.0, heartbeat_interval_s=1.0, scheduler_settings=DEMO_SCHEDULER)
     streams: list = []
     started = time.monotonic()
     try:
@@ -117,8 +122,11 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         cluster.start_ray()
         _say(f"[2/5] starting the scheduler on {cluster.scheduler_target} (SQLite at {workdir / 'powerplane.db'})")
         cluster.start_scheduler()
-        miners = sum(f.count for s in SITES for f in s.power.fleets)
-        _say(f"[3/5] starting {miners} emulated miners (Braiins OS on 127.50-51.x.y) and the site agents: us-tx-1 (region us), eu-no-1 (region eu)")
+        miners = sum(f.count for s in sites for f in s.power.fleets if f.emulator_base)
+        if miners:
+            _say(f"[3/5] starting {miners} emulated miners (Braiins OS on 127.50-51.x.y) and the site agents: us-tx-1 (region us), eu-no-1 (region eu)")
+        else:
+            _say("[3/5] starting the site agents (fleets emulated in the agents): us-tx-1 (region us), eu-no-1 (region eu)")
         cluster.start_miner_emulators()
         cluster.start_agents()
         ops = Client(cluster.scheduler_target, cluster.operator_token)

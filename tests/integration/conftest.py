@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 
 from scheduler.api.v1 import types_pb2
 from scheduler.client import Client
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet
+from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
 
@@ -46,12 +45,8 @@ def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.2):
 
 def skip_unless_port_80_bindable(address: str) -> None:
     """Skip the calling test module where emulated miners cannot listen on port 80 (not root)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, 80))
-        except PermissionError:
-            pytest.skip("binding port 80 needs root or CAP_NET_BIND_SERVICE", allow_module_level=True)
+    if not can_host_miners(address):
+        pytest.skip("binding port 80 needs root or CAP_NET_BIND_SERVICE", allow_module_level=True)
 
 
 TX_POWER = SitePowerSpec(
