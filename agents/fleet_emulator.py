@@ -78,3 +78,10 @@ class EmulatedFleets:
         while True:
             await asyncio.sleep(self.period_s)
             self._sample()
+
+
+def confirmed_targets(driver: FleetDriver) -> dict[str, float]:
+    """The targets a driver's readings confirm: for real miners, only acknowledged ones;
+    an in-process emulation follows its target at once, so its read() targets."""
+    confirmed = getattr(driver, "confirmed_targets", None)
+    return confirmed() if confirmed is not None else {f: t for f, (_, t) in driver.read().items()}

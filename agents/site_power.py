@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agents.fleet_emulator import EmulatedFleets, FleetDriver
+from agents.fleet_emulator import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.gpu_power import EmulatedGpus
 from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
 from agents.site_config import SiteConfig
@@ -112,12 +112,13 @@ class SitePowerControl:
         when it is written to the stream)."""
         runs = list(runs)
         readings = self.driver.read()
+        confirmed = confirmed_targets(self.driver)  # what each reading may confirm to the scheduler
         gpu_w = self.gpus.power_w(r.run_id for r in runs)
         it_w = gpu_w + sum(measured for measured, _ in readings.values())
         return agent_pb2.Heartbeat(
             runs=runs,
             measured_power_w=it_w,
-            fleets=[agent_pb2.FleetPower(fleet_id=f, measured_w=m, target_w=t) for f, (m, t) in sorted(readings.items())],
+            fleets=[agent_pb2.FleetPower(fleet_id=f, measured_w=m, target_w=confirmed.get(f, t)) for f, (m, t) in sorted(readings.items())],
             gpu_power_w=gpu_w,
             meter_power_w=it_w * self.overhead,
         )

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agents.fleet_emulator import EmulatedFleets, FleetDriver
+from agents.fleet_emulator import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.miners.split import GroupCapacity, split_fleet
 from scheduler.core.power import Fleet, MinerModel, watts_text
 
@@ -149,8 +149,13 @@ class MinerFleets:
             for group_id in self.groups[fleet_id]:
                 figures = self._reads.get(group_id)
                 measured += figures["measured_w"] if figures else self._sizes[group_id] * self._models[group_id].rated_w
-            out[fleet_id] = (measured, self._confirmed[fleet_id])
+            target = self._targets[fleet_id]
+            out[fleet_id] = (measured, self.fleets[fleet_id].max_w if target is None else target)
         return out
+
+    def confirmed_targets(self) -> dict[str, float]:
+        """fleet -> the target its readings may be reported against (see `_confirmed`)."""
+        return dict(self._confirmed)
 
     async def run(self) -> None:
         try:
@@ -332,6 +337,12 @@ class CombinedFleets:
         out: dict[str, tuple[float, float]] = {}
         for driver in self.drivers:
             out.update(driver.read())
+        return out
+
+    def confirmed_targets(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for driver in self.drivers:
+            out.update(confirmed_targets(driver))
         return out
 
     async def run(self) -> None:

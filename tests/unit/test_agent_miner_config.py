@@ -118,4 +118,5 @@ def test_a_site_gets_real_emulated_or_combined_drivers():
     assert readings["e"] == (250, 250)  # emulated: paused until told otherwise
     assert readings["a"] == (3 * 3_500, 3 * 3_500)  # real, not read yet: every miner may be at rated power
     assert mixed.set_target("e", 5_000) == 5_000 and mixed.set_target("a", 50) == 75  # clamped to its standby
-    assert mixed.read()["a"][1] == 3 * 3_500 and mixed.problems() == []  # not acknowledged yet: confirms nothing
+    assert mixed.read()["a"][1] == 75 and mixed.problems() == []
+    assert mixed.confirmed_targets() == {"a": 3 * 3_500, "e": 5_000}  # real: not acknowledged yet; emulated: at once

@@ -80,7 +80,8 @@ def test_before_connecting_targets_are_kept_and_readings_count_rated_power():
     assert driver.read() == {"s21": (20 * 3_500, 20 * 3_500)}  # no target yet: they may run at stock
     assert driver.set_target("s21", 10) == 20 * 25  # clamped to standby
     assert driver.set_target("s21", 30_000) == 30_000
-    assert driver.read()["s21"][1] == 20 * 3_500  # not sent, let alone acknowledged: confirms nothing yet
+    assert driver.read()["s21"][1] == 30_000  # the target it is told (the guard works from this)
+    assert driver.confirmed_targets()["s21"] == 20 * 3_500  # not sent, let alone acknowledged: confirms nothing yet
     assert groups["rack-1"].applied == []  # nothing sent before run() connects
 
 
@@ -91,7 +92,8 @@ def test_run_connects_applies_and_a_new_target_goes_out_at_once():
         task = asyncio.create_task(driver.run())
         await until(lambda: groups["rack-1"].applied and groups["rack-2"].applied)
         # The target is reported once every group acknowledged it and a later poll read the miners.
-        await until(lambda: driver.read()["s21"] == (20_000.0, 30_000))
+        await until(lambda: driver.confirmed_targets()["s21"] == 30_000)
+        assert driver.read()["s21"] == (20_000.0, 30_000)
         assert groups["rack-1"].applied[-1] == pytest.approx(15_000)  # equal racks, equal shares
         driver.poll_s = 60.0  # no more polls: only the target itself can trigger an apply now
         await asyncio.sleep(0.05)
