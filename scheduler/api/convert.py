@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
 from scheduler.core.errors import InvalidArgument
-from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resources
+from scheduler.core.jobs import DEFAULT_CHECKPOINT_GRACE_S, Job, JobEvent, JobKind, JobSpec, JobState, Resources
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode, Site, SiteState
 
@@ -39,6 +39,12 @@ def spec_from_proto(msg: types_pb2.JobSpec) -> JobSpec:
         max_runtime_s=msg.max_runtime_s,
         max_retries=msg.max_retries if msg.HasField("max_retries") else DEFAULT_MAX_RETRIES,
         slowdown_tolerance_pct=msg.slowdown_tolerance_pct,
+        checkpoint_uri=msg.checkpoint_uri,
+        checkpoint_grace_s=msg.checkpoint_grace_s if msg.HasField("checkpoint_grace_s") else DEFAULT_CHECKPOINT_GRACE_S,
+        serve_import_path=msg.serve.import_path,
+        min_replicas=msg.serve.min_replicas,
+        max_replicas=msg.serve.max_replicas,
+        target_rps_per_replica=msg.serve.target_rps_per_replica,
     )
 
 
@@ -56,6 +62,29 @@ def spec_to_proto(spec: JobSpec) -> types_pb2.JobSpec:
         max_runtime_s=spec.max_runtime_s,
         max_retries=spec.max_retries,
         slowdown_tolerance_pct=spec.slowdown_tolerance_pct,
+        checkpoint_uri=spec.checkpoint_uri,
+        checkpoint_grace_s=spec.checkpoint_grace_s,
+        serve=types_pb2.ServeSpec(
+            import_path=spec.serve_import_path,
+            min_replicas=spec.min_replicas,
+            max_replicas=spec.max_replicas,
+            target_rps_per_replica=spec.target_rps_per_replica,
+        )
+        if spec.serve_import_path
+        else None,
+    )
+
+
+def checkpoint_to_proto(job: Job, uri: str = "") -> types_pb2.Checkpoint | None:
+    """A training job's progress and latest checkpoint (None before its runs reported any)."""
+    if not (job.progress_step or job.checkpoint_step or uri):
+        return None
+    return types_pb2.Checkpoint(
+        step=job.progress_step,
+        step_at=timestamp(job.progress_at) if job.progress_at else None,
+        checkpoint_step=job.checkpoint_step,
+        checkpoint_at=timestamp(job.checkpoint_at) if job.checkpoint_at else None,
+        uri=uri,
     )
 
 
@@ -74,6 +103,12 @@ def job_to_proto(job: Job) -> types_pb2.Job:
         created_at=timestamp(job.created_at),
         updated_at=timestamp(job.updated_at),
         last_event_id=job.last_event_id,
+        preemptions=job.preemptions,
+        checkpoint=checkpoint_to_proto(job),
+        replicas=job.current_replicas if job.spec.served else 0,
+        requests_per_s=job.requests_per_s,
+        endpoint=job.endpoint,
+        power_fraction=job.power_fraction,
     )
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from scheduler.core.errors import IllegalTransition
 
+DEFAULT_CHECKPOINT_GRACE_S = 30
+
 
 class JobKind(enum.IntEnum):
     TRAINING = 1
@@ -75,10 +77,32 @@ class JobSpec:
     max_runtime_s: int = 0
     max_retries: int = 3
     slowdown_tolerance_pct: int = 0  # training: how much slower it may run power-capped (0..50 %)
+    checkpoint_uri: str = ""  # training: where checkpoints live ("": checkpoint_root/<tenant>/<job_id>)
+    checkpoint_grace_s: int = DEFAULT_CHECKPOINT_GRACE_S  # training: time to checkpoint when preempted
+    serve_import_path: str = ""  # inference on Ray Serve: "module:app" ("": a plain Ray job)
+    min_replicas: int = 0  # Serve inference: fewest replicas (0 means 1)
+    max_replicas: int = 0  # Serve inference: most replicas (0: min_replicas, no scaling)
+    target_rps_per_replica: float = 0.0  # Serve inference: demand one replica serves
+
+    @property
+    def served(self) -> bool:
+        """An inference service on Ray Serve, scaled between min and max replicas."""
+        return self.kind == JobKind.INFERENCE and bool(self.serve_import_path)
+
+    @property
+    def replica_bounds(self) -> tuple[int, int]:
+        """(fewest, most) replicas: a Serve job's range, else its fixed count."""
+        if not self.served:
+            return (self.replicas, self.replicas)
+        low = max(1, self.min_replicas)
+        return (low, max(low, self.max_replicas))
 
     @property
     def total_gpus(self) -> int:
-        """GPUs the job needs on one site: the gang, or replicas x GPUs each."""
+        """GPUs the job needs on one site to start: the gang, or replicas x GPUs each
+        (a Serve job starts at its fewest replicas; Job.total_gpus follows its scaling)."""
+        if self.served:
+            return self.resources.gpus * self.replica_bounds[0]
         return self.resources.gpus * (self.replicas if self.kind == JobKind.INFERENCE else 1)
 
 
@@ -103,6 +127,27 @@ class Job:
     last_event_id: int = 0
     preemptions: int = 0  # runs stopped to free power or GPUs (not counted against max_retries)
     power_fraction: float = 1.0  # the current run's GPU power cap (1: uncapped)
+    # Serve inference: replicas now (0: not scaled yet, the spec's fewest), the demand
+    # its site measured last and where it answers.
+    replicas: int = 0
+    requests_per_s: float = 0.0
+    endpoint: str = ""
+    # Training: progress and latest checkpoint as its runs reported them (see docs/checkpoints.md).
+    progress_step: int = 0
+    progress_at: float = 0.0
+    checkpoint_step: int = 0
+    checkpoint_at: float = 0.0
+
+    @property
+    def current_replicas(self) -> int:
+        return self.replicas or self.spec.replica_bounds[0]
+
+    @property
+    def total_gpus(self) -> int:
+        """GPUs the job holds (or needs) on its site now: a Serve job's follow its replicas."""
+        if self.spec.served:
+            return self.spec.resources.gpus * self.current_replicas
+        return self.spec.total_gpus
 
     @property
     def run_id(self) -> str:

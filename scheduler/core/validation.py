@@ -29,8 +29,13 @@ PRIORITY_RANGE = (-1000, 1000)
 MAX_RUNTIME_S = 90 * 24 * 3600
 MAX_SLOWDOWN_PCT = 50  # the Zeus measurements behind ledger.py go no further
 MAX_RETRIES = 100
+MAX_CHECKPOINT_GRACE_S = 3600
+MAX_CHECKPOINT_URI = 1024
+MAX_RPS_PER_REPLICA = 1e6
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
 
 
@@ -93,7 +98,47 @@ def validate_submission(client_request_id: str, spec: JobSpec, known_regions: fr
         problems.append(f"slowdown_tolerance_pct must be between 0 and {MAX_SLOWDOWN_PCT}, got {spec.slowdown_tolerance_pct}")
     elif spec.slowdown_tolerance_pct and spec.kind != JobKind.TRAINING:
         problems.append("slowdown_tolerance_pct applies to TRAINING jobs only; inference is never power-capped")
+    _check_checkpoint(problems, spec)
+    _check_serve(problems, spec)
     _check_map(problems, "env", spec.env, _ENV_KEY, MAX_ENV_VALUE)
     _check_map(problems, "labels", spec.labels, _LABEL_KEY, MAX_LABEL_VALUE)
     if problems:
         raise InvalidArgument("; ".join(problems))
+
+
+def _check_checkpoint(problems: list[str], spec: JobSpec) -> None:
+    uri = spec.checkpoint_uri
+    if uri and spec.kind != JobKind.TRAINING:
+        problems.append("checkpoint_uri applies to TRAINING jobs only")
+    elif len(uri) > MAX_CHECKPOINT_URI or any(ord(c) < 32 for c in uri):
+        problems.append(f"checkpoint_uri must be at most {MAX_CHECKPOINT_URI} printable characters")
+    elif uri and not (uri.startswith("/") or _URI_SCHEME.match(uri)):
+        problems.append(f"checkpoint_uri must be an absolute path or a URI like s3://bucket/prefix, got {uri!r}")
+    if not 0 <= spec.checkpoint_grace_s <= MAX_CHECKPOINT_GRACE_S:
+        problems.append(f"checkpoint_grace_s must be between 0 and {MAX_CHECKPOINT_GRACE_S}, got {spec.checkpoint_grace_s}")
+
+
+def _check_serve(problems: list[str], spec: JobSpec) -> None:
+    serve_fields = spec.min_replicas or spec.max_replicas or spec.target_rps_per_replica
+    if not spec.serve_import_path:
+        if serve_fields:
+            problems.append("serve.min_replicas, max_replicas and target_rps_per_replica need serve.import_path")
+        return
+    if spec.kind != JobKind.INFERENCE:
+        problems.append("serve applies to INFERENCE jobs only")
+        return
+    if not _IMPORT_PATH.match(spec.serve_import_path):
+        problems.append(f"serve.import_path must look like 'package.module:app', got {spec.serve_import_path!r}")
+    low, high = spec.min_replicas, spec.max_replicas
+    if not 0 <= low <= MAX_REPLICAS or not 0 <= high <= MAX_REPLICAS:
+        problems.append(f"serve.min_replicas and max_replicas must be between 0 and {MAX_REPLICAS}")
+    elif high and high < max(1, low):
+        problems.append(f"serve.max_replicas ({high}) is below min_replicas ({max(1, low)})")
+    if not (0 <= spec.target_rps_per_replica <= MAX_RPS_PER_REPLICA) or math.isnan(spec.target_rps_per_replica):
+        problems.append(f"serve.target_rps_per_replica must be between 0 and {MAX_RPS_PER_REPLICA:g}")
+    elif high > max(1, low) and spec.target_rps_per_replica <= 0:
+        problems.append("serve.target_rps_per_replica must be > 0 for a service that scales (max_replicas > min_replicas)")
+    if spec.replicas != 1:
+        problems.append("replicas does not apply to a Serve job: it starts at serve.min_replicas and scales to max_replicas")
+    if spec.resources.gpus * spec.replica_bounds[1] > MAX_TOTAL_GPUS:
+        problems.append(f"serve.max_replicas x resources.gpus exceeds {MAX_TOTAL_GPUS} GPUs")

@@ -29,14 +29,22 @@ RUN_STATE_STOPPED: RunState
 RUN_STATE_UNKNOWN: RunState
 
 class RunStatus(_message.Message):
-    __slots__ = ("run_id", "state", "message")
+    __slots__ = ("run_id", "state", "message", "checkpoint", "requests_per_s", "replicas", "endpoint")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     state: RunState
     message: str
-    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., message: _Optional[str] = ...) -> None: ...
+    checkpoint: _types_pb2.Checkpoint
+    requests_per_s: float
+    replicas: int
+    endpoint: str
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., message: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Checkpoint, _Mapping]] = ..., requests_per_s: _Optional[float] = ..., replicas: _Optional[int] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("site_id", "region", "inventory", "runs", "agent_version")
@@ -125,35 +133,53 @@ class RunPowerCap(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., power_fraction: _Optional[float] = ..., cause: _Optional[str] = ...) -> None: ...
 
 class StartRun(_message.Message):
-    __slots__ = ("run_id", "job_id", "tenant", "spec")
+    __slots__ = ("run_id", "job_id", "tenant", "spec", "checkpoint_uri", "replicas")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_URI_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     job_id: str
     tenant: str
     spec: _types_pb2.JobSpec
-    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ...) -> None: ...
+    checkpoint_uri: str
+    replicas: int
+    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., checkpoint_uri: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class StopRun(_message.Message):
-    __slots__ = ("run_id", "reason")
+    __slots__ = ("run_id", "reason", "checkpoint_grace_s")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_GRACE_S_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     reason: str
-    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    checkpoint_grace_s: int
+    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ..., checkpoint_grace_s: _Optional[int] = ...) -> None: ...
+
+class ScaleRun(_message.Message):
+    __slots__ = ("run_id", "replicas", "cause")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    replicas: int
+    cause: str
+    def __init__(self, run_id: _Optional[str] = ..., replicas: _Optional[int] = ..., cause: _Optional[str] = ...) -> None: ...
 
 class SchedulerMessage(_message.Message):
-    __slots__ = ("registered", "start_run", "stop_run", "power_targets", "run_power_cap")
+    __slots__ = ("registered", "start_run", "stop_run", "power_targets", "run_power_cap", "scale_run")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     START_RUN_FIELD_NUMBER: _ClassVar[int]
     STOP_RUN_FIELD_NUMBER: _ClassVar[int]
     POWER_TARGETS_FIELD_NUMBER: _ClassVar[int]
     RUN_POWER_CAP_FIELD_NUMBER: _ClassVar[int]
+    SCALE_RUN_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     start_run: StartRun
     stop_run: StopRun
     power_targets: PowerTargets
     run_power_cap: RunPowerCap
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., power_targets: _Optional[_Union[PowerTargets, _Mapping]] = ..., run_power_cap: _Optional[_Union[RunPowerCap, _Mapping]] = ...) -> None: ...
+    scale_run: ScaleRun
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., power_targets: _Optional[_Union[PowerTargets, _Mapping]] = ..., run_power_cap: _Optional[_Union[RunPowerCap, _Mapping]] = ..., scale_run: _Optional[_Union[ScaleRun, _Mapping]] = ...) -> None: ...

@@ -66,7 +66,7 @@ class Resources(_message.Message):
     def __init__(self, gpus: _Optional[int] = ..., cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "kind", "entrypoint", "env", "resources", "replicas", "priority", "allowed_regions", "labels", "max_runtime_s", "max_retries", "slowdown_tolerance_pct")
+    __slots__ = ("name", "kind", "entrypoint", "env", "resources", "replicas", "priority", "allowed_regions", "labels", "max_runtime_s", "max_retries", "slowdown_tolerance_pct", "checkpoint_uri", "checkpoint_grace_s", "serve")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,9 @@ class JobSpec(_message.Message):
     MAX_RUNTIME_S_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     SLOWDOWN_TOLERANCE_PCT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_URI_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_GRACE_S_FIELD_NUMBER: _ClassVar[int]
+    SERVE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: JobKind
     entrypoint: str
@@ -105,10 +108,39 @@ class JobSpec(_message.Message):
     max_runtime_s: int
     max_retries: int
     slowdown_tolerance_pct: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., entrypoint: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., replicas: _Optional[int] = ..., priority: _Optional[int] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_runtime_s: _Optional[int] = ..., max_retries: _Optional[int] = ..., slowdown_tolerance_pct: _Optional[int] = ...) -> None: ...
+    checkpoint_uri: str
+    checkpoint_grace_s: int
+    serve: ServeSpec
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., entrypoint: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., replicas: _Optional[int] = ..., priority: _Optional[int] = ..., allowed_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_runtime_s: _Optional[int] = ..., max_retries: _Optional[int] = ..., slowdown_tolerance_pct: _Optional[int] = ..., checkpoint_uri: _Optional[str] = ..., checkpoint_grace_s: _Optional[int] = ..., serve: _Optional[_Union[ServeSpec, _Mapping]] = ...) -> None: ...
+
+class ServeSpec(_message.Message):
+    __slots__ = ("import_path", "min_replicas", "max_replicas", "target_rps_per_replica")
+    IMPORT_PATH_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RPS_PER_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    import_path: str
+    min_replicas: int
+    max_replicas: int
+    target_rps_per_replica: float
+    def __init__(self, import_path: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_rps_per_replica: _Optional[float] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("step", "step_at", "checkpoint_step", "checkpoint_at", "uri")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEP_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_STEP_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_AT_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    step_at: _timestamp_pb2.Timestamp
+    checkpoint_step: int
+    checkpoint_at: _timestamp_pb2.Timestamp
+    uri: str
+    def __init__(self, step: _Optional[int] = ..., step_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checkpoint_step: _Optional[int] = ..., checkpoint_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "tenant", "client_request_id", "spec", "state", "reason", "pending_reason", "site_id", "run_id", "attempt", "created_at", "updated_at", "last_event_id")
+    __slots__ = ("job_id", "tenant", "client_request_id", "spec", "state", "reason", "pending_reason", "site_id", "run_id", "attempt", "created_at", "updated_at", "last_event_id", "preemptions", "checkpoint", "replicas", "requests_per_s", "endpoint", "power_fraction")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +154,12 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    POWER_FRACTION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     client_request_id: str
@@ -135,7 +173,13 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     last_event_id: int
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., client_request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., site_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event_id: _Optional[int] = ...) -> None: ...
+    preemptions: int
+    checkpoint: Checkpoint
+    replicas: int
+    requests_per_s: float
+    endpoint: str
+    power_fraction: float
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., client_request_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., site_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event_id: _Optional[int] = ..., preemptions: _Optional[int] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., replicas: _Optional[int] = ..., requests_per_s: _Optional[float] = ..., endpoint: _Optional[str] = ..., power_fraction: _Optional[float] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("event_id", "job_id", "tenant", "from_state", "to_state", "reason", "site_id", "run_id", "at")
