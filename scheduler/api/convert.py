@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.jobs import DEFAULT_CHECKPOINT_GRACE_S, Job, JobEvent, JobKind, JobSpec, JobState, Resources
-from scheduler.core.runs import RunReport, RunState
+from scheduler.core.runs import RunProgress, RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode, Site, SiteState
 
 DEFAULT_MAX_RETRIES = 3
@@ -136,7 +136,18 @@ def states_from_proto(values) -> frozenset[JobState]:
 def run_report_from_proto(msg: agent_pb2.RunStatus) -> RunReport:
     if msg.state not in RunState._value2member_map_:
         raise InvalidArgument(f"run {msg.run_id}: unknown run state {msg.state}")
-    return RunReport(run_id=msg.run_id, state=RunState(msg.state), message=msg.message[:2000])
+    progress = serve = None
+    if msg.HasField("checkpoint"):
+        c = msg.checkpoint
+        progress = RunProgress(c.step, seconds(c.step_at), c.checkpoint_step, seconds(c.checkpoint_at))
+    if msg.replicas or msg.requests_per_s or msg.endpoint:
+        serve = ServeLoad(max(0.0, msg.requests_per_s), msg.replicas, msg.endpoint[:512])
+    return RunReport(run_id=msg.run_id, state=RunState(msg.state), message=msg.message[:2000], progress=progress, serve=serve)
+
+
+def seconds(ts) -> float:
+    """A Timestamp as epoch seconds (0.0 when unset)."""
+    return ts.seconds + ts.nanos / 1e9 if (ts.seconds or ts.nanos) else 0.0
 
 
 def inventory_from_proto(msg: types_pb2.Inventory) -> tuple[GpuNode, ...]:

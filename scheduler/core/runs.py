@@ -24,6 +24,7 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,10 +49,48 @@ RUN_ACTIVE = frozenset({RunState.STARTING, RunState.RUNNING})
 
 
 @dataclass(frozen=True)
+class RunProgress:
+    """A training run's progress and latest checkpoint, as the run wrote them (0: none)."""
+
+    step: int = 0
+    step_at: float = 0.0
+    checkpoint_step: int = 0
+    checkpoint_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServeLoad:
+    """A Serve inference run's demand and size, as its site measured them."""
+
+    requests_per_s: float = 0.0
+    replicas: int = 0
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
 class RunReport:
     run_id: str
     state: RunState
     message: str = ""
+    progress: RunProgress | None = None  # training runs with a checkpoint dir
+    serve: ServeLoad | None = None  # Serve inference runs
+
+
+def observe(job: Job, report: RunReport) -> Job:
+    """The job with what a report of its current run measured (progress, demand); no
+    transition and no event: these are readings, kept on the job for the next decisions."""
+    changes: dict = {}
+    progress = report.progress
+    if progress is not None and (progress.step, progress.checkpoint_step) != (0, 0):
+        changes.update(progress_step=progress.step, progress_at=progress.step_at)  # a resumed run restarts at its checkpoint
+        if progress.checkpoint_step >= job.checkpoint_step and progress.checkpoint_at:
+            changes.update(checkpoint_step=progress.checkpoint_step, checkpoint_at=progress.checkpoint_at)
+    serve = report.serve
+    if serve is not None:
+        changes.update(requests_per_s=serve.requests_per_s, endpoint=serve.endpoint or job.endpoint)
+    if not changes or all(getattr(job, k) == v for k, v in changes.items()):
+        return job
+    return dataclasses.replace(job, **changes)
 
 
 def _stop(site_id: str, run_id: str, reason: str) -> StopRun:

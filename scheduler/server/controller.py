@@ -274,6 +274,11 @@ class Controller:
             except ValueError:
                 continue
             job = self.jobs.get(job_id)
+            if job is not None and job.run_id == report.run_id and job.site_id == site_id:
+                observed = runs.observe(job, report)
+                if observed is not job:
+                    job = self.jobs[job_id] = observed
+                    decision.record(observed)  # readings: persisted with the next commit, no event
             if report.state not in runs.RUN_ACTIVE:
                 self.power.run_ended(site_id, report.run_id)
             sub = runs.on_run_report(job, site_id, report, now)
