@@ -3,9 +3,11 @@
 A run is a Ray job whose `submission_id` is the run id, so submitting the same run
 twice can never start it twice (Ray refuses the second; we treat that as success).
 Runs carry metadata `powerplane_site`, so after a restart the agent finds its runs
-again by listing Ray's jobs, and `powerplane_gpus` (all the GPUs the run takes), so
-the agent's GPU power model knows them again too. When a site resource is configured (several sites on
-one Ray cluster, as in the demo), runs are pinned to nodes that carry it and only
+again by listing Ray's jobs, `powerplane_gpus` (all the GPUs the run takes), so
+the agent's GPU power model knows them again too, and for training the checkpoint
+directory; a training run starts with the POWERPLANE_* checkpoint environment
+(powerplane_sdk/checkpoints.py), resuming from the latest checkpoint found there.
+When a site resource is configured (several sites on one Ray cluster, as in the demo), runs are pinned to nodes that carry it and only
 those nodes count as the site's inventory.
 
 Every method blocks (HTTP to Ray's dashboard); the session calls them in threads.
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from agents.runs import ACTIVE_RUN_STATES, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
+from agents.runs import ACTIVE_RUN_STATES, CHECKPOINT_METADATA_KEY, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
+from powerplane_sdk import checkpoints
 from scheduler.api.v1 import agent_pb2, types_pb2
 
 __all__ = ["ACTIVE_RUN_STATES", "RUN_STATE_OF", "RayRunner", "RunRecord"]
@@ -75,6 +78,21 @@ class RayRunner:
         replicas = replicas_of(spec)
         env = dict(spec.env)
         env.update(POWERPLANE_JOB_ID=start.job_id, POWERPLANE_RUN_ID=start.run_id, POWERPLANE_SITE=self.site_id)
+        if self.site_resource:
+            env["POWERPLANE_SITE_RESOURCE"] = self.site_resource
+        metadata = {}
+        if start.checkpoint_uri:  # resume from the latest checkpoint, wherever it was written
+            latest = checkpoints.read_state(start.checkpoint_uri)
+            env.update(
+                {
+                    checkpoints.ENV_DIR: start.checkpoint_uri,
+                    checkpoints.ENV_RESUME_FROM: latest.checkpoint_path if latest.checkpoint_step else "",
+                    checkpoints.ENV_RESUME_STEP: str(latest.checkpoint_step),
+                    checkpoints.ENV_PREEMPT_FILE: checkpoints.preempt_file(start.checkpoint_uri, start.run_id),
+                }
+            )
+            metadata[CHECKPOINT_METADATA_KEY] = start.checkpoint_uri
+            log.info("run %s: checkpoints in %s, resuming from step %d", start.run_id, start.checkpoint_uri, latest.checkpoint_step)
         kwargs = dict(
             entrypoint=spec.entrypoint,
             submission_id=start.run_id,
@@ -84,6 +102,7 @@ class RayRunner:
                 "powerplane_job": start.job_id,
                 "powerplane_tenant": start.tenant,
                 GPUS_METADATA_KEY: str(spec_gpus(spec)),
+                **metadata,
             },
             entrypoint_num_gpus=spec_gpus(spec),
             entrypoint_num_cpus=spec.resources.cpus * replicas,
@@ -127,7 +146,8 @@ class RayRunner:
             if metadata.get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
                 continue
             status = agent_pb2.RunStatus(run_id=info.submission_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
-            runs.append(RunRecord(status, _gpus_of(metadata, getattr(info, "entrypoint_num_gpus", None))))
+            gpus = _gpus_of(metadata, getattr(info, "entrypoint_num_gpus", None))
+            runs.append(RunRecord(status, gpus, metadata.get(CHECKPOINT_METADATA_KEY, "")))
         return runs
 
     def wait_until_ready(self, timeout_s: float) -> None:

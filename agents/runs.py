@@ -1,6 +1,6 @@
 """What the agent knows of a run without asking Ray: which states are active, how
 many GPUs a run's spec takes, and the record the runner lists after a restart
-(its status plus its GPU count, kept in the Ray job's metadata).
+(its status, its GPU count and checkpoint directory, kept in the Ray job's metadata).
 
 Free of ray so that the session and its tests never import it.
 """
@@ -13,6 +13,7 @@ from scheduler.api.v1 import agent_pb2, types_pb2
 
 ACTIVE_RUN_STATES = frozenset({agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING})
 GPUS_METADATA_KEY = "powerplane_gpus"
+CHECKPOINT_METADATA_KEY = "powerplane_checkpoint_uri"
 
 
 def replicas_of(spec: types_pb2.JobSpec) -> int:
@@ -31,3 +32,4 @@ class RunRecord:
 
     status: agent_pb2.RunStatus
     gpus: int = 0
+    checkpoint_uri: str = ""  # training runs: where their checkpoints live

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from agents import __version__
+from agents.checkpointing import RunCheckpoints
 from agents.runs import ACTIVE_RUN_STATES, spec_gpus
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
@@ -57,6 +58,7 @@ class SiteAgent:
         self.runner = runner
         self.power = power if power is not None else SitePowerControl(SiteConfig())
         self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs this agent watches
+        self.checkpoints = RunCheckpoints()  # training runs' checkpoint dirs and progress
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._stopping = asyncio.Event()
@@ -113,6 +115,7 @@ class SiteAgent:
             if record.status.state in ACTIVE_RUN_STATES:
                 self.tracked[record.status.run_id] = record.status
                 self.power.gpus.add_run(record.status.run_id, record.gpus)
+                self.checkpoints.remember(record.status.run_id, record.checkpoint_uri)
         register = agent_pb2.Register(
             site_id=self.settings.site_id,
             region=self.settings.region,
@@ -189,7 +192,8 @@ class SiteAgent:
         `interval`, and sooner when the power side asks (new targets, a ramp done)."""
         while True:
             self._heartbeat_now.clear()
-            self._send(agent_pb2.AgentMessage(heartbeat=self.power.heartbeat(self.tracked.values())))
+            runs = [self.checkpoints.annotate(s) for s in self.tracked.values()]
+            self._send(agent_pb2.AgentMessage(heartbeat=self.power.heartbeat(runs)))
             try:
                 await asyncio.wait_for(self._heartbeat_now.wait(), interval)
             except TimeoutError:
@@ -210,6 +214,7 @@ class SiteAgent:
         if order.run_id in self.tracked:
             return  # a repeated order for a run we already run
         self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
+        self.checkpoints.remember(order.run_id, order.checkpoint_uri)
         self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
@@ -228,9 +233,16 @@ class SiteAgent:
         self._report(self.tracked[order.run_id])
 
     async def _stop_run(self, order: agent_pb2.StopRun) -> None:
-        log.info("stopping run %s: %s", order.run_id, order.reason)
+        log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason)
+
+        def still_active() -> bool:
+            return self.runner.status(order.run_id).state in ACTIVE_RUN_STATES
+
         try:
-            found = await asyncio.to_thread(self.runner.stop, order.run_id)
+            found, how = await asyncio.to_thread(
+                self.checkpoints.stop_gracefully, order.run_id, order.checkpoint_grace_s, order.reason, still_active, lambda: self.runner.stop(order.run_id)
+            )
+            log.info("run %s %s", order.run_id, how)
         except Exception as err:
             log.error("stopping run %s failed: %s", order.run_id, err)
             return
@@ -259,4 +271,14 @@ class SiteAgent:
                 else:
                     del self.tracked[run_id]
                     self.power.gpus.forget(run_id)
-                self._report(status)
+                    await asyncio.to_thread(self.checkpoints.refresh, run_id)  # its last checkpoint, for the scheduler
+                self._report(self.checkpoints.annotate(status))
+                if status.state not in ACTIVE_RUN_STATES:
+                    self.checkpoints.forget(run_id)
+            await self._refresh_progress()
+
+    async def _refresh_progress(self) -> None:
+        """Re-read the progress of active training runs (files; in threads)."""
+        run_ids = [r for r in self.tracked if r in self.checkpoints.uris]
+        if run_ids:
+            await asyncio.gather(*(asyncio.to_thread(self.checkpoints.refresh, r) for r in run_ids), return_exceptions=True)

@@ -27,6 +27,7 @@ class StopRun:
     site_id: str
     run_id: str
     reason: str
+    checkpoint_grace_s: int = 0  # > 0: ask the run to checkpoint, stop it after this at most
 
 
 @dataclass(frozen=True)
@@ -76,5 +77,5 @@ class Decision:
         return bool(self.jobs or self.events or self.orders or self.pending_reasons)
 
 
-def start_order(job: Job) -> StartRun:
+def start_order(job: Job) -> StartRun:  # noqa: D103 (the checkpoint location is the shell's: its config)
     return StartRun(job.site_id, job.run_id, job.job_id, job.tenant, job.spec)

@@ -52,8 +52,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.CANCELLED: frozenset(),
 }
 TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
-# States in which a job holds a site's resources through its current run.
-ACTIVE = frozenset({S.SCHEDULED, S.STARTING, S.RUNNING, S.CANCELLING})
+# States in which a job holds a site's resources through its current run (a PREEMPTED
+# run checkpoints within its grace period and holds its GPUs and power until it stops).
+ACTIVE = frozenset({S.SCHEDULED, S.STARTING, S.RUNNING, S.CANCELLING, S.PREEMPTED})
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,12 @@ Rules, in one place:
   its job back to PENDING if it has retries left (`max_retries`), else FAILED.
   A CANCELLING job whose run is gone is CANCELLED. Preemptions do not count as
   retries: a job preempted to free power has as many retries left as before.
-- A preempted run (the power ladder needs its power) is stopped and its job goes
-  back to PENDING (through PREEMPTED when it was RUNNING); it may run elsewhere.
+- A preempted RUNNING run (the power ladder needs its power) goes to PREEMPTED: a
+  training run with a grace period is first asked to checkpoint and stopped once it
+  exits or its grace runs out; it holds its GPUs and power until the agent reports
+  it gone, then its job goes back to PENDING with how much work was lost (steps since
+  its last checkpoint) and resumes from that checkpoint, here or elsewhere. A run
+  preempted before it ran (SCHEDULED/STARTING) is stopped and requeued at once.
   A placed run that never started and no longer fits its site's power goes back
   to PENDING without a stop (nothing was started).
 - A run that fails on its own is FAILED with Ray's message: no retry (the
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 from scheduler.core.decisions import Decision, StartRun, StopRun, start_order
 from scheduler.core.errors import FailedPrecondition
-from scheduler.core.jobs import ACTIVE, Job, JobState, parse_run_id, transition
+from scheduler.core.jobs import ACTIVE, Job, JobKind, JobState, parse_run_id, transition
 
 S = JobState
 
@@ -102,6 +106,8 @@ def lose_run(job: Job, why: str, now: float) -> Decision:
     decision = Decision()
     if job.state == S.CANCELLING:
         decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
+    elif job.state == S.PREEMPTED:
+        decision.extend(preempted_run_gone(job, why, now))
     elif job.attempt - job.preemptions <= job.spec.max_retries:
         lost = job.attempt - job.preemptions  # preemptions are not failures
         decision.record(
@@ -123,6 +129,10 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
         return decision
     assert job is not None
     detail = f": {report.message}" if report.message else ""
+    if job.state == S.PREEMPTED:
+        if report.state not in RUN_ACTIVE:
+            decision.extend(preempted_run_gone(job, f"run {report.run_id} {report.state.name.lower()}", now))
+        return decision
     match report.state:
         case RunState.STARTING if job.state == S.SCHEDULED:
             decision.record(*transition(job, S.STARTING, f"submitted to Ray on {site_id}", now))
@@ -193,17 +203,70 @@ def cancel(job: Job, reason: str, now: float) -> Decision:
     return decision
 
 
-def preempt(job: Job, reason: str, now: float) -> Decision:
-    """Stop the job's run to free its power or GPUs, and requeue the job."""
+def preempt(job: Job, reason: str, now: float, max_grace_s: float | None = None) -> Decision:
+    """Stop the job's run to free its power or GPUs; requeue the job once it is gone.
+
+    A RUNNING run with a checkpoint grace (training) is asked to checkpoint first and
+    gets min(its spec's grace, `max_grace_s`: what the grid event leaves) to do so."""
     decision = Decision()
     if job.state not in (S.SCHEDULED, S.STARTING, S.RUNNING):
         return decision  # already stopping or done
-    decision.orders.append(_stop(job.site_id, job.run_id, reason))
-    if job.state == S.RUNNING:
-        job = decision.record(*transition(job, S.PREEMPTED, reason, now))
+    if job.state != S.RUNNING:  # nothing trained yet: stop and requeue at once
+        decision.orders.append(_stop(job.site_id, job.run_id, reason))
+        decision.record(
+            *transition(
+                job, S.PENDING, f"{reason}; requeued", now, pending_reason="requeued after preemption", preemptions=job.preemptions + 1, power_fraction=1.0
+            )
+        )
+        return decision
+    grace = job.spec.checkpoint_grace_s if job.spec.kind == JobKind.TRAINING else 0
+    if max_grace_s is not None:
+        grace = max(0, min(grace, int(max_grace_s)))
+    asked = f"; asked to checkpoint within {grace}s" if grace else "; stopped now (no time to checkpoint)" if job.spec.kind == JobKind.TRAINING else ""
+    at_step = f" at step {job.progress_step} (last checkpoint: step {job.checkpoint_step})" if job.progress_step else ""
+    decision.orders.append(StopRun(job.site_id, job.run_id, reason, checkpoint_grace_s=grace))
+    decision.record(*transition(job, S.PREEMPTED, f"{reason}{at_step}{asked}", now, preemptions=job.preemptions + 1))
+    return decision
+
+
+def preempted_run_gone(job: Job, why: str, now: float) -> Decision:
+    """A preempted run has stopped: requeue its job, saying how much work it lost."""
+    decision = Decision()
+    if job.spec.kind == JobKind.TRAINING and (job.progress_step or job.checkpoint_step):
+        lost_steps, lost_s = work_lost(job)
+        detail = (
+            f"stopped at step {job.progress_step}; resumes from its checkpoint at step {job.checkpoint_step}"
+            if job.checkpoint_step
+            else f"stopped at step {job.progress_step}; no checkpoint yet, restarts from step 0"
+        )
+        detail += f"; work lost: {lost_steps} steps, {lost_s:.1f}s"
+    else:
+        detail = "stopped"
     decision.record(
-        *transition(job, S.PENDING, f"{reason}; requeued", now, pending_reason="requeued after preemption", preemptions=job.preemptions + 1, power_fraction=1.0)
+        *transition(
+            job, S.PENDING, f"preempted run {job.run_id} {why}: {detail}; requeued", now, pending_reason="requeued after preemption", power_fraction=1.0
+        )
     )
+    return decision
+
+
+def work_lost(job: Job) -> tuple[int, float]:
+    """(steps, seconds) a stopped run trained past its last checkpoint: work to redo."""
+    steps = max(0, job.progress_step - job.checkpoint_step)
+    if not steps:
+        return 0, 0.0
+    since = job.checkpoint_at or 0.0
+    if not since or not job.progress_at:
+        return steps, 0.0
+    return steps, max(0.0, job.progress_at - since)
+
+
+def overdue_preemptions(jobs: Iterable[Job], now: float, margin_s: float = 30.0) -> Decision:
+    """Preempted runs still not gone well after their grace: order the stop again, now."""
+    decision = Decision()
+    for job in jobs:
+        if job.state == S.PREEMPTED and now - job.updated_at > job.spec.checkpoint_grace_s + margin_s:
+            decision.orders.append(_stop(job.site_id, job.run_id, f"{job.reason}; grace over, stop now"))
     return decision
 
 
@@ -251,6 +314,9 @@ __all__ = [
     "cancel",
     "enforce_max_runtime",
     "lose_run",
+    "overdue_preemptions",
+    "preempt",
+    "preempted_run_gone",
     "on_register",
     "on_run_report",
     "release_site",

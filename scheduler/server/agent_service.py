@@ -15,6 +15,8 @@ from scheduler.api.convert_power import site_power_from_proto
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import CapRunPower, Order, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument
+from scheduler.core.jobs import JobKind
+from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import AgentSession, Controller
 from scheduler.server.interceptor import Authenticator
 from scheduler.server.power_keeper import PowerReading
@@ -23,9 +25,11 @@ log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 30.0
 
 
-def order_to_proto(order: Order) -> agent_pb2.SchedulerMessage:
+def order_to_proto(order: Order, config: SchedulerConfig | None = None) -> agent_pb2.SchedulerMessage:
     if isinstance(order, StartRun):
         start = agent_pb2.StartRun(run_id=order.run_id, job_id=order.job_id, tenant=order.tenant, spec=convert.spec_to_proto(order.spec))
+        if order.spec.kind == JobKind.TRAINING and config is not None:
+            start.checkpoint_uri = config.checkpoint_uri(order.tenant, order.job_id, order.spec.checkpoint_uri)
         return agent_pb2.SchedulerMessage(start_run=start)
     if isinstance(order, SetMiningTargets):
         fleets = [agent_pb2.FleetPower(fleet_id=f, target_w=w) for f, w in sorted(order.targets_w.items())]
@@ -34,7 +38,8 @@ def order_to_proto(order: Order) -> agent_pb2.SchedulerMessage:
     if isinstance(order, CapRunPower):
         cap = agent_pb2.RunPowerCap(run_id=order.run_id, power_fraction=order.power_fraction, cause=order.cause)
         return agent_pb2.SchedulerMessage(run_power_cap=cap)
-    return agent_pb2.SchedulerMessage(stop_run=agent_pb2.StopRun(run_id=order.run_id, reason=order.reason))
+    stop = agent_pb2.StopRun(run_id=order.run_id, reason=order.reason, checkpoint_grace_s=order.checkpoint_grace_s)
+    return agent_pb2.SchedulerMessage(stop_run=stop)
 
 
 def reading_from_proto(beat: agent_pb2.Heartbeat) -> PowerReading:
@@ -75,7 +80,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 order = await session.outbox.get()
                 if order is None:
                     break
-                yield order_to_proto(order)
+                yield order_to_proto(order, self.controller.config)
         finally:
             reader.cancel()
             await self.controller.detach(session)

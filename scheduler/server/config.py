@@ -10,6 +10,8 @@
     mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300}
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
+    checkpoint_root: ""             # training checkpoints: <root>/<tenant>/<job_id> unless the job names its own;
+                                    # a path or a URI (s3://...) every site can reach; "": <database dir>/checkpoints
     tls: {cert_file: ..., key_file: ...}   # optional
     tokens_file: tokens.yaml        # optional; same three maps as below, merged in
     tenants: {acme: "token"}        # tenant -> bearer token
@@ -69,6 +71,7 @@ class SchedulerConfig(Tokens):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     power_interval_s: float = Field(default=1.0, gt=0)
     cap_lead_s: float = Field(default=10.0, ge=0)
+    checkpoint_root: str = ""
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
 
@@ -88,6 +91,13 @@ class SchedulerConfig(Tokens):
             raise ValueError("heartbeat_interval_s must be at most half of site_timeout_s")
         return self
 
+    def checkpoint_uri(self, tenant: str, job_id: str, own_uri: str = "") -> str:
+        """Where a training job's checkpoints live: its own URI, else <root>/<tenant>/<job_id>."""
+        if own_uri:
+            return own_uri
+        root = self.checkpoint_root or str(self.database.resolve().parent / "checkpoints")
+        return f"{root.rstrip('/')}/{tenant}/{job_id}"
+
     def token_owners(self) -> dict[str, tuple[str, str]]:
         """bearer token -> (role, name); role is 'tenant', 'operator' or 'site'."""
         owners: dict[str, tuple[str, str]] = {}
@@ -106,6 +116,8 @@ def load_config(path: str | Path) -> SchedulerConfig:
     raw = yaml.safe_load(path.read_text()) or {}
     config = SchedulerConfig.model_validate(raw)
     updates: dict = {"database": base / config.database}
+    if config.checkpoint_root and "://" not in config.checkpoint_root:
+        updates["checkpoint_root"] = str((base / config.checkpoint_root).resolve())
     if config.tls:
         updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
     if config.tokens_file:

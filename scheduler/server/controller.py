@@ -380,6 +380,7 @@ class Controller:
             decision = runs.release_site(site.site_id, self._jobs_on(site.site_id), timeout, now)
             await self.apply(decision, [dataclasses.replace(site, connected=False, released=True)])
         decision = runs.enforce_max_runtime(self.jobs.values(), now)
+        decision.extend(runs.overdue_preemptions(self.jobs.values(), now))
         if decision:
             await self.apply(decision)
 

@@ -67,6 +67,7 @@ class SiteShell:
     sent: tuple | None = None  # (targets, cap, cap_event_active) as last sent
     committed_w: float = 0.0
     price: float = 0.0
+    planned: set[str] = field(default_factory=set)  # cap cuts planned for already: they stay planned
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
@@ -169,7 +170,7 @@ class PowerKeeper:
         events = self.events()
         source = grid.emergency(events, site_id, now)
         if source is None and site_id in self.sites:
-            source = grid.planning_cap(self.sites[site_id].power.cap_w, events, site_id, now, self.lead_s(site_id))[1]
+            source = self.planning_cap(site_id, self.sites[site_id], now)[1]
         return self.grid.get(source.event_id) if source is not None else None
 
     def _append(self, record: GridEventRecord, lines: list[str]) -> GridEventRecord:
@@ -219,16 +220,38 @@ class PowerKeeper:
 
     # ------------------------------------------------------------- dispatch
     def lead_s(self, site_id: str) -> float:
+        """How long before a cap cut the site must start: its slowest ramp-down plus cap_lead_s."""
         fleets = self.sites[site_id].power.fleets
         return max((f.model.ramp_down_s for f in fleets), default=0.0) + self.config.cap_lead_s
+
+    def planning_lead_s(self, site_id: str) -> float:
+        """How early a cap cut is planned for: `lead_s` plus the longest checkpoint grace of
+        training running there, so a run preempted for the cut can checkpoint before it bites."""
+        graces = [j.spec.checkpoint_grace_s for j in self.controller.runs_on(site_id) if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING]
+        return self.lead_s(site_id) + max(graces, default=0)
+
+    def grace_left_s(self, site_id: str, inputs: SiteInputs, now: float) -> float | None:
+        """The most checkpoint grace a run preempted now may get: none in an emergency or
+        under a cap already in force, else until the planned cut's deadline less cap_lead_s."""
+        if inputs.emergency:
+            return 0.0
+        events = self.events()
+        shell = self.sites[site_id]
+        if grid.enforced_cap(shell.power.cap_w, events, site_id, now) <= inputs.cap_w + TARGET_TOLERANCE_W:
+            return 0.0  # the cap we plan for is already the one in force
+        source = self.planning_cap(site_id, shell, now)[1]
+        if source is None:
+            return None
+        return max(0.0, source.deadline - self.config.cap_lead_s - now)
 
     def _claims(self, site_id: str, shell: SiteShell) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
         running, waiting, stopping = [], [], list(shell.stopping.values())
         for job in self.controller.runs_on(site_id):
             claim = AiClaim(job.job_id, job.spec.kind, job.spec.priority, job.seq, job.spec.total_gpus, job.spec.slowdown_tolerance_pct, job.power_fraction)
             held = shell.held_starts.get(job.job_id)
-            if job.state == JobState.CANCELLING:
-                stopping.append(claim)
+            if job.state in (JobState.CANCELLING, JobState.PREEMPTED):
+                if job.run_id not in shell.stopping:  # a preempted run checkpointing still draws
+                    stopping.append(claim)
             elif held is not None and held.run_id == job.run_id and job.state == JobState.SCHEDULED:
                 waiting.append(claim)
             else:
@@ -238,9 +261,24 @@ class PowerKeeper:
         waiting.sort(key=lambda c: (-c.priority, c.seq))
         return running, waiting, stopping
 
+    def planning_cap(self, site_id: str, shell: SiteShell, now: float) -> tuple[float, GridEvent | None]:
+        """grid.planning_cap with the site's planning lead; a cut once planned for stays planned
+        (the lead shrinks when preempted training leaves: mining must not bounce back up)."""
+        events = self.events()
+        cap, source = grid.planning_cap(shell.power.cap_w, events, site_id, now, self.planning_lead_s(site_id))
+        if source is not None:
+            shell.planned.add(source.event_id)
+        for event_id in list(shell.planned):
+            record = self.grid.get(event_id)
+            if record is None or now >= record.event.end:
+                shell.planned.discard(event_id)
+            elif record.event.cap_w < cap:
+                cap, source = record.event.cap_w, record.event
+        return cap, source
+
     def inputs_for(self, site_id: str, shell: SiteShell, now: float) -> tuple[SiteInputs, str]:
         events = self.events()
-        cap, source = grid.planning_cap(shell.power.cap_w, events, site_id, now, self.lead_s(site_id))
+        cap, source = self.planning_cap(site_id, shell, now)
         alarm = grid.emergency(events, site_id, now)
         cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
         forecast, real_time = grid.price_now(events, shell.power.market_node, now)
@@ -277,7 +315,7 @@ class PowerKeeper:
         for job_id in (*out.preempt, *out.shed):
             job = jobs[job_id]
             what = "preempted (training)" if job.spec.kind == JobKind.TRAINING else "inference shed"
-            decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now))
+            decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now, self.grace_left_s(site_id, inputs, now)))
             shell.stopping[job.run_id] = claims[job_id]
         for job_id, why in out.requeue.items():
             shell.held_starts.pop(job_id, None)

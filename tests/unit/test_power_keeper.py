@@ -15,6 +15,7 @@ from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
@@ -131,8 +132,13 @@ def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_pa
         await controller.power.post(GridEvent("cut-3", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.2 * run_w))
         stops = [o for o in drain(session) if isinstance(o, StopRun)]
         assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
+        assert stops[0].checkpoint_grace_s == 0  # the cut is in force already: no time to checkpoint
+        preempted = controller.jobs[job.job_id]
+        assert preempted.state == JobState.PREEMPTED and preempted.preemptions == 1 and "preempted" in preempted.reason
+        # It holds its power until the agent reports it gone, then it is requeued.
+        await controller.on_run_reports("tx-1", [RunReport(f"{job.job_id}-r1", RunState.STOPPED)])
         requeued = controller.jobs[job.job_id]
-        assert requeued.state == JobState.PENDING and requeued.preemptions == 1 and "preempted" in requeued.reason
+        assert requeued.state == JobState.PENDING and requeued.preemptions == 1 and "requeued" in requeued.reason
         responses = {r.event.event_id: r.response for r in controller.power.grid.values()}
         assert any("power-cap training" in line for line in responses["cut-2"])
         assert any("preempt training" in line for line in responses["cut-3"])
@@ -184,5 +190,36 @@ def test_an_emergency_sheds_mining_to_its_floor_and_keeps_inference(tmp_path):
         assert orders[0].targets_w == {f.fleet_id: f.standby_w for f in FLEETS}
         assert not any(isinstance(o, StopRun) for o in orders)
         assert controller.jobs[job.job_id].state in (JobState.SCHEDULED, JobState.STARTING, JobState.RUNNING)
+
+    run_with_controller(tmp_path, body)
+
+
+def test_a_cut_announced_ahead_gives_preempted_training_its_checkpoint_grace(tmp_path):
+    async def body(controller, session, clock):
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))
+        job, _ = await controller.submit("acme", "r1", training())  # grace: 30 s by default
+        await controller.schedule_once()
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))
+        await controller.power.dispatch("tx-1")
+        drain(session)
+        await controller.on_run_reports("tx-1", [RunReport(f"{job.job_id}-r1", RunState.RUNNING)])
+        floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
+        # A cut below the floor plus the run, 60 s ahead: planned for from 60 - lead - 30 s grace.
+        lead = controller.power.lead_s("tx-1")
+        cut = GridEvent("cut-ahead", GridEventKind.CAP_LIMIT, start=NOW + 60, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 1000)
+        await controller.power.post(cut)
+        assert not [o for o in drain(session) if isinstance(o, StopRun)]  # too early to act
+        clock.now = NOW + 60 - lead - 30 + 1  # inside the planning window
+        await controller.power.dispatch("tx-1")
+        stops = [o for o in drain(session) if isinstance(o, StopRun)]
+        assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
+        # The run may take until the cut's deadline less cap_lead_s: 30 s less the second we waited, at most.
+        expected = int(60 - (clock.now - NOW) - controller.config.cap_lead_s)
+        assert 0 < stops[0].checkpoint_grace_s <= 30 and stops[0].checkpoint_grace_s == min(30, expected)
+        assert controller.jobs[job.job_id].state == JobState.PREEMPTED
+        # While it checkpoints it still counts against the cap: nothing else is placed in its power.
+        assert controller.power.capacity("tx-1")[0] < controller.power.capacity("tx-1")[1] * 8
 
     run_with_controller(tmp_path, body)
