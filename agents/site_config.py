@@ -5,6 +5,7 @@
     overhead: 1.06               # optional: facility power per unit of IT power, 1..3
     gpu_load_w: 1200             # per GPU at load, with its share of host and network
     gpu_idle_w: 150
+    gpu_backend: auto            # GPU power through NVML: auto | nvml | fake (agents/gpu_power.py)
     market_node: HB_WEST         # where the site's power price comes from
     fleets:                      # needs interconnect_cap_mw
       - {fleet_id: s21-a, model: S21, count: 400}
@@ -40,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -185,6 +187,7 @@ class SiteConfig(BaseModel):
     overhead: float | None = Field(default=None, ge=1.0, le=3.0)
     gpu_load_w: float = Field(default=1000.0, gt=0, allow_inf_nan=False)
     gpu_idle_w: float = Field(default=150.0, ge=0, allow_inf_nan=False)
+    gpu_backend: Literal["auto", "nvml", "fake"] = "auto"  # auto: NVML when it runs here and sees the site's GPUs
     market_node: str = ""
     fleets: list[FleetConfig] = Field(default_factory=list)
 

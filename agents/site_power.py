@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agents.fleet_emulator import EmulatedFleets, FleetDriver, confirmed_targets
-from agents.gpu_power import EmulatedGpus
+from agents.gpu_power import GpuPower
 from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
 from agents.site_config import SiteConfig
 from scheduler.api.v1 import agent_pb2, types_pb2
@@ -60,7 +60,7 @@ class SitePowerControl:
     ):
         self.config = config
         self.driver: FleetDriver = driver if driver is not None else default_driver(config)
-        self.gpus = EmulatedGpus(config.gpu_load_w, config.gpu_idle_w)
+        self.gpus = GpuPower(config.gpu_load_w, config.gpu_idle_w, config.gpu_backend)  # NVML or its fake (agents/gpu_power.py)
         self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
         self.cap_event_active = False
         self.pending_actions: list[agent_pb2.LocalAction] = []
@@ -102,8 +102,9 @@ class SitePowerControl:
         )
 
     def cap_run(self, order: agent_pb2.RunPowerCap) -> None:
-        log.info("run %s: GPU power capped to %.0f%% of load (%s)", order.run_id, order.power_fraction * 100, order.cause or "no cause given")
-        self.gpus.set_power_fraction(order.run_id, order.power_fraction)
+        applied = self.gpus.set_power_fraction(order.run_id, order.power_fraction)
+        in_force = "no GPUs held yet" if applied is None else f"{applied:.0%} in force"
+        log.info("run %s: GPU power capped to %.0f%% of load, %s (%s)", order.run_id, order.power_fraction * 100, in_force, order.cause or "no cause given")
         self._orders_at = self.clock()
 
     # ------------------------------------------------------------- readings
@@ -113,7 +114,7 @@ class SitePowerControl:
         runs = list(runs)
         readings = self.driver.read()
         confirmed = confirmed_targets(self.driver)  # what each reading may confirm to the scheduler
-        gpu_w = self.gpus.power_w(r.run_id for r in runs)
+        gpu_w = self.gpus.power_w()  # every device's NVML reading
         it_w = gpu_w + sum(measured for measured, _ in readings.values())
         return agent_pb2.Heartbeat(
             runs=runs,
@@ -131,7 +132,7 @@ class SitePowerControl:
         result = GuardResult()
         if not (stream_up and self.clock() - self._orders_at < ORDERS_SETTLE_S):
             fleets = [FleetReading(self.driver.fleets[f], m, t) for f, (m, t) in readings.items()]
-            gpu_w = self.gpus.power_w(active_run_ids)
+            gpu_w = self.gpus.power_w()
             result = hold_the_line(self.cap_w, self.overhead, gpu_w, fleets, stream_up, self.cap_event_active, horizon_s)
         for fleet_id, target_w in result.targets_w.items():
             self.driver.set_target(fleet_id, target_w)

@@ -4,7 +4,8 @@ model of each site (fleets ramping at their model's rates, an agent that applies
 orders and returns readings late). No Ray, no gRPC, no network, no wall clock.
 
 Modules: files (input errors, YAML with line numbers, times), traces (prices and
-hashprice), scenario (sites, events, job arrivals), workload (jobs generated from
-the Azure trace), physics (what a site really draws), engine (the tick loop),
-report (summary and time series), plot (power.png), cli (`powerplane simulate`).
+hashprice), zeus (the Zeus measurements behind the capped-training speed curve),
+scenario (sites, events, job arrivals), workload (jobs generated from the Azure
+trace), physics (what a site really draws), engine (the tick loop), report (summary
+and time series), plot (power.png), cli (`powerplane simulate`).
 """

@@ -4,8 +4,10 @@ progress line, and writing summary.json, timeseries.csv and power.png.
 With no arguments it replays the first week of the shared ERCOT trace (real-time
 prices, day-ahead as the forecast) over examples/sim/sites.yaml and
 examples/sim/events.yaml, with jobs generated from the Azure inference trace (see
-workload.py). Bad input files exit with code 2 and one line naming the file and
-the line or field; the wall clock is read only to show progress.
+workload.py); capped training runs at the speed curve derived from the Zeus files
+in the data folder (zeus.py; the built-in copy when they are absent). Bad input
+files exit with code 2 and one line naming the file and the line or field; the
+wall clock is read only to show progress.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.files import InputError, iso, parse_time
 from scheduler.sim.scenario import load_arrivals, load_events, load_sites
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN, load_hashprice, load_prices, load_prices_and_forecast
+from scheduler.sim.zeus import speed_curve_from
 
 REPO = Path(__file__).resolve().parents[2]
 ERCOT_FILE = "ercot_hb_south_15min_2024-06_2025-03.csv"
@@ -128,7 +131,10 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
         max_gpus = max(s.power.gpus for s in sites)
         arrivals = workload.generate(list(azure), total_gpus, max_gpus, end - start, args.seed, args.inference_share, training_share=args.training_share)
     scenario = Scenario(tuple(sites), prices, forecast, load_hashprice(args.hashprice), tuple(arrivals), tuple(events), start, end)
+    speed, speed_source = speed_curve_from(data)
     config = SimConfig(
+        speed=speed,
+        speed_source=speed_source,
         tick_s=args.tick_s,
         order_delay_s=args.order_delay_s,
         reading_delay_s=args.reading_delay_s,

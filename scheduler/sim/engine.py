@@ -11,7 +11,8 @@ Each tick (`tick_s`, default 60 s), in this order:
    expected price (mining.expected_price of the day-ahead price and the last settled
    real-time price), the running/waiting/stopping claims and the fleets' targets,
    held power and states; its orders go to the site's agent (physics.Plant);
-5. each site's plant runs until the next tick.
+5. each site's plant runs until the next tick (power-capped training at the relative
+   speed of `SimConfig.speed`, so it finishes later: SimJob.slowdown_s).
 Job states move through core.jobs.transition. Nothing here reads the wall clock.
 """
 
@@ -25,6 +26,7 @@ from typing import NamedTuple
 
 from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
+from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.grid import GridEvent, GridEventKind, emergency, enforced_cap, planning_cap
 from scheduler.core.jobs import Job, JobKind, JobSpec, JobState, Resources, new_job, transition
 from scheduler.core.ledger import AiClaim, SiteLedger
@@ -65,6 +67,8 @@ class SimConfig:
     inference_slo_s: float = 300.0  # inference must get its GPUs within this of arriving (or of a shed)
     training_deadline_factor: float = 2.0  # training must finish by arrival + factor x its duration
     policy: MiningPolicy = MiningPolicy(min_on_s=900.0, min_off_s=900.0)  # one ERCOT interval of dwell
+    speed: SpeedCurve = ZEUS_SPEED_CURVE  # training speed at a GPU power fraction
+    speed_source: str = "built-in (scheduler/core/gpu_speed.py)"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class SimJob:
     finished_at: float | None = None
     preemptions: int = 0
     slo_missed: bool = False
+    slowdown_s: float = 0.0  # how much longer it ran because its GPUs were power-capped
 
 
 @dataclass
@@ -140,7 +145,7 @@ class Simulator:
             fc = scenario.forecast.node_column(spec.market_node, DAY_AHEAD_COLUMN) if scenario.forecast else None
             view = SiteView(
                 spec,
-                Plant(spec.power, config.order_delay_s, reading_delay),
+                Plant(spec.power, config.order_delay_s, reading_delay, config.speed),
                 lead_time_s(spec, config),
                 scenario.prices.node_column(spec.market_node, REAL_TIME_COLUMN),
                 fc,
@@ -361,6 +366,8 @@ class Simulator:
         acc.max_excess_w = max(acc.max_excess_w, totals.max_excess_w)
         for job_id, work in totals.work_gpu_s.items():
             acc.work_gpu_s[job_id] = acc.work_gpu_s.get(job_id, 0.0) + work
+        for job_id, extra_s in totals.slowdown_s.items():
+            self.jobs[job_id].slowdown_s += extra_s
         violated = totals.max_excess_w > 0
         view.violation_ticks += violated
         site, sc = view.spec.power, self.scenario

@@ -11,8 +11,9 @@ and the highest meter power are exact, not sampled.
 
 A cap violation is any moment the meter power (AI + fleets, times the overhead)
 exceeds the cap enforced then (grid.enforced_cap) by more than VIOLATION_TOLERANCE_W.
-A power-capped training run progresses at 1 / (1 + slowdown) of full speed, the
-slowdown read off ledger.SLOWDOWN_POWER_FRACTION (Zeus, NSDI '23) backwards.
+A power-capped training run progresses at the relative speed of its power fraction
+(core.gpu_speed.SpeedCurve, from the Zeus measurements: scheduler/sim/zeus.py), so it
+finishes later; the extra time it spends is counted per job (TickTotals.slowdown_s).
 """
 
 from __future__ import annotations
@@ -22,29 +23,12 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scheduler.core.ledger import SLOWDOWN_POWER_FRACTION
+from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.power import SitePower, ramp
 
 VIOLATION_TOLERANCE_W = 1.0  # the admission tolerance (admission.TOLERANCE_W)
 DONE_S = 1e-6  # work left below which a run has finished
 MIN_SEGMENT_S = 1e-6
-
-
-def slowdown_pct(power_fraction: float) -> float:
-    """How much slower training runs at a GPU power fraction: the inverse of the Zeus
-    table behind ledger.power_fraction_for_slowdown (1.0: 0 %, 0.81: 10 %, 0.70: 25 %,
-    0.63: 50 %; linear between, 50 % below 0.63)."""
-    if power_fraction >= 1.0:
-        return 0.0
-    for (s0, f0), (s1, f1) in zip(SLOWDOWN_POWER_FRACTION, SLOWDOWN_POWER_FRACTION[1:]):
-        if power_fraction >= f1:
-            return s0 + (s1 - s0) * (f0 - power_fraction) / (f0 - f1)
-    return SLOWDOWN_POWER_FRACTION[-1][0]
-
-
-def progress_rate(power_fraction: float) -> float:
-    """Seconds of full-power work done per second at a GPU power fraction."""
-    return 1.0 / (1.0 + slowdown_pct(power_fraction) / 100.0)
 
 
 @dataclass
@@ -82,13 +66,15 @@ class TickTotals:
     violation_s: float = 0.0
     max_excess_w: float = 0.0
     work_gpu_s: dict[str, float] = field(default_factory=dict)  # job -> full-power GPU-seconds done
+    slowdown_s: dict[str, float] = field(default_factory=dict)  # job -> seconds it ran longer for its power cap
 
 
 class Plant:
     """One site's physical state and its agent."""
 
-    def __init__(self, site: SitePower, order_delay_s: float, reading_delay_s: float):
+    def __init__(self, site: SitePower, order_delay_s: float, reading_delay_s: float, speed: SpeedCurve = ZEUS_SPEED_CURVE):
         self.site = site
+        self.speed = speed  # relative training speed at a GPU power fraction
         self.order_delay_s = order_delay_s
         self.reading_delay_s = reading_delay_s
         self.fleet_w = {f.fleet_id: f.standby_w for f in site.fleets}
@@ -149,7 +135,7 @@ class Plant:
 
     def _next_end(self) -> float:
         """Seconds until the first run finishes at its current pace."""
-        return min((r.remaining_s / progress_rate(r.fraction) for r in self.runs.values()), default=float("inf"))
+        return min((r.remaining_s / self.speed.speed(r.fraction) for r in self.runs.values()), default=float("inf"))
 
     def advance(self, t0: float, t1: float, env: Environment) -> TickTotals:
         """Run the site from `t0` to `t1`; the agent's readings at `t1` go out.
@@ -186,9 +172,12 @@ class Plant:
             totals.mining_usd += hashprice * hashrate / 1000.0 * dt / 86400.0
             totals.power_usd += (ai + mining) * site.overhead * dt / 3.6e9 * price
             for run in list(self.runs.values()):
-                work = min(run.remaining_s, progress_rate(run.fraction) * dt)
+                rate = self.speed.speed(run.fraction)
+                work = min(run.remaining_s, rate * dt)
                 run.remaining_s -= work
                 totals.work_gpu_s[run.job_id] = totals.work_gpu_s.get(run.job_id, 0.0) + work * run.gpus
+                if rate < 1.0:  # the run spent work / rate seconds on `work` seconds of full-power work
+                    totals.slowdown_s[run.job_id] = totals.slowdown_s.get(run.job_id, 0.0) + work * (1.0 / rate - 1.0)
                 totals.ai_usd += work * run.gpus / 3600.0 * run.usd_per_gpu_hour
                 if run.remaining_s <= DONE_S:
                     del self.runs[run.job_id]

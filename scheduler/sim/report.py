@@ -8,6 +8,9 @@ Energy (MWh at the meter, cooling included): curtailed = what every fleet at ful
 power would have drawn minus what mining drew, split into headroom the cap and AI
 left that mining did not use (price, emergencies, dwell, ramps) and power that went
 to AI or was cut by the grid.
+Training slowdown: the extra time power-capped training ran, summed over jobs, at the
+speed curve's relative speed (SimConfig.speed, from Zeus): `training_slowdown_s`, and
+how many training jobs were slowed (`training_slowed_jobs`).
 Cap violations: site-ticks in which the meter exceeded the enforced cap at any moment
 (also their total seconds and the largest excess).
 SLO misses: an inference job that waited more than `inference_slo_s` for its GPUs
@@ -57,8 +60,8 @@ def _jobs_summary(sim: Simulator) -> dict:
     cfg, end = sim.config, sim.scenario.end
     counts = {"arrived": len(sim.jobs), "done": 0, "running": 0, "queued": 0}
     slo = {"inference": 0, "training": 0}
-    preemptions = sheds = 0
-    work_h = 0.0
+    preemptions = sheds = slowed = 0
+    work_h = slowdown_s = 0.0
     for sj in sim.jobs.values():
         state = sj.job.state
         counts["done" if state == JobState.SUCCEEDED else "running" if state == JobState.RUNNING else "queued"] += 1
@@ -69,11 +72,21 @@ def _jobs_summary(sim: Simulator) -> dict:
             slo["inference"] += sj.slo_missed or waited_too_long
         else:
             preemptions += sj.preemptions
+            slowdown_s += sj.slowdown_s
+            slowed += sj.slowdown_s > 0
             deadline = sj.arrived_at + cfg.training_deadline_factor * sj.arrival.duration_s
             late = sj.finished_at > deadline if sj.finished_at is not None else end > deadline
             slo["training"] += late
     counts["not_arrived"] = len(sim.scenario.arrivals) - sim.admitted
-    return {"jobs": counts, "preemptions": preemptions, "inference_shed": sheds, "slo_misses": slo, "gpu_hours_of_work": round(work_h, 1)}
+    return {
+        "jobs": counts,
+        "preemptions": preemptions,
+        "inference_shed": sheds,
+        "slo_misses": slo,
+        "gpu_hours_of_work": round(work_h, 1),
+        "training_slowdown_s": round(slowdown_s, 1),
+        "training_slowed_jobs": slowed,
+    }
 
 
 def summarize(sim: Simulator) -> dict:
@@ -94,6 +107,7 @@ def summarize(sim: Simulator) -> dict:
             "forecast": sc.forecast.path if sc.forecast else None,
             "sites": [s.site_id for s in sc.sites],
             "grid_events": len(sc.events),
+            "speed_curve": cfg.speed_source,
         },
         **total,
         **_jobs_summary(sim),
@@ -104,6 +118,8 @@ def summarize(sim: Simulator) -> dict:
             "reading_delay_s": cfg.tick_s if cfg.reading_delay_s is None else cfg.reading_delay_s,
             "lead_s": {sid: v.lead_s for sid, v in sim.sites.items()},
             "cap_violations": "site-ticks in which the meter exceeded the enforced cap at any moment",
+            "training_slowdown_s": "extra run time of power-capped training, summed over jobs",
+            "speed_curve": [list(point) for point in cfg.speed.points],
         },
         "sites": sites,
     }
@@ -140,6 +156,7 @@ def format_summary(summary: dict) -> str:
         f"to AI and grid caps {s['curtailed_for_ai_and_caps_mwh']:,.1f})",
         f"  cap violations   {s['cap_violations']:>14}     ({s['cap_violation_s']:g} s over, largest excess {s['max_excess_w']:,.0f} W)",
         f"  preemptions      {s['preemptions']:>14}     (inference shed: {s['inference_shed']})",
+        f"  capped training  {s['training_slowdown_s'] / 3600:>14,.1f} h   longer in all ({s['training_slowed_jobs']} jobs slowed by GPU power caps)",
         f"  SLO misses       {s['slo_misses']['inference'] + s['slo_misses']['training']:>14}     "
         f"(inference {s['slo_misses']['inference']}: waited > {s['definitions']['inference_slo_s']:g} s; "
         f"training {s['slo_misses']['training']}: later than {s['definitions']['training_deadline_factor']:g}x its duration)",

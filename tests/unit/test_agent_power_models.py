@@ -1,4 +1,5 @@
-"""The agent's emulated fleets (ramps on an injected clock) and its GPU power model."""
+"""The agent's emulated fleets (ramps on an injected clock) and its GPU power model
+(on the fake NVML; the NVML layer itself: test_nvml.py)."""
 
 import asyncio
 import dataclasses
@@ -6,7 +7,7 @@ import dataclasses
 import pytest
 
 from agents.fleet_emulator import EmulatedFleets
-from agents.gpu_power import EmulatedGpus, gpu_it_power_w
+from agents.gpu_power import GpuPower, gpu_it_power_w
 from scheduler.core.power import MINER_MODELS, Fleet
 
 S21 = dataclasses.replace(MINER_MODELS["S21"], ramp_down_s=5.0, ramp_up_s=10.0)
@@ -95,14 +96,17 @@ def test_gpu_power_is_idle_plus_each_run_above_idle_at_its_cap():
     assert gpu_it_power_w(16, 1000, 150, [(4, 1.5)]) == 16 * 150 + 4 * 850  # no higher than load
 
 
-def test_emulated_gpus_count_only_active_runs_and_keep_caps_given_before_the_start():
-    gpus = EmulatedGpus(gpu_load_w=1000, gpu_idle_w=100, total_gpus=8)
-    gpus.set_power_fraction("r1", 0.6)  # the cap may come with the start order
+def test_gpu_power_counts_the_runs_holding_devices_and_keeps_caps_given_before_the_start():
+    gpus = GpuPower(gpu_load_w=1000, gpu_idle_w=100, backend="fake")
+    gpus.total_gpus = 8
+    assert gpus.set_power_fraction("r1", 0.6) is None  # the cap may come with the start order
     gpus.add_run("r1", 4)
+    assert gpus.power_w() == pytest.approx(800 + 4 * 500)
     gpus.add_run("r2", 2)
-    assert gpus.power_w(["r1"]) == pytest.approx(800 + 4 * 500)
-    assert gpus.power_w(["r1", "r2"]) == pytest.approx(800 + 4 * 500 + 2 * 900)
-    gpus.set_power_fraction("r1", 1.0)
-    assert gpus.power_w(["r1"]) == pytest.approx(800 + 4 * 900)
+    assert gpus.power_w() == pytest.approx(800 + 4 * 500 + 2 * 900)
+    assert gpus.set_power_fraction("r1", 1.0) == 1.0
+    assert gpus.power_w() == pytest.approx(800 + 4 * 900 + 2 * 900)
     gpus.forget("r1")
-    assert gpus.power_w(["r1"]) == 800  # unknown: no GPUs of its own
+    assert gpus.power_w() == pytest.approx(800 + 2 * 900)  # its devices idle again
+    gpus.forget("r2")
+    assert gpus.power_w() == 800

@@ -27,6 +27,7 @@ CONFIG = {
     "cooling": "air",
     "gpu_load_w": 1000,
     "gpu_idle_w": 100,
+    "gpu_backend": "fake",  # never real GPUs in tests
     "market_node": "HB_WEST",
     "fleets": [
         {"fleet_id": "a2", "model": "A2", "count": 10, "ramp_down_s": 0.3, "ramp_up_s": 0.3},

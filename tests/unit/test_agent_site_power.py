@@ -13,6 +13,7 @@ CONFIG = {
     "overhead": 1.25,
     "gpu_load_w": 1000,
     "gpu_idle_w": 100,
+    "gpu_backend": "fake",  # never real GPUs in tests
     "fleets": [{"fleet_id": "a2", "model": "A2", "count": 10, "ramp_down_s": 1, "ramp_up_s": 1}, {"fleet_id": "xp", "model": "S19XP", "count": 10}],
 }
 

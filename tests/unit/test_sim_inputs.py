@@ -1,6 +1,7 @@
 """The simulator's input files: every bad file is refused with its name and the line
 or field at fault, and the command exits 2 with one line, not a traceback. Also the
-small pure pieces: times, the slowdown of a power-capped run, the workload."""
+small pure pieces: times and the workload (the slowdown of a power-capped run:
+test_gpu_speed.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ import pytest
 
 from scheduler.cli.main import main
 from scheduler.core.jobs import JobKind
-from scheduler.core.ledger import power_fraction_for_slowdown
 from scheduler.sim import workload
 from scheduler.sim.files import InputError, parse_time
-from scheduler.sim.physics import progress_rate, slowdown_pct
 from scheduler.sim.scenario import load_arrivals, load_events, load_sites
 from scheduler.sim.traces import load_hashprice, load_prices
 
@@ -141,12 +140,6 @@ def test_times():
     assert parse_time(60, start=100.0) == 160.0
     with pytest.raises(ValueError):
         parse_time("yesterday")
-
-
-def test_slowdown_inverts_the_zeus_table():
-    for tolerance in (0, 5, 10, 17, 25, 40, 50):
-        assert slowdown_pct(power_fraction_for_slowdown(tolerance)) == pytest.approx(tolerance)
-    assert progress_rate(1.0) == 1.0 and progress_rate(0.63) == pytest.approx(1 / 1.5)
 
 
 def test_the_generated_workload_follows_the_azure_shape(tmp_path):
