@@ -88,7 +88,8 @@ def checkpoint_to_proto(job: Job, uri: str = "") -> types_pb2.Checkpoint | None:
     )
 
 
-def job_to_proto(job: Job) -> types_pb2.Job:
+def job_to_proto(job: Job, checkpoint_uri: str = "") -> types_pb2.Job:
+    """A job as tenants see it; `checkpoint_uri`: where a training job's checkpoints live."""
     return types_pb2.Job(
         job_id=job.job_id,
         tenant=job.tenant,
@@ -104,7 +105,7 @@ def job_to_proto(job: Job) -> types_pb2.Job:
         updated_at=timestamp(job.updated_at),
         last_event_id=job.last_event_id,
         preemptions=job.preemptions,
-        checkpoint=checkpoint_to_proto(job),
+        checkpoint=checkpoint_to_proto(job, checkpoint_uri),
         replicas=job.current_replicas if job.spec.served else 0,
         requests_per_s=job.requests_per_s,
         endpoint=job.endpoint,

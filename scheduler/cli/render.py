@@ -70,8 +70,9 @@ def job_detail(job: types_pb2.Job) -> str:
         ("pending reason", job.pending_reason or "-"),
         ("site", job.site_id or "-"),
         ("run", job.run_id or "-"),
-        ("attempt", job.attempt),
+        ("attempt", f"{job.attempt} ({job.preemptions} preempted)" if job.preemptions else job.attempt),
         ("gpus", f"{spec.resources.gpus} x {max(1, spec.replicas)} replica(s)"),
+        *_checkpoint_lines(job),
         ("priority", spec.priority),
         ("regions", ", ".join(spec.allowed_regions) or "any"),
         ("entrypoint", spec.entrypoint),
@@ -81,6 +82,14 @@ def job_detail(job: types_pb2.Job) -> str:
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+
+
+def _checkpoint_lines(job: types_pb2.Job) -> list[tuple[str, str]]:
+    if not job.HasField("checkpoint"):
+        return []
+    ck = job.checkpoint
+    saved = f"step {ck.checkpoint_step} at {when(ck.checkpoint_at)}" if ck.checkpoint_step else "none yet"
+    return [("checkpoints", ck.uri or "-"), ("progress", f"step {ck.step}"), ("last checkpoint", saved)]
 
 
 def event_line(event: types_pb2.JobEvent) -> str:

@@ -53,6 +53,8 @@ def add_parsers(sub) -> None:
         metavar="PCT",
         help="training: how much slower it may run when power-capped in a grid event (0..50; default 0: preempted instead)",
     )
+    p.add_argument("--checkpoint-uri", default="", help="training: where its checkpoints live (default: the scheduler's checkpoint_root/TENANT/JOB)")
+    p.add_argument("--checkpoint-grace", type=int, default=None, metavar="S", help="training: seconds to checkpoint when preempted (default 30)")
     p.add_argument("--request-id", default="", help="idempotency key (default: a new random one)")
     p.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     p.set_defaults(func=submit)
@@ -95,6 +97,10 @@ def submit(client, args) -> int:
     )
     if args.max_retries is not None:
         fields["max_retries"] = args.max_retries
+    if args.checkpoint_uri:
+        fields["checkpoint_uri"] = args.checkpoint_uri
+    if args.checkpoint_grace is not None:
+        fields["checkpoint_grace_s"] = args.checkpoint_grace
     response = client.submit(types_pb2.JobSpec(**fields), args.request_id or uuid.uuid4().hex)
     if args.output == "json":
         print(render.as_json(response))

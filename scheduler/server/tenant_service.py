@@ -10,6 +10,7 @@ import grpc
 from scheduler.api import convert
 from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc, types_pb2
 from scheduler.core.errors import InvalidArgument
+from scheduler.core.jobs import Job, JobKind
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
 
@@ -26,16 +27,20 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
     def _tenant(self, context) -> str:
         return self.auth.of(context, "tenant").name
 
+    def _job(self, job: Job) -> types_pb2.Job:
+        uri = self.controller.config.checkpoint_uri(job.tenant, job.job_id, job.spec.checkpoint_uri) if job.spec.kind == JobKind.TRAINING else ""
+        return convert.job_to_proto(job, uri)
+
     async def SubmitJob(self, request: tenant_pb2.SubmitJobRequest, context) -> tenant_pb2.SubmitJobResponse:
         tenant = self._tenant(context)
         if not request.HasField("spec"):
             raise InvalidArgument("spec is required")
         spec = convert.spec_from_proto(request.spec)
         job, created = await self.controller.submit(tenant, request.client_request_id, spec)
-        return tenant_pb2.SubmitJobResponse(job=convert.job_to_proto(job), created=created)
+        return tenant_pb2.SubmitJobResponse(job=self._job(job), created=created)
 
     async def GetJob(self, request: tenant_pb2.GetJobRequest, context) -> types_pb2.Job:
-        return convert.job_to_proto(self.controller.job_of(self._tenant(context), request.job_id))
+        return self._job(self.controller.job_of(self._tenant(context), request.job_id))
 
     async def ListJobs(self, request: tenant_pb2.ListJobsRequest, context) -> tenant_pb2.ListJobsResponse:
         tenant = self._tenant(context)
@@ -43,13 +48,13 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
             raise InvalidArgument(f"page_size is {request.page_size}; at most {MAX_PAGE}")
         states = convert.states_from_proto(request.states)
         jobs, token = self.controller.list_jobs(tenant, states, request.page_size or DEFAULT_PAGE, request.page_token)
-        return tenant_pb2.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in jobs], next_page_token=token)
+        return tenant_pb2.ListJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     async def CancelJob(self, request: tenant_pb2.CancelJobRequest, context) -> types_pb2.Job:
         if len(request.reason) > 512:
             raise InvalidArgument("reason is longer than 512 characters")
         job = await self.controller.cancel(self._tenant(context), request.job_id, request.reason)
-        return convert.job_to_proto(job)
+        return self._job(job)
 
     async def WatchJobs(self, request: tenant_pb2.WatchJobsRequest, context):
         """Backlog from the store, then live events; no gap, no duplicate."""
