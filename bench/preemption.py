@@ -19,8 +19,9 @@ reply's received_at. Measured per mode:
   (the run's progress timestamp; the run resumes on the same site, the only one);
 - the job then finishes: its final step count must equal --steps.
 
-Modes: `grace` (checkpoint_grace_s 30: asked to checkpoint, then stopped) and
-`baseline` (checkpoint_grace_s 0: stopped at once, loses up to one interval).
+Modes: `grace` (checkpoint_grace_s 30, the cut --lead-s ahead: asked to checkpoint,
+then stopped) and `baseline` (checkpoint_grace_s 0, a cut starting 2 s after it is
+posted: stopped at once, loses what it trained since its last checkpoint).
 
     unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/preemption.py [--steps 200] [--checkpoint-every 40]'
 
@@ -100,7 +101,9 @@ def run_mode(workdir: Path, mode: str, args) -> dict:
         trigger = 2 * args.checkpoint_every + args.checkpoint_every // 2
         say(f"{mode}: job {job.job_id} submitted; cutting the cap once it passes step {trigger}")
         wait_for(lambda: tenant.get(job.job_id).checkpoint.step >= trigger, 240, f"training past step {trigger}", 0.1)
-        start = time.time() + args.lead_s
+        # The grace mode's cut comes --lead-s ahead, so the run may checkpoint first; the
+        # baseline's bites at once (the same moment of training), with no time to checkpoint.
+        start = time.time() + (args.lead_s if grace else 2.0)
         cap = (8 * 150 + 20 * 0 + 500) * 1.1 + 1000  # idle GPUs + a generous floor, x1.1, + 1 kW
         event = operator_pb2.GridEvent(
             event_id=f"bench-{mode}",

@@ -3,14 +3,17 @@
 A local Ray cluster with two sites (us-tx-1 in region us, eu-no-1 in region eu,
 8 virtual GPUs each, each with a grid cap and a few hundred emulated Braiins OS
 miners driven through pyasic_rs by Ray actors), the scheduler
-on SQLite, one agent per site, and two tenants: acme trains a small model in the
-us, globex serves inference in the eu. Mining fills each site's cap; the AI jobs
-get their power by curtailing it first. While training runs, the operator posts a
-grid cap cut on us-tx-1: mining drops to its floor and the training run is
-power-capped within the slowdown it tolerates, then everything returns when the
-cut ends. Events stream as they happen until the training job finishes; then the
+on SQLite, one agent per site, and two tenants: acme trains the example PyTorch
+model with Ray Train (examples/training), globex serves inference. eu-no-1 starts
+drained (maintenance), so training starts on us-tx-1; then it comes back. Mining fills
+each site's cap; the AI jobs get their power by curtailing it first. While training
+runs, the operator posts a grid cap cut on us-tx-1: mining drops to its floor and
+training is power-capped (through the agent's NVML, a fake device here) within the
+slowdown it tolerates. A deeper cut follows: training is asked to checkpoint, stopped,
+requeued with the work it lost recorded, and resumes on eu-no-1 from its checkpoint.
+Events and training progress stream until the training job finishes; then the
 inference service is cancelled and everything is stopped. Exit code 0 only if
-training succeeded.
+training succeeded after resuming from a checkpoint.
 """
 
 from __future__ import annotations
@@ -33,23 +36,8 @@ from scheduler.client import Client, spec
 from scheduler.core.power import MINER_MODELS, Cooling, watts_text
 from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 
-TRAIN_SCRIPT = '''\
-"""Demo training job: fits y = 3x + 1 by SGD, one line per epoch, with a checkpoint file."""
-import json, os, random, sys, time
-epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-random.seed(0)
-data = [(x, 3 * x + 1 + random.gauss(0, 0.1)) for x in [random.uniform(-1, 1) for _ in range(400)]]
-w = b = 0.0
-for epoch in range(1, epochs + 1):
-    for x, y in data:
-        err = w * x + b - y
-        w -= 0.002 * err * x
-        b -= 0.002 * err
-    loss = sum((w * x + b - y) ** 2 for x, y in data) / len(data)
-    print(f"epoch {epoch}/{epochs} loss={loss:.4f} w={w:.3f} b={b:.3f}", flush=True)
-    time.sleep(1.0)
-print(json.dumps({"w": w, "b": b, "run": os.environ.get("POWERPLANE_RUN_ID")}))
-'''
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_STEPS, CHECKPOINT_EVERY = 400, 40
 SERVE_SCRIPT = '''\
 """Demo inference service: answers a synthetic request stream until stopped."""
 import time
@@ -78,7 +66,8 @@ NO_POWER = SitePowerSpec(
 )
 SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2, power=TX_POWER), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2, power=NO_POWER)]
 DEMO_SCHEDULER = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5}
-CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 15.0
+CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 60.0  # the first cut: training power-capped
+DEEP_CUT_AHEAD_S = 20.0  # the second: training preempted, with time to checkpoint first
 
 
 def _say(text: str) -> None:
@@ -108,7 +97,6 @@ def _fresh_workdir(workdir: Path) -> None:
 def run_demo(workdir: Path, timeout_s: float) -> int:
     workdir = workdir.resolve()
     _fresh_workdir(workdir)
-    (workdir / "train.py").write_text(TRAIN_SCRIPT)
     (workdir / "serve.py").write_text(SERVE_SCRIPT)
     sites = SITES
     if not can_host_miners():
@@ -135,19 +123,19 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         cluster.wait_sites_ready(ops)
         _say(operator_commands.sites_table(ops.sites().sites))
 
-        _say("[4/5] tenants submit: acme trains (4 GPUs, us only), globex serves inference (2 replicas x 2 GPUs, eu only)")
+        _say("[4/5] eu-no-1 is in maintenance (drained); acme trains the example model with Ray Train (4 GPUs, us or eu)")
         python = sys.executable
+        ops.drain("eu-no-1", "maintenance (demo)")
+        train = (
+            f"{python} {REPO / 'examples' / 'training' / 'train_regression.py'} --steps {TRAIN_STEPS} --checkpoint-every {CHECKPOINT_EVERY} --step-sleep-s 0.1"
+        )
         training = acme.submit(
-            spec(
-                f"{python} {workdir / 'train.py'} 20",
-                gpus=4,
-                allowed_regions=["us"],
-                name="sgd-demo",
-                max_runtime_s=int(timeout_s),
-                slowdown_tolerance_pct=25,
-            ),
+            spec(train, gpus=4, allowed_regions=["us", "eu"], name="regression-demo", max_runtime_s=int(timeout_s), slowdown_tolerance_pct=25),
             f"demo-train-{uuid.uuid4().hex[:8]}",
         ).job
+        _drain_until_running(acme, training.job_id, time.monotonic() + 180)
+        ops.undrain("eu-no-1")
+        _say("  ops     eu-no-1 is back from maintenance; globex serves inference there (2 replicas x 2 GPUs, eu only)")
         inference = globex.submit(
             spec(f"{python} {workdir / 'serve.py'}", gpus=2, kind=types_pb2.JOB_KIND_INFERENCE, replicas=2, allowed_regions=["eu"], name="chat-demo"),
             f"demo-serve-{uuid.uuid4().hex[:8]}",
@@ -157,8 +145,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
             threading.Thread(target=_follow, args=(client, tenant, events, streams), daemon=True).start()
 
         _say("[5/5] live events (until the training job ends):")
-        training_log = cluster.ray_job_log(f"{training.job_id}-r1")
-        outcome = _show_until_done(events, ops, training.job_id, training_log, deadline=time.monotonic() + timeout_s)
+        outcome = _show_until_done(events, ops, acme, training.job_id, deadline=time.monotonic() + timeout_s)
         _say(f"\ncancelling the inference service {inference.job_id}")
         globex.cancel(inference.job_id, "demo finished")
         _drain_until(events, inference.job_id, types_pb2.JOB_STATE_CANCELLED, time.monotonic() + 30)
@@ -167,8 +154,12 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         _say("\nacme's jobs:\n" + render.jobs_table(list(acme.list_all())))
         _say("\nglobex's jobs:\n" + render.jobs_table(list(globex.list_all())))
         _say("\nsites:\n" + operator_commands.sites_table(ops.sites().sites))
-        if outcome == types_pb2.JOB_STATE_SUCCEEDED:
-            _say(f"\ndemo finished in {time.monotonic() - started:.0f}s: training SUCCEEDED (its Ray log: {training_log})")
+        final = acme.get(training.job_id)
+        _say("\nacme's training job:\n" + render.job_detail(final))
+        if outcome == types_pb2.JOB_STATE_SUCCEEDED and final.preemptions >= 1 and final.checkpoint.checkpoint_step == TRAIN_STEPS:
+            _say(
+                f"\ndemo finished in {time.monotonic() - started:.0f}s: training SUCCEEDED on {final.site_id} after {final.preemptions} preemption(s), all {TRAIN_STEPS} steps"
+            )
             return 0
         _say(f"\ndemo failed: training ended {render.state_name(outcome) if outcome else 'in no final state before the timeout'}")
         return 1
@@ -182,41 +173,28 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         cluster.stop()
 
 
-class _LogTail:
-    """New complete lines of a growing log file."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.partial = path, 0, ""
-
-    def lines(self) -> list[str]:
-        try:
-            with open(self.path, errors="replace") as f:
-                f.seek(self.offset)
-                text = f.read()
-                self.offset = f.tell()
-        except OSError:
-            return []
-        *complete, self.partial = (self.partial + text).split("\n")
-        return [line for line in complete if line.strip()]
-
-
-def _post_cap_cut(ops: Client) -> None:
-    """A cap cut on us-tx-1 a little under what its AI and paused miners draw."""
+def _post_cap_cut(ops: Client, deep: bool = False) -> None:
+    """A cap cut on us-tx-1 a little under what its AI and paused miners draw (power-caps
+    training); `deep`: below the idle GPUs and paused miners plus 1 kW (preempts it)."""
     floor_w = sum(f.count * MINER_MODELS[f.model].standby_w for f in TX_POWER.fleets)  # every miner paused
     it_w = 8 * TX_POWER.gpu_idle_w + 4 * (TX_POWER.gpu_load_w - TX_POWER.gpu_idle_w) + floor_w  # idle GPUs + the training run at load
     cap_w = it_w * Cooling.AIR.default_overhead - 500
-    start = time.time() + CUT_AHEAD_S
+    ahead, length = CUT_AHEAD_S, CUT_LENGTH_S
+    if deep:
+        cap_w = (8 * TX_POWER.gpu_idle_w + floor_w) * Cooling.AIR.default_overhead + 1000
+        ahead, length = DEEP_CUT_AHEAD_S, CUT_LENGTH_S - DEEP_CUT_AHEAD_S
+    start = time.time() + ahead
     event = operator_pb2.GridEvent(
-        event_id=f"demo-cut-{uuid.uuid4().hex[:6]}",
+        event_id=f"demo-{'deep-' if deep else ''}cut-{uuid.uuid4().hex[:6]}",
         kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
         site_id="us-tx-1",
         cap_w=cap_w,
         start=timestamp(start),
-        end=timestamp(start + CUT_LENGTH_S),
-        reason="ERCOT 4CP peak (demo)",
+        end=timestamp(start + length),
+        reason="ERCOT emergency: deeper cut (demo)" if deep else "ERCOT 4CP peak (demo)",
     )
     ops.post_grid_event(event)
-    _say(f"  ops     grid event: cap us-tx-1 at {watts_text(cap_w)} from +{CUT_AHEAD_S:g}s for {CUT_LENGTH_S:g}s (ERCOT 4CP peak)")
+    _say(f"  ops     grid event: cap us-tx-1 at {watts_text(cap_w)} from +{ahead:g}s for {length:g}s ({event.reason})")
 
 
 def _power_line(ops: Client) -> str:
@@ -230,29 +208,47 @@ def _power_line(ops: Client) -> str:
     return "  |  ".join(parts)
 
 
-def _show_until_done(events: queue.Queue, ops: Client, job_id: str, log_path: Path, deadline: float) -> int | None:
+def _training_line(client: Client, job_id: str) -> str:
+    job = client.get(job_id)
+    ck = job.checkpoint
+    return f"acme training on {job.site_id or '-'}: step {ck.step}/{TRAIN_STEPS}, last checkpoint step {ck.checkpoint_step}, GPU power cap {job.power_fraction:.0%}"
+
+
+def _show_until_done(events: queue.Queue, ops: Client, acme: Client, job_id: str, deadline: float) -> int | None:
+    """Stream events, power and training progress; post the cuts as training gets going."""
     next_sites = time.monotonic() + 3
-    cut_posted = False
-    tail = _LogTail(log_path)
+    cut_posted = deep_posted = False
     while time.monotonic() < deadline:
-        for line in tail.lines():
-            if line.startswith("epoch"):
-                _say(f"  acme    training progress: {line}")
         try:
             tenant, event = events.get(timeout=0.5)
         except queue.Empty:
             tenant = None
         if tenant is not None:
             _say(f"  {tenant:<7} {render.event_line(event)}")
-            if event.job_id == job_id and event.to_state == types_pb2.JOB_STATE_RUNNING and not cut_posted:
-                _post_cap_cut(ops)
-                cut_posted = True
             if event.job_id == job_id and event.to_state in (types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED):
                 return event.to_state
         if time.monotonic() >= next_sites:
+            job = acme.get(job_id)
+            if not cut_posted and job.state == types_pb2.JOB_STATE_RUNNING and job.checkpoint.checkpoint_step >= CHECKPOINT_EVERY:
+                _post_cap_cut(ops)
+                cut_posted = True
+            elif cut_posted and not deep_posted and job.power_fraction < 1.0:
+                _post_cap_cut(ops, deep=True)
+                deep_posted = True
             _say(f"  power: {_power_line(ops)}")
+            _say(f"  {_training_line(acme, job_id)}")
             next_sites = time.monotonic() + 3
     return None
+
+
+def _drain_until_running(client: Client, job_id: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        job = client.get(job_id)
+        if job.state == types_pb2.JOB_STATE_RUNNING:
+            _say(f"  acme    {job_id} RUNNING on {job.site_id}")
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"training job {job_id} did not start in time")
 
 
 def _drain_until(events: queue.Queue, job_id: str, state: int, deadline: float) -> None:
