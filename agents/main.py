@@ -31,6 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the site's Ray cluster (host:port of its GCS): miner groups then run as Ray actors there; without it the agent drives them itself",
     )
     parser.add_argument(
+        "--miner-groups-in-agent", action="store_true", help="drive miner groups from the agent's process even with --ray-gcs-address (Serve still uses Ray)"
+    )
+    parser.add_argument("--serve-http-host", default="127.0.0.1", help="where Ray Serve's HTTP proxy listens (if this agent starts Serve on the cluster)")
+    parser.add_argument("--serve-http-port", type=int, default=int(os.environ.get("POWERPLANE_SERVE_HTTP_PORT", "8000")), help="Ray Serve's HTTP port")
+    parser.add_argument(
+        "--serve-demand-window-s",
+        type=float,
+        default=10.0,
+        help="Serve demand (requests/s) is averaged over this window (a few of Ray's metrics report intervals)",
+    )
+    parser.add_argument(
         "--site-config", type=Path, help="the site's power profile and miner fleets (YAML, see agents/site_config.py); without it: no fleets, no cap"
     )
 
@@ -46,7 +57,7 @@ def site_power_from(args: argparse.Namespace):
     except SiteConfigError as err:
         raise SystemExit(f"powerplane agent: bad site config {err}") from None
     gcs = getattr(args, "ray_gcs_address", "")
-    if not (gcs and config.has_miner_addresses):
+    if not (gcs and config.has_miner_addresses) or getattr(args, "miner_groups_in_agent", False):
         return SitePowerControl(config)
     from agents.miners.driver import site_fleet_driver
     from agents.miners.ray_groups import RayMinerGroup, ensure_ray
@@ -58,6 +69,18 @@ def site_power_from(args: argparse.Namespace):
         return RayMinerGroup(args.site, group_id, addresses, model, site_resource=args.ray_site_resource)
 
     return SitePowerControl(config, driver=site_fleet_driver(config, group_factory=ray_group))
+
+
+def serve_runner_from(args: argparse.Namespace):
+    """Serve inference runs need a Ray driver connection: with --ray-gcs-address, else none."""
+    gcs = getattr(args, "ray_gcs_address", "")
+    if not gcs:
+        return None
+    from agents.serve_runner import ServeRunner
+
+    runner = ServeRunner(gcs, args.site, args.ray_site_resource, args.serve_http_host, args.serve_http_port, args.serve_demand_window_s)
+    runner.connect()
+    return runner
 
 
 def settings_from(args: argparse.Namespace):
@@ -83,7 +106,7 @@ async def run_agent(args: argparse.Namespace) -> None:
     runner = RayRunner(address=args.ray_address, site_id=args.site, gpu_model=args.gpu_model, site_resource=args.ray_site_resource)
     log.info("waiting for Ray at %s", args.ray_address)
     await asyncio.to_thread(runner.wait_until_ready, args.ray_wait_s)
-    agent = SiteAgent(settings, runner, power)
+    agent = SiteAgent(settings, runner, power, serve_runner_from(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop)

@@ -21,6 +21,16 @@ def replicas_of(spec: types_pb2.JobSpec) -> int:
     return max(1, spec.replicas) if spec.kind == types_pb2.JOB_KIND_INFERENCE else 1
 
 
+def is_served(spec: types_pb2.JobSpec) -> bool:
+    """A Serve inference service (agents/serve_runner.py), not a plain Ray job."""
+    return spec.kind == types_pb2.JOB_KIND_INFERENCE and bool(spec.serve.import_path)
+
+
+def start_replicas(start) -> int:
+    """Replicas a Serve run starts with: the order's, else the spec's fewest."""
+    return start.replicas or max(1, start.spec.serve.min_replicas)
+
+
 def spec_gpus(spec: types_pb2.JobSpec) -> int:
     """All the GPUs a run of this spec takes."""
     return spec.resources.gpus * replicas_of(spec)

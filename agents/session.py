@@ -26,13 +26,14 @@ import grpc
 
 from agents import __version__
 from agents.checkpointing import RunCheckpoints
-from agents.runs import ACTIVE_RUN_STATES, spec_gpus
+from agents.runs import ACTIVE_RUN_STATES, is_served, spec_gpus, start_replicas
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 
 if TYPE_CHECKING:
     from agents.ray_runner import RayRunner
+    from agents.serve_runner import ServeRunner
 
 log = logging.getLogger(__name__)
 SUBMIT_ATTEMPTS = 3
@@ -53,9 +54,11 @@ class AgentSettings:
 
 
 class SiteAgent:
-    def __init__(self, settings: AgentSettings, runner: RayRunner, power: SitePowerControl | None = None):
+    def __init__(self, settings: AgentSettings, runner: RayRunner, power: SitePowerControl | None = None, serve: ServeRunner | None = None):
         self.settings = settings
         self.runner = runner
+        self.serve = serve  # Serve inference runs (agents/serve_runner.py); None: this agent has no Ray driver connection
+        self.served: dict[str, int] = {}  # Serve runs: run id -> GPUs per replica
         self.power = power if power is not None else SitePowerControl(SiteConfig())
         self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs this agent watches
         self.checkpoints = RunCheckpoints()  # training runs' checkpoint dirs and progress
@@ -111,6 +114,7 @@ class SiteAgent:
 
     async def _register_message(self) -> agent_pb2.AgentMessage:
         nodes, records = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
+        records = [*records, *(await self._serve_records())]
         for record in records:
             if record.status.state in ACTIVE_RUN_STATES:
                 self.tracked[record.status.run_id] = record.status
@@ -159,6 +163,8 @@ class SiteAgent:
                         self._heartbeat_now.set()  # confirm the new targets at once
                     elif kind == "run_power_cap":
                         self.power.cap_run(message.run_power_cap)
+                    elif kind == "scale_run":
+                        asyncio.create_task(self._scale(message.scale_run))
             finally:
                 for task in tasks:
                     task.cancel()
@@ -213,6 +219,8 @@ class SiteAgent:
     async def _start(self, order: agent_pb2.StartRun) -> None:
         if order.run_id in self.tracked:
             return  # a repeated order for a run we already run
+        if is_served(order.spec):
+            return await self._start_serve(order)
         self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
         self.checkpoints.remember(order.run_id, order.checkpoint_uri)
         self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
@@ -233,6 +241,8 @@ class SiteAgent:
         self._report(self.tracked[order.run_id])
 
     async def _stop_run(self, order: agent_pb2.StopRun) -> None:
+        if await self._stop_serve(order):
+            return
         log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason)
 
         def still_active() -> bool:
@@ -258,12 +268,15 @@ class SiteAgent:
             starting = any(s.state == agent_pb2.RUN_STATE_STARTING for s in self.tracked.values())
             await asyncio.sleep(self.settings.poll_starting_s if starting else self.settings.poll_running_s)
             run_ids = list(self.tracked)
-            results = await asyncio.gather(*(asyncio.to_thread(self.runner.status, r) for r in run_ids), return_exceptions=True)
+            results = await asyncio.gather(*(asyncio.to_thread(self._status, r) for r in run_ids), return_exceptions=True)
             for run_id, status in zip(run_ids, results):
                 if isinstance(status, Exception):
                     log.warning("status of run %s unavailable: %s", run_id, status)
                     continue
                 previous = self.tracked.get(run_id)
+                if previous is not None and previous.state == status.state and run_id in self.served:
+                    self.tracked[run_id] = status  # a Serve run's demand and replicas, for the next heartbeat
+                    self.power.gpus.add_run(run_id, self.served[run_id] * status.replicas)  # what its replicas hold now
                 if previous is None or previous.state == status.state:
                     continue
                 if status.state in ACTIVE_RUN_STATES:
@@ -282,3 +295,79 @@ class SiteAgent:
         run_ids = [r for r in self.tracked if r in self.checkpoints.uris]
         if run_ids:
             await asyncio.gather(*(asyncio.to_thread(self.checkpoints.refresh, r) for r in run_ids), return_exceptions=True)
+
+    # ------------------------------------------------------------- Serve inference runs
+    def _status(self, run_id: str) -> agent_pb2.RunStatus:
+        """A run's status from the runner that has it (blocking; called in a thread)."""
+        if run_id in self.served and self.serve is not None:
+            return self.serve.status(run_id)
+        return self.runner.status(run_id)
+
+    async def _serve_records(self) -> list:
+        """Serve runs found on the cluster (after a restart: they are ours again)."""
+        if self.serve is None:
+            return []
+        try:
+            records = await asyncio.to_thread(self.serve.list_runs)
+        except Exception as err:
+            log.warning("listing Serve applications failed: %s", err)
+            return []
+        self.served.update((r.status.run_id, r.gpus // max(1, r.status.replicas)) for r in records)
+        return records
+
+    async def _start_serve(self, order: agent_pb2.StartRun) -> None:
+        if self.serve is None:
+            message = "this agent has no Ray driver connection for Serve (start it with --ray-gcs-address)"
+            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
+            return
+        self.served[order.run_id] = order.spec.resources.gpus
+        self.power.gpus.add_run(order.run_id, order.spec.resources.gpus * start_replicas(order))
+        self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                await asyncio.to_thread(self.serve.submit, order)
+                break
+            except Exception as err:
+                if attempt == SUBMIT_ATTEMPTS:
+                    log.error("run %s: deploying on Serve failed: %s", order.run_id, err)
+                    self.tracked.pop(order.run_id, None)
+                    self.power.gpus.forget(order.run_id)
+                    message = f"deploying on Ray Serve failed after {attempt} attempts: {err}"[:2000]
+                    self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
+                    return
+                await asyncio.sleep(0.5 * attempt)
+        log.info("run %s deployed on Ray Serve", order.run_id)
+        self._report(self.tracked[order.run_id])
+
+    async def _scale(self, order: agent_pb2.ScaleRun) -> None:
+        if self.serve is None or order.run_id not in self.served:
+            log.warning("scale order for run %s, which is not a Serve run here; ignored", order.run_id)
+            return
+        try:
+            found = await asyncio.to_thread(self.serve.scale, order.run_id, order.replicas)
+        except Exception as err:
+            log.error("scaling run %s to %d replicas failed: %s", order.run_id, order.replicas, err)
+            return
+        if found:
+            log.info("run %s scaled to %d replicas: %s", order.run_id, order.replicas, order.cause)
+            status = self.tracked.get(order.run_id)
+            if status is not None and order.replicas > status.replicas:  # new replicas draw from now on
+                self.power.gpus.add_run(order.run_id, self.served[order.run_id] * order.replicas)
+        else:
+            log.warning("scale order for run %s: Serve has no such application", order.run_id)
+
+    async def _stop_serve(self, order: agent_pb2.StopRun) -> bool:
+        """Stop a Serve run (delete its application); False when the run is not a Serve run."""
+        if self.serve is None or order.run_id not in self.served:
+            return False
+        log.info("stopping Serve run %s: %s", order.run_id, order.reason)
+        try:
+            found = await asyncio.to_thread(self.serve.stop, order.run_id)
+        except Exception as err:
+            log.error("stopping Serve run %s failed: %s", order.run_id, err)
+            return True
+        if not found:
+            self.tracked.pop(order.run_id, None)
+            self.power.gpus.forget(order.run_id)
+            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Serve has no such application"))
+        return True

@@ -1,0 +1,1 @@
+"""Example workloads for Powerplane (importable from the repository root)."""

@@ -30,6 +30,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository: examples/ (Serve applications) import from here
 
 
 def free_port() -> int:
@@ -208,6 +209,7 @@ class LocalCluster:
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
+    serve_http_port: int = field(default_factory=free_port)  # Ray Serve's HTTP proxy (inference runs), on 127.0.0.1
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     ray_nodes: list[Process] = field(default_factory=list)
     scheduler: Process | None = None
@@ -235,6 +237,10 @@ class LocalCluster:
         os.environ.update(ray_env)
         self.env = dict(os.environ)
         self.env.update(ray_env, RAY_DASHBOARD_ADDRESS=self.ray_address, PYTHONUNBUFFERED="1")
+        # Serve replicas import their application (examples.inference.service:app) from the repository,
+        # and Ray reports metrics (Serve's request counters: the demand signal) every second.
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        self.env.setdefault("RAY_metrics_report_interval_ms", "1000")
 
     # ----------------------------------------------------------------- addresses
     @property
@@ -383,13 +389,20 @@ class LocalCluster:
             site_resource(site.site_id),
             "--gpu-model",
             "virtual-H100",
+            # Serve inference runs need a driver connection to the cluster; the proxy binds loopback.
+            "--ray-gcs-address",
+            f"127.0.0.1:{self.ray_gcs_port}",
+            "--serve-http-port",
+            str(self.serve_http_port),
+            "--serve-demand-window-s",
+            "3",
         ]
         if site.power is not None:
             site_config = self.workdir / f"site-{site.site_id}.yaml"
             site_config.write_text(yaml.safe_dump(site.power.site_config(), sort_keys=False))
             argv += ["--site-config", str(site_config)]
-            if site.power.drives_miners and self.miner_groups_on_ray:  # its miner groups run as Ray actors on the site's nodes
-                argv += ["--ray-gcs-address", f"127.0.0.1:{self.ray_gcs_port}"]
+            if site.power.drives_miners and not self.miner_groups_on_ray:  # else its miner groups run as Ray actors on the site's nodes
+                argv += ["--miner-groups-in-agent"]
         env = self.env if self.miner_groups_on_ray else {k: v for k, v in self.env.items() if k != "POWERPLANE_RAY_GCS_ADDRESS"}
         process = Process(f"agent-{site.site_id}", argv, self.workdir / "logs" / f"agent-{site.site_id}.log", env).start()
         self.agents[site.site_id] = process

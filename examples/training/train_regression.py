@@ -61,7 +61,8 @@ def weights_hash(model: torch.nn.Module) -> str:
 def train_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
-    ckpt = RunCheckpoints(config["dir"], config["resume_from"], config["resume_step"], config["preempt_file"])
+    # Progress every step (a small local file): the work a hard stop loses is then known to the step.
+    ckpt = RunCheckpoints(config["dir"], config["resume_from"], config["resume_step"], config["preempt_file"], progress_every_s=0.0)
     model = make_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     step = 0

@@ -50,7 +50,7 @@ def jobs_table(jobs: Sequence[types_pb2.Job]) -> str:
                 job.spec.name or "-",
                 kind_name(job.spec.kind),
                 state_name(job.state),
-                job.spec.resources.gpus * max(1, job.spec.replicas),
+                job.spec.resources.gpus * max(1, job.replicas if job.spec.serve.import_path else job.spec.replicas),
                 job.site_id or "-",
                 why[:70],
             ]
@@ -72,6 +72,7 @@ def job_detail(job: types_pb2.Job) -> str:
         ("run", job.run_id or "-"),
         ("attempt", f"{job.attempt} ({job.preemptions} preempted)" if job.preemptions else job.attempt),
         ("gpus", f"{spec.resources.gpus} x {max(1, spec.replicas)} replica(s)"),
+        *_serve_lines(job),
         *_checkpoint_lines(job),
         ("priority", spec.priority),
         ("regions", ", ".join(spec.allowed_regions) or "any"),
@@ -82,6 +83,21 @@ def job_detail(job: types_pb2.Job) -> str:
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+
+
+def _serve_lines(job: types_pb2.Job) -> list[tuple[str, str]]:
+    """A Serve inference job: its application, size, demand and where it answers."""
+    serve = job.spec.serve
+    if not serve.import_path:
+        return []
+    low = max(1, serve.min_replicas)
+    bounds = f"{low}..{max(low, serve.max_replicas)}, {serve.target_rps_per_replica:g} req/s each"
+    return [
+        ("serve", serve.import_path),
+        ("replicas", f"{job.replicas or low} ({bounds})"),
+        ("demand", f"{job.requests_per_s:.1f} req/s"),
+        ("endpoint", job.endpoint or "-"),
+    ]
 
 
 def _checkpoint_lines(job: types_pb2.Job) -> list[tuple[str, str]]:

@@ -55,6 +55,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--checkpoint-uri", default="", help="training: where its checkpoints live (default: the scheduler's checkpoint_root/TENANT/JOB)")
     p.add_argument("--checkpoint-grace", type=int, default=None, metavar="S", help="training: seconds to checkpoint when preempted (default 30)")
+    p.add_argument("--serve", default="", metavar="MODULE:APP", help="inference on Ray Serve: the application to serve (see docs/inference.md)")
+    p.add_argument("--min-replicas", type=int, default=0, help="with --serve: fewest replicas (default 1)")
+    p.add_argument("--max-replicas", type=int, default=0, help="with --serve: most replicas (default: --min-replicas)")
+    p.add_argument("--target-rps", type=float, default=0.0, help="with --serve: requests/s one replica serves within its latency goal")
     p.add_argument("--request-id", default="", help="idempotency key (default: a new random one)")
     p.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     p.set_defaults(func=submit)
@@ -101,6 +105,11 @@ def submit(client, args) -> int:
         fields["checkpoint_uri"] = args.checkpoint_uri
     if args.checkpoint_grace is not None:
         fields["checkpoint_grace_s"] = args.checkpoint_grace
+    if args.serve:
+        fields["serve"] = types_pb2.ServeSpec(
+            import_path=args.serve, min_replicas=args.min_replicas, max_replicas=args.max_replicas, target_rps_per_replica=args.target_rps
+        )
+        fields["entrypoint"] = fields["entrypoint"] or f"serve {args.serve}"
     response = client.submit(types_pb2.JobSpec(**fields), args.request_id or uuid.uuid4().hex)
     if args.output == "json":
         print(render.as_json(response))

@@ -51,7 +51,17 @@ class CapRunPower:
     cause: str = ""
 
 
-Order = StartRun | StopRun | SetMiningTargets | CapRunPower
+@dataclass(frozen=True)
+class ScaleRun:
+    """Scale a Serve inference run to this many replicas (see core/autoscale.py)."""
+
+    site_id: str
+    run_id: str
+    replicas: int
+    cause: str = ""
+
+
+Order = StartRun | StopRun | SetMiningTargets | CapRunPower | ScaleRun
 
 
 @dataclass

@@ -10,8 +10,10 @@ the simulator runs it on every tick of its fake clock. In one pass, in this orde
 2. When nothing is over the cap, capped training gets its power back first (AI first).
 3. Placed runs waiting for power are reserved in order while they fit with mining at
    its paused floor; one that no longer fits (the cap fell) goes back to the queue.
+   A Serve service's scale-up (its extra replicas, `growing`) is reserved the same
+   way, in the same priority order; one that does not fit just keeps its size.
 4. Mining fills what AI (running and reserved) leaves, by merit order (mining.plan_mining).
-5. A waiting run starts only when it fits with every fleet counted at what it may
+5. A waiting run (or a scale-up) starts only when it fits with every fleet counted at what it may
    still draw (`held_w`, confirmed by the agent: see admission.py): make room first,
    then start.
 6. Fleets ramping *up* are trimmed so that, counted the same way, the site stays
@@ -45,6 +47,9 @@ class SiteInputs:
     held_w: Mapping[str, float] = field(default_factory=dict)  # the most each fleet may draw now (admission.py)
     fleet_states: Mapping[str, FleetState] = field(default_factory=dict)
     emergency: bool = False
+    # Serve services that want more replicas: one claim per service for its *extra* GPUs
+    # (keyed by its job id); they fit like waiting runs (make room first, then scale).
+    growing: tuple[AiClaim, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,13 @@ class SiteDispatch:
     waiting_reasons: dict[str, str]  # waiting runs that keep waiting -> why
     steps: tuple[LadderStep, ...]
     committed_w: float  # meter power counted after this pass (each fleet at max(new target, held))
+    grow: tuple[str, ...] = ()  # Serve services whose scale-up may go out now
+    grow_reasons: dict[str, str] = field(default_factory=dict)  # scale-ups that keep waiting -> why
+    shrink: dict[str, int] = field(default_factory=dict)  # Serve services the ladder scaled down -> GPUs they keep
 
     @property
     def orders_anything(self) -> bool:
-        return bool(self.power_fractions or self.preempt or self.shed or self.start or self.requeue)
+        return bool(self.power_fractions or self.preempt or self.shed or self.start or self.requeue or self.grow or self.shrink)
 
 
 def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningPolicy(), cause: str = "") -> SiteDispatch:
@@ -73,7 +81,8 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
 
     # 1-2. The ladder when over the cap (or in an emergency), else AI gets its power back first.
     steps: list[LadderStep] = []
-    if inputs.emergency or not commanded.within_cap:
+    climbing = inputs.emergency or not commanded.within_cap
+    if climbing:
         plan = respond_to_cap(commanded, cap, cause, emergency=inputs.emergency)
     else:
         plan = restore(commanded, cap, cause)
@@ -83,13 +92,24 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     shed = tuple(plan.jobs(StepKind.SHED_INFERENCE))
     before = {c.job_id: c.power_fraction for c in inputs.running}
     fractions = {c.job_id: c.power_fraction for c in running if abs(c.power_fraction - before[c.job_id]) > 1e-9}
+    sizes = {c.job_id: c.gpus for c in inputs.running}
+    shrink = {c.job_id: c.gpus for c in running if c.gpus < sizes[c.job_id]}
 
     # 3. Reserve power for waiting runs while they fit with mining at its floor.
     reserved: list[AiClaim] = []
     requeue: dict[str, str] = {}
-    for claim in inputs.waiting:
+    grow_reasons: dict[str, str] = {}
+    growing = {c.job_id for c in inputs.growing}
+    for claim in sorted((*inputs.waiting, *inputs.growing), key=lambda c: (-c.priority, c.seq)):
         probe = SiteLedger(site, cap, (*running, *reserved), {})
-        if inputs.emergency and claim.flexible:
+        if claim.job_id in growing:
+            if climbing:
+                grow_reasons[claim.job_id] = "the site is meeting a grid event: no scale-up now"
+            elif probe.free_for_ai_w() + 1e-6 < probe.run_power_w(claim.gpus):
+                grow_reasons[claim.job_id] = f"not enough power under the cap {watts_text(cap)} for {claim.gpus} more GPUs"
+            else:
+                reserved.append(claim)
+        elif inputs.emergency and claim.flexible:
             requeue[claim.job_id] = "grid emergency at the site: flexible load is shed"
         elif probe.free_for_ai_w() + 1e-6 < probe.run_power_w(claim.gpus):
             requeue[claim.job_id] = f"the site's cap fell to {watts_text(cap)}: not enough power left for {claim.gpus} GPUs"
@@ -108,16 +128,20 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     # 5. Start waiting runs only once mining is measured down (raises not counted yet).
     held = {f.fleet_id: max(targets[f.fleet_id], inputs.held_w.get(f.fleet_id, targets[f.fleet_id])) for f in site.fleets}
     stopped_now = tuple(c for c in inputs.running if c.job_id in preempt or c.job_id in shed)
+    # Replicas the ladder took off still draw until the agent confirms them gone.
+    stopped_now += tuple(dataclasses.replace(c, gpus=c.gpus - shrink[c.job_id]) for c in inputs.running if c.job_id in shrink)
     now_ledger = SiteLedger(site, cap, (*running, *inputs.stopping, *stopped_now), held)
     start: list[str] = []
+    grow: list[str] = []
     waiting_reasons: dict[str, str] = {}
     for claim in reserved:
         with_run = dataclasses.replace(now_ledger, ai=(*now_ledger.ai, claim))
         if with_run.within_cap:
             now_ledger = with_run
-            start.append(claim.job_id)
+            (grow if claim.job_id in growing else start).append(claim.job_id)
         else:
-            waiting_reasons[claim.job_id] = f"waiting for mining to come down to {watts_text(sum(planned.values()))} to make room"
+            why = f"waiting for mining to come down to {watts_text(sum(planned.values()))} to make room"
+            (grow_reasons if claim.job_id in growing else waiting_reasons)[claim.job_id] = why
 
     # 6. Fleets ramping up get only what the site has left, counted with measured power;
     # a lowered target is sent as planned.
@@ -134,4 +158,6 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
             new_targets[fleet.fleet_id] = held[fleet.fleet_id] + granted
     after = {fid: max(new_targets[fid], held[fid]) for fid in new_targets}
     committed = SiteLedger(site, cap, now_ledger.ai, after).committed_w  # stopping runs included
-    return SiteDispatch(new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed)
+    return SiteDispatch(
+        new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed, tuple(grow), grow_reasons, shrink
+    )

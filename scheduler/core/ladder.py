@@ -3,7 +3,9 @@
 1. mining comes down, least efficient fleets first (merit order);
 2. flexible training is power-capped, within the slowdown its spec tolerates;
 3. training is preempted (it is requeued; it resumes from its checkpoint);
-4. inference is shed, last.
+4. inference last: Serve services are first scaled down toward their fewest
+   replicas (whole replicas, never below the fewest), then, only if the cap still
+   needs it, inference runs are shed.
 Within 2-4, lower priority goes first and, within a priority, the newest run.
 An emergency sheds all flexible load at once: mining to its paused floor and every
 training run preempted; inference is kept unless a cap in force still needs it shed.
@@ -30,6 +32,7 @@ class StepKind(enum.Enum):
     CURTAIL_MINING = "curtail mining"
     CAP_TRAINING = "power-cap training"
     PREEMPT_TRAINING = "preempt training"
+    SCALE_DOWN_INFERENCE = "scale down inference"
     SHED_INFERENCE = "shed inference"
     UNCAP_TRAINING = "lift training power cap"
 
@@ -123,8 +126,10 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
         current = claims.pop(claim.job_id)
         freed = ledger.claim_it_w(current) * site.overhead
         steps.append(LadderStep(StepKind.PREEMPT_TRAINING, claim.job_id, freed, cause, "requeued; resumes from its checkpoint"))
-    # 4. Shed inference, last, and only what the cap still needs (an emergency sheds
-    # flexible load; inference goes only when a cap in force is still exceeded).
+    # 4. Inference, last, and only what the cap still needs (an emergency sheds flexible
+    # load; inference gives way only when a cap in force is still exceeded). First Serve
+    # services scale down toward their fewest replicas, then whole runs are shed.
+    steps.extend(_scale_down_inference(ledger, claims, excess, cause))
     for claim in _shed_order([c for c in claims.values() if not c.flexible]):
         if excess() <= TOLERANCE_W:
             break
@@ -132,6 +137,28 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
         steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
     after = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
     return LadderPlan(tuple(steps), after)
+
+
+def _scale_down_inference(ledger: SiteLedger, claims: dict[str, AiClaim], excess, cause: str) -> list[LadderStep]:
+    """Take whole replicas off Serve inference runs (lowest priority, newest first),
+    never below their fewest, until `excess()` is gone; `claims` is updated in place."""
+    site = ledger.site
+    steps: list[LadderStep] = []
+    for claim in _shed_order([c for c in claims.values() if c.shrinkable_gpus > 0]):
+        need = excess()
+        if need <= TOLERANCE_W:
+            break
+        per_replica_w = claim.gpus_per_replica * (site.gpu_load_w * claim.power_fraction - site.gpu_idle_w) * site.overhead
+        if per_replica_w <= 0:
+            continue
+        drop = min(math.ceil(need / per_replica_w - 1e-9), claim.shrinkable_gpus // claim.gpus_per_replica)
+        if drop <= 0:
+            continue
+        smaller = dataclasses.replace(claim, gpus=claim.gpus - drop * claim.gpus_per_replica)
+        claims[claim.job_id] = smaller
+        replicas, fewest = smaller.gpus // claim.gpus_per_replica, max(1, claim.min_gpus // claim.gpus_per_replica)
+        steps.append(LadderStep(StepKind.SCALE_DOWN_INFERENCE, claim.job_id, drop * per_replica_w, cause, f"to {replicas} replicas (its fewest: {fewest})"))
+    return steps
 
 
 def restore(ledger: SiteLedger, new_cap_w: float, cause: str) -> LadderPlan:

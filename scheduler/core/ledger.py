@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scheduler.core.jobs import JobKind
+from scheduler.core.jobs import Job, JobKind
 from scheduler.core.power import SitePower
 
 SLOWDOWN_POWER_FRACTION = ((0.0, 1.0), (10.0, 0.81), (25.0, 0.70), (50.0, 0.63))
@@ -46,14 +46,40 @@ class AiClaim:
     gpus: int
     slowdown_tolerance_pct: float = 0.0
     power_fraction: float = 1.0  # its GPU power cap, as a fraction of load power
+    gpus_per_replica: int = 0  # Serve inference: GPUs of one replica (0: not scalable)
+    min_gpus: int = 0  # Serve inference: GPUs at its fewest replicas
 
     @property
     def flexible(self) -> bool:
         return self.kind == JobKind.TRAINING
 
     @property
+    def shrinkable_gpus(self) -> int:
+        """GPUs a Serve inference run can give up by scaling down to its fewest replicas."""
+        if self.kind != JobKind.INFERENCE or self.gpus_per_replica <= 0:
+            return 0
+        return max(0, self.gpus - max(self.min_gpus, self.gpus_per_replica))
+
+    @property
     def min_power_fraction(self) -> float:
         return power_fraction_for_slowdown(self.slowdown_tolerance_pct) if self.flexible else 1.0
+
+
+def claim_for(job: Job) -> AiClaim:
+    """An active job's claim: the GPUs it holds now (a Serve service's follow its replicas)."""
+    spec = job.spec
+    per_replica = spec.resources.gpus if spec.served else 0
+    return AiClaim(
+        job.job_id,
+        spec.kind,
+        spec.priority,
+        job.seq,
+        job.total_gpus,
+        spec.slowdown_tolerance_pct,
+        job.power_fraction,
+        per_replica,
+        per_replica * spec.replica_bounds[0],
+    )
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def lose_run(job: Job, why: str, now: float) -> Decision:
     if job.state == S.CANCELLING:
         decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
     elif job.state == S.PREEMPTED:
-        decision.extend(preempted_run_gone(job, why, now))
+        decision.extend(preempted_run_gone(job, f"is gone ({why})", now))
     elif job.attempt - job.preemptions <= job.spec.max_retries:
         lost = job.attempt - job.preemptions  # preemptions are not failures
         decision.record(
@@ -131,7 +131,8 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
     detail = f": {report.message}" if report.message else ""
     if job.state == S.PREEMPTED:
         if report.state not in RUN_ACTIVE:
-            decision.extend(preempted_run_gone(job, f"run {report.run_id} {report.state.name.lower()}", now))
+            how = {RunState.SUCCEEDED: "exited", RunState.FAILED: "failed", RunState.STOPPED: "was stopped"}.get(report.state, "is gone")
+            decision.extend(preempted_run_gone(job, how, now))
         return decision
     match report.state:
         case RunState.STARTING if job.state == S.SCHEDULED:
@@ -241,12 +242,10 @@ def preempted_run_gone(job: Job, why: str, now: float) -> Decision:
         )
         detail += f"; work lost: {lost_steps} steps, {lost_s:.1f}s"
     else:
-        detail = "stopped"
-    decision.record(
-        *transition(
-            job, S.PENDING, f"preempted run {job.run_id} {why}: {detail}; requeued", now, pending_reason="requeued after preemption", power_fraction=1.0
-        )
-    )
+        detail = "nothing to resume from"
+    cause = job.reason.split("; ")[0]  # the PREEMPTED event's cause, e.g. the grid event
+    reason = f"{cause}; run {job.run_id} {why}: {detail}; requeued"
+    decision.record(*transition(job, S.PENDING, reason, now, pending_reason="requeued after preemption", power_fraction=1.0))
     return decision
 
 
@@ -296,7 +295,11 @@ def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: 
     decision = Decision()
     for job_id, site_id in placement_assignments:
         job = jobs_by_id[job_id]
-        scheduled, event = transition(job, S.SCHEDULED, f"placed on {site_id} ({job.spec.total_gpus} GPUs)", now, site_id=site_id, attempt=job.attempt + 1)
+        # A Serve service's new run starts at its fewest replicas, with no demand read yet.
+        fresh = dict(replicas=0, requests_per_s=0.0, endpoint="")
+        scheduled, event = transition(
+            job, S.SCHEDULED, f"placed on {site_id} ({job.spec.total_gpus} GPUs)", now, site_id=site_id, attempt=job.attempt + 1, **fresh
+        )
         decision.record(scheduled, event)
         decision.orders.append(start_order(scheduled))
     for job_id, reason in pending_reasons.items():

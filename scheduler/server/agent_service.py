@@ -13,7 +13,7 @@ import logging
 from scheduler.api import convert
 from scheduler.api.convert_power import site_power_from_proto
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
-from scheduler.core.decisions import CapRunPower, Order, SetMiningTargets, StartRun
+from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.jobs import JobKind
 from scheduler.server.config import SchedulerConfig
@@ -35,6 +35,8 @@ def order_to_proto(order: Order, config: SchedulerConfig | None = None) -> agent
         fleets = [agent_pb2.FleetPower(fleet_id=f, target_w=w) for f, w in sorted(order.targets_w.items())]
         targets = agent_pb2.PowerTargets(fleets=fleets, cap_w=order.cap_w, cap_event_active=order.cap_event_active, cause=order.cause)
         return agent_pb2.SchedulerMessage(power_targets=targets)
+    if isinstance(order, ScaleRun):
+        return agent_pb2.SchedulerMessage(scale_run=agent_pb2.ScaleRun(run_id=order.run_id, replicas=order.replicas, cause=order.cause))
     if isinstance(order, CapRunPower):
         cap = agent_pb2.RunPowerCap(run_id=order.run_id, power_fraction=order.power_fraction, cause=order.cause)
         return agent_pb2.SchedulerMessage(run_power_cap=cap)

@@ -10,6 +10,7 @@
     mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300}
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
+    serve_cooldown_s: 30            # a Serve service scales down only after its demand stayed low this long
     checkpoint_root: ""             # training checkpoints: <root>/<tenant>/<job_id> unless the job names its own;
                                     # a path or a URI (s3://...) every site can reach; "": <database dir>/checkpoints
     tls: {cert_file: ..., key_file: ...}   # optional
@@ -71,6 +72,7 @@ class SchedulerConfig(Tokens):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     power_interval_s: float = Field(default=1.0, gt=0)
     cap_lead_s: float = Field(default=10.0, ge=0)
+    serve_cooldown_s: float = Field(default=30.0, ge=0)
     checkpoint_root: str = ""
     tls: TlsConfig | None = None
     tokens_file: Path | None = None

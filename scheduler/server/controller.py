@@ -34,6 +34,7 @@ from scheduler.core.validation import validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.power_keeper import PowerKeeper
+from scheduler.server.serve_scaler import ServeScaler
 from scheduler.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._seq = 0
         self.power = PowerKeeper(self, clock)
+        self.scaler = ServeScaler(self, clock)
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -104,6 +106,7 @@ class Controller:
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
             asyncio.create_task(self.power.run(), name="power"),
+            asyncio.create_task(self.scaler.run(), name="serve-scaler"),
         ]
         log.info("controller started: %d jobs, %d sites loaded", len(self.jobs), len(self.sites))
 
@@ -279,6 +282,7 @@ class Controller:
                 if observed is not job:
                     job = self.jobs[job_id] = observed
                     decision.record(observed)  # readings: persisted with the next commit, no event
+            self.scaler.observe(site_id, report)
             if report.state not in runs.RUN_ACTIVE:
                 self.power.run_ended(site_id, report.run_id)
             sub = runs.on_run_report(job, site_id, report, now)
@@ -300,7 +304,7 @@ class Controller:
         usage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for job in self.jobs.values():
             if job.state in ACTIVE:
-                usage[job.site_id][0] += job.spec.total_gpus
+                usage[job.site_id][0] += job.total_gpus  # a Serve service's follow its replicas
                 usage[job.site_id][1] += 1
         return {k: (v[0], v[1]) for k, v in usage.items()}
 

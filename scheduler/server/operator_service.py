@@ -64,7 +64,7 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         self.auth.of(context, "operator")
         site = self.controller.site(request.site_id)
         runs = [
-            operator_pb2.SiteRun(run_id=j.run_id, job_id=j.job_id, tenant=j.tenant, state=int(j.state), gpus=j.spec.total_gpus, power_fraction=j.power_fraction)
+            operator_pb2.SiteRun(run_id=j.run_id, job_id=j.job_id, tenant=j.tenant, state=int(j.state), gpus=j.total_gpus, power_fraction=j.power_fraction)
             for j in sorted(self.controller.runs_on(site.site_id), key=lambda j: j.seq)
         ]
         return operator_pb2.SiteDetail(

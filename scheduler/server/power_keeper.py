@@ -30,7 +30,7 @@ from scheduler.core.dispatch import SiteInputs, dispatch_site
 from scheduler.core.errors import FailedPrecondition
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.jobs import JobKind, JobState
-from scheduler.core.ledger import AiClaim, SiteLedger
+from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.power import SitePower, watts_text
 
@@ -232,7 +232,8 @@ class PowerKeeper:
 
     def grace_left_s(self, site_id: str, inputs: SiteInputs, now: float) -> float | None:
         """The most checkpoint grace a run preempted now may get: none in an emergency or
-        under a cap already in force, else until the planned cut's deadline less cap_lead_s."""
+        under a cap already in force, else until the planned cut's deadline less the site's
+        lead (the run's power must be gone as early as mining's would be)."""
         if inputs.emergency:
             return 0.0
         events = self.events()
@@ -242,12 +243,13 @@ class PowerKeeper:
         source = self.planning_cap(site_id, shell, now)[1]
         if source is None:
             return None
-        return max(0.0, source.deadline - self.config.cap_lead_s - now)
+        return max(0.0, source.deadline - self.lead_s(site_id) - now)
 
     def _claims(self, site_id: str, shell: SiteShell) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
         running, waiting, stopping = [], [], list(shell.stopping.values())
+        stopping += self.controller.scaler.stopping_claims(site_id)  # replicas a Serve run is giving up
         for job in self.controller.runs_on(site_id):
-            claim = AiClaim(job.job_id, job.spec.kind, job.spec.priority, job.seq, job.spec.total_gpus, job.spec.slowdown_tolerance_pct, job.power_fraction)
+            claim = claim_for(job)
             held = shell.held_starts.get(job.job_id)
             if job.state in (JobState.CANCELLING, JobState.PREEMPTED):
                 if job.run_id not in shell.stopping:  # a preempted run checkpointing still draws
@@ -297,6 +299,7 @@ class PowerKeeper:
             shell.held,
             shell.states,
             alarm is not None,
+            growing=self.controller.scaler.growing_claims(site_id),
         )
         return inputs, cause
 
@@ -323,6 +326,7 @@ class PowerKeeper:
         for job_id, fraction in out.power_fractions.items():
             job = decision.record(dataclasses.replace(jobs[job_id], power_fraction=fraction))
             direct.append(CapRunPower(site_id, job.run_id, fraction, cause))
+        self.controller.scaler.apply_dispatch(site_id, out, decision, cause)  # Serve sizes: ScaleRun after the commit
         # The agent holds the cap in force now (a planned cut is for dispatch to prepare for);
         # it holds mining down by itself if cut off while a cut is planned or in force.
         enforced = grid.enforced_cap(shell.power.cap_w, self.events(), site_id, now)
@@ -378,7 +382,7 @@ class PowerKeeper:
             return float("inf"), 0.0, 0.0
         now = self.clock()
         inputs, _ = self.inputs_for(site_id, shell, now)
-        ledger = SiteLedger(shell.power, inputs.cap_w, (*inputs.running, *inputs.waiting, *inputs.stopping), {})
+        ledger = SiteLedger(shell.power, inputs.cap_w, (*inputs.running, *inputs.waiting, *inputs.stopping, *inputs.growing), {})
         hashprice = inputs.hashprice_usd_per_ph_day
         running = [f for f in shell.power.fleets if shell.targets.get(f.fleet_id, 0.0) > f.standby_w + TARGET_TOLERANCE_W]
         marginal = max(running, key=lambda f: f.model.joules_per_th, default=None)

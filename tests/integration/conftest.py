@@ -119,7 +119,8 @@ def ray_system(tmp_path_factory):
         site_timeout_s=12.0,
         heartbeat_interval_s=1.0,
         # Test-speed mining: no dwell times, cap limits planned 2 s + the ramp ahead.
-        scheduler_settings={"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5},
+        # Serve services scale down after 4 s of low demand (tests/integration/test_inference_serve.py).
+        scheduler_settings={"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5, "serve_cooldown_s": 4.0},
     )
     try:
         cluster.start_ray()

@@ -93,6 +93,11 @@ def test_cap_cuts_are_met_mining_first_then_training_inference_untouched(ray_sys
             "training power-capped",
         )
         assert 0.70 <= capped[training.job_id].power_fraction < 1.0
+        # The cap went through the agent's NVML (the fake device here): its power readings follow the
+        # new limit of training's 4 GPUs (idle GPUs + inference at load + training at fraction x load).
+        fraction = capped[training.job_id].power_fraction
+        capped_ai_w = (8 * 150 + 2 * 850 + 4 * (1000 * fraction - 150)) * 1.1
+        wait_until(lambda: abs(ops.site("tx-1").site.power.ai_w - capped_ai_w) < 50, 15, f"NVML readings of {capped_ai_w:.0f} W of AI power")
         wait_until(lambda: time.time() > start1 + 2 * READING_SLACK_S, 30, "cut 1 in force")
 
         # Cut 2 (tighter): training is preempted and requeued; it cannot fit anywhere in region tx.

@@ -1,5 +1,5 @@
 """Layering enforced mechanically: the core is pure, protobuf stops at scheduler/api,
-ray only in the agent's runner and miner-group actors (and the dev cluster), modules stay small."""
+ray only in the agent's runners (Ray Jobs, Ray Serve) and miner-group actors (and the dev cluster), modules stay small."""
 
 import ast
 from pathlib import Path
@@ -48,7 +48,7 @@ def test_core_is_pure(path):
 
 def test_only_the_runner_and_dev_cluster_import_ray():
     users = {p.relative_to(ROOT).as_posix() for p in modules("scheduler") + modules("agents") if touches(imports_of(p), {"ray"})}
-    assert users == {"agents/ray_runner.py", "agents/miners/ray_groups.py", "scheduler/devcluster.py"}
+    assert users == {"agents/ray_runner.py", "agents/serve_runner.py", "agents/miners/ray_groups.py", "scheduler/devcluster.py"}
 
 
 def test_protobuf_types_stay_at_the_edges():

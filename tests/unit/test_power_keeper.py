@@ -215,8 +215,8 @@ def test_a_cut_announced_ahead_gives_preempted_training_its_checkpoint_grace(tmp
         await controller.power.dispatch("tx-1")
         stops = [o for o in drain(session) if isinstance(o, StopRun)]
         assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
-        # The run may take until the cut's deadline less cap_lead_s: 30 s less the second we waited, at most.
-        expected = int(60 - (clock.now - NOW) - controller.config.cap_lead_s)
+        # The run may take until the cut's deadline less the site's lead: 30 s less the second we waited, at most.
+        expected = int(60 - (clock.now - NOW) - lead)
         assert 0 < stops[0].checkpoint_grace_s <= 30 and stops[0].checkpoint_grace_s == min(30, expected)
         assert controller.jobs[job.job_id].state == JobState.PREEMPTED
         # While it checkpoints it still counts against the cap: nothing else is placed in its power.

@@ -1,0 +1,1 @@
+"""An example Serve inference service (see service.py and docs/inference.md)."""

@@ -1,0 +1,171 @@
+"""Serve scaling in the scheduler shell (scheduler/server/serve_scaler.py) with a real
+controller and SQLite store, driven as the agent service drives it (no network): on a
+power-managed site a scale-up waits until the agent confirms mining made room, then
+the new size is committed and ScaleRun goes out; a scale-down goes out at once, and
+the replicas given up count as drawing until the agent reports them gone; a site
+without power management scales on free GPUs alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+from scheduler.core.decisions import ScaleRun, SetMiningTargets, StartRun
+from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
+from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.runs import RunReport, RunState, ServeLoad
+from scheduler.core.sites import GpuNode
+from scheduler.server.config import SchedulerConfig
+from scheduler.server.controller import Controller
+from scheduler.server.power_keeper import PowerReading
+from scheduler.store.sqlite import SqliteStore
+
+NOW = 1_800_000_000.0
+COOLDOWN_S = 10.0
+POWER = SitePower("tx-1", cap_w=7e6, overhead=1.1, fleets=(Fleet("s21", MINER_MODELS["S21"], 2000),), gpus=8, gpu_load_w=1000, gpu_idle_w=150)
+
+
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config() -> SchedulerConfig:
+    # Loops far apart: the test drives every pass itself.
+    return SchedulerConfig(
+        regions=["us"],
+        sites={"tx-1": "s" * 16, "lab": "l" * 16},
+        schedule_interval_s=3600,
+        power_interval_s=3600,
+        site_timeout_s=7200,
+        heartbeat_interval_s=5,
+        serve_cooldown_s=COOLDOWN_S,
+    )
+
+
+def service(gpus=2, low=1, high=3) -> JobSpec:
+    return JobSpec(
+        JobKind.INFERENCE,
+        "serve app",
+        Resources(gpus=gpus),
+        allowed_regions=("us",),
+        serve_import_path="examples.inference.service:app",
+        min_replicas=low,
+        max_replicas=high,
+        target_rps_per_replica=10.0,
+    )
+
+
+def drain(session) -> list:
+    orders = []
+    while not session.outbox.empty():
+        orders.append(session.outbox.get_nowait())
+    return orders
+
+
+def confirm(controller, orders):
+    """The agent reports its fleets at the targets it was sent last."""
+    targets = [o for o in orders if isinstance(o, SetMiningTargets)][-1].targets_w
+    controller.power.on_reading("tx-1", PowerReading({f: (w, w) for f, w in targets.items()}, it_w=0, gpu_w=0, meter_w=0))
+
+
+async def report(controller, site_id, run_id, rps, replicas):
+    await controller.on_run_reports(site_id, [RunReport(run_id, RunState.RUNNING, serve=ServeLoad(rps, replicas, "http://127.0.0.1:8000/x"))])
+
+
+def run(tmp_path, body):
+    clock = Clock()
+
+    async def main():
+        controller = Controller(SqliteStore(tmp_path / "pp.db"), config(), clock)
+        await controller.start()
+        try:
+            await body(controller, clock)
+        finally:
+            await controller.stop()
+
+    asyncio.run(main())
+
+
+async def running_service(controller, session, site_id, spec):
+    job, _ = await controller.submit("acme", f"svc-{site_id}", spec)
+    await controller.schedule_once()
+    if controller.power.manages(site_id):
+        for _ in range(3):  # make room first, then start
+            await controller.power.dispatch(site_id)
+            orders = drain(session)
+            if any(isinstance(o, StartRun) for o in orders):
+                break
+            confirm(controller, orders)
+    else:
+        assert any(isinstance(o, StartRun) for o in drain(session))
+    run_id = controller.jobs[job.job_id].run_id
+    await report(controller, site_id, run_id, 0.0, 1)
+    assert controller.jobs[job.job_id].state == JobState.RUNNING
+    return job.job_id, run_id
+
+
+def gpus_claimed(controller, job_id) -> tuple[int, int]:
+    """(GPUs the job's running claim has, GPUs counted as stopping for it) in tx-1's dispatch inputs."""
+    inputs, _ = controller.power.inputs_for("tx-1", controller.power.sites["tx-1"], controller.clock())
+    running = sum(c.gpus for c in inputs.running if c.job_id == job_id)
+    stopping = sum(c.gpus for c in inputs.stopping if c.job_id.startswith(job_id))
+    return running, stopping
+
+
+def test_on_a_power_managed_site_a_scale_up_waits_for_mining_and_a_scale_down_counts_until_confirmed(tmp_path):
+    async def body(controller, clock):
+        session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
+        await controller.power.dispatch("tx-1")
+        confirm(controller, drain(session))  # mining fills the cap
+        job_id, run_id = await running_service(controller, session, "tx-1", service())
+
+        await report(controller, "tx-1", run_id, 25.0, 1)  # 25 req/s at 10 each: 3 replicas
+        assert not (await controller.apply(controller.scaler.step())) and not drain(session)  # nothing before power
+        await controller.power.dispatch("tx-1")
+        making_room = drain(session)
+        assert not any(isinstance(o, ScaleRun) for o in making_room)  # mining first
+        assert controller.jobs[job_id].replicas in (0, 1)
+        confirm(controller, making_room)
+        await controller.power.dispatch("tx-1")
+        scaled = [o for o in drain(session) if isinstance(o, ScaleRun)]
+        assert [(o.run_id, o.replicas) for o in scaled] == [(run_id, 3)] and "25.0 req/s" in scaled[0].cause
+        assert controller.jobs[job_id].replicas == 3 and gpus_claimed(controller, job_id) == (6, 0)
+        await report(controller, "tx-1", run_id, 24.0, 3)
+
+        # Demand drops: nothing until it stayed low for the cool-down, then down at once.
+        clock.now += 1
+        await report(controller, "tx-1", run_id, 4.0, 3)
+        await controller.apply(controller.scaler.step())
+        assert not any(isinstance(o, ScaleRun) for o in drain(session))
+        clock.now += COOLDOWN_S
+        await controller.apply(controller.scaler.step())
+        down = [o for o in drain(session) if isinstance(o, ScaleRun)]
+        assert [(o.run_id, o.replicas) for o in down] == [(run_id, 1)]
+        assert controller.jobs[job_id].replicas == 1
+        assert gpus_claimed(controller, job_id) == (2, 4)  # the two replicas it gives up still draw
+        await report(controller, "tx-1", run_id, 4.0, 3)  # not gone yet
+        assert gpus_claimed(controller, job_id) == (2, 4)
+        await report(controller, "tx-1", run_id, 4.0, 1)
+        assert gpus_claimed(controller, job_id) == (2, 0)
+        reloaded = SqliteStore(tmp_path / "pp.db").load()
+        assert next(j for j in reloaded.jobs if j.job_id == job_id).replicas == 1  # the size is committed
+
+    run(tmp_path, body)
+
+
+def test_without_power_management_a_service_scales_on_free_gpus(tmp_path):
+    async def body(controller, clock):
+        session = await controller.attach("lab", "us", (GpuNode("n1", "H100", 6),), [])
+        job_id, run_id = await running_service(controller, session, "lab", service(gpus=2, high=5))
+        await report(controller, "lab", run_id, 45.0, 1)  # wants 5 replicas (10 GPUs); 6 GPUs: 3 replicas
+        await controller.apply(controller.scaler.step())
+        assert [(o.run_id, o.replicas) for o in drain(session) if isinstance(o, ScaleRun)] == [(run_id, 3)]
+        assert controller.site_usage()["lab"] == (6, 1)  # placement sees its GPUs taken
+        await report(controller, "lab", run_id, 45.0, 3)
+        await controller.apply(controller.scaler.step())
+        assert not drain(session)  # no free GPU: stays
+
+    run(tmp_path, body)
