@@ -38,15 +38,6 @@ from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_STEPS, CHECKPOINT_EVERY = 400, 40
-SERVE_SCRIPT = '''\
-"""Demo inference service: answers a synthetic request stream until stopped."""
-import time
-served = 0
-while True:
-    served += 50
-    print(f"served {served} requests", flush=True)
-    time.sleep(1.0)
-'''
 # Emulated Braiins OS miners (agents/emulator) on loopback addresses, in racks of 100 that
 # run as Ray actors and drive their miners through pyasic_rs. Ramps are shortened for the demo.
 TX_POWER = SitePowerSpec(
@@ -65,7 +56,10 @@ NO_POWER = SitePowerSpec(
     fleets=(emulated_fleet("no-s21", "S21", 200, "127.51.0.1", group_size=100, ramp_down_s=3, ramp_up_s=3),),
 )
 SITES = [SiteSpec("us-tx-1", "us", gpus=8, cpus=2, power=TX_POWER), SiteSpec("eu-no-1", "eu", gpus=8, cpus=2, power=NO_POWER)]
-DEMO_SCHEDULER = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5}
+DEMO_SCHEDULER = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 2.0, "power_interval_s": 0.5, "serve_cooldown_s": 10}
+CHAT = types_pb2.ServeSpec(import_path="examples.inference.service:app", min_replicas=1, max_replicas=3, target_rps_per_replica=5.0)
+# Demand replayed at the chat service (Azure LLM conversation trace, time-compressed): quiet, busy, quiet.
+DEMAND_PHASES = ((20, 2.0), (45, 13.0), (120, 2.0))  # (seconds, mean requests/s)
 CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 60.0  # the first cut: training power-capped
 DEEP_CUT_AHEAD_S = 20.0  # the second: training preempted, with time to checkpoint first
 
@@ -97,7 +91,6 @@ def _fresh_workdir(workdir: Path) -> None:
 def run_demo(workdir: Path, timeout_s: float) -> int:
     workdir = workdir.resolve()
     _fresh_workdir(workdir)
-    (workdir / "serve.py").write_text(SERVE_SCRIPT)
     sites = SITES
     if not can_host_miners():
         _say("note: emulated miners listen on port 80 like real ones, which needs root; without it the agents emulate their fleets themselves")
@@ -135,9 +128,9 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         ).job
         _drain_until_running(acme, training.job_id, time.monotonic() + 180)
         ops.undrain("eu-no-1")
-        _say("  ops     eu-no-1 is back from maintenance; globex serves inference there (2 replicas x 2 GPUs, eu only)")
+        _say("  ops     eu-no-1 is back from maintenance; globex serves a chat model there on Ray Serve (1-3 replicas x 1 GPU, eu only)")
         inference = globex.submit(
-            spec(f"{python} {workdir / 'serve.py'}", gpus=2, kind=types_pb2.JOB_KIND_INFERENCE, replicas=2, allowed_regions=["eu"], name="chat-demo"),
+            spec(f"serve {CHAT.import_path}", gpus=1, kind=types_pb2.JOB_KIND_INFERENCE, allowed_regions=["eu"], name="chat-demo", serve=CHAT),
             f"demo-serve-{uuid.uuid4().hex[:8]}",
         ).job
         events: queue.Queue = queue.Queue()
@@ -145,7 +138,11 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
             threading.Thread(target=_follow, args=(client, tenant, events, streams), daemon=True).start()
 
         _say("[5/5] live events (until the training job ends):")
-        outcome = _show_until_done(events, ops, acme, training.job_id, deadline=time.monotonic() + timeout_s)
+        chat = _Chat(globex, inference.job_id)
+        try:
+            outcome = _show_until_done(events, ops, acme, training.job_id, chat, deadline=time.monotonic() + timeout_s)
+        finally:
+            chat.stop()
         _say(f"\ncancelling the inference service {inference.job_id}")
         globex.cancel(inference.job_id, "demo finished")
         _drain_until(events, inference.job_id, types_pb2.JOB_STATE_CANCELLED, time.monotonic() + 30)
@@ -154,6 +151,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         _say("\nacme's jobs:\n" + render.jobs_table(list(acme.list_all())))
         _say("\nglobex's jobs:\n" + render.jobs_table(list(globex.list_all())))
         _say("\nsites:\n" + operator_commands.sites_table(ops.sites().sites))
+        _say(f"\nglobex's chat service scaled with demand: replicas over time {chat.replicas_seen}")
         final = acme.get(training.job_id)
         _say("\nacme's training job:\n" + render.job_detail(final))
         if outcome == types_pb2.JOB_STATE_SUCCEEDED and final.preemptions >= 1 and final.checkpoint.checkpoint_step == TRAIN_STEPS:
@@ -214,7 +212,50 @@ def _training_line(client: Client, job_id: str) -> str:
     return f"acme training on {job.site_id or '-'}: step {ck.step}/{TRAIN_STEPS}, last checkpoint step {ck.checkpoint_step}, GPU power cap {job.power_fraction:.0%}"
 
 
-def _show_until_done(events: queue.Queue, ops: Client, acme: Client, job_id: str, deadline: float) -> int | None:
+class _Chat:
+    """Replays demand at globex's chat service once it answers, and says how it scales."""
+
+    def __init__(self, client: Client, job_id: str):
+        if str(REPO) not in sys.path:  # examples/ is not an installed package: the demo runs from the repository
+            sys.path.insert(0, str(REPO))
+        self.client, self.job_id, self.load = client, job_id, None
+        self.replicas_seen: list[int] = []
+
+    def arrivals(self) -> list:
+        from examples.inference.load import Arrival, azure_arrivals
+
+        arrivals, offset, skip = [], 0.0, 0
+        for seconds, rps in DEMAND_PHASES:
+            count = int(seconds * rps)
+            try:
+                phase = azure_arrivals(skip=skip, count=count, mean_rps=rps)
+            except OSError:  # no ../shared/data here: evenly spaced requests of a typical size
+                phase = [Arrival(i / rps, 1000, 100) for i in range(count)]
+            arrivals += [dataclasses.replace(a, at_s=a.at_s + offset) for a in phase]
+            offset += seconds
+            skip += count
+        return arrivals
+
+    def line(self) -> str:
+        job = self.client.get(self.job_id)
+        if self.load is None and job.endpoint and job.state == types_pb2.JOB_STATE_RUNNING:
+            from examples.inference.load import Load
+
+            self.load = Load(job.endpoint, self.arrivals()).start()
+            _say(f"  globex  replaying chat demand at {job.endpoint}: " + ", ".join(f"{rps:g} req/s for {s}s" for s, rps in DEMAND_PHASES))
+        if job.replicas and (not self.replicas_seen or self.replicas_seen[-1] != job.replicas):
+            self.replicas_seen.append(job.replicas)
+        answered = [r for r in (self.load.results if self.load else []) if r.ok]
+        recent = sorted(r.latency_ms for r in answered[-200:])
+        p50 = f", p50 {recent[len(recent) // 2]:.0f} ms" if recent else ""
+        return f"globex chat on {job.site_id or '-'}: {job.replicas} replica(s), demand {job.requests_per_s:.1f} req/s, {len(answered)} answered{p50}"
+
+    def stop(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+
+
+def _show_until_done(events: queue.Queue, ops: Client, acme: Client, job_id: str, chat: _Chat, deadline: float) -> int | None:
     """Stream events, power and training progress; post the cuts as training gets going."""
     next_sites = time.monotonic() + 3
     cut_posted = deep_posted = False
@@ -237,6 +278,7 @@ def _show_until_done(events: queue.Queue, ops: Client, acme: Client, job_id: str
                 deep_posted = True
             _say(f"  power: {_power_line(ops)}")
             _say(f"  {_training_line(acme, job_id)}")
+            _say(f"  {chat.line()}")
             next_sites = time.monotonic() + 3
     return None
 
