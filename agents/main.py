@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,23 @@ def site_power_from(args: argparse.Namespace):
     return SitePowerControl(config, driver=site_fleet_driver(config, group_factory=ray_group))
 
 
-def serve_runner_from(args: argparse.Namespace):
+def serve_runner_from(args: argparse.Namespace, jobs=None):
     """Serve inference runs need a Ray driver connection: with --ray-gcs-address, else none."""
     gcs = getattr(args, "ray_gcs_address", "")
     if not gcs:
         return None
     from agents.serve_runner import ServeRunner
 
-    runner = ServeRunner(gcs, args.site, args.ray_site_resource, args.serve_http_host, args.serve_http_port, args.serve_demand_window_s)
-    runner.connect()
+    over_http = None
+    if jobs is not None:  # list Serve runs through the dashboard until the driver connection is up
+
+        def over_http() -> dict:
+            response = jobs.client._do_request("GET", "/api/serve/applications/")
+            response.raise_for_status()
+            return response.json()
+
+    runner = ServeRunner(gcs, args.site, args.ray_site_resource, args.serve_http_host, args.serve_http_port, args.serve_demand_window_s, over_http)
+    threading.Thread(target=runner.connect, name="ray-connect", daemon=True).start()  # off the registration path
     return runner
 
 
@@ -106,7 +115,7 @@ async def run_agent(args: argparse.Namespace) -> None:
     runner = RayRunner(address=args.ray_address, site_id=args.site, gpu_model=args.gpu_model, site_resource=args.ray_site_resource)
     log.info("waiting for Ray at %s", args.ray_address)
     await asyncio.to_thread(runner.wait_until_ready, args.ray_wait_s)
-    agent = SiteAgent(settings, runner, power, serve_runner_from(args))
+    agent = SiteAgent(settings, runner, power, serve_runner_from(args, runner))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop)

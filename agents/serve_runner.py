@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.runs import RunRecord, start_replicas
@@ -98,9 +99,19 @@ class DemandMeter:
 
 class ServeRunner:
     def __init__(
-        self, gcs_address: str, site_id: str, site_resource: str = "", http_host: str = "127.0.0.1", http_port: int = 8000, demand_window_s: float = 10.0
+        self,
+        gcs_address: str,
+        site_id: str,
+        site_resource: str = "",
+        http_host: str = "127.0.0.1",
+        http_port: int = 8000,
+        demand_window_s: float = 10.0,
+        details_over_http: Callable[[], dict] | None = None,
     ):
         self.gcs_address, self.site_id, self.site_resource = gcs_address, site_id, site_resource
+        # Serve's details from the dashboard's REST API: no driver connection needed, so an
+        # agent that restarts lists its Serve runs (and registers) before ray.init is done.
+        self.details_over_http = details_over_http
         self.http_host, self.http_port = http_host, http_port
         self.demand = DemandMeter(demand_window_s)
         self._lock = threading.Lock()
@@ -116,6 +127,12 @@ class ServeRunner:
         from agents.miners.ray_groups import ensure_ray
 
         ensure_ray(self.gcs_address)
+
+    @property
+    def connected(self) -> bool:
+        import ray
+
+        return ray.is_initialized()
 
     def _serve(self):
         from ray import serve
@@ -139,8 +156,11 @@ class ServeRunner:
             at, details = self._details
             if not fresh and time.monotonic() - at < CACHE_S:
                 return details
-            client = self._client()
-            details = client.get_serve_details() if client is not None else {}
+            if self.details_over_http is not None and not self.connected:
+                details = self.details_over_http()
+            else:
+                client = self._client()
+                details = client.get_serve_details() if client is not None else {}
             self._details = (time.monotonic(), details)
             return details
 

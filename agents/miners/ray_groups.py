@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 
 import ray
@@ -62,10 +63,15 @@ def actor_name(site_id: str, group_id: str) -> str:
     return f"pp-miners-{site_id}-{group_id}"
 
 
+_INIT_LOCK = threading.Lock()
+
+
 def ensure_ray(gcs_address: str) -> None:
-    """Connect this process to the site's Ray cluster as a driver (once)."""
-    if not ray.is_initialized():
-        ray.init(address=gcs_address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
+    """Connect this process to the site's Ray cluster as a driver (once; thread-safe: the
+    agent connects in the background while its threads may already need Ray)."""
+    with _INIT_LOCK:
+        if not ray.is_initialized():
+            ray.init(address=gcs_address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
 
 
 class RayMinerGroup:

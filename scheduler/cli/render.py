@@ -105,7 +105,7 @@ def _checkpoint_lines(job: types_pb2.Job) -> list[tuple[str, str]]:
         return []
     ck = job.checkpoint
     saved = f"step {ck.checkpoint_step} at {when(ck.checkpoint_at)}" if ck.checkpoint_step else "none yet"
-    return [("checkpoints", ck.uri or "-"), ("progress", f"step {ck.step}"), ("last checkpoint", saved)]
+    return [("checkpoints", ck.uri or "-"), ("progress", f"step {ck.step}"), ("checkpoint", saved)]
 
 
 def event_line(event: types_pb2.JobEvent) -> str:
