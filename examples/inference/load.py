@@ -3,6 +3,8 @@
 `azure_arrivals` takes a slice of a trace file (../shared/data/azure_llm_inference_*.csv:
 arrival time, prompt tokens, generated tokens) and compresses its time so that it
 arrives at a chosen mean rate, keeping its burstiness and its request sizes.
+`demand_arrivals` is the same where the trace is missing (a checkout without ../shared):
+seeded Poisson arrivals with request sizes spread around the trace's medians.
 `Load` sends such arrivals open loop (each request at its time, whatever the
 responses do) from a background thread with aiohttp, and keeps every result, so a
 test or a benchmark can read latencies, errors and which replica answered while it runs.
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import math
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -59,6 +63,20 @@ def azure_arrivals(path: Path = CONVERSATION, skip: int = 0, count: int = 200, m
     first, span = rows[0][0], rows[-1][0] - rows[0][0]
     factor = (len(rows) / mean_rps) / span if span > 0 else 1.0  # trace seconds -> replay seconds
     return [Arrival((at - first) * factor, prompt, generated) for at, prompt, generated in rows]
+
+
+def demand_arrivals(skip: int = 0, count: int = 200, mean_rps: float = 10.0, path: Path = CONVERSATION) -> list[Arrival]:
+    """`azure_arrivals` when the trace file is here, else a seeded stand-in of the same rate:
+    Poisson arrivals, prompt and generated tokens log-normal around 1,020 and 129 (the
+    conversation trace's medians)."""
+    if path.exists():
+        return azure_arrivals(path, skip=skip, count=count, mean_rps=mean_rps)
+    rng = random.Random(skip)
+    at, arrivals = 0.0, []
+    for _ in range(count):
+        arrivals.append(Arrival(at, max(1, int(rng.lognormvariate(math.log(1020), 0.8))), max(1, int(rng.lognormvariate(math.log(129), 0.9)))))
+        at += rng.expovariate(mean_rps)
+    return arrivals
 
 
 class Load:

@@ -222,15 +222,12 @@ class _Chat:
         self.replicas_seen: list[int] = []
 
     def arrivals(self) -> list:
-        from examples.inference.load import Arrival, azure_arrivals
+        from examples.inference.load import demand_arrivals
 
         arrivals, offset, skip = [], 0.0, 0
         for seconds, rps in DEMAND_PHASES:
             count = int(seconds * rps)
-            try:
-                phase = azure_arrivals(skip=skip, count=count, mean_rps=rps)
-            except OSError:  # no ../shared/data here: evenly spaced requests of a typical size
-                phase = [Arrival(i / rps, 1000, 100) for i in range(count)]
+            phase = demand_arrivals(skip=skip, count=count, mean_rps=rps)  # the Azure trace where ../shared/data is
             arrivals += [dataclasses.replace(a, at_s=a.at_s + offset) for a in phase]
             offset += seconds
             skip += count
