@@ -5,7 +5,9 @@ The agent keeps no state of its own across restarts: Ray is its memory. On every
 (re)connect it lists the runs Ray has for this site and registers them, and the
 scheduler reconciles (see scheduler/core/runs.py). Orders are idempotent: a start
 for a run already on Ray is not submitted again; a stop for an unknown run is
-reported as UNKNOWN.
+reported as UNKNOWN. A stop with a checkpoint grace first asks a training run to
+checkpoint and waits for it (agents/checkpointing.py); Serve inference runs are
+started, scaled and stopped through agents/serve_runner.py.
 
 Power (agents/site_power.py): the Register inventory carries the site's fleets and
 power profile; PowerTargets set the fleets' targets, RunPowerCap a run's GPU power;
