@@ -44,7 +44,7 @@ _TOKEN = Path(tempfile.mkdtemp(prefix="pp-bench-ray-")) / "token"
 _TOKEN.write_text(secrets.token_hex(32))
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_USAGE_STATS_ENABLED="0")
 
-from examples.inference.load import Load, azure_arrivals, percentile  # noqa: E402
+from examples.inference.load import CONVERSATION, Load, azure_arrivals, percentile  # noqa: E402
 from examples.inference.service import service_time_ms  # noqa: E402
 from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2, types_pb2  # noqa: E402
@@ -116,6 +116,8 @@ def summary(load: Load) -> dict:
 
 
 def main() -> None:
+    if not CONVERSATION.exists():
+        raise SystemExit(f"bench/inference_slo.py replays the Azure trace: {CONVERSATION} not found (set POWERPLANE_DATA_DIR to the shared data folder)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rps", type=float, default=12.0, help="mean request rate of the replayed trace (req/s)")
     parser.add_argument("--target-rps", type=float, default=5.0, help="the service's target_rps_per_replica")
