@@ -29,7 +29,7 @@ from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTarg
 from scheduler.core.dispatch import SiteInputs, dispatch_site
 from scheduler.core.errors import FailedPrecondition
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
-from scheduler.core.jobs import JobKind, JobState
+from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.power import SitePower, watts_text
@@ -224,10 +224,12 @@ class PowerKeeper:
         fleets = self.sites[site_id].power.fleets
         return max((f.model.ramp_down_s for f in fleets), default=0.0) + self.config.cap_lead_s
 
-    def planning_lead_s(self, site_id: str) -> float:
+    def planning_lead_s(self, site_id: str, jobs: Iterable[Job] | None = None) -> float:
         """How early a cap cut is planned for: `lead_s` plus the longest checkpoint grace of
-        training running there, so a run preempted for the cut can checkpoint before it bites."""
-        graces = [j.spec.checkpoint_grace_s for j in self.controller.runs_on(site_id) if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING]
+        training running there (`jobs`: the site's runs, when the caller has them already),
+        so a run preempted for the cut can checkpoint before it bites."""
+        jobs = self.controller.runs_on(site_id) if jobs is None else jobs
+        graces = [j.spec.checkpoint_grace_s for j in jobs if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING]
         return self.lead_s(site_id) + max(graces, default=0)
 
     def grace_left_s(self, site_id: str, inputs: SiteInputs, now: float) -> float | None:
@@ -245,10 +247,10 @@ class PowerKeeper:
             return None
         return max(0.0, source.deadline - self.lead_s(site_id) - now)
 
-    def _claims(self, site_id: str, shell: SiteShell) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
+    def _claims(self, site_id: str, shell: SiteShell, jobs: Iterable[Job]) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
         running, waiting, stopping = [], [], list(shell.stopping.values())
         stopping += self.controller.scaler.stopping_claims(site_id)  # replicas a Serve run is giving up
-        for job in self.controller.runs_on(site_id):
+        for job in jobs:
             claim = claim_for(job)
             held = shell.held_starts.get(job.job_id)
             if job.state in (JobState.CANCELLING, JobState.PREEMPTED):
@@ -263,11 +265,11 @@ class PowerKeeper:
         waiting.sort(key=lambda c: (-c.priority, c.seq))
         return running, waiting, stopping
 
-    def planning_cap(self, site_id: str, shell: SiteShell, now: float) -> tuple[float, GridEvent | None]:
+    def planning_cap(self, site_id: str, shell: SiteShell, now: float, jobs: Iterable[Job] | None = None) -> tuple[float, GridEvent | None]:
         """grid.planning_cap with the site's planning lead; a cut once planned for stays planned
         (the lead shrinks when preempted training leaves: mining must not bounce back up)."""
         events = self.events()
-        cap, source = grid.planning_cap(shell.power.cap_w, events, site_id, now, self.planning_lead_s(site_id))
+        cap, source = grid.planning_cap(shell.power.cap_w, events, site_id, now, self.planning_lead_s(site_id, jobs))
         if source is not None:
             shell.planned.add(source.event_id)
         for event_id in list(shell.planned):
@@ -280,13 +282,14 @@ class PowerKeeper:
 
     def inputs_for(self, site_id: str, shell: SiteShell, now: float) -> tuple[SiteInputs, str]:
         events = self.events()
-        cap, source = self.planning_cap(site_id, shell, now)
+        jobs = self.controller.runs_on(site_id)  # one scan of the site's runs for the whole pass
+        cap, source = self.planning_cap(site_id, shell, now, jobs)
         alarm = grid.emergency(events, site_id, now)
         cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
         forecast, real_time = grid.price_now(events, shell.power.market_node, now)
         shell.price = expected_price(forecast, real_time)
         hashprice = grid.hashprice_now(events, self.config.hashprice_usd_per_ph_day, now)
-        running, waiting, stopping = self._claims(site_id, shell)
+        running, waiting, stopping = self._claims(site_id, shell, jobs)
         inputs = SiteInputs(
             shell.power,
             cap,
@@ -315,10 +318,11 @@ class PowerKeeper:
         decision = Decision()
         direct: list[Order] = []
         claims = {c.job_id: c for c in inputs.running}
+        grace = self.grace_left_s(site_id, inputs, now) if (out.preempt or out.shed) else None  # the same for every run stopped now
         for job_id in (*out.preempt, *out.shed):
             job = jobs[job_id]
             what = "preempted (training)" if job.spec.kind == JobKind.TRAINING else "inference shed"
-            decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now, self.grace_left_s(site_id, inputs, now)))
+            decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now, grace))
             shell.stopping[job.run_id] = claims[job_id]
         for job_id, why in out.requeue.items():
             shell.held_starts.pop(job_id, None)
