@@ -18,17 +18,14 @@ from collections.abc import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from powerplane_sdk.checkpoints import read_state, request_preemption
+from scheduler.api.convert import timestamp
 from scheduler.api.v1 import agent_pb2, types_pb2
 
 log = logging.getLogger(__name__)
 
 
 def _timestamp(seconds: float) -> Timestamp | None:
-    if not seconds:
-        return None
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+    return timestamp(seconds) if seconds else None  # unset, not the epoch, when the run wrote none
 
 
 class RunCheckpoints:

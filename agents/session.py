@@ -225,21 +225,25 @@ class SiteAgent:
             return await self._start_serve(order)
         self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
         self.checkpoints.remember(order.run_id, order.checkpoint_uri)
+        await self._submit(order, self.runner.submit, "submission to Ray", "submitted to Ray")
+
+    async def _submit(self, order: agent_pb2.StartRun, submit, what: str, done: str) -> None:
+        """Submit a tracked, STARTING run with retries; report it, or FAILED after the last try."""
         self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
-                await asyncio.to_thread(self.runner.submit, order)
+                await asyncio.to_thread(submit, order)
                 break
             except Exception as err:
                 if attempt == SUBMIT_ATTEMPTS:
-                    log.error("run %s: submission to Ray failed: %s", order.run_id, err)
+                    log.error("run %s: %s failed: %s", order.run_id, what, err)
                     self.tracked.pop(order.run_id, None)
                     self.power.gpus.forget(order.run_id)
-                    message = f"submission to Ray failed after {attempt} attempts: {err}"[:2000]
+                    message = f"{what} failed after {attempt} attempts: {err}"[:2000]
                     self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
                     return
                 await asyncio.sleep(0.5 * attempt)
-        log.info("run %s submitted to Ray", order.run_id)
+        log.info("run %s %s", order.run_id, done)
         self._report(self.tracked[order.run_id])
 
     async def _stop_run(self, order: agent_pb2.StopRun) -> None:
@@ -324,22 +328,7 @@ class SiteAgent:
             return
         self.served[order.run_id] = order.spec.resources.gpus
         self.power.gpus.add_run(order.run_id, order.spec.resources.gpus * start_replicas(order))
-        self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                await asyncio.to_thread(self.serve.submit, order)
-                break
-            except Exception as err:
-                if attempt == SUBMIT_ATTEMPTS:
-                    log.error("run %s: deploying on Serve failed: %s", order.run_id, err)
-                    self.tracked.pop(order.run_id, None)
-                    self.power.gpus.forget(order.run_id)
-                    message = f"deploying on Ray Serve failed after {attempt} attempts: {err}"[:2000]
-                    self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
-                    return
-                await asyncio.sleep(0.5 * attempt)
-        log.info("run %s deployed on Ray Serve", order.run_id)
-        self._report(self.tracked[order.run_id])
+        await self._submit(order, self.serve.submit, "deploying on Ray Serve", "deployed on Ray Serve")
 
     async def _scale(self, order: agent_pb2.ScaleRun) -> None:
         if self.serve is None or order.run_id not in self.served:

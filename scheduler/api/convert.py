@@ -146,9 +146,9 @@ def run_report_from_proto(msg: agent_pb2.RunStatus) -> RunReport:
     return RunReport(run_id=msg.run_id, state=RunState(msg.state), message=msg.message[:2000], progress=progress, serve=serve)
 
 
-def seconds(ts) -> float:
-    """A Timestamp as epoch seconds (0.0 when unset)."""
-    return ts.seconds + ts.nanos / 1e9 if (ts.seconds or ts.nanos) else 0.0
+def seconds(ts, default: float = 0.0) -> float:
+    """A Timestamp as epoch seconds (`default` when unset)."""
+    return ts.ToNanoseconds() / 1e9 if (ts.seconds or ts.nanos) else default
 
 
 def inventory_from_proto(msg: types_pb2.Inventory) -> tuple[GpuNode, ...]:

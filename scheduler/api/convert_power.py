@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from scheduler.api.convert import timestamp
+from scheduler.api.convert import seconds, timestamp
 from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.grid import FOREVER, GridEvent, GridEventKind, GridEventRecord
@@ -53,22 +53,18 @@ def site_power_from_proto(site_id: str, inventory: types_pb2.Inventory, gpus: in
     )
 
 
-def _seconds(ts, default: float) -> float:
-    return ts.ToNanoseconds() / 1e9 if ts.seconds or ts.nanos else default
-
-
 def grid_event_from_proto(msg: operator_pb2.GridEvent, now: float) -> GridEvent:
     if msg.kind not in (1, 2, 3, 4):
         raise InvalidArgument("kind must be CAP_LIMIT, PRICE, EMERGENCY or HASHPRICE")
-    start = _seconds(msg.start, now)
+    start = seconds(msg.start, now)
     return GridEvent(
         event_id=msg.event_id,
         kind=GridEventKind(msg.kind),
         start=start,
-        end=_seconds(msg.end, FOREVER),
+        end=seconds(msg.end, FOREVER),
         site_id=msg.site_id,
         cap_w=msg.cap_w,
-        respond_by=_seconds(msg.respond_by, 0.0),
+        respond_by=seconds(msg.respond_by, 0.0),
         market_node=msg.market_node,
         usd_per_mwh=msg.usd_per_mwh,
         forecast=msg.forecast,
