@@ -206,8 +206,7 @@ def _power_line(ops: Client) -> str:
     return "  |  ".join(parts)
 
 
-def _training_line(client: Client, job_id: str) -> str:
-    job = client.get(job_id)
+def _training_line(job: types_pb2.Job) -> str:
     ck = job.checkpoint
     return f"acme training on {job.site_id or '-'}: step {ck.step}/{TRAIN_STEPS}, last checkpoint step {ck.checkpoint_step}, GPU power cap {job.power_fraction:.0%}"
 
@@ -274,7 +273,7 @@ def _show_until_done(events: queue.Queue, ops: Client, acme: Client, job_id: str
                 _post_cap_cut(ops, deep=True)
                 deep_posted = True
             _say(f"  power: {_power_line(ops)}")
-            _say(f"  {_training_line(acme, job_id)}")
+            _say(f"  {_training_line(job)}")
             _say(f"  {chat.line()}")
             next_sites = time.monotonic() + 3
     return None

@@ -12,10 +12,10 @@ import time
 import pytest
 
 from examples.inference.load import Load, demand_arrivals
-from scheduler.api.convert import timestamp
-from scheduler.api.v1 import operator_pb2, types_pb2
+from scheduler.api.v1 import types_pb2
 from scheduler.client import spec
 from tests.integration.conftest import wait_until
+from tests.integration.test_power_end_to_end import cap_cut
 
 pytestmark = pytest.mark.integration
 S = types_pb2
@@ -55,15 +55,7 @@ def test_a_serve_service_follows_demand_and_a_cap_cut_mining_absorbs_leaves_it_a
             cut_w = power.cap_w / 2
             assert cut_w > (8 * 150 + 3 * 850 + 500) * 1.1 + 5_000  # AI at load plus mining's floor fit with room to spare
             start, end = time.time() + 3, time.time() + 13
-            event = operator_pb2.GridEvent(
-                event_id="serve-cut",
-                kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
-                site_id="tx-1",
-                cap_w=cut_w,
-                start=timestamp(start),
-                end=timestamp(end),
-                reason="integration test: a cut mining absorbs",
-            )
+            event = cap_cut("serve-cut", cut_w, start, end)
             cut_sent = time.monotonic()
             ops.post_grid_event(event)
             wait_until(lambda: time.time() > end + 1, 20, "the cut to end")
