@@ -6,7 +6,10 @@ A job has exactly one state (`JobState`); `TRANSITIONS` lists every legal move a
 
 A job runs as a sequence of *runs* (attempts); run `n` of job `J` has id `J-rN`,
 which the site agent uses as Ray's `submission_id`, so a repeated start order can
-never start the same attempt twice.
+never start the same attempt twice. Runs of one job never overlap: a run whose end
+was not confirmed (its site was lost) stays in `Job.lingering` until its site's agent
+confirms it gone, and no new run of the job starts on that site before then
+(scheduler/core/runs.py states the whole fence).
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.PENDING: frozenset({S.SCHEDULED, S.CANCELLED, S.FAILED}),
     # SCHEDULED/STARTING -> PENDING: the site was lost or refused the start (requeue).
-    S.SCHEDULED: frozenset({S.STARTING, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING}),
-    S.STARTING: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING}),
+    # SCHEDULED/STARTING -> PREEMPTED: stopped before it ran; requeued once confirmed gone.
+    S.SCHEDULED: frozenset({S.STARTING, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING, S.PREEMPTED}),
+    S.STARTING: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PENDING, S.PREEMPTED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PREEMPTED, S.PENDING}),
     # A stop races with the run's natural end; whichever the agent reports first wins.
     S.CANCELLING: frozenset({S.CANCELLED, S.SUCCEEDED, S.FAILED}),
@@ -138,6 +142,10 @@ class Job:
     progress_at: float = 0.0
     checkpoint_step: int = 0
     checkpoint_at: float = 0.0
+    # Earlier runs whose end no agent confirmed (their site was lost past the timeout):
+    # (site_id, run_id) pairs. A new run never starts on such a site until its agent
+    # reports that run ended or lists it no more.
+    lingering: tuple[tuple[str, str], ...] = ()
 
     @property
     def current_replicas(self) -> int:

@@ -14,13 +14,24 @@ Rules, in one place:
   its job back to PENDING if it has retries left (`max_retries`), else FAILED.
   A CANCELLING job whose run is gone is CANCELLED. Preemptions do not count as
   retries: a job preempted to free power has as many retries left as before.
+- The fence: a job's next run never starts while an earlier run may still be alive.
+  A run's end is confirmed when its agent reports it ended or no longer lists it
+  (Ray has no such job). Every stop waits for that confirmation (CANCELLING,
+  PREEMPTED), with one exception: a site unreachable past `site_timeout_s` is
+  declared lost and its runs are released without it. Such a run stays in
+  `Job.lingering`; the job may run on another site at once (the timeout is the
+  fence; training checkpoints are fenced by attempt, powerplane_sdk/checkpoints.py),
+  but a new run placed on the lost site waits, SCHEDULED with its start withheld,
+  until that site's agent confirms the old run gone (it reports the old run as a
+  stale run, which is stopped first).
 - A preempted RUNNING run (the power ladder needs its power) goes to PREEMPTED: a
   training run with a grace period is first asked to checkpoint and stopped once it
   exits or its grace runs out; it holds its GPUs and power until the agent reports
   it gone, then its job goes back to PENDING with how much work was lost (steps since
   its last checkpoint) and resumes from that checkpoint, here or elsewhere. A run
-  preempted before it ran (SCHEDULED/STARTING) is stopped and requeued at once.
-  A placed run that never started and no longer fits its site's power goes back
+  preempted before it ran (SCHEDULED/STARTING) is stopped with no grace and, like
+  any preempted run, requeued once its agent confirms it gone (its start may have
+  reached Ray already). A placed run that never started and no longer fits its site's power goes back
   to PENDING without a stop (nothing was started).
 - A run that fails on its own is FAILED with Ray's message: no retry (the
   entrypoint itself is at fault, running it again would fail again).
@@ -101,21 +112,40 @@ def _stop(site_id: str, run_id: str, reason: str) -> StopRun:
     return StopRun(site_id=site_id, run_id=run_id, reason=reason)
 
 
-def lose_run(job: Job, why: str, now: float) -> Decision:
-    """The job's current run is gone: requeue it, fail it, or finish its cancel."""
+def lose_run(job: Job, why: str, now: float, confirmed: bool = True) -> Decision:
+    """The job's current run is gone: requeue it, fail it, or finish its cancel.
+    `confirmed=False`: nobody saw it end (its site was lost); it stays lingering."""
     decision = Decision()
+    changes = {} if confirmed else {"lingering": (*job.lingering, (job.site_id, job.run_id))}  # kept on a terminal job too: harmless
     if job.state == S.CANCELLING:
-        decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now))
+        decision.record(*transition(job, job.stop_outcome or S.CANCELLED, f"{why}; stop complete", now, **changes))
     elif job.state == S.PREEMPTED:
-        decision.extend(preempted_run_gone(job, f"is gone ({why})", now))
+        decision.extend(preempted_run_gone(job, f"is gone ({why})", now, **changes))
     elif job.attempt - job.preemptions <= job.spec.max_retries:
         lost = job.attempt - job.preemptions  # preemptions are not failures
-        decision.record(
-            *transition(job, S.PENDING, f"{why}; requeued (attempt {lost} of {job.spec.max_retries + 1})", now, pending_reason="requeued after a lost run")
-        )
+        reason = f"{why}; requeued (attempt {lost} of {job.spec.max_retries + 1})"
+        decision.record(*transition(job, S.PENDING, reason, now, pending_reason="requeued after a lost run", **changes))
     else:
-        decision.record(*transition(job, S.FAILED, f"{why}; no retries left (max_retries={job.spec.max_retries})", now))
+        decision.record(*transition(job, S.FAILED, f"{why}; no retries left (max_retries={job.spec.max_retries})", now, **changes))
     return decision
+
+
+def _confirm_gone(job: Job, site_id: str, run_id: str, now: float) -> Decision:
+    """An agent confirmed a lingering run of `job` ended: forget it, and start the job's
+    run placed on that site if this was the last one it waited for."""
+    decision = Decision()
+    lingering = tuple(entry for entry in job.lingering if entry != (site_id, run_id))
+    if lingering == job.lingering or job.is_terminal:  # a terminal job starts nothing again
+        return decision
+    job = decision.record(dataclasses.replace(job, lingering=lingering))
+    if job.state == S.SCHEDULED and job.site_id == site_id and not _waits_on(job, site_id):
+        decision.orders.append(start_order(job))
+    return decision
+
+
+def _waits_on(job: Job, site_id: str) -> bool:
+    """Whether a run of `job` on `site_id` may still be alive without its agent having said so."""
+    return any(site == site_id for site, _ in job.lingering)
 
 
 def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) -> Decision:
@@ -123,6 +153,8 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
     decision = Decision()
     current = job is not None and job.run_id == report.run_id and job.site_id == site_id and job.state in ACTIVE
     if not current:
+        if job is not None and report.state not in RUN_ACTIVE:
+            decision.extend(_confirm_gone(job, site_id, report.run_id, now))
         if report.state in RUN_ACTIVE:
             owner = "unknown job" if job is None else f"job is {job.state.name}, current run {job.run_id or 'none'}"
             decision.orders.append(_stop(site_id, report.run_id, f"stale run ({owner})"))
@@ -148,7 +180,8 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
         case RunState.STOPPED:
             decision.record(*transition(job, S.FAILED, f"run {report.run_id} was stopped outside Powerplane{detail}", now))
         case RunState.UNKNOWN if job.state == S.SCHEDULED:
-            decision.orders.append(start_order(job))
+            if not _waits_on(job, site_id):  # the start was lost in transit: order it again
+                decision.orders.append(start_order(job))
         case RunState.UNKNOWN:
             decision.extend(lose_run(job, f"site {site_id} no longer has run {report.run_id}", now))
         case _:
@@ -177,8 +210,19 @@ def on_register(site_id: str, jobs_on_site: Iterable[Job], reported: Mapping[str
             job = jobs_by_id.get(parse_run_id(run_id)[0])
         except ValueError:
             continue  # not ours: Ray jobs submitted by someone else are left alone
-        decision.extend(on_run_report(job, site_id, report, now))
+        decision.extend(on_run_report(_latest(decision, job), site_id, report, now))
+    for job in jobs_by_id.values():  # lingering runs the agent does not list are gone
+        for site, run_id in job.lingering:
+            if site == site_id and run_id not in reported:
+                decision.extend(_confirm_gone(_latest(decision, job), site_id, run_id, now))
     return decision
+
+
+def _latest(decision: Decision, job: Job | None) -> Job | None:
+    """`job` as `decision` left it (several reports in one pass may change one job)."""
+    if job is None:
+        return None
+    return next((j for j in reversed(decision.jobs) if j.job_id == job.job_id), job)
 
 
 def release_site(site_id: str, jobs_on_site: Iterable[Job], timeout_s: float, now: float) -> Decision:
@@ -186,7 +230,7 @@ def release_site(site_id: str, jobs_on_site: Iterable[Job], timeout_s: float, no
     decision = Decision()
     for job in jobs_on_site:
         if job.state in ACTIVE and job.site_id == site_id:
-            decision.extend(lose_run(job, f"site {site_id} unreachable for more than {timeout_s:g}s; run {job.run_id} lost", now))
+            decision.extend(lose_run(job, f"site {site_id} unreachable for more than {timeout_s:g}s; run {job.run_id} lost", now, confirmed=False))
     return decision
 
 
@@ -212,13 +256,9 @@ def preempt(job: Job, reason: str, now: float, max_grace_s: float | None = None)
     decision = Decision()
     if job.state not in (S.SCHEDULED, S.STARTING, S.RUNNING):
         return decision  # already stopping or done
-    if job.state != S.RUNNING:  # nothing trained yet: stop and requeue at once
+    if job.state != S.RUNNING:  # nothing trained yet: stop now; requeued once the agent confirms it gone
         decision.orders.append(_stop(job.site_id, job.run_id, reason))
-        decision.record(
-            *transition(
-                job, S.PENDING, f"{reason}; requeued", now, pending_reason="requeued after preemption", preemptions=job.preemptions + 1, power_fraction=1.0
-            )
-        )
+        decision.record(*transition(job, S.PREEMPTED, f"{reason}; stopped before it ran", now, preemptions=job.preemptions + 1))
         return decision
     grace = job.spec.checkpoint_grace_s if job.spec.kind == JobKind.TRAINING else 0
     if max_grace_s is not None:
@@ -230,7 +270,7 @@ def preempt(job: Job, reason: str, now: float, max_grace_s: float | None = None)
     return decision
 
 
-def preempted_run_gone(job: Job, why: str, now: float) -> Decision:
+def preempted_run_gone(job: Job, why: str, now: float, **changes) -> Decision:
     """A preempted run has stopped: requeue its job, saying how much work it lost."""
     decision = Decision()
     if job.spec.kind == JobKind.TRAINING and (job.progress_step or job.checkpoint_step):
@@ -245,7 +285,7 @@ def preempted_run_gone(job: Job, why: str, now: float) -> Decision:
         detail = "nothing to resume from"
     cause = job.reason.split("; ")[0]  # the PREEMPTED event's cause, e.g. the grid event
     reason = f"{cause}; run {job.run_id} {why}: {detail}; requeued"
-    decision.record(*transition(job, S.PENDING, reason, now, pending_reason="requeued after preemption", power_fraction=1.0))
+    decision.record(*transition(job, S.PENDING, reason, now, pending_reason="requeued after preemption", power_fraction=1.0, **changes))
     return decision
 
 
@@ -297,11 +337,14 @@ def schedule(placement_assignments: Iterable[tuple[str, str]], pending_reasons: 
         job = jobs_by_id[job_id]
         # A Serve service's new run starts at its fewest replicas, with no demand read yet.
         fresh = dict(replicas=0, requests_per_s=0.0, endpoint="")
-        scheduled, event = transition(
-            job, S.SCHEDULED, f"placed on {site_id} ({job.spec.total_gpus} GPUs)", now, site_id=site_id, attempt=job.attempt + 1, **fresh
-        )
+        reason = f"placed on {site_id} ({job.spec.total_gpus} GPUs)"
+        waits = [run for site, run in job.lingering if site == site_id]
+        if waits:
+            reason += f"; starts once {', '.join(waits)} there is confirmed stopped"
+        scheduled, event = transition(job, S.SCHEDULED, reason, now, site_id=site_id, attempt=job.attempt + 1, **fresh)
         decision.record(scheduled, event)
-        decision.orders.append(start_order(scheduled))
+        if not _waits_on(scheduled, site_id):  # else its start waits for the lingering run's end (the fence)
+            decision.orders.append(start_order(scheduled))
     for job_id, reason in pending_reasons.items():
         job = jobs_by_id[job_id]
         if job.pending_reason != reason:

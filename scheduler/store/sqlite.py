@@ -64,6 +64,7 @@ def job_from_doc(text: str) -> Job:
     doc["spec"] = JobSpec(**spec)
     doc["state"] = JobState[doc["state"]]
     doc["stop_outcome"] = JobState[doc["stop_outcome"]] if doc["stop_outcome"] else None
+    doc["lingering"] = tuple((site, run) for site, run in doc.get("lingering", ()))
     return Job(**doc)
 
 

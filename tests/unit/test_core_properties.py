@@ -3,7 +3,9 @@ reconnects, lost sites and cancels never break the core's invariants:
 - every state change goes through the transition table (transition() raises otherwise);
 - no site ever has more GPUs committed than it has;
 - every active job has exactly one current run on one site;
-- a job, once terminal, never changes again.
+- a job, once terminal, never changes again;
+- the fence: a start is never ordered for a run of a job while another run of that job
+  may be alive, except on another site after that run's site was declared lost.
 """
 
 from hypothesis import settings
@@ -25,10 +27,20 @@ class CoreMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.seq = 0
         self.finished = {}
+        self.alive = {}  # job_id -> {(site, run_id): released by a lost site?} runs a start was ordered for, not seen ended
 
     def apply(self, decision):
         for job in decision.jobs:
             self.jobs[job.job_id] = job
+        for order in decision.orders:
+            if isinstance(order, runs.StartRun):
+                others = {k: lost for k, lost in self.alive.get(order.job_id, {}).items() if k[1] != order.run_id}
+                assert all(lost and site != order.site_id for (site, _), lost in others.items()), (order, others)
+                self.alive.setdefault(order.job_id, {})[(order.site_id, order.run_id)] = False
+
+    def ended(self, site, run_id):
+        job_id = run_id.rsplit("-r", 1)[0]
+        self.alive.get(job_id, {}).pop((site, run_id), None)
 
     @rule(gpus=st.integers(1, 10), regions=st.sampled_from([(), ("us",), ("eu",)]), priority=st.integers(-2, 2), retries=st.integers(0, 2))
     def submit(self, gpus, regions, priority, retries):
@@ -53,6 +65,8 @@ class CoreMachine(RuleBasedStateMachine):
         job = data.draw(st.sampled_from(sorted(active, key=lambda j: j.seq)))
         state = data.draw(st.sampled_from(REPORTABLE))
         self.now += 1
+        if state not in runs.RUN_ACTIVE:
+            self.ended(job.site_id, job.run_id)
         self.apply(runs.on_run_report(job, job.site_id, runs.RunReport(job.run_id, state, "m"), self.now))
 
     @rule(site=st.sampled_from(sorted(SITES)), data=st.data())
@@ -60,12 +74,18 @@ class CoreMachine(RuleBasedStateMachine):
         on_site = [j for j in self.jobs.values() if j.site_id == site and j.state in ACTIVE]
         kept = data.draw(st.lists(st.sampled_from(on_site), unique_by=lambda j: j.job_id)) if on_site else []
         reported = {j.run_id: runs.RunReport(j.run_id, runs.RunState.RUNNING) for j in kept}
+        for runs_of_job in self.alive.values():  # what the agent does not list has ended
+            for key in [k for k in runs_of_job if k[0] == site and k[1] not in reported]:
+                del runs_of_job[key]
         self.now += 1
         self.apply(runs.on_register(site, on_site, reported, self.jobs, self.now))
 
     @rule(site=st.sampled_from(sorted(SITES)))
     def site_lost(self, site):
         self.now += 31
+        for runs_of_job in self.alive.values():
+            for key in [k for k in runs_of_job if k[0] == site]:
+                runs_of_job[key] = True  # may still run there: only another site may start the job now
         self.apply(runs.release_site(site, list(self.jobs.values()), 30, self.now))
 
     @rule(data=st.data())

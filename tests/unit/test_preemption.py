@@ -38,9 +38,14 @@ def test_the_grid_can_shorten_the_grace_and_inference_gets_none():
     assert runs.preempt(job(JobKind.INFERENCE), "cut", NOW).orders[0].checkpoint_grace_s == 0
 
 
-def test_a_run_preempted_before_it_ran_is_requeued_at_once():
+def test_a_run_preempted_before_it_ran_is_stopped_now_and_requeued_once_confirmed_gone():
     decision = runs.preempt(job(state=JobState.STARTING), "cut", NOW)
-    assert decision.jobs[-1].state == JobState.PENDING and decision.orders[0].checkpoint_grace_s == 0
+    [stopping] = decision.jobs
+    assert stopping.state == JobState.PREEMPTED and decision.orders == [StopRun("tx-1", "j1-r1", "cut", checkpoint_grace_s=0)]
+    # Its start may have reached Ray: no new run until the agent says this one is gone.
+    assert runs.on_run_report(stopping, "tx-1", RunReport("j1-r1", RunState.STARTING), NOW + 1).jobs == []
+    [requeued] = runs.on_run_report(stopping, "tx-1", RunReport("j1-r1", RunState.UNKNOWN, "Ray has no such job"), NOW + 2).jobs
+    assert requeued.state == JobState.PENDING and requeued.preemptions == 1 and requeued.attempt == 1
 
 
 def test_when_the_preempted_run_is_gone_the_job_is_requeued_with_the_work_it_lost():

@@ -159,3 +159,44 @@ def test_schedule_starts_a_new_attempt_and_passes_on_changed_pending_reasons():
     assert [j.job_id for j in decision.jobs] == [placed.job_id]
     assert decision.pending_reasons == {waiting.job_id: "no site"}  # derived, not a transition, not stored
     assert len(decision.events) == 1
+
+
+# ------------------------------------------------------------------ the fence: runs of one job never overlap
+def test_a_lost_sites_run_lingers_and_a_new_run_there_waits_for_its_end():
+    job = a_job().on("us-1", S.RUNNING, attempt=1).build()
+    [requeued] = release_site("us-1", [job], 30, now=10.0).jobs
+    assert requeued.state == S.PENDING and requeued.lingering == (("us-1", job.run_id),)
+    # Placed on the lost site again: SCHEDULED, but no start while run 1 may still be there.
+    placed = schedule([(job.job_id, "us-1")], {}, {job.job_id: requeued}, now=11.0)
+    [scheduled] = placed.jobs
+    assert scheduled.run_id.endswith("-r2") and placed.orders == []
+    assert f"starts once {job.run_id} there is confirmed stopped" in scheduled.reason
+    # The agent comes back listing run 1 as running: it is stopped first, and run 2 still waits.
+    back = on_register("us-1", [scheduled], {job.run_id: report(job, RunState.RUNNING)}, {job.job_id: scheduled}, now=12.0)
+    assert [type(o) for o in back.orders] == [StopRun] and back.orders[0].run_id == job.run_id
+    # Its end is confirmed: the lingering run is forgotten and run 2 starts.
+    gone = on_run_report(scheduled, "us-1", report(job, RunState.STOPPED), now=13.0)
+    [started] = gone.jobs
+    assert started.lingering == () and gone.orders == [StartRun("us-1", scheduled.run_id, job.job_id, job.tenant, job.spec)]
+
+
+def test_a_lost_sites_run_does_not_hold_back_a_start_on_another_site():
+    job = a_job().on("us-1", S.RUNNING, attempt=1).build()
+    [requeued] = release_site("us-1", [job], 30, now=10.0).jobs
+    placed = schedule([(job.job_id, "us-2")], {}, {job.job_id: requeued}, now=11.0)
+    assert [o.run_id for o in placed.orders] == [f"{job.job_id}-r2"]
+
+
+def test_an_agent_that_no_longer_lists_a_lingering_run_confirms_it_gone():
+    job = a_job().on("us-1", S.RUNNING, attempt=1).build()
+    [requeued] = release_site("us-1", [job], 30, now=10.0).jobs
+    [scheduled] = schedule([(job.job_id, "us-1")], {}, {job.job_id: requeued}, now=11.0).jobs
+    back = on_register("us-1", [scheduled], {}, {job.job_id: scheduled}, now=12.0)
+    assert back.jobs[-1].lingering == () and [o.run_id for o in back.orders] == [scheduled.run_id]
+
+
+def test_a_lost_start_is_ordered_again_but_not_while_a_lingering_run_may_be_there():
+    job = a_job().on("us-1", S.SCHEDULED, attempt=2).build()
+    assert [o.run_id for o in on_run_report(job, "us-1", report(job, RunState.UNKNOWN), now=1.0).orders] == [job.run_id]
+    fenced = dataclasses.replace(job, lingering=(("us-1", f"{job.job_id}-r1"),))
+    assert on_run_report(fenced, "us-1", report(fenced, RunState.UNKNOWN), now=1.0).orders == []
