@@ -10,6 +10,10 @@ directory; a training run starts with the POWERPLANE_* checkpoint environment
 When a site resource is configured (several sites on one Ray cluster, as in the demo), runs are pinned to nodes that carry it and only
 those nodes count as the site's inventory.
 
+A run that Ray failed because the node its driver ran on died is not the run's own
+failure: it is reported UNKNOWN ("lost with its node"), so the scheduler requeues
+it within its retries (scheduler/core/runs.py) instead of failing the job.
+
 Every method blocks (HTTP to Ray's dashboard); the session calls them in threads.
 """
 
@@ -53,10 +57,24 @@ class RayRunner:
             self._client = JobSubmissionClient(self.address)
         return self._client
 
-    def inventory(self) -> list[types_pb2.GpuNode]:
+    def _nodes(self) -> list:
         from ray.util.state import list_nodes
 
-        nodes = list_nodes(address=self.address, detail=True, raise_on_missing_output=False)
+        return list_nodes(address=self.address, detail=True, raise_on_missing_output=False)
+
+    def _status_of(self, run_id: str, info, alive: set[str] | None = None) -> agent_pb2.RunStatus:
+        """A Ray job's status as a run's; a failure whose driver's node is dead is a lost run."""
+        state, message = RUN_STATE_OF[info.status], (info.message or "")
+        node = getattr(info, "driver_node_id", None)
+        if state == agent_pb2.RUN_STATE_FAILED and node:
+            if alive is None:
+                alive = {n.node_id for n in self._nodes() if n.state == "ALIVE"}
+            if node not in alive:
+                state, message = agent_pb2.RUN_STATE_UNKNOWN, f"lost with its node {node[:12]}, which died: {message}"
+        return agent_pb2.RunStatus(run_id=run_id, state=state, message=message[:MAX_MESSAGE])
+
+    def inventory(self) -> list[types_pb2.GpuNode]:
+        nodes = self._nodes()
         result = []
         for node in nodes:
             total = node.resources_total or {}
@@ -136,16 +154,19 @@ class RayRunner:
             if "does not exist" in str(err) or "404" in str(err):
                 return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job")
             raise
-        return agent_pb2.RunStatus(run_id=run_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
+        return self._status_of(run_id, info)
 
     def list_runs(self) -> list[RunRecord]:
         """Every Powerplane run of this site that Ray knows, newest last, with its GPUs."""
         runs = []
+        alive = None
         for info in sorted(self.client.list_jobs(), key=lambda i: i.start_time or 0):
             metadata = info.metadata or {}
             if metadata.get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
                 continue
-            status = agent_pb2.RunStatus(run_id=info.submission_id, state=RUN_STATE_OF[info.status], message=(info.message or "")[:MAX_MESSAGE])
+            if info.status == JobStatus.FAILED and alive is None:
+                alive = {n.node_id for n in self._nodes() if n.state == "ALIVE"}
+            status = self._status_of(info.submission_id, info, alive)
             gpus = _gpus_of(metadata, getattr(info, "entrypoint_num_gpus", None))
             runs.append(RunRecord(status, gpus, metadata.get(CHECKPOINT_METADATA_KEY, "")))
         return runs

@@ -5,7 +5,19 @@ The agent keeps no state of its own across restarts: Ray is its memory. On every
 (re)connect it lists the runs Ray has for this site and registers them, and the
 scheduler reconciles (see scheduler/core/runs.py). Orders are idempotent: a start
 for a run already on Ray is not submitted again; a stop for an unknown run is
-reported as UNKNOWN. A stop with a checkpoint grace first asks a training run to
+reported as UNKNOWN.
+
+A run is reported (and polled) only once Ray has accepted it: while its submission
+is in flight Ray may not know it yet, and "Ray has no such job" then would tell the
+scheduler the run was lost. A stop for a run being submitted waits for the
+submission, so it stops what Ray has. Runs of one job never overlap here: a start
+for an older attempt than a run the agent holds is refused (reported UNKNOWN), and
+a start for a newer attempt waits until the older run is gone (the scheduler, told
+of it as a stale run, orders its stop).
+
+Inventory follows the cluster: the agent re-reads Ray's nodes every
+`inventory_period_s` and sends NodesChanged as soon as they differ from what it
+last told the scheduler (a node joined late, died, or its GPUs changed). A stop with a checkpoint grace first asks a training run to
 checkpoint and waits for it (agents/checkpointing.py); Serve inference runs are
 started, scaled and stopped through agents/serve_runner.py.
 
@@ -32,6 +44,7 @@ from agents.runs import ACTIVE_RUN_STATES, is_served, spec_gpus, start_replicas
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.core.jobs import parse_run_id
 
 if TYPE_CHECKING:
     from agents.ray_runner import RayRunner
@@ -53,6 +66,7 @@ class AgentSettings:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
     guard_period_s: float = 0.5  # how often the agent checks the site's power against its cap
+    inventory_period_s: float = 2.0  # how often the agent re-reads Ray's nodes for changes
 
 
 class SiteAgent:
@@ -62,7 +76,10 @@ class SiteAgent:
         self.serve = serve  # Serve inference runs (agents/serve_runner.py); None: this agent has no Ray driver connection
         self.served: dict[str, int] = {}  # Serve runs: run id -> GPUs per replica
         self.power = power if power is not None else SitePowerControl(SiteConfig())
-        self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs this agent watches
+        self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs Ray has, which this agent watches and reports
+        self.submitting: dict[str, asyncio.Future] = {}  # run id -> its submission in flight (not reported yet)
+        self.waiting: set[str] = set()  # starts held while an older run of the same job is still here
+        self.nodes: list | None = None  # the GPU nodes last told to the scheduler
         self.checkpoints = RunCheckpoints()  # training runs' checkpoint dirs and progress
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
@@ -94,7 +111,7 @@ class SiteAgent:
                     break  # our own stop cancelled the call
                 raise
             except grpc.aio.AioRpcError as err:
-                if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
+                if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT):
                     log.error("scheduler refused this agent: %s", err.details())
                 else:
                     log.warning("stream to scheduler lost: %s %s", err.code().name, err.details())
@@ -122,6 +139,7 @@ class SiteAgent:
                 self.tracked[record.status.run_id] = record.status
                 self.power.gpus.add_run(record.status.run_id, record.gpus)
                 self.checkpoints.remember(record.status.run_id, record.checkpoint_uri)
+        self.nodes = list(nodes)
         register = agent_pb2.Register(
             site_id=self.settings.site_id,
             region=self.settings.region,
@@ -148,6 +166,7 @@ class SiteAgent:
                 asyncio.create_task(self._write_loop(call)),
                 asyncio.create_task(self._heartbeat_loop(interval)),
                 asyncio.create_task(self._poll_loop()),
+                asyncio.create_task(self._inventory_loop()),
                 asyncio.create_task(self._stopper(call)),
             ]
             try:
@@ -219,34 +238,92 @@ class SiteAgent:
             await asyncio.sleep(self.settings.guard_period_s)
 
     async def _start(self, order: agent_pb2.StartRun) -> None:
-        if order.run_id in self.tracked:
-            return  # a repeated order for a run we already run
+        if order.run_id in self.tracked or order.run_id in self.submitting or order.run_id in self.waiting:
+            return  # a repeated order for a run we already run, start or hold
+        if not await self._no_other_run_of_the_job(order):
+            return
         if is_served(order.spec):
             return await self._start_serve(order)
         self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
         self.checkpoints.remember(order.run_id, order.checkpoint_uri)
         await self._submit(order, self.runner.submit, "submission to Ray", "submitted to Ray")
 
+    def _other_run_of(self, run_id: str) -> str | None:
+        """Another run of the same job that this agent holds or is submitting."""
+        job_id = _job_of(run_id)
+        if not job_id:
+            return None
+        for other in (*self.tracked, *self.submitting):
+            if other != run_id and _job_of(other) == job_id:
+                return other
+        return None
+
+    async def _no_other_run_of_the_job(self, order: agent_pb2.StartRun) -> bool:
+        """The fence: True once no other run of the order's job is here. A start older than
+        a run held is refused; a newer one waits (until it is stopped, or the older run ends)."""
+        other = self._other_run_of(order.run_id)
+        if other is None:
+            return True
+        if _attempt_of(other) > _attempt_of(order.run_id):
+            log.warning("start of run %s refused: the newer run %s of its job is on this site", order.run_id, other)
+            message = f"start refused: the newer run {other} of this job is on this site"
+            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message=message))
+            return False
+        log.warning("start of run %s waits: the older run %s of its job is still active here", order.run_id, other)
+        self.waiting.add(order.run_id)
+        try:
+            while self._other_run_of(order.run_id) is not None:
+                if order.run_id not in self.waiting:
+                    return False  # stopped while it waited
+                await asyncio.sleep(self.settings.poll_running_s)
+            return order.run_id in self.waiting
+        finally:
+            self.waiting.discard(order.run_id)
+
     async def _submit(self, order: agent_pb2.StartRun, submit, what: str, done: str) -> None:
-        """Submit a tracked, STARTING run with retries; report it, or FAILED after the last try."""
-        self.tracked[order.run_id] = agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING)
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                await asyncio.to_thread(submit, order)
-                break
-            except Exception as err:
-                if attempt == SUBMIT_ATTEMPTS:
+        """Submit a run with retries; once Ray has it, track and report it STARTING, or FAILED
+        after the last try (unless Ray has it after all: a try that timed out may have landed)."""
+        submitted = asyncio.get_running_loop().create_future()
+        self.submitting[order.run_id] = submitted
+        try:
+            for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+                try:
+                    await asyncio.to_thread(submit, order)
+                    break
+                except Exception as err:
+                    if attempt < SUBMIT_ATTEMPTS:
+                        await asyncio.sleep(0.5 * attempt)
+                        continue
+                    if await self._landed_after_all(order.run_id):
+                        break
                     log.error("run %s: %s failed: %s", order.run_id, what, err)
-                    self.tracked.pop(order.run_id, None)
                     self.power.gpus.forget(order.run_id)
                     message = f"{what} failed after {attempt} attempts: {err}"[:2000]
                     self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
                     return
-                await asyncio.sleep(0.5 * attempt)
-        log.info("run %s %s", order.run_id, done)
-        self._report(self.tracked[order.run_id])
+            status = self.tracked.setdefault(order.run_id, agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING))
+            log.info("run %s %s", order.run_id, done)
+            self._report(status)
+        finally:
+            del self.submitting[order.run_id]
+            submitted.set_result(None)
+
+    async def _landed_after_all(self, run_id: str) -> bool:
+        try:
+            status = await asyncio.to_thread(self._status, run_id)
+        except Exception:
+            return False
+        return status.state in ACTIVE_RUN_STATES
 
     async def _stop_run(self, order: agent_pb2.StopRun) -> None:
+        if order.run_id in self.waiting:  # held by the fence: it never started
+            self.waiting.discard(order.run_id)
+            log.info("run %s stopped before it started: %s", order.run_id, order.reason)
+            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="stopped before it started"))
+            return
+        submission = self.submitting.get(order.run_id)
+        if submission is not None:  # stop what Ray has once the submission is done
+            await asyncio.shield(submission)
         if await self._stop_serve(order):
             return
         log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason)
@@ -295,6 +372,22 @@ class SiteAgent:
                 if status.state not in ACTIVE_RUN_STATES:
                     self.checkpoints.forget(run_id)
             await self._refresh_progress()
+
+    async def _inventory_loop(self) -> None:
+        """Send the site's GPU nodes whenever Ray's list of them changes."""
+        while True:
+            await asyncio.sleep(self.settings.inventory_period_s)
+            try:
+                nodes = await asyncio.to_thread(self.runner.inventory)
+            except Exception as err:
+                log.warning("reading the site's nodes from Ray failed: %s", err)
+                continue
+            if nodes == self.nodes:
+                continue
+            log.info("site nodes changed: %d GPUs on %d nodes (was %d GPUs)", sum(n.gpus for n in nodes), len(nodes), sum(n.gpus for n in self.nodes or ()))
+            self.nodes = list(nodes)
+            self.power.inventory(nodes)  # the GPU power model follows the count
+            self._send(agent_pb2.AgentMessage(nodes_changed=agent_pb2.NodesChanged(gpu_nodes=nodes)))
 
     async def _refresh_progress(self) -> None:
         """Re-read the progress of active training runs (files; in threads)."""
@@ -362,3 +455,14 @@ class SiteAgent:
             self.power.gpus.forget(order.run_id)
             self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Serve has no such application"))
         return True
+
+
+def _job_of(run_id: str) -> str:
+    try:
+        return parse_run_id(run_id)[0]
+    except ValueError:
+        return ""  # not a Powerplane run
+
+
+def _attempt_of(run_id: str) -> int:
+    return parse_run_id(run_id)[1]

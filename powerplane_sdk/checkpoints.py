@@ -11,11 +11,19 @@ PyTorch job can follow it (docs/checkpoints.md):
 - ``POWERPLANE_PREEMPT_FILE``: appears when the run must checkpoint now and exit;
   the agent stops it after the job's grace period in any case.
 
-In the directory the run writes ``step-<N>/`` (anything it wants), then
-``latest.json`` (``{"step", "path", "at"}``) once that checkpoint is complete: a
-checkpoint without ``latest.json`` pointing at it does not exist. It also writes
-``progress.json`` (``{"step", "at"}``) as it trains, so the agent can report how far
-it got and how much work a stop would lose.
+In the directory the run writes ``step-<N>-r<A>/`` (anything it wants), then
+``latest-r<A>.json`` (``{"step", "path", "at", "attempt"}``) once that checkpoint is
+complete: a checkpoint no latest file points at does not exist. It also writes
+``progress-r<A>.json`` (``{"step", "at", "attempt"}``) as it trains, so the agent can
+report how far it got and how much work a stop would lose. ``A`` is the run's attempt
+(from ``POWERPLANE_RUN_ID``, ``<job>-r<A>``); a run started outside Powerplane has
+attempt 0 and writes ``step-<N>/``, ``latest.json`` and ``progress.json``.
+
+The fence by attempt: a run writes and deletes only files of its own attempt (and,
+once it committed a checkpoint, older attempts' step directories), and readers take
+the newest attempt's latest file. So a stale run (an older attempt still running on
+a site that was lost) can never overwrite or delete a newer run's checkpoint, nor be
+resumed from once the newer run has checkpointed.
 
 `RunCheckpoints` is the run's side; `read_state` and `request_preemption` are the
 agent's. Plain files through fsspec: no Ray, no scheduler imports.
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,9 +44,21 @@ ENV_DIR = "POWERPLANE_CHECKPOINT_DIR"
 ENV_RESUME_FROM = "POWERPLANE_RESUME_FROM"
 ENV_RESUME_STEP = "POWERPLANE_RESUME_STEP"
 ENV_PREEMPT_FILE = "POWERPLANE_PREEMPT_FILE"
-LATEST = "latest.json"
-PROGRESS = "progress.json"
+ENV_RUN_ID = "POWERPLANE_RUN_ID"
 KEEP_CHECKPOINTS = 2
+_LATEST = re.compile(r"^latest(?:-r(\d+))?\.json$")
+_PROGRESS = re.compile(r"^progress(?:-r(\d+))?\.json$")
+_STEP = re.compile(r"^step-(\d+)(?:-r(\d+))?$")
+
+
+def _suffix(attempt: int) -> str:
+    return f"-r{attempt}" if attempt else ""
+
+
+def attempt_of(run_id: str) -> int:
+    """The attempt in a run id (``<job>-r<A>``); 0 for anything else."""
+    match = re.search(r"-r(\d+)$", run_id or "")
+    return int(match.group(1)) if match else 0
 
 
 def _join(uri: str, name: str) -> str:
@@ -78,10 +99,24 @@ class CheckpointState:
     checkpoint_path: str = ""
 
 
+def _newest(uri: str, pattern: re.Pattern) -> dict:
+    """The file of the newest attempt whose name matches `pattern`, read ({} if none)."""
+    fs, base = fsspec.core.url_to_fs(uri)
+    try:
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
+    except (FileNotFoundError, OSError):
+        return {}
+    found = [(int(m.group(1) or 0), name) for name in names if (m := pattern.match(name))]
+    if not found:
+        return {}
+    return _read_json(_join(uri, max(found)[1])) or {}
+
+
 def read_state(uri: str) -> CheckpointState:
-    """The agent's view of a job's directory; missing or unreadable files read as zero."""
-    latest = _read_json(_join(uri, LATEST)) or {}
-    progress = _read_json(_join(uri, PROGRESS)) or {}
+    """The agent's view of a job's directory (the newest attempt's files); missing or
+    unreadable files read as zero."""
+    latest = _newest(uri, _LATEST)
+    progress = _newest(uri, _PROGRESS)
     try:
         ckpt_step, ckpt_at = int(latest.get("step", 0)), float(latest.get("at", 0.0))
         step, step_at = int(progress.get("step", 0)), float(progress.get("at", 0.0))
@@ -118,10 +153,11 @@ class RunCheckpoints:
         if ckpt.preempt_requested(): exit 0
     """
 
-    def __init__(self, uri: str, resume_from: str = "", resume_step: int = 0, preempt_uri: str = "", progress_every_s: float = 0.5):
+    def __init__(self, uri: str, resume_from: str = "", resume_step: int = 0, preempt_uri: str = "", progress_every_s: float = 0.5, attempt: int = 0):
         if not uri:
             raise ValueError(f"no checkpoint directory: set {ENV_DIR}")
         self.uri = uri.rstrip("/")
+        self.attempt = max(0, attempt)  # this run's attempt: the only files it writes are its own
         self.resume_path = resume_from
         self.resume_step = max(0, resume_step)
         self.preempt_uri = preempt_uri
@@ -138,35 +174,44 @@ class RunCheckpoints:
         latest checkpoint found there."""
         uri = os.environ.get(ENV_DIR, default_dir)
         resume_from = os.environ.get(ENV_RESUME_FROM)
+        attempt = attempt_of(os.environ.get(ENV_RUN_ID, ""))
         if resume_from is None and uri:  # not started by an agent: find the latest ourselves
             state = read_state(uri)
-            return cls(uri, state.checkpoint_path, state.checkpoint_step)
-        return cls(uri, resume_from or "", int(os.environ.get(ENV_RESUME_STEP, "0") or 0), os.environ.get(ENV_PREEMPT_FILE, ""))
+            return cls(uri, state.checkpoint_path, state.checkpoint_step, attempt=attempt)
+        return cls(uri, resume_from or "", int(os.environ.get(ENV_RESUME_STEP, "0") or 0), os.environ.get(ENV_PREEMPT_FILE, ""), attempt=attempt)
+
+    def _own(self, name: str) -> str:
+        return _join(self.uri, f"{name}{_suffix(self.attempt)}")
 
     def path_for(self, step: int) -> str:
         """Where the checkpoint of `step` goes (created); write into it, then commit(step)."""
-        path = _join(self.uri, f"step-{step:012d}")
+        path = self._own(f"step-{step:012d}")
         fs, local = fsspec.core.url_to_fs(path)
         fs.makedirs(local, exist_ok=True)
         return path
 
     def commit(self, step: int) -> None:
-        """Mark the checkpoint of `step` complete and the latest; drop older ones."""
+        """Mark the checkpoint of `step` complete and this attempt's latest; drop this
+        attempt's older ones and older attempts' (never a newer attempt's)."""
         now = time.time()
-        _write_json(_join(self.uri, LATEST), {"step": step, "path": _join(self.uri, f"step-{step:012d}"), "at": now})
-        _write_json(_join(self.uri, PROGRESS), {"step": step, "at": now})
+        _write_json(self._own("latest") + ".json", {"step": step, "path": self._own(f"step-{step:012d}"), "at": now, "attempt": self.attempt})
+        _write_json(self._own("progress") + ".json", {"step": step, "at": now, "attempt": self.attempt})
         self._last_progress = now
         fs, base = fsspec.core.url_to_fs(self.uri)
-        steps = sorted(p for p in fs.ls(base, detail=False) if p.rstrip("/").rsplit("/", 1)[-1].startswith("step-"))
-        for old in steps[:-KEEP_CHECKPOINTS]:
-            if not old.endswith(f"step-{step:012d}"):
-                fs.rm(old, recursive=True)
+        mine, older = [], []
+        for path in fs.ls(base, detail=False):
+            match = _STEP.match(path.rstrip("/").rsplit("/", 1)[-1])
+            if match:
+                attempt = int(match.group(2) or 0)
+                (mine if attempt == self.attempt else older if attempt < self.attempt else []).append((int(match.group(1)), path))
+        for _, old in sorted(mine)[:-KEEP_CHECKPOINTS] + older:
+            fs.rm(old, recursive=True)
 
     def progress(self, step: int, force: bool = False) -> None:
         """Record how far training got (throttled to one write per `progress_every_s`)."""
         now = time.time()
         if force or now - self._last_progress >= self.progress_every_s:
-            _write_json(_join(self.uri, PROGRESS), {"step": step, "at": now})
+            _write_json(self._own("progress") + ".json", {"step": step, "at": now, "attempt": self.attempt})
             self._last_progress = now
 
     def preempt_requested(self, poll_every_s: float = 0.2) -> bool:
@@ -181,4 +226,4 @@ class RunCheckpoints:
         return self._preempted
 
 
-__all__ = ["CheckpointState", "RunCheckpoints", "preempt_file", "read_state", "request_preemption"]
+__all__ = ["CheckpointState", "RunCheckpoints", "attempt_of", "preempt_file", "read_state", "request_preemption"]

@@ -1,8 +1,8 @@
 """powerplane.v1.AgentService.Connect: one bidirectional stream per site agent.
 
 The first message must be Register, from the site the token belongs to. Then a
-reader task feeds heartbeats and run events to the controller while this handler
-writes the session's orders. Either side ending ends the session.
+reader task feeds heartbeats, run events and node changes to the controller while
+this handler writes the session's orders. Either side ending ends the session.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 
 from scheduler.api import convert
 from scheduler.api.convert_power import site_power_from_proto
-from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.jobs import JobKind
@@ -98,6 +98,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     self.controller.power.on_reading(session.site_id, reading_from_proto(beat))
                 elif kind == "run_event":
                     await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
+                elif kind == "nodes_changed":
+                    nodes = convert.inventory_from_proto(types_pb2.Inventory(gpu_nodes=message.nodes_changed.gpu_nodes))
+                    await self.controller.on_nodes_changed(session.site_id, nodes)
                 else:
                     log.warning("site %s sent an unexpected %s; ignored", session.site_id, kind)
         except asyncio.CancelledError:

@@ -262,6 +262,19 @@ class Controller:
         await self.apply(Decision(), [dataclasses.replace(site, connected=False)])
         log.warning("site %s disconnected", session.site_id)
 
+    async def on_nodes_changed(self, site_id: str, inventory: tuple[GpuNode, ...]) -> None:
+        """The site's GPU nodes changed (a node joined late, died, or its GPUs changed):
+        placement and the site's power model use the new list from the next pass, at once."""
+        self.heard_from(site_id)
+        site = self.sites.get(site_id)
+        if site is None or site.inventory == inventory:
+            return
+        updated = dataclasses.replace(site, inventory=inventory)
+        self.power.resize(site_id, updated.gpus_total)
+        await self.apply(Decision(), [updated])
+        self._kick.set()
+        log.info("site %s nodes changed: %d GPUs on %d nodes (was %d)", site_id, updated.gpus_total, len(inventory), site.gpus_total)
+
     def heard_from(self, site_id: str) -> None:
         site = self.sites.get(site_id)
         if site is not None:

@@ -101,6 +101,13 @@ class PowerKeeper:
         self.sites[site_id] = shell
         self.request(site_id)
 
+    def resize(self, site_id: str, gpus: int) -> None:
+        """The site's GPU count changed (nodes joined or left): plan with the new count."""
+        shell = self.sites.get(site_id)
+        if shell is not None and shell.power.gpus != gpus:
+            shell.power = dataclasses.replace(shell.power, gpus=gpus)
+            self.request(site_id)
+
     def manages(self, site_id: str) -> bool:
         return site_id in self.sites
 

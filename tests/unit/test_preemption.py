@@ -118,3 +118,26 @@ def test_the_agent_asks_first_and_stops_only_a_run_that_overstays(tmp_path):
     # A run that ignores it is stopped once its grace is over.
     found, how = agent.stop_gracefully("j1-r1", 2, "cut", lambda: True, lambda: stops.append(1) or True, clock=lambda: clock[0], sleep=sleep)
     assert how == "stopped" and stops == [1] and clock[0] >= 2
+
+
+def test_a_stale_run_can_never_overwrite_or_delete_a_newer_runs_checkpoint(tmp_path, monkeypatch):
+    uri = str(tmp_path / "ckpt")
+    monkeypatch.setenv("POWERPLANE_CHECKPOINT_DIR", uri)
+    monkeypatch.setenv("POWERPLANE_RUN_ID", "j1-r1")
+    stale = RunCheckpoints.from_env()
+    assert stale.attempt == 1
+    stale.path_for(40)
+    stale.commit(40)
+    newer = RunCheckpoints(uri, resume_from=read_state(uri).checkpoint_path, resume_step=40, attempt=2)
+    newer.path_for(50)
+    newer.commit(50)
+    assert not (tmp_path / "ckpt" / "step-000000000040-r1").exists()  # the newer run no longer needs it
+    # Run 1 goes on (its site was lost, nobody could stop it) and checkpoints a later step.
+    for step in (60, 70, 80):
+        stale.path_for(step)
+        stale.commit(step)
+        stale.progress(step + 5, force=True)
+    state = read_state(uri)
+    assert (state.checkpoint_step, state.step) == (50, 50) and state.checkpoint_path.endswith("step-000000000050-r2")
+    assert (tmp_path / "ckpt" / "step-000000000050-r2").is_dir()
+    assert json.loads((tmp_path / "ckpt" / "latest-r2.json").read_text())["step"] == 50

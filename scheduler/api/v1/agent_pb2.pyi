@@ -95,14 +95,22 @@ class Heartbeat(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ..., fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., gpu_power_w: _Optional[float] = ..., meter_power_w: _Optional[float] = ..., local_actions: _Optional[_Iterable[_Union[LocalAction, _Mapping]]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "run_event")
+    __slots__ = ("register", "heartbeat", "run_event", "nodes_changed")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     RUN_EVENT_FIELD_NUMBER: _ClassVar[int]
+    NODES_CHANGED_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     run_event: RunStatus
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_event: _Optional[_Union[RunStatus, _Mapping]] = ...) -> None: ...
+    nodes_changed: NodesChanged
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_event: _Optional[_Union[RunStatus, _Mapping]] = ..., nodes_changed: _Optional[_Union[NodesChanged, _Mapping]] = ...) -> None: ...
+
+class NodesChanged(_message.Message):
+    __slots__ = ("gpu_nodes",)
+    GPU_NODES_FIELD_NUMBER: _ClassVar[int]
+    gpu_nodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.GpuNode]
+    def __init__(self, gpu_nodes: _Optional[_Iterable[_Union[_types_pb2.GpuNode, _Mapping]]] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("heartbeat_interval_s",)
