@@ -5,6 +5,8 @@ WORKDIR /opt/powerplane
 COPY pyproject.toml README.md ./
 COPY scheduler ./scheduler
 COPY agents ./agents
+# agents/checkpointing.py imports powerplane_sdk (the contract training scripts use too)
+COPY powerplane_sdk ./powerplane_sdk
 RUN pip install --no-cache-dir . && rm -rf /root/.cache
 USER 10001
 ENTRYPOINT ["powerplane"]

@@ -145,9 +145,14 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scheduler.sim.plot import plot_power
+    from scheduler.sim.plot import PlotUnavailable, plot_power, require_matplotlib
     from scheduler.sim.report import format_summary, summarize, write_summary, write_timeseries
 
+    try:
+        require_matplotlib()  # before the run, not after it
+    except PlotUnavailable as err:
+        print(f"powerplane simulate: {err}", file=sys.stderr)
+        return 2
     try:
         scenario, config = load_scenario(args)
     except InputError as err:

@@ -1,6 +1,8 @@
 """power.png: per site, AI, mining and cooling overhead stacked under the cap line
 (the enforced cap; dotted: the cap dispatch planned under), the real-time price on a
-second axis. matplotlib with the Agg backend (no display needed)."""
+second axis. matplotlib with the Agg backend (no display needed), imported only here and
+only when a plot is drawn: it is the `sim` extra (`pip install 'powerplane[sim]'`), not
+a dependency of the scheduler or the agents."""
 
 from __future__ import annotations
 
@@ -10,12 +12,25 @@ from pathlib import Path
 from scheduler.sim.engine import Simulator
 
 PRICE_TICKS = (-50, 0, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+INSTALL_HINT = "the simulator's plot needs matplotlib: pip install 'powerplane[sim]'"
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed (it is the `sim` extra)."""
+
+
+def require_matplotlib():
+    """matplotlib, set to the Agg backend; PlotUnavailable naming the extra when it is missing."""
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise PlotUnavailable(INSTALL_HINT) from err
+    matplotlib.use("Agg")
+    return matplotlib
 
 
 def plot_power(sim: Simulator, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require_matplotlib()
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     import matplotlib.ticker as ticker

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import pytest
 
@@ -75,3 +76,11 @@ def test_own_files_with_a_cap_cut_and_an_emergency(tmp_path, capsys):
     assert summary["inputs"]["forecast"] is None  # a plain price file has no day-ahead column
     captured = capsys.readouterr()
     assert "simulating 100.0%" in captured.err  # the progress line
+
+
+def test_without_matplotlib_it_names_the_extra_before_simulating(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    out = tmp_path / "out"
+    assert main(["simulate", "--prices", str(tmp_path / "absent.csv"), "--days", "0.01", "--out", str(out), "--quiet"]) == 2
+    assert "pip install 'powerplane[sim]'" in capsys.readouterr().err
+    assert not out.exists()
