@@ -63,6 +63,20 @@ def cap_cut(event_id: str, cap_w: float, start: float, end: float) -> operator_p
     )
 
 
+def grid_log(ops) -> list[tuple]:
+    """tx-1's grid events as posted: (event, received_at) each, in the order received."""
+    return [(e.event, e.received_at) for e in ops.grid_events(site_id="tx-1").events]
+
+
+def job_marks(client, jobs) -> dict[str, tuple]:
+    """What a job's event log and state say of it: any new event or move changes these."""
+    marks = {}
+    for job in jobs:
+        m = client.get(job.job_id)
+        marks[job.job_id] = (m.state, m.reason, m.attempt, m.site_id, m.run_id, m.last_event_id, m.preemptions)
+    return marks
+
+
 def runs_by_job(ops, job_ids):
     return {r.job_id: r for r in ops.site("tx-1").runs if r.job_id in job_ids}
 
@@ -113,9 +127,15 @@ def test_cap_cuts_are_met_mining_first_then_training_inference_untouched(ray_sys
         assert untouched.state == S.JOB_STATE_RUNNING and untouched.attempt == 1
         assert runs_by_job(ops, {inference.job_id})[inference.job_id].power_fraction == 1.0
 
-        # Posting the same event again changes nothing (idempotent by id).
+        # Posting the same event again changes nothing (idempotent by id): the answer is the record
+        # already kept (same event, same received_at), no grid event is added, no job moves.
+        grid_before, jobs_before = grid_log(ops), job_marks(acme, (inference, training))
+        posted = next(e for e in ops.grid_events(site_id="tx-1").events if e.event.event_id == "cut-2")
         again = ops.post_grid_event(cap_cut("cut-2", cap2, start2, end2))
-        assert again.event.event_id == "cut-2"
+        assert (again.event, again.received_at) == (posted.event, posted.received_at)
+        assert list(again.response)[: len(posted.response)] == list(posted.response)  # the steps taken for it so far, none undone
+        assert grid_log(ops) == grid_before
+        assert job_marks(acme, (inference, training)) == jobs_before
 
         wait_until(lambda: time.time() > start2 + 2 * READING_SLACK_S, 30, "cut 2 in force")
         events = {e.event.event_id: e for e in ops.grid_events(site_id="tx-1").events}
