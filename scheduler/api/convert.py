@@ -9,17 +9,22 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import DEFAULT_CHECKPOINT_GRACE_S, Job, JobEvent, JobKind, JobSpec, JobState, Resources
 from scheduler.core.runs import RunProgress, RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode, Site, SiteState
 
 DEFAULT_MAX_RETRIES = 3
+# What a protobuf Timestamp can hold: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_S = -62_135_596_800
+MAX_TIMESTAMP_S = 253_402_300_799
 
 
 def timestamp(seconds: float) -> Timestamp:
+    """Epoch seconds as a Timestamp, clamped to what one can hold (a float read from the
+    latest valid Timestamp may round past it)."""
     ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
+    ts.FromNanoseconds(max(MIN_TIMESTAMP_S * 10**9, min(int(seconds * 1e9), MAX_TIMESTAMP_S * 10**9 + 999_999_999)))
     return ts
 
 
@@ -136,19 +141,28 @@ def states_from_proto(values) -> frozenset[JobState]:
 
 def run_report_from_proto(msg: agent_pb2.RunStatus) -> RunReport:
     if msg.state not in RunState._value2member_map_:
-        raise InvalidArgument(f"run {msg.run_id}: unknown run state {msg.state}")
+        raise InvalidArgument(f"run {shown(msg.run_id)}: unknown run state {msg.state}")
     progress = serve = None
     if msg.HasField("checkpoint"):
         c = msg.checkpoint
-        progress = RunProgress(c.step, seconds(c.step_at), c.checkpoint_step, seconds(c.checkpoint_at))
+        step_at = seconds(c.step_at, field="checkpoint.step_at")
+        progress = RunProgress(c.step, step_at, c.checkpoint_step, seconds(c.checkpoint_at, field="checkpoint.checkpoint_at"))
     if msg.replicas or msg.requests_per_s or msg.endpoint:
         serve = ServeLoad(max(0.0, msg.requests_per_s), msg.replicas, msg.endpoint[:512])
     return RunReport(run_id=msg.run_id, state=RunState(msg.state), message=msg.message[:2000], progress=progress, serve=serve)
 
 
-def seconds(ts, default: float = 0.0) -> float:
-    """A Timestamp as epoch seconds (`default` when unset)."""
-    return ts.ToNanoseconds() / 1e9 if (ts.seconds or ts.nanos) else default
+def seconds(ts, default: float = 0.0, field: str = "timestamp") -> float:
+    """A Timestamp as epoch seconds (`default` when unset); InvalidArgument naming `field`
+    when it is not one protobuf can hold."""
+    if not (ts.seconds or ts.nanos):
+        return default
+    if not (MIN_TIMESTAMP_S <= ts.seconds <= MAX_TIMESTAMP_S and 0 <= ts.nanos <= 999_999_999):
+        raise InvalidArgument(
+            f"{field} is not a valid timestamp: seconds must be within {MIN_TIMESTAMP_S}..{MAX_TIMESTAMP_S} "
+            f"(years 1..9999) and nanos within 0..999999999, got seconds={ts.seconds}, nanos={ts.nanos}"
+        )
+    return ts.ToNanoseconds() / 1e9
 
 
 def inventory_from_proto(msg: types_pb2.Inventory) -> tuple[GpuNode, ...]:

@@ -7,7 +7,7 @@ import math
 
 from scheduler.api.convert import seconds, timestamp
 from scheduler.api.v1 import agent_pb2, operator_pb2, types_pb2
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.grid import FOREVER, GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.power import Cooling, Fleet, MinerModel, SitePower
 
@@ -37,7 +37,8 @@ def site_power_from_proto(site_id: str, inventory: types_pb2.Inventory, gpus: in
     problems = []
     for fleet in inventory.fleets:
         if not fleet.fleet_id or fleet.count < 1 or not fleet.rated_w > 0 or not fleet.ths > 0 or not 0 <= fleet.standby_w < fleet.rated_w:
-            problems.append(f"fleet {fleet.fleet_id or '(no id)'}: needs an id, count >= 1, rated_w > 0, ths > 0 and 0 <= standby_w < rated_w")
+            name = shown(fleet.fleet_id) if fleet.fleet_id else "(no id)"
+            problems.append(f"fleet {name}: needs an id, count >= 1, rated_w > 0, ths > 0 and 0 <= standby_w < rated_w")
     if len({f.fleet_id for f in inventory.fleets}) != len(inventory.fleets):
         problems.append("fleet ids must be unique")
     overhead = power.overhead or (Cooling(power.cooling).default_overhead if power.cooling in ("air", "hydro") else 0.0)
@@ -56,15 +57,15 @@ def site_power_from_proto(site_id: str, inventory: types_pb2.Inventory, gpus: in
 def grid_event_from_proto(msg: operator_pb2.GridEvent, now: float) -> GridEvent:
     if msg.kind not in (1, 2, 3, 4):
         raise InvalidArgument("kind must be CAP_LIMIT, PRICE, EMERGENCY or HASHPRICE")
-    start = seconds(msg.start, now)
+    start = seconds(msg.start, now, field="start")
     return GridEvent(
         event_id=msg.event_id,
         kind=GridEventKind(msg.kind),
         start=start,
-        end=seconds(msg.end, FOREVER),
+        end=seconds(msg.end, FOREVER, field="end"),
         site_id=msg.site_id,
         cap_w=msg.cap_w,
-        respond_by=seconds(msg.respond_by, 0.0),
+        respond_by=seconds(msg.respond_by, 0.0, field="respond_by"),
         market_node=msg.market_node,
         usd_per_mwh=msg.usd_per_mwh,
         forecast=msg.forecast,

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
 
-from scheduler.api.convert import timestamp
+from scheduler.api.convert import MAX_TIMESTAMP_S, timestamp
 from scheduler.api.v1 import operator_pb2
 from scheduler.cli import render
 from scheduler.core.power import watts_text
@@ -25,11 +26,15 @@ def when(text: str, now: float) -> float:
     """'+90s', '+10m', '+2h' from now, or seconds since the epoch."""
     match = _RELATIVE.match(text)
     if match:
-        return now + float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
-    try:
-        return float(text)
-    except ValueError:
-        raise SystemExit(f"powerplane: {text!r} is not a time: use +90s, +10m, +2h or epoch seconds") from None
+        value = now + float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    if not 0 <= value <= MAX_TIMESTAMP_S:  # NaN fails too
+        raise SystemExit(f"powerplane: {text!r} is not a time: use +90s, +10m, +2h or epoch seconds (up to year 9999)")
+    return value
 
 
 def add_parsers(sub) -> None:

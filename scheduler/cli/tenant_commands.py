@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import uuid
 
@@ -13,6 +14,15 @@ from scheduler.cli import render
 
 KINDS = {"training": types_pb2.JOB_KIND_TRAINING, "inference": types_pb2.JOB_KIND_INFERENCE}
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
+STATES = [name.removeprefix("JOB_STATE_").lower() for name in types_pb2.JobState.keys() if name != "JOB_STATE_UNSPECIFIED"]
+UINT32 = 2**32 - 1
+INT32 = 2**31 - 1
+
+
+def refuse(command: str, message: str):
+    """A usage error found after parsing: one line on stderr, exit code 2, nothing sent."""
+    print(f"powerplane {command}: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -26,10 +36,37 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def _state(name: str) -> int:
-    try:
-        return types_pb2.JobState.Value("JOB_STATE_" + name.upper())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown state {name!r}") from None
+    if name.lower() not in STATES:
+        refuse("jobs", f"unknown state {name!r}; valid states: {', '.join(STATES)}")
+    return types_pb2.JobState.Value("JOB_STATE_" + name.upper())
+
+
+def _check_numbers(args) -> None:
+    """Refuse numbers that are wrong on their face or that the job spec cannot carry (the
+    scheduler judges the rest); --replicas 0 would reach it as "unset"."""
+    whole = [
+        ("--gpus", args.gpus, 1, UINT32),
+        ("--replicas", args.replicas, 1, UINT32),
+        ("--priority", args.priority, -INT32 - 1, INT32),
+        ("--max-runtime-s", args.max_runtime_s, 0, UINT32),
+        ("--max-retries", args.max_retries, 0, UINT32),
+        ("--slowdown-tolerance", args.slowdown_tolerance, 0, UINT32),
+        ("--checkpoint-grace", args.checkpoint_grace, 0, UINT32),
+        ("--min-replicas", args.min_replicas, 0, UINT32),
+        ("--max-replicas", args.max_replicas, 0, UINT32),
+    ]
+    for flag, value, low, high in whole:
+        if value is not None and value < low:
+            refuse("submit", f"{flag} must be at least {low}, got {value}")
+        if value is not None and value > high:
+            refuse("submit", f"{flag} must be at most {high}, got {value}")
+    for flag, value in (("--cpus", args.cpus), ("--memory-gb", args.memory_gb), ("--target-rps", args.target_rps)):
+        if not (math.isfinite(value) and value >= 0):
+            refuse("submit", f"{flag} must be a number >= 0, got {value:g}")
+    if args.memory_gb * 1024**3 > 2**64 - 1:
+        refuse("submit", f"--memory-gb is too large, got {args.memory_gb:g}")
+    if args.replicas is not None and args.replicas != 1 and args.kind == "training":
+        refuse("submit", "--replicas applies to inference jobs only; a training job is one gang")
 
 
 def add_parsers(sub) -> None:
@@ -39,7 +76,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--gpus", type=int, default=1, help="GPUs (per replica for inference)")
     p.add_argument("--cpus", type=float, default=0.0)
     p.add_argument("--memory-gb", type=float, default=0.0)
-    p.add_argument("--replicas", type=int, default=0, help="inference replicas (default 1)")
+    p.add_argument("--replicas", type=int, default=None, help="inference replicas (default 1)")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--region", action="append", default=[], help="allowed region (repeatable; default any)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
@@ -64,7 +101,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=submit)
 
     p = sub.add_parser("jobs", help="list your jobs, newest first")
-    p.add_argument("--state", action="append", type=_state, default=[], help="filter by state (repeatable)")
+    p.add_argument("--state", action="append", type=_state, default=[], help=f"filter by state (repeatable): {', '.join(STATES)}")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=jobs)
 
@@ -85,6 +122,7 @@ def add_parsers(sub) -> None:
 
 
 def submit(client, args) -> int:
+    _check_numbers(args)
     command = args.entrypoint[1:] if args.entrypoint[:1] == ["--"] else args.entrypoint
     fields = dict(
         name=args.name,
@@ -93,7 +131,7 @@ def submit(client, args) -> int:
         env=_pairs(args.env, "--env"),
         labels=_pairs(args.label, "--label"),
         resources=types_pb2.Resources(gpus=args.gpus, cpus=args.cpus, memory_bytes=int(args.memory_gb * 1024**3)),
-        replicas=args.replicas,
+        replicas=args.replicas or 0,
         priority=args.priority,
         allowed_regions=args.region,
         max_runtime_s=args.max_runtime_s,

@@ -1,5 +1,18 @@
 """Domain errors. The gRPC shell maps each to one status code (see
-scheduler/server/errors.py); the core raises nothing else on bad input."""
+scheduler/server/interceptor.py); the core raises nothing else on bad input.
+
+`shown` quotes a caller's value in an error message, cut short so that a huge
+value is never echoed back whole."""
+
+SHOWN_CHARS = 64
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` quoted for an error message: repr of at most `limit` characters, '…' where cut."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return repr(text)
 
 
 class PowerplaneError(Exception):
@@ -20,6 +33,10 @@ class FailedPrecondition(PowerplaneError):
 
 class Unauthenticated(PowerplaneError):
     """Missing or unknown credentials."""
+
+
+class PermissionDenied(PowerplaneError):
+    """Valid credentials, but their role may not make this call."""
 
 
 class IllegalTransition(PowerplaneError):

@@ -18,8 +18,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.power import watts_text
+from scheduler.core.validation import MAX_ID as MAX_EVENT_ID
 
 FOREVER = math.inf
 
@@ -93,13 +94,13 @@ class GridEventRecord:
 def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:
     """Refuse an event a sender got wrong, naming every problem."""
     problems = []
-    if not event.event_id or len(event.event_id) > 128:
-        problems.append("event_id must be 1..128 characters")
+    if not event.event_id or len(event.event_id) > MAX_EVENT_ID:
+        problems.append(f"event_id must be 1..{MAX_EVENT_ID} characters")
     if event.end <= event.start:
         problems.append("end must be after start")
     if event.kind in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
         if event.site_id not in set(known_sites):
-            problems.append(f"site {event.site_id!r} is not a site this scheduler knows")
+            problems.append(f"site {shown(event.site_id)} is not a site this scheduler knows")
     if event.kind == GridEventKind.CAP_LIMIT:
         if not event.cap_w >= 0 or math.isinf(event.cap_w):
             problems.append(f"cap_w must be a finite number >= 0, got {event.cap_w}")

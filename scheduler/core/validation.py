@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import JobKind, JobSpec
 
 MAX_NAME = 128
-MAX_REQUEST_ID = 128
+MAX_ID = 128  # any id a caller sends: job, site, grid event, page token
+MAX_REQUEST_ID = MAX_ID
 MAX_ENTRYPOINT = 16 * 1024
 MAX_MAP_ENTRIES = 64
 MAX_KEY = 256
@@ -37,6 +38,13 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 _URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
+
+
+def check_ids(**ids: str) -> None:
+    """Refuse an id longer than MAX_ID characters (whether an empty one is allowed is the caller's call)."""
+    for field_name, value in ids.items():
+        if len(value) > MAX_ID:
+            raise InvalidArgument(f"{field_name} is {len(value)} characters; at most {MAX_ID} allowed")
 
 
 def _check_map(problems: list[str], what: str, mapping: dict[str, str], key_re: re.Pattern, max_value: int) -> None:
@@ -89,7 +97,8 @@ def validate_submission(client_request_id: str, spec: JobSpec, known_regions: fr
         problems.append(f"priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}, got {spec.priority}")
     unknown = sorted(set(spec.allowed_regions) - known_regions)
     if unknown:
-        problems.append(f"unknown region(s) {', '.join(unknown)}; known: {', '.join(sorted(known_regions)) or 'none'}")
+        listed = ", ".join(shown(r) if len(r) > 32 else r for r in unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        problems.append(f"unknown region(s) {listed}; known: {', '.join(sorted(known_regions)) or 'none'}")
     if not 0 <= spec.max_runtime_s <= MAX_RUNTIME_S:
         problems.append(f"max_runtime_s must be between 0 and {MAX_RUNTIME_S}, got {spec.max_runtime_s}")
     if not 0 <= spec.max_retries <= MAX_RETRIES:
@@ -113,7 +122,7 @@ def _check_checkpoint(problems: list[str], spec: JobSpec) -> None:
     elif len(uri) > MAX_CHECKPOINT_URI or any(ord(c) < 32 for c in uri):
         problems.append(f"checkpoint_uri must be at most {MAX_CHECKPOINT_URI} printable characters")
     elif uri and not (uri.startswith("/") or _URI_SCHEME.match(uri)):
-        problems.append(f"checkpoint_uri must be an absolute path or a URI like s3://bucket/prefix, got {uri!r}")
+        problems.append(f"checkpoint_uri must be an absolute path or a URI like s3://bucket/prefix, got {shown(uri)}")
     if not 0 <= spec.checkpoint_grace_s <= MAX_CHECKPOINT_GRACE_S:
         problems.append(f"checkpoint_grace_s must be between 0 and {MAX_CHECKPOINT_GRACE_S}, got {spec.checkpoint_grace_s}")
 
@@ -128,7 +137,7 @@ def _check_serve(problems: list[str], spec: JobSpec) -> None:
         problems.append("serve applies to INFERENCE jobs only")
         return
     if not _IMPORT_PATH.match(spec.serve_import_path):
-        problems.append(f"serve.import_path must look like 'package.module:app', got {spec.serve_import_path!r}")
+        problems.append(f"serve.import_path must look like 'package.module:app', got {shown(spec.serve_import_path)}")
     low, high = spec.min_replicas, spec.max_replicas
     if not 0 <= low <= MAX_REPLICAS or not 0 <= high <= MAX_REPLICAS:
         problems.append(f"serve.min_replicas and max_replicas must be between 0 and {MAX_REPLICAS}")

@@ -14,7 +14,7 @@ from scheduler.api import convert
 from scheduler.api.convert_power import site_power_from_proto
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import JobKind
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import AgentSession, Controller
@@ -50,7 +50,7 @@ def reading_from_proto(beat: agent_pb2.Heartbeat) -> PowerReading:
         it_w=beat.measured_power_w,
         gpu_w=beat.gpu_power_w,
         meter_w=beat.meter_power_w,
-        local_actions=tuple((a.at.ToNanoseconds() / 1e9, a.what) for a in beat.local_actions),
+        local_actions=tuple((convert.seconds(a.at, field="local_actions.at"), a.what) for a in beat.local_actions),
         active_runs=frozenset(r.run_id for r in beat.runs if r.state in (agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING)),
     )
 
@@ -70,7 +70,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             raise InvalidArgument("the first message on the stream must be Register")
         register = first.register
         if register.site_id != site_id:
-            raise InvalidArgument(f"this token belongs to site {site_id!r}, not {register.site_id!r}")
+            raise InvalidArgument(f"this token belongs to site {site_id!r}, not {shown(register.site_id)}")
         reports = [convert.run_report_from_proto(r) for r in register.runs]
         inventory = convert.inventory_from_proto(register.inventory)
         power = site_power_from_proto(site_id, register.inventory, sum(n.gpus for n in inventory))

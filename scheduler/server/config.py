@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 
@@ -111,12 +111,35 @@ class SchedulerConfig(Tokens):
         return owners
 
 
+def _problems(err: ValidationError) -> str:
+    """A validation error as one line, "where: what; ...", never quoting the values (tokens)."""
+    found = []
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        what = problem["msg"].removeprefix("Value error, ")
+        found.append(f"{where}: {what}" if where else what)
+    return "; ".join(found)
+
+
+def _read(path: Path, model: type[BaseModel], prefix: str = ""):
+    """`path` parsed as `model`; ValueError (one line, starting with `prefix`) if it is not one."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{prefix}not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as err:
+        raise ValueError(prefix + _problems(err)) from None
+
+
 def load_config(path: str | Path) -> SchedulerConfig:
-    """Read and validate a config file; raises ValueError with the problem."""
+    """Read and validate a config file; raises ValueError with the problems, on one line."""
     path = Path(path)
     base = path.parent
-    raw = yaml.safe_load(path.read_text()) or {}
-    config = SchedulerConfig.model_validate(raw)
+    config = _read(path, SchedulerConfig)
     updates: dict = {"database": base / config.database}
     if config.checkpoint_root and "://" not in config.checkpoint_root:
         updates["checkpoint_root"] = str((base / config.checkpoint_root).resolve())
@@ -124,7 +147,7 @@ def load_config(path: str | Path) -> SchedulerConfig:
         updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
     if config.tokens_file:
         tokens_path = base / config.tokens_file
-        tokens = Tokens.model_validate(yaml.safe_load(tokens_path.read_text()) or {})
+        tokens = _read(tokens_path, Tokens, f"tokens_file {config.tokens_file}: ")
         for role in ("tenants", "operators", "sites"):
             updates[role] = {**getattr(config, role), **getattr(tokens, role)}
     config = config.model_copy(update=updates)

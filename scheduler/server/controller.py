@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable
 
 from scheduler.core import runs
 from scheduler.core.decisions import Decision, Order, StartRun, StopRun
-from scheduler.core.errors import InvalidArgument, NotFound
+from scheduler.core.errors import InvalidArgument, NotFound, shown
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import ACTIVE, Job, JobEvent, JobSpec, JobState, new_job
 from scheduler.core.placement import SiteCapacity, place
 from scheduler.core.power import SitePower
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
-from scheduler.core.validation import validate_submission
+from scheduler.core.validation import check_ids, validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.power_keeper import PowerKeeper
@@ -195,14 +195,16 @@ class Controller:
         return self.jobs[job.job_id], True
 
     def job_of(self, tenant: str, job_id: str) -> Job:
+        check_ids(job_id=job_id)
         job = self.jobs.get(job_id)
         if job is None or job.tenant != tenant or job.job_id in self._inflight:
-            raise NotFound(f"job {job_id!r} not found")
+            raise NotFound(f"job {shown(job_id)} not found")
         return job
 
     def list_jobs(self, tenant: str, states: frozenset[JobState], page_size: int, page_token: str) -> tuple[list[Job], str]:
         """Newest first. The page token is the seq of the last job returned."""
         if page_token:
+            check_ids(page_token=page_token)
             if not page_token.isdigit():
                 raise InvalidArgument("page_token is not one this server issued")
             before = int(page_token)
@@ -238,7 +240,7 @@ class Controller:
     ) -> AgentSession:
         """An agent registered: replace any older stream, reconcile its runs."""
         if region not in self.regions:
-            raise InvalidArgument(f"region {region!r} is not one of this scheduler's regions ({', '.join(sorted(self.regions))})")
+            raise InvalidArgument(f"region {shown(region)} is not one of this scheduler's regions ({', '.join(sorted(self.regions))})")
         old = self.sessions.pop(site_id, None)
         if old is not None:
             old.close()
@@ -322,9 +324,10 @@ class Controller:
         return {k: (v[0], v[1]) for k, v in usage.items()}
 
     def site(self, site_id: str) -> Site:
+        check_ids(site_id=site_id)
         site = self.sites.get(site_id)
         if site is None:
-            raise NotFound(f"site {site_id!r} not found")
+            raise NotFound(f"site {shown(site_id)} not found")
         return site
 
     async def set_drained(self, site_id: str, drained: bool, reason: str) -> Site:

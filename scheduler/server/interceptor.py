@@ -4,8 +4,13 @@ Authentication: every Powerplane method needs `authorization: Bearer <token>`;
 the token's role must match the service (TenantService: a tenant token,
 OperatorService: an operator token, AgentService: a site token). Health and
 reflection are open (Kubernetes probes and tooling use them).
+A missing or unknown token is UNAUTHENTICATED; a valid token of the wrong role is
+PERMISSION_DENIED.
 Errors: a `PowerplaneError` raised by a handler becomes its status code with the
 exception's message; anything else becomes INTERNAL without internals.
+Requests: grpc turns a deserializer's exception into UNKNOWN before any handler runs,
+so a unary request reaches the wrapped handler as bytes and is parsed there; bytes
+that are not the request message are INVALID_ARGUMENT naming the message type.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from scheduler.core import errors
 
@@ -25,6 +31,7 @@ STATUS_OF = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
 }
 ROLE_OF_SERVICE = {
@@ -56,8 +63,10 @@ class Authenticator:
         if not token:
             raise errors.Unauthenticated("missing 'authorization: Bearer <token>' metadata")
         owner = self._owners.get(token)
-        if owner is None or owner[0] != role:
+        if owner is None:
             raise errors.Unauthenticated(f"token is not a valid {role} token")
+        if owner[0] != role:
+            raise errors.PermissionDenied(f"{owner[0]} tokens may not call this service; it takes {role} tokens")
         return Principal(*owner)
 
     def of(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
@@ -79,9 +88,30 @@ async def _abort_with(context, err: Exception, method: str) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the scheduler's log")
 
 
-def _wrap_unary(behavior: Callable, method: str):
+def checked_parser(deserializer: Callable | None) -> Callable:
+    """`deserializer` (a message class's FromString), raising InvalidArgument for bytes that
+    are not that message (bad UTF-8 in a string, a truncated body, a corrupt length...)."""
+    if deserializer is None:
+        return lambda raw: raw
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    what = descriptor.full_name if descriptor is not None else "request message"
+
+    def parse(raw: bytes):
+        try:
+            return deserializer(raw)
+        except DecodeError:
+            raise errors.InvalidArgument(f"request is not a valid {what}") from None
+
+    return parse
+
+
+def _wrap_unary(behavior: Callable, method: str, parse: Callable | None = None):
+    """`parse`: for a unary request, which arrives as bytes; None: already parsed."""
+
     async def wrapper(request, context):
         try:
+            if parse is not None:
+                request = parse(request)
             return await behavior(request, context)
         except (grpc.aio.AbortError, grpc.RpcError):
             raise
@@ -91,9 +121,11 @@ def _wrap_unary(behavior: Callable, method: str):
     return wrapper
 
 
-def _wrap_stream(behavior: Callable, method: str):
+def _wrap_stream(behavior: Callable, method: str, parse: Callable | None = None):
     async def wrapper(request, context):
         try:
+            if parse is not None:
+                request = parse(request)
             async for response in behavior(request, context):
                 yield response
         except (grpc.aio.AbortError, grpc.RpcError):
@@ -104,15 +136,17 @@ def _wrap_stream(behavior: Callable, method: str):
     return wrapper
 
 
-def _rejecting_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """Ends the call with `code` without parsing the request (bytes are not read as a message)."""
+
     async def reject_unary(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(code, message)
 
     async def reject_stream(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
-    kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    kw = dict(request_deserializer=None, response_serializer=handler.response_serializer)
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(reject_stream, **kw)
     if handler.response_streaming:
@@ -136,8 +170,8 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             return handler
         try:
             self.authenticator.principal(handler_call_details.invocation_metadata, role)
-        except errors.Unauthenticated as err:
-            return _rejecting_handler(handler, str(err))
+        except (errors.Unauthenticated, errors.PermissionDenied) as err:
+            return _rejecting_handler(handler, _status_of(err), str(err))
         wrapped = self._wrapped.get(method)
         if wrapped is None:
             wrapped = self._wrapped[method] = self._wrap(handler, method)
@@ -145,11 +179,14 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
 
     @staticmethod
     def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+        parse = checked_parser(handler.request_deserializer)
+        raw = dict(request_deserializer=None, response_serializer=handler.response_serializer)
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method), **kw)
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, parse), **raw)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method), **kw)
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method, parse), **raw)
+        # A request stream's messages are parsed as the handler reads them: a bad one raises there.
+        kw = dict(request_deserializer=parse, response_serializer=handler.response_serializer)
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, method), **kw)
         return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary, method), **kw)

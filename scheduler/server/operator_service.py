@@ -10,6 +10,7 @@ from scheduler.core import grid
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.grid import GridEventState
 from scheduler.core.sites import Site
+from scheduler.core.validation import check_ids
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
 
@@ -85,12 +86,14 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
 
     async def PostGridEvent(self, request, context) -> operator_pb2.GridEventStatus:
         self.auth.of(context, "operator")
+        check_ids(event_id=request.event_id, site_id=request.site_id)
         now = self.controller.clock()
         record, _ = await self.controller.power.post(grid_event_from_proto(request, now))
         return grid_status_to_proto(record, now, self.controller.power.met(record, now))
 
     async def ListGridEvents(self, request, context) -> operator_pb2.ListGridEventsResponse:
         self.auth.of(context, "operator")
+        check_ids(site_id=request.site_id)
         now = self.controller.clock()
         keeper = self.controller.power
         found = []

@@ -27,7 +27,7 @@ from scheduler.core import grid, runs
 from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
 from scheduler.core.dispatch import SiteInputs, dispatch_site
-from scheduler.core.errors import FailedPrecondition
+from scheduler.core.errors import FailedPrecondition, shown
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
@@ -156,7 +156,7 @@ class PowerKeeper:
         existing = self.grid.get(event.event_id)
         if existing is not None:
             if existing.event != event and dataclasses.replace(event, start=existing.event.start) != existing.event:
-                raise FailedPrecondition(f"grid event {event.event_id!r} was already posted with different content")
+                raise FailedPrecondition(f"grid event {shown(event.event_id)} was already posted with different content")
             return existing, False
         grid.validate_event(event, self.controller.sites)
         record = GridEventRecord(event, self.clock())

@@ -68,14 +68,53 @@ def test_submit_list_show_cancel_and_watch(bare_scheduler):
 
 
 def test_errors_are_one_line_with_their_status(bare_scheduler):
-    result = run(bare_scheduler, "submit", "--gpus", "0", "--", "python", "x.py", expect=1)
-    assert result.stderr.strip() == "powerplane submit: INVALID_ARGUMENT: resources.gpus must be at least 1"
+    result = run(bare_scheduler, "submit", "--priority", "5000", "--", "python", "x.py", expect=1)
+    assert result.stderr.strip() == "powerplane submit: INVALID_ARGUMENT: priority must be between -1000 and 1000, got 5000"
     result = run(bare_scheduler, "job", "job-nope", expect=1)
     assert result.stderr.strip() == "powerplane job: NOT_FOUND: job 'job-nope' not found"
     result = run(bare_scheduler, "jobs", token="wrong-token-wrong-token", expect=1)
     assert "UNAUTHENTICATED" in result.stderr
     result = run(bare_scheduler, "jobs", token="", expect=2)
     assert "no token" in result.stderr
+    result = run(bare_scheduler, "sites", expect=1)  # a tenant token on an operator command
+    assert result.stderr.strip() == "powerplane sites: PERMISSION_DENIED: tenant tokens may not call this service; it takes operator tokens"
+
+
+STATES = "pending, scheduled, starting, running, cancelling, succeeded, failed, cancelled, preempted"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["submit", "--gpus", "-1", "--", "x"], "powerplane submit: --gpus must be at least 1, got -1"),
+        (["submit", "--memory-gb", "-1", "--", "x"], "powerplane submit: --memory-gb must be a number >= 0, got -1"),
+        (["submit", "--cpus", "nan", "--", "x"], "powerplane submit: --cpus must be a number >= 0, got nan"),
+        (["submit", "--replicas", "0", "--", "x"], "powerplane submit: --replicas must be at least 1, got 0"),
+        (["submit", "--kind", "inference", "--replicas", "0", "--", "x"], "powerplane submit: --replicas must be at least 1, got 0"),
+        (["submit", "--replicas", "2", "--", "x"], "powerplane submit: --replicas applies to inference jobs only; a training job is one gang"),
+        (["submit", "--max-retries", "-1", "--", "x"], "powerplane submit: --max-retries must be at least 0, got -1"),
+        (["submit", "--priority", str(2**31), "--", "x"], f"powerplane submit: --priority must be at most {2**31 - 1}, got {2**31}"),
+        (["jobs", "--state", "bogus"], f"powerplane jobs: unknown state 'bogus'; valid states: {STATES}"),
+    ],
+)
+def test_bad_options_are_one_line_and_nothing_is_sent(bare_scheduler, args, message):
+    def job_ids():
+        return [j["job_id"] for j in json.loads(run(bare_scheduler, "jobs", "-o", "json").stdout)]
+
+    before = job_ids()
+    result = run(bare_scheduler, *args, expect=2)
+    assert result.stderr.strip() == message and not result.stdout
+    assert job_ids() == before
+
+
+def test_a_bad_scheduler_config_is_one_line_without_the_token(tmp_path):
+    config = tmp_path / "scheduler.yaml"
+    config.write_text("tenants: {acme: sh0rt-t0ken}\nsite_timeout_s: -1\n")
+    result = subprocess.run([POWERPLANE, "scheduler", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and not result.stdout
+    assert result.stderr.strip() == (
+        f"powerplane scheduler: bad config {config}: tenants: token of 'acme' is shorter than 16 characters; site_timeout_s: Input should be greater than 0"
+    )
 
 
 def test_operator_sites_command(bare_scheduler):

@@ -18,15 +18,15 @@ def code_of(call) -> grpc.StatusCode:
     return err.value.code(), err.value.details()
 
 
-def test_missing_or_wrong_credentials_are_unauthenticated(bare_scheduler):
+def test_missing_or_wrong_credentials_are_unauthenticated_and_the_wrong_role_permission_denied(bare_scheduler):
     target = bare_scheduler.cluster.scheduler_target
     with Client(target, "") as nobody, Client(target, "not-a-real-token-at-all") as wrong:
         assert code_of(lambda: nobody.list())[0] == grpc.StatusCode.UNAUTHENTICATED
         assert code_of(lambda: wrong.submit(spec("echo hi"), "r"))[0] == grpc.StatusCode.UNAUTHENTICATED
     code, details = code_of(lambda: bare_scheduler.acme.sites())  # a tenant token on the operator API
-    assert code == grpc.StatusCode.UNAUTHENTICATED and "not a valid operator token" in details
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "it takes operator tokens" in details
     code, _ = code_of(lambda: bare_scheduler.ops.list())  # an operator token on the tenant API
-    assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.parametrize(

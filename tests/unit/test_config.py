@@ -32,3 +32,21 @@ def test_tokens_file_is_merged_and_paths_are_relative_to_the_config(tmp_path):
 def test_bad_configs_are_refused(tmp_path, data, message):
     with pytest.raises(ValueError, match=message):
         load_config(write(tmp_path / "s.yaml", data))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("tenants: {acme: sh0rt-t0ken}\nlistn: 1\n", "tenants: token of 'acme' is shorter than 16 characters; listn: Extra inputs are not permitted"),
+        ("tenants: {acme: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+        ("- 1\n", "Input should be a valid dictionary or instance of SchedulerConfig"),
+        ("tokens_file: t.yaml\n", "tokens_file t.yaml: sites: token of 's-1' is shorter than 16 characters"),
+    ],
+)
+def test_a_refusal_is_one_line_naming_the_field_and_never_quoting_a_token(tmp_path, text, message):
+    (tmp_path / "t.yaml").write_text("sites: {s-1: sh0rt-t0ken}\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_config(path)
+    assert str(err.value) == message
