@@ -20,6 +20,17 @@ def ray_jobs_of(system, job_id: str):
     return [j for j in client.list_jobs() if (j.metadata or {}).get("powerplane_job") == job_id]
 
 
+def assert_runs_never_overlapped(system, job_id: str) -> None:
+    """No two Ray jobs (runs) of one job were ever alive at the same time: each run was
+    submitted only after every earlier run had ended (Ray's start and end times, ms)."""
+    found = sorted(ray_jobs_of(system, job_id), key=lambda j: j.start_time or 0)
+    for earlier, later in zip(found, found[1:]):
+        assert earlier.end_time and earlier.end_time <= later.start_time, (
+            f"double start: {earlier.submission_id} ({earlier.status}, ended {earlier.end_time}) overlaps "
+            f"{later.submission_id} (started {later.start_time})\n--- scheduler log:\n{system.cluster.scheduler.tail(60)}"
+        )
+
+
 def transitions(system, client, job_id):
     return [S.JobState.Name(e.to_state).removeprefix("JOB_STATE_") for e in system.events(client, job_id)]
 
@@ -109,6 +120,7 @@ def test_agent_killed_mid_run_loses_nothing_and_starts_nothing_twice(ray_system)
     assert done.attempt == 1
     assert [j.submission_id for j in ray_jobs_of(ray_system, job.job_id)] == [done.run_id]
     assert "PENDING" not in transitions(ray_system, ray_system.globex, job.job_id)[1:]
+    assert_runs_never_overlapped(ray_system, job.job_id)
     cluster.wait_sites_ready(ray_system.ops)
 
 
@@ -131,5 +143,8 @@ def test_a_site_lost_past_the_timeout_requeues_its_run_and_stops_the_stale_one(r
             break
         time.sleep(0.3)
     assert statuses == {f"{job.job_id}-r1": JobStatus.STOPPED, f"{job.job_id}-r2": JobStatus.RUNNING}
+    assert_runs_never_overlapped(ray_system, job.job_id)  # the fence: r2 started only once r1 was stopped
+    placed = next(e.reason for e in ray_system.events(ray_system.acme, job.job_id) if e.to_state == S.JOB_STATE_SCHEDULED and e.run_id.endswith("-r2"))
+    assert f"starts once {job.job_id}-r1 there is confirmed stopped" in placed
     ray_system.acme.cancel(job.job_id)
     ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_CANCELLED)
