@@ -3,8 +3,10 @@
 A 100 MW Texas site (air cooled, overhead 1.10) with 20 MW of GPUs (IT) for AI,
 always at load, and the rest of the cap in miners (S19 XP, S21, SEALMINER A2 in
 equal shares of power). Hashprice 45 USD/PH/day (../shared/DOMAIN.md). Power is
-bought at the ERCOT HB_SOUTH real-time price of each 15-minute interval
-(../shared/data/ercot_hb_south_15min_2024-06_2025-03.csv, 28,800 intervals).
+bought at the ERCOT HB_SOUTH real-time price of each 15-minute interval (the trace in
+the data folder of scheduler/sim/data.py: the whole of
+../shared/data/ercot_hb_south_15min_2024-06_2025-03.csv, 28,800 intervals, where it is
+there, else the two weeks shipped in the package; --trace FILE to choose).
 
 Strategies, each deciding interval t with what it could know then:
  (a) always on: every miner hashes all the time;
@@ -41,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price, plan_mining  # noqa: E402
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower  # noqa: E402
+from scheduler.sim import data as datasets  # noqa: E402
 
-TRACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ercot_hb_south_15min_2024-06_2025-03.csv"
 INTERVAL_H = 0.25
 CAP_W = 100e6
 AI_IT_W = 20e6
@@ -133,9 +135,15 @@ def optimum(site: SitePower, rtm: np.ndarray, hashprice: float) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hashprice", type=float, default=45.0, help="USD/PH/day")
-    parser.add_argument("--trace", type=Path, default=TRACE)
+    parser.add_argument("--trace", type=Path, default=None, help=f"ERCOT price CSV (default: {datasets.ERCOT} in the data folder)")
     args = parser.parse_args()
-    dam, rtm = load_trace(args.trace)
+    try:
+        trace = args.trace or datasets.find(datasets.data_dir(), datasets.ERCOT, file_flag="--trace")
+    except datasets.MissingData as err:
+        raise SystemExit(f"bench/economics.py: {err}") from None
+    if datasets.is_sample(trace):
+        print(f"note: the sample's two weeks of prices ({trace}), not the whole trace: {datasets.choose(default=False)}", file=sys.stderr)
+    dam, rtm = load_trace(trace)
     site = texas_site()
     n = len(rtm)
     print(

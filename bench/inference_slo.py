@@ -6,7 +6,7 @@ ramps) on a local Ray cluster, with the scheduler and its agent (LocalCluster). 
 inference service (examples.inference.service:app, a CPU stand-in for an LLM whose
 requests take ~2-120 ms by their token counts; 1 GPU per replica, 1-4 replicas at
 --target-rps per replica) is driven with real HTTP requests replaying the Azure LLM
-inference conversation trace (../shared/data), time-compressed to --rps on average,
+inference conversation trace (the data folder of scheduler/sim/data.py), time-compressed to --rps on average,
 open loop (aiohttp).
 
 1. warm-up: --warmup-s of load, until the service has scaled for it;
@@ -44,7 +44,7 @@ _TOKEN = Path(tempfile.mkdtemp(prefix="pp-bench-ray-")) / "token"
 _TOKEN.write_text(secrets.token_hex(32))
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_USAGE_STATS_ENABLED="0")
 
-from examples.inference.load import CONVERSATION, Load, azure_arrivals, percentile  # noqa: E402
+from examples.inference.load import Load, azure_arrivals, conversation_trace, percentile  # noqa: E402
 from examples.inference.service import service_time_ms  # noqa: E402
 from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2, types_pb2  # noqa: E402
@@ -116,8 +116,10 @@ def summary(load: Load) -> dict:
 
 
 def main() -> None:
-    if not CONVERSATION.exists():
-        raise SystemExit(f"bench/inference_slo.py replays the Azure trace: {CONVERSATION} not found (set POWERPLANE_DATA_DIR to the shared data folder)")
+    try:
+        conversation_trace()
+    except FileNotFoundError as err:
+        raise SystemExit(f"bench/inference_slo.py replays the Azure trace: {err}") from None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rps", type=float, default=12.0, help="mean request rate of the replayed trace (req/s)")
     parser.add_argument("--target-rps", type=float, default=5.0, help="the service's target_rps_per_replica")

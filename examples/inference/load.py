@@ -1,10 +1,10 @@
 """Real HTTP load for an inference service, replaying the Azure LLM inference trace.
 
-`azure_arrivals` takes a slice of a trace file (../shared/data/azure_llm_inference_*.csv:
-arrival time, prompt tokens, generated tokens) and compresses its time so that it
-arrives at a chosen mean rate, keeping its burstiness and its request sizes.
-`demand_arrivals` is the same where the trace is missing (a checkout without ../shared):
-seeded Poisson arrivals with request sizes spread around the trace's medians.
+`azure_arrivals` takes a slice of a trace file (by default the conversation trace,
+azure_llm_inference_conv_*.csv, in the data folder of scheduler/sim/data.py: the full
+hour in ../shared/data, else the 30 minutes shipped in the package; arrival time, prompt
+tokens, generated tokens) and compresses its time so that it arrives at a chosen mean
+rate, keeping its burstiness and its request sizes.
 `Load` sends such arrivals open loop (each request at its time, whatever the
 responses do) from a background thread with aiohttp, and keeps every result, so a
 test or a benchmark can read latencies, errors and which replica answered while it runs.
@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import math
-import os
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -25,8 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-DATA_DIR = Path(os.environ.get("POWERPLANE_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
-CONVERSATION = DATA_DIR / "azure_llm_inference_conv_2023-11-16.csv"
+from scheduler.sim import data as datasets
 
 
 @dataclass(frozen=True)
@@ -46,8 +42,16 @@ class Result:
     error: str = ""
 
 
-def azure_arrivals(path: Path = CONVERSATION, skip: int = 0, count: int = 200, mean_rps: float = 10.0) -> list[Arrival]:
-    """`count` consecutive requests of the trace from row `skip`, time-compressed to `mean_rps`."""
+def conversation_trace(folder: Path | None = None) -> Path:
+    """The Azure conversation trace in `folder` (default: the data folder); MissingData
+    (a FileNotFoundError naming $POWERPLANE_DATA_DIR) when it is not there."""
+    return datasets.find(folder or datasets.data_dir(), datasets.AZURE_CONVERSATION)
+
+
+def azure_arrivals(path: Path | None = None, skip: int = 0, count: int = 200, mean_rps: float = 10.0) -> list[Arrival]:
+    """`count` consecutive requests of the trace (default: `conversation_trace()`) from row
+    `skip`, time-compressed to `mean_rps`; ValueError when the trace has fewer rows."""
+    path = path or conversation_trace()
     rows = []
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
@@ -58,25 +62,11 @@ def azure_arrivals(path: Path = CONVERSATION, skip: int = 0, count: int = 200, m
             if len(rows) == count:
                 break
             rows.append((datetime.fromisoformat(row[0][:26]).timestamp(), int(row[1]), int(row[2])))
-    if not rows:
-        raise ValueError(f"{path}: no rows from {skip}")
+    if len(rows) < max(1, count):
+        raise ValueError(f"{path}: {len(rows)} rows from row {skip}, {count} wanted")
     first, span = rows[0][0], rows[-1][0] - rows[0][0]
     factor = (len(rows) / mean_rps) / span if span > 0 else 1.0  # trace seconds -> replay seconds
     return [Arrival((at - first) * factor, prompt, generated) for at, prompt, generated in rows]
-
-
-def demand_arrivals(skip: int = 0, count: int = 200, mean_rps: float = 10.0, path: Path = CONVERSATION) -> list[Arrival]:
-    """`azure_arrivals` when the trace file is here, else a seeded stand-in of the same rate:
-    Poisson arrivals, prompt and generated tokens log-normal around 1,020 and 129 (the
-    conversation trace's medians)."""
-    if path.exists():
-        return azure_arrivals(path, skip=skip, count=count, mean_rps=mean_rps)
-    rng = random.Random(skip)
-    at, arrivals = 0.0, []
-    for _ in range(count):
-        arrivals.append(Arrival(at, max(1, int(rng.lognormvariate(math.log(1020), 0.8))), max(1, int(rng.lognormvariate(math.log(129), 0.9)))))
-        at += rng.expovariate(mean_rps)
-    return arrivals
 
 
 class Load:

@@ -62,6 +62,7 @@ CHAT = types_pb2.ServeSpec(import_path="examples.inference.service:app", min_rep
 DEMAND_PHASES = ((20, 2.0), (45, 13.0), (120, 2.0))  # (seconds, mean requests/s)
 CUT_AHEAD_S, CUT_LENGTH_S = 6.0, 60.0  # the first cut: training power-capped
 DEEP_CUT_AHEAD_S = 20.0  # the second: training preempted, with time to checkpoint first
+READINGS_WAIT_S = 30.0  # for the first sites table: every site's meter reading from miners that were read
 
 
 def _say(text: str) -> None:
@@ -90,6 +91,11 @@ def _fresh_workdir(workdir: Path) -> None:
 
 def run_demo(workdir: Path, timeout_s: float) -> int:
     workdir = workdir.resolve()
+    try:
+        demand = _chat_demand()
+    except (FileNotFoundError, ValueError) as err:  # a $POWERPLANE_DATA_DIR without the Azure trace
+        _say(f"demo: cannot replay chat demand: {err}")
+        return 2
     _fresh_workdir(workdir)
     sites = SITES
     if not can_host_miners():
@@ -114,7 +120,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         acme = Client(cluster.scheduler_target, cluster.tenant_token("acme"))
         globex = Client(cluster.scheduler_target, cluster.tenant_token("globex"))
         cluster.wait_sites_ready(ops)
-        _say(operator_commands.sites_table(ops.sites().sites))
+        _say(operator_commands.sites_table(_sites_once_metered(ops, time.monotonic() + READINGS_WAIT_S)))
 
         _say("[4/5] eu-no-1 is in maintenance (drained); acme trains the example model with Ray Train (4 GPUs, us or eu)")
         python = sys.executable
@@ -138,7 +144,7 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
             threading.Thread(target=_follow, args=(client, tenant, events, streams), daemon=True).start()
 
         _say("[5/5] live events (until the training job ends):")
-        chat = _Chat(globex, inference.job_id)
+        chat = _Chat(globex, inference.job_id, demand)
         try:
             outcome = _show_until_done(events, ops, acme, training.job_id, chat, deadline=time.monotonic() + timeout_s)
         finally:
@@ -211,33 +217,56 @@ def _training_line(job: types_pb2.Job) -> str:
     return f"acme training on {job.site_id or '-'}: step {ck.step}/{TRAIN_STEPS}, last checkpoint step {ck.checkpoint_step}, GPU power cap {job.power_fraction:.0%}"
 
 
+def _sites_once_metered(ops: Client, deadline: float) -> list:
+    """The sites once each power-managed one has a meter reading at or under its cap in
+    force: until its agent has read its miners, it counts the unread ones at their rated
+    power (agents/miners/driver.py), which here is over the cap. Past `deadline`, the
+    sites as they are, with a note saying what their meter figure means."""
+    while True:
+        sites = list(ops.sites().sites)
+        pending = [s.site_id for s in sites if s.HasField("power") and s.power.cap_w > 0 and not 0 < s.power.measured_w <= s.power.cap_w]
+        if not pending:
+            return sites
+        if time.monotonic() >= deadline:
+            _say(
+                f"  note: no meter reading under the cap yet from {', '.join(pending)} after {READINGS_WAIT_S:g}s: "
+                "its METER MW still counts the miners its agent has not read yet at their rated power"
+            )
+            return sites
+        time.sleep(0.5)
+
+
+def _chat_demand() -> list:
+    """The chat demand of DEMAND_PHASES: consecutive slices of the Azure conversation trace
+    (the data folder of scheduler/sim/data.py: ../shared/data, else the sample in the
+    package), each time-compressed to its phase's rate."""
+    if str(REPO) not in sys.path:  # examples/ is not an installed package: the demo runs from the repository
+        sys.path.insert(0, str(REPO))
+    from examples.inference.load import azure_arrivals
+
+    arrivals, offset, skip = [], 0.0, 0
+    for seconds, rps in DEMAND_PHASES:
+        count = int(seconds * rps)
+        phase = azure_arrivals(skip=skip, count=count, mean_rps=rps)
+        arrivals += [dataclasses.replace(a, at_s=a.at_s + offset) for a in phase]
+        offset += seconds
+        skip += count
+    return arrivals
+
+
 class _Chat:
-    """Replays demand at globex's chat service once it answers, and says how it scales."""
+    """Replays `demand` at globex's chat service once it answers, and says how it scales."""
 
-    def __init__(self, client: Client, job_id: str):
-        if str(REPO) not in sys.path:  # examples/ is not an installed package: the demo runs from the repository
-            sys.path.insert(0, str(REPO))
-        self.client, self.job_id, self.load = client, job_id, None
+    def __init__(self, client: Client, job_id: str, demand: list):
+        self.client, self.job_id, self.demand, self.load = client, job_id, demand, None
         self.replicas_seen: list[int] = []
-
-    def arrivals(self) -> list:
-        from examples.inference.load import demand_arrivals
-
-        arrivals, offset, skip = [], 0.0, 0
-        for seconds, rps in DEMAND_PHASES:
-            count = int(seconds * rps)
-            phase = demand_arrivals(skip=skip, count=count, mean_rps=rps)  # the Azure trace where ../shared/data is
-            arrivals += [dataclasses.replace(a, at_s=a.at_s + offset) for a in phase]
-            offset += seconds
-            skip += count
-        return arrivals
 
     def line(self) -> str:
         job = self.client.get(self.job_id)
         if self.load is None and job.endpoint and job.state == types_pb2.JOB_STATE_RUNNING:
             from examples.inference.load import Load
 
-            self.load = Load(job.endpoint, self.arrivals()).start()
+            self.load = Load(job.endpoint, self.demand).start()
             _say(f"  globex  replaying chat demand at {job.endpoint}: " + ", ".join(f"{rps:g} req/s for {s}s" for s, rps in DEMAND_PHASES))
         if job.replicas and (not self.replicas_seen or self.replicas_seen[-1] != job.replicas):
             self.replicas_seen.append(job.replicas)

@@ -8,7 +8,7 @@ the fraction (work per joule no better than at the first point: the honest guess
 where nothing was measured).
 
 `curve_from_measurements` builds one from measured runs (Zeus, NSDI '23: epoch time
-and average power at each GPU power limit, ../shared/data/zeus_*; loaded by
+and average power at each GPU power limit, scheduler/sim/sample_data/zeus_*; loaded by
 scheduler/sim/zeus.py). Per workload (dataset, network, batch size, optimizer, GPU):
 speed at each limit = epoch time at the highest limit / epoch time at that limit, at
 x = average power / average power at the highest limit (or limit / highest limit,
@@ -136,7 +136,7 @@ def curve_from_measurements(
     return SpeedCurve(tuple(zip(grid, speeds)))
 
 
-# Derived from ../shared/data/zeus_{a40,v100}_power_limit_vs_epoch_time.csv by
+# Derived from scheduler/sim/sample_data/zeus_{a40,v100}_power_limit_vs_epoch_time.csv (whole copies of the Zeus files) by
 # curve_from_measurements (axis "power", DEFAULT_GRID); tests/unit/test_gpu_speed.py
 # recomputes it from the files.
 ZEUS_SPEED_CURVE = SpeedCurve(

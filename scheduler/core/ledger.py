@@ -8,7 +8,7 @@ power (a fleet still ramping down holds what it draws), all times the site's
 overhead. The invariant every decision keeps: committed <= cap.
 
 Slowdown tolerance -> GPU power fraction comes from Zeus (NSDI '23) measurements in
-../shared/data/zeus_*: for each workload, the lowest average power whose epoch time
+scheduler/sim/sample_data/zeus_*: for each workload, the lowest average power whose epoch time
 stays within the tolerance, relative to the uncapped power; the table is the mean of
 the A40 and V100 medians (10 %: 0.81, 25 %: 0.70, 50 %: 0.63).
 """

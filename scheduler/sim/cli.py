@@ -1,23 +1,25 @@
 """`powerplane simulate`: its arguments, loading the scenario, running it with a
 progress line, and writing summary.json, timeseries.csv and power.png.
 
-With no arguments it replays the first week of the shared ERCOT trace (real-time
-prices, day-ahead as the forecast) over examples/sim/sites.yaml and
-examples/sim/events.yaml, with jobs generated from the Azure inference trace (see
-workload.py); capped training runs at the speed curve derived from the Zeus files
-in the data folder (zeus.py; the built-in copy when they are absent). Bad input
-files exit with code 2 and one line naming the file and the line or field; the
-wall clock is read only to show progress.
+With no arguments it replays the first week of the ERCOT trace (real-time prices,
+day-ahead as the forecast) over examples/sim/sites.yaml and examples/sim/events.yaml,
+with jobs generated from the Azure inference trace (see workload.py); capped training
+runs at the speed curve derived from the Zeus files (zeus.py; the built-in copy when
+they are absent). The traces come from the data folder of scheduler/sim/data.py
+(--data-dir, else $POWERPLANE_DATA_DIR, else ../shared/data, else the sample shipped in
+the package, which a note on stderr names). Bad or missing input files exit with
+code 2 and one line naming the file and the line or field, or the options that choose
+another; the wall clock is read only to show progress.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
+from scheduler.sim import data as datasets
 from scheduler.sim import workload
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.files import InputError, iso, parse_time
@@ -25,25 +27,19 @@ from scheduler.sim.scenario import load_arrivals, load_events, load_sites
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN, load_hashprice, load_prices, load_prices_and_forecast
 from scheduler.sim.zeus import speed_curve_from
 
-REPO = Path(__file__).resolve().parents[2]
-ERCOT_FILE = "ercot_hb_south_15min_2024-06_2025-03.csv"
-AZURE_GLOB = "azure_llm_inference_*.csv"
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("POWERPLANE_DATA_DIR") or REPO.parent / "shared" / "data")
+REPO = datasets.REPO
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register `simulate` on the `powerplane` subcommands."""
     p = sub.add_parser("simulate", help="replay price, job and grid-event traces through the scheduler's core on a fake clock")
-    p.add_argument("--data-dir", type=Path, default=None, help="shared data folder (default: $POWERPLANE_DATA_DIR or ../shared/data from the repo)")
-    p.add_argument("--prices", type=Path, help=f"real-time price CSV (default: DATA_DIR/{ERCOT_FILE})")
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $POWERPLANE_DATA_DIR, else ../shared/data beside the repo, else the sample in the package)")
+    p.add_argument("--prices", type=Path, help=f"real-time price CSV (default: DATA_DIR/{datasets.ERCOT})")
     p.add_argument("--forecast", help="day-ahead price CSV, or 'none' (default: the prices file's day-ahead column when it has one)")
     p.add_argument("--hashprice", default="45", help="USD/PH/day: a number, or a CSV time,usd_per_ph_day (default: 45)")
     p.add_argument("--sites", type=Path, default=REPO / "examples" / "sim" / "sites.yaml", help="sites YAML (default: examples/sim/sites.yaml)")
     p.add_argument("--arrivals", type=Path, help="job arrivals CSV (default: generated from the Azure trace and Poisson training)")
-    p.add_argument("--azure-trace", type=Path, action="append", help=f"Azure LLM inference trace CSV, repeatable (default: DATA_DIR/{AZURE_GLOB})")
+    p.add_argument("--azure-trace", type=Path, action="append", help=f"Azure LLM inference trace CSV, repeatable (default: DATA_DIR/{datasets.AZURE})")
     p.add_argument(
         "--events", default=str(REPO / "examples" / "sim" / "events.yaml"), help="grid events YAML/CSV, or 'none' (default: examples/sim/events.yaml)"
     )
@@ -89,13 +85,27 @@ def _positive(name: str, value: float) -> None:
         raise InputError(name, f"must be > 0, got {value:g}")
 
 
+def _price_file(args: argparse.Namespace, data: Path) -> Path:
+    """--prices, else the ERCOT trace in the data folder; InputError naming the options."""
+    if args.prices:
+        if not args.prices.is_file():
+            raise InputError(args.prices, f"no such file (--prices); leave --prices out for the data folder's ERCOT trace: {datasets.choose('--data-dir')}")
+        return args.prices
+    try:
+        return datasets.find(data, datasets.ERCOT, file_flag="--prices", data_flag="--data-dir")
+    except datasets.MissingData as err:
+        raise InputError("--prices", str(err)) from None
+
+
 def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
-    data = args.data_dir or default_data_dir()
+    data = args.data_dir or datasets.data_dir()
     for name in ("tick_s", "days"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     if args.order_delay_s < 0 or (args.reading_delay_s is not None and args.reading_delay_s < 0):
         raise InputError("--order-delay-s/--reading-delay-s", "delays must be >= 0")
-    prices_path = args.prices or data / ERCOT_FILE
+    prices_path = _price_file(args, data)
+    if datasets.is_sample(prices_path):
+        print(f"powerplane simulate: using the sample data shipped in the package ({datasets.SAMPLE_DIR}, see its SOURCES.md); {datasets.choose('--data-dir', default=False)}", file=sys.stderr)
     prices, day_ahead = load_prices_and_forecast(prices_path)
     if args.forecast and args.forecast.lower() == "none":
         forecast = None
@@ -109,7 +119,8 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
     except ValueError as err:
         raise InputError("--start/--end", str(err)) from None
     if not prices.start <= start < prices.end:
-        raise InputError("--start", f"{iso(start)} is outside the price trace {prices.path} ({iso(prices.start)} .. {iso(prices.end)})")
+        hint = f" (the sample's two weeks; {datasets.choose('--data-dir', default=False)} for the full trace)" if datasets.is_sample(prices_path) else ""
+        raise InputError("--start", f"{iso(start)} is outside the price trace {prices.path} ({iso(prices.start)} .. {iso(prices.end)}){hint}")
     end = min(end, prices.end)
     if end <= start:
         raise InputError("--end", "must be after --start")
@@ -124,7 +135,7 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
     if args.arrivals:
         arrivals = load_arrivals(args.arrivals)
     else:
-        azure = args.azure_trace or sorted(data.glob(AZURE_GLOB))
+        azure = args.azure_trace or datasets.find_all(data, datasets.AZURE)
         if not azure:
             print(f"powerplane simulate: no Azure trace in {data}: generating training jobs only", file=sys.stderr)
         total_gpus = sum(s.power.gpus for s in sites)

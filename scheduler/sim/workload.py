@@ -1,7 +1,7 @@
 """AI job arrivals generated when no arrivals CSV is given (seeded, reproducible).
 
 Inference, from the Azure LLM inference trace (one real hour of request arrivals with
-prompt and generated tokens, ../shared/data/azure_llm_inference_*.csv): the hour is
+prompt and generated tokens, azure_llm_inference_*.csv in the data folder, data.py): the hour is
 cut into blocks of `block_s` (15 min); each block's GPU work is prompt tokens /
 PREFILL_TOKENS_PER_GPU_S + generated tokens / DECODE_TOKENS_PER_GPU_S, summed over the
 trace files. The busiest block is scaled to `inference_share` of all GPUs; every

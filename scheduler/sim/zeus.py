@@ -1,4 +1,4 @@
-"""The Zeus (NSDI '23) power-limit measurements: ../shared/data/zeus_*_power_limit_vs_epoch_time.csv
+"""The Zeus (NSDI '23) power-limit measurements: zeus_*_power_limit_vs_epoch_time.csv in the data folder (data.py)
 read into workloads, and the training speed curve the simulator runs capped training at.
 
 Each file has one row per (dataset, network, batch_size, optimizer, power_limit) with
@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from scheduler.core.gpu_speed import DEFAULT_GRID, ZEUS_SPEED_CURVE, Measurement, SpeedCurve, curve_from_measurements
+from scheduler.sim.data import ZEUS as ZEUS_GLOB
+from scheduler.sim.data import find_all
 from scheduler.sim.files import InputError, number, read_csv
 
-ZEUS_GLOB = "zeus_*_power_limit_vs_epoch_time.csv"
 KEY_COLUMNS = ("dataset", "network", "batch_size", "optimizer")
 COLUMNS = (*KEY_COLUMNS, "power_limit", "time_per_epoch", "average_power")
 
@@ -37,7 +38,7 @@ def load_workloads(path: Path) -> list[list[Measurement]]:
 
 
 def zeus_files(data_dir: Path) -> list[Path]:
-    return sorted(Path(data_dir).glob(ZEUS_GLOB))
+    return find_all(data_dir, ZEUS_GLOB)
 
 
 def load_speed_curve(paths: Iterable[Path], axis: str = "power", grid=DEFAULT_GRID) -> SpeedCurve:

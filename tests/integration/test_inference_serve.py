@@ -1,7 +1,7 @@
 """A Serve inference service end to end: the scheduler places it on the power-managed
 site tx-1, the agent deploys it on Ray Serve (HTTP on loopback), real HTTP load
-replaying the Azure LLM inference trace (a seeded stand-in of the same shape where
-../shared/data is absent) drives its demand, the scheduler scales it up
+replaying the Azure LLM inference trace (the full hour in ../shared/data, else the
+30 minutes shipped in the package) drives its demand, the scheduler scales it up
 (mining makes room first) and, once demand stays low, back down; a cap cut that
 mining can absorb leaves it alone: same replicas, same run, every request answered."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from examples.inference.load import Load, demand_arrivals
+from examples.inference.load import Load, azure_arrivals
 from scheduler.api.v1 import types_pb2
 from scheduler.client import spec
 from tests.integration.conftest import wait_until
@@ -42,7 +42,7 @@ def test_a_serve_service_follows_demand_and_a_cap_cut_mining_absorbs_leaves_it_a
         assert endpoint.startswith("http://127.0.0.1:") and endpoint.endswith(f"/{job.job_id}")
 
         # Demand up: ~12 req/s of real conversation requests (time-compressed Azure arrivals).
-        busy = Load(endpoint, demand_arrivals(skip=0, count=600, mean_rps=12.0)).start()
+        busy = Load(endpoint, azure_arrivals(skip=0, count=600, mean_rps=12.0)).start()
         try:
             scaled = wait_until(lambda: (j := acme.get(job.job_id)).replicas == 3 and j, 40, "the service to scale up to 3 replicas")
             assert scaled.requests_per_s > TARGET_RPS and scaled.attempt == 1  # more than one replica's worth (the reading that scaled it was > 2x)
@@ -73,7 +73,7 @@ def test_a_serve_service_follows_demand_and_a_cap_cut_mining_absorbs_leaves_it_a
         assert all(r.ok for r in busy.results), [r for r in busy.results if not r.ok][:3]
 
         # Demand down: ~1.5 req/s; after the cool-down the service goes back to its fewest.
-        quiet = Load(endpoint, demand_arrivals(skip=600, count=60, mean_rps=1.5)).start()
+        quiet = Load(endpoint, azure_arrivals(skip=600, count=60, mean_rps=1.5)).start()
         try:
             wait_until(lambda: acme.get(job.job_id).replicas == 1, 40, "the service to scale back down to 1 replica")
             wait_until(lambda: sum(r.gpus for r in ops.site("tx-1").runs if r.job_id == job.job_id) == 1, 10, "the site to count 1 GPU for it")

@@ -17,7 +17,7 @@ from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import SLOWDOWN_POWER_FRACTION
 from scheduler.core.power import SitePower
-from scheduler.sim.cli import default_data_dir
+from scheduler.sim.data import data_dir
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.files import InputError
 from scheduler.sim.physics import Environment, Plant, RunPhysics
@@ -26,8 +26,7 @@ from scheduler.sim.scenario import Arrival, SiteSpec
 from scheduler.sim.traces import Hashprice, PriceTrace
 from scheduler.sim.zeus import load_speed_curve, load_workloads, speed_curve_from, zeus_files
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(not zeus_files(DATA), reason="the shared Zeus data is not here")
+DATA = data_dir()  # ../shared/data, else the sample shipped in the package (its Zeus files are whole copies)
 
 
 # ------------------------------------------------------------------ the curve
@@ -41,7 +40,6 @@ def test_the_curve_is_monotone_and_one_at_full_power():
     assert c.speed(0.15) == pytest.approx(0.15)  # below the grid: proportional to power
 
 
-@needs_data
 def test_the_built_in_curve_is_the_one_the_data_gives():
     assert load_speed_curve(zeus_files(DATA)) == ZEUS_SPEED_CURVE
     curve, source = speed_curve_from(DATA)
@@ -57,7 +55,6 @@ def raw_workloads(name: str) -> dict[tuple, dict[int, tuple[float, float]]]:
         return out
 
 
-@needs_data
 def test_the_curve_matches_the_data_at_measured_limits():
     """V100 (max limit 250 W): the median over workloads of epoch time at 250 W / at each
     limit, straight from the file, against the limit-axis curve of that file."""
@@ -74,7 +71,6 @@ def test_the_curve_matches_the_data_at_measured_limits():
     assert points[0] == pytest.approx((raw[key][100][1] / p_max, t_max / raw[key][100][0]))
 
 
-@needs_data
 def test_the_ledgers_tolerance_table_keeps_its_promise_under_the_curve():
     """The ladder caps training to ledger.SLOWDOWN_POWER_FRACTION; at those fractions the
     curve's slowdown stays within the tolerance (the table is the conservative one)."""

@@ -97,5 +97,5 @@ def test_an_import_path_must_name_a_serve_application():
     with pytest.raises(ValueError, match="module:attribute"):
         load_application("no_colon")
     with pytest.raises(ValueError, match="not a Serve application"):
-        load_application("examples.inference.load:CONVERSATION")
+        load_application("examples.inference.load:__doc__")
     assert load_application("examples.inference.service:app") is not None
