@@ -3,6 +3,7 @@ a local Ray running the job through the Jobs API; restarts of the scheduler and
 of an agent in the middle of a run lose nothing and start nothing twice."""
 
 import time
+import uuid
 
 import pytest
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -95,13 +96,14 @@ def test_a_drained_site_takes_no_new_work_until_undrained(ray_system):
 
 def test_scheduler_killed_mid_run_loses_nothing_and_starts_nothing_twice(ray_system):
     cluster = ray_system.cluster
-    job = ray_system.acme.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["us"]), "life-sched-restart").job
+    request_id = f"life-sched-restart-{uuid.uuid4().hex[:8]}"  # unique: scripts/stress_fencing.sh repeats this test
+    job = ray_system.acme.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["us"]), request_id).job
     ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_RUNNING)
     cluster.scheduler.kill()
     cluster.start_scheduler()
     assert ray_system.acme.get(job.job_id).state in (S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED)
     # The same request id after the restart is still the same job.
-    again = ray_system.acme.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["us"]), "life-sched-restart")
+    again = ray_system.acme.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["us"]), request_id)
     assert not again.created and again.job.job_id == job.job_id
     done = ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_SUCCEEDED)
     assert done.attempt == 1
@@ -111,7 +113,7 @@ def test_scheduler_killed_mid_run_loses_nothing_and_starts_nothing_twice(ray_sys
 
 def test_agent_killed_mid_run_loses_nothing_and_starts_nothing_twice(ray_system):
     cluster = ray_system.cluster
-    job = ray_system.globex.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["eu"]), "life-agent-restart").job
+    job = ray_system.globex.submit(spec(SLEEP.format(6), gpus=2, allowed_regions=["eu"]), f"life-agent-restart-{uuid.uuid4().hex[:8]}").job
     ray_system.wait_state(ray_system.globex, job.job_id, S.JOB_STATE_RUNNING)
     cluster.agents["eu-1"].kill()
     site = next(s for s in cluster.sites if s.site_id == "eu-1")
@@ -126,7 +128,7 @@ def test_agent_killed_mid_run_loses_nothing_and_starts_nothing_twice(ray_system)
 
 def test_a_site_lost_past_the_timeout_requeues_its_run_and_stops_the_stale_one(ray_system):
     cluster = ray_system.cluster
-    job = ray_system.acme.submit(spec(SLEEP.format(300), gpus=8, allowed_regions=["us"], max_retries=1), "life-lost").job
+    job = ray_system.acme.submit(spec(SLEEP.format(300), gpus=8, allowed_regions=["us"], max_retries=1), f"life-lost-{uuid.uuid4().hex[:8]}").job
     ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_RUNNING)
     cluster.agents["us-1"].kill()
     requeued = ray_system.wait_state(ray_system.acme, job.job_id, S.JOB_STATE_PENDING, timeout_s=cluster.site_timeout_s + 20)
