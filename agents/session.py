@@ -64,7 +64,7 @@ class AgentSettings:
     poll_starting_s: float = 0.1  # status poll period while a run is starting
     poll_running_s: float = 1.0
     backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
+    backoff_max_s: float = 10.0  # keep below the scheduler's site_timeout_s, or a restart of the scheduler loses sites
     guard_period_s: float = 0.5  # how often the agent checks the site's power against its cap
     inventory_period_s: float = 2.0  # how often the agent re-reads Ray's nodes for changes
 
@@ -105,7 +105,6 @@ class SiteAgent:
         while not self._stopping.is_set():
             try:
                 await self._session()
-                backoff = self.settings.backoff_initial_s
             except asyncio.CancelledError:
                 if self._stopping.is_set():
                     break  # our own stop cancelled the call
@@ -117,16 +116,22 @@ class SiteAgent:
                     log.warning("stream to scheduler lost: %s %s", err.code().name, err.details())
             except (ConnectionError, OSError, RuntimeError) as err:
                 log.warning("session failed: %s", err)
+            if self.connected.is_set():  # the session had registered: the next try starts from the shortest delay
+                backoff = self.settings.backoff_initial_s
             self.connected.clear()
             if self._stopping.is_set():
                 break
-            delay = backoff * (0.5 + random.random())
+            delay = backoff * (0.5 + 0.5 * random.random())  # never above backoff_max_s: below any sane site timeout
             log.info("reconnecting in %.1fs", delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            await self._pause(delay)
             backoff = min(backoff * 2, self.settings.backoff_max_s)
+
+    async def _pause(self, delay_s: float) -> None:
+        """Wait before the next connection attempt (cut short by stop())."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+        except TimeoutError:
+            pass
 
     def stop(self) -> None:
         self._stopping.set()

@@ -173,3 +173,47 @@ def test_gpus_that_appear_after_registration_are_sent_as_nodes_changed():
         inventory.cancel()
 
     run(scenario)
+
+
+def test_reconnects_start_from_the_shortest_delay_after_a_session_that_registered():
+    """Backoff grows while the scheduler refuses, but a session that registered resets it:
+    an agent must not wait its longest delay after a scheduler restart (its site would be
+    declared lost and its runs started again elsewhere)."""
+    import grpc
+
+    from scheduler.api.v1 import agent_pb2_grpc
+    from tests.unit.test_agent_session_power import DROP, FakeScheduler
+
+    async def scenario():
+        scheduler = FakeScheduler()
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(scheduler, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        settings = AgentSettings("us-1", "us", f"127.0.0.1:{port}", "t" * 32, backoff_initial_s=0.01, backoff_max_s=0.08)
+        agent = SiteAgent(settings, SlowRunner())
+        delays: list[float] = []
+        pause = agent._pause
+
+        async def recorded(delay_s: float) -> None:
+            delays.append(delay_s)
+            await pause(delay_s)
+
+        agent._pause = recorded
+        scheduler.refuse = True
+        running = asyncio.create_task(agent._sessions())
+        try:
+            await until(lambda: len(delays) >= 6, "six refused attempts")
+            assert max(delays) > 0.04 and all(d <= 0.08 for d in delays)  # grown, never above the cap
+            scheduler.refuse = False
+            await until(lambda: agent.connected.is_set(), "registered")
+            refused = len(delays)
+            scheduler.orders.put_nowait(DROP)
+            await until(lambda: len(delays) > refused, "the reconnect after the drop")
+            assert delays[refused] <= 0.01
+        finally:
+            agent.stop()
+            await asyncio.wait_for(running, 10)
+            await server.stop(None)
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
