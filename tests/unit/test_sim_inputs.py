@@ -130,7 +130,8 @@ def test_the_command_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"powerplane simulate: {bad}:9: sites[0].fleets[0].model: unknown miner model 'S9' (known: A2, S19XP, S21)"
     assert main(["simulate", "--prices", str(tmp_path / "nope.csv"), "--quiet"]) == 2
-    assert "nope.csv: cannot read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nope.csv: no such file (--prices)" in err and "--data-dir" in err and "POWERPLANE_DATA_DIR" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 
