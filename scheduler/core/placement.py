@@ -91,16 +91,24 @@ def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
         by_region.setdefault(site.region, []).append(site)
     assignments: list[tuple[str, str]] = []
     reasons: dict[str, str] = {}
+    # (GPUs needed, regions) that fit nowhere since the last assignment, with why: a long
+    # queue of similar jobs costs one look per shape, not one per job, until capacity moves.
+    fits_nowhere: dict[tuple[int, tuple[str, ...]], str] = {}
     for job in queue_order(pending):
         regions = job.spec.allowed_regions or tuple(by_region)
-        candidates = [s for r in regions for s in by_region.get(r, ())]
         need = job.spec.total_gpus
+        why = fits_nowhere.get((need, job.spec.allowed_regions))
+        if why is not None:
+            reasons[job.job_id] = why
+            continue
+        candidates = [s for r in regions for s in by_region.get(r, ())]
         fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need and power[s.site_id] >= need * s.power_per_gpu_w]
         if not fits:
-            reasons[job.job_id] = _why_waiting(job, candidates, free, power)
+            reasons[job.job_id] = fits_nowhere[(need, job.spec.allowed_regions)] = _why_waiting(job, candidates, free, power)
             continue
         best = min(fits, key=lambda s: (s.mining_value_usd_per_mwh, free[s.site_id] - need, s.site_id))
         free[best.site_id] -= need
         power[best.site_id] -= need * best.power_per_gpu_w
         assignments.append((job.job_id, best.site_id))
+        fits_nowhere.clear()  # capacity moved: the reasons' figures (GPUs and MW free) change
     return Placement(tuple(assignments), reasons)

@@ -143,6 +143,8 @@ def load_config(path: str | Path) -> SchedulerConfig:
     updates: dict = {"database": base / config.database}
     if config.checkpoint_root and "://" not in config.checkpoint_root:
         updates["checkpoint_root"] = str((base / config.checkpoint_root).resolve())
+    elif not config.checkpoint_root:  # resolved once here, not on every job shown
+        updates["checkpoint_root"] = str((base / config.database).resolve().parent / "checkpoints")
     if config.tls:
         updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
     if config.tokens_file:

@@ -39,6 +39,7 @@ from scheduler.store.base import Store
 
 log = logging.getLogger(__name__)
 WATCH_QUEUE_LIMIT = 10_000
+SCHEDULE_PACING = 4.0  # after a pass, wait at least this many times as long as it took
 
 
 class AgentSession:
@@ -381,11 +382,15 @@ class Controller:
             except TimeoutError:
                 pass
             self._kick.clear()
+            started = asyncio.get_running_loop().time()
             try:
                 await self.schedule_once()
             except Exception:
                 log.exception("scheduling pass failed")
-            await asyncio.sleep(0.02)  # coalesce bursts of submissions into one pass
+            # Coalesce bursts of submissions into one pass, and keep passes over a long queue
+            # to a fifth of the loop's time: the rest is for the API (submits, agents).
+            spent = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.02, SCHEDULE_PACING * spent))
 
     async def check_liveness(self) -> None:
         now = self.clock()

@@ -90,3 +90,19 @@ def test_power_taken_by_one_placement_is_not_given_twice():
     jobs = [a_job().training(gpus=4).seq_no(i).build() for i in range(3)]
     site = SiteCapacity("tx", "us", 64, 0, power_free_w=9e6, power_per_gpu_w=1e6)
     assert len(place(jobs, [site]).assignments) == 2
+
+
+def test_a_long_queue_gets_the_same_reasons_as_one_job_looked_at_alone():
+    """Jobs of one shape that fit nowhere share one look per pass; each still gets the
+    reason it would get alone, with the figures as they stand after earlier placements."""
+    site = a_site("a", gpus=8)
+    queue = [a_job().training(gpus=g).seq_no(i).build() for i, g in enumerate([6, 6, 6, 2, 6, 4, 6], start=1)]
+    result = place(queue, [site])
+    assert result.assignments == ((queue[0].job_id, "a"), (queue[3].job_id, "a"))
+    used = 0
+    for job in queue:  # in queue order: what the earlier placements left when it was looked at
+        if job.job_id in dict(result.assignments):
+            used += job.spec.total_gpus
+            continue
+        alone = place([job], [dataclasses.replace(site, gpus_used=used)])
+        assert result.pending_reasons[job.job_id] == alone.pending_reasons[job.job_id], job
