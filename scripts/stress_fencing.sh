@@ -35,8 +35,9 @@ unshare -n sh -c "ip link set lo up
     exit \$status" >"$log" 2>&1
 status=$?
 set -e
-passed=$(grep -Eo '[0-9]+ passed' "$log" | tail -1 | cut -d' ' -f1)
-failed=$(grep -Eo '[0-9]+ failed' "$log" | tail -1 | cut -d' ' -f1)
+count() { grep -Eo "[0-9]+ $1" "$log" | tail -1 | cut -d' ' -f1 || true; }
+passed=$(count passed)
+failed=$(count failed)
 double=$(grep -c 'double start:\|assert done.attempt == 1\|Ray jobs for one job' "$log" || true)
 printf '{"rounds": %d, "tests": %d, "passed": %d, "failed": %d, "double_starts": %d, "cpu_hogs": %d, "wall_s": %d}\n' \
     "$rounds" "$((rounds * 3))" "${passed:-0}" "${failed:-0}" "$double" "$hogs" "$(( $(date +%s) - started ))"
