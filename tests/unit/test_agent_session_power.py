@@ -117,12 +117,18 @@ def targets(cap_w: float, event: bool, a2: float, xp: float) -> agent_pb2.PowerT
     return agent_pb2.PowerTargets(fleets=fleets, cap_w=cap_w, cap_event_active=event, cause="test")
 
 
-async def scenario():
+async def serve_fake_scheduler() -> tuple[FakeScheduler, grpc.aio.Server, int]:
+    """A FakeScheduler serving on a loopback port: (scheduler, server, port)."""
     scheduler = FakeScheduler()
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServiceServicer_to_server(scheduler, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    return scheduler, server, port
+
+
+async def scenario():
+    scheduler, server, port = await serve_fake_scheduler()
     settings = AgentSettings(
         site_id="tx-1",
         region="us",

@@ -179,17 +179,10 @@ def test_reconnects_start_from_the_shortest_delay_after_a_session_that_registere
     """Backoff grows while the scheduler refuses, but a session that registered resets it:
     an agent must not wait its longest delay after a scheduler restart (its site would be
     declared lost and its runs started again elsewhere)."""
-    import grpc
-
-    from scheduler.api.v1 import agent_pb2_grpc
-    from tests.unit.test_agent_session_power import DROP, FakeScheduler
+    from tests.unit.test_agent_session_power import DROP, serve_fake_scheduler
 
     async def scenario():
-        scheduler = FakeScheduler()
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(scheduler, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
+        scheduler, server, port = await serve_fake_scheduler()
         settings = AgentSettings("us-1", "us", f"127.0.0.1:{port}", "t" * 32, backoff_initial_s=0.01, backoff_max_s=0.08)
         agent = SiteAgent(settings, SlowRunner())
         delays: list[float] = []
