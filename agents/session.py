@@ -5,7 +5,9 @@ The agent keeps no state of its own across restarts: Ray is its memory. On every
 (re)connect it lists the runs Ray has for this site and registers them, and the
 scheduler reconciles (see scheduler/core/runs.py). Orders are idempotent: a start
 for a run already on Ray is not submitted again; a stop for an unknown run is
-reported as UNKNOWN.
+reported as UNKNOWN. A stop with a checkpoint grace first asks a training run to
+checkpoint and waits for it (agents/checkpointing.py); Serve inference runs are
+started, scaled and stopped through agents/serve_runner.py.
 
 A run is reported (and polled) only once Ray has accepted it: while its submission
 is in flight Ray may not know it yet, and "Ray has no such job" then would tell the
@@ -17,9 +19,7 @@ of it as a stale run, orders its stop).
 
 Inventory follows the cluster: the agent re-reads Ray's nodes every
 `inventory_period_s` and sends NodesChanged as soon as they differ from what it
-last told the scheduler (a node joined late, died, or its GPUs changed). A stop with a checkpoint grace first asks a training run to
-checkpoint and waits for it (agents/checkpointing.py); Serve inference runs are
-started, scaled and stopped through agents/serve_runner.py.
+last told the scheduler (a node joined late, died, or its GPUs changed).
 
 Power (agents/site_power.py): the Register inventory carries the site's fleets and
 power profile; PowerTargets set the fleets' targets, RunPowerCap a run's GPU power;
