@@ -130,7 +130,7 @@ def lose_run(job: Job, why: str, now: float, confirmed: bool = True) -> Decision
     return decision
 
 
-def _confirm_gone(job: Job, site_id: str, run_id: str, now: float) -> Decision:
+def _confirm_gone(job: Job, site_id: str, run_id: str) -> Decision:
     """An agent confirmed a lingering run of `job` ended: forget it, and start the job's
     run placed on that site if this was the last one it waited for."""
     decision = Decision()
@@ -154,7 +154,7 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
     current = job is not None and job.run_id == report.run_id and job.site_id == site_id and job.state in ACTIVE
     if not current:
         if job is not None and report.state not in RUN_ACTIVE:
-            decision.extend(_confirm_gone(job, site_id, report.run_id, now))
+            decision.extend(_confirm_gone(job, site_id, report.run_id))
         if report.state in RUN_ACTIVE:
             owner = "unknown job" if job is None else f"job is {job.state.name}, current run {job.run_id or 'none'}"
             decision.orders.append(_stop(site_id, report.run_id, f"stale run ({owner})"))
@@ -214,7 +214,7 @@ def on_register(site_id: str, jobs_on_site: Iterable[Job], reported: Mapping[str
     for job in jobs_by_id.values():  # lingering runs the agent does not list are gone
         for site, run_id in job.lingering:
             if site == site_id and run_id not in reported:
-                decision.extend(_confirm_gone(_latest(decision, job), site_id, run_id, now))
+                decision.extend(_confirm_gone(_latest(decision, job), site_id, run_id))
     return decision
 
 
