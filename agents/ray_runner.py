@@ -62,13 +62,16 @@ class RayRunner:
 
         return list_nodes(address=self.address, detail=True, raise_on_missing_output=False)
 
+    def _alive_node_ids(self) -> set[str]:
+        return {n.node_id for n in self._nodes() if n.state == "ALIVE"}
+
     def _status_of(self, run_id: str, info, alive: set[str] | None = None) -> agent_pb2.RunStatus:
         """A Ray job's status as a run's; a failure whose driver's node is dead is a lost run."""
         state, message = RUN_STATE_OF[info.status], (info.message or "")
         node = getattr(info, "driver_node_id", None)
         if state == agent_pb2.RUN_STATE_FAILED and node:
             if alive is None:
-                alive = {n.node_id for n in self._nodes() if n.state == "ALIVE"}
+                alive = self._alive_node_ids()
             if node not in alive:
                 state, message = agent_pb2.RUN_STATE_UNKNOWN, f"lost with its node {node[:12]}, which died: {message}"
         return agent_pb2.RunStatus(run_id=run_id, state=state, message=message[:MAX_MESSAGE])
@@ -165,7 +168,7 @@ class RayRunner:
             if metadata.get(SITE_METADATA_KEY) != self.site_id or not info.submission_id:
                 continue
             if info.status == JobStatus.FAILED and alive is None:
-                alive = {n.node_id for n in self._nodes() if n.state == "ALIVE"}
+                alive = self._alive_node_ids()
             status = self._status_of(info.submission_id, info, alive)
             gpus = _gpus_of(metadata, getattr(info, "entrypoint_num_gpus", None))
             runs.append(RunRecord(status, gpus, metadata.get(CHECKPOINT_METADATA_KEY, "")))

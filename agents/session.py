@@ -391,7 +391,7 @@ class SiteAgent:
                 continue
             log.info("site nodes changed: %d GPUs on %d nodes (was %d GPUs)", sum(n.gpus for n in nodes), len(nodes), sum(n.gpus for n in self.nodes or ()))
             self.nodes = list(nodes)
-            self.power.inventory(nodes)  # the GPU power model follows the count
+            self.power.follow_nodes(nodes)
             self._send(agent_pb2.AgentMessage(nodes_changed=agent_pb2.NodesChanged(gpu_nodes=nodes)))
 
     async def _refresh_progress(self) -> None:

@@ -75,9 +75,13 @@ class SitePowerControl:
         return self.config.effective_overhead
 
     # ------------------------------------------------------------- registration
-    def inventory(self, gpu_nodes: list[types_pb2.GpuNode]) -> types_pb2.Inventory:
-        """The Register inventory; also tells the GPU model how many GPUs the site has."""
+    def follow_nodes(self, gpu_nodes: list[types_pb2.GpuNode]) -> None:
+        """Tell the GPU model how many GPUs the site's nodes have now."""
         self.gpus.total_gpus = sum(n.gpus for n in gpu_nodes)
+
+    def inventory(self, gpu_nodes: list[types_pb2.GpuNode]) -> types_pb2.Inventory:
+        """The Register inventory; the GPU model follows its nodes."""
+        self.follow_nodes(gpu_nodes)
         return types_pb2.Inventory(gpu_nodes=gpu_nodes, fleets=self.config.fleets_proto(), power=self.config.power_proto())
 
     # ------------------------------------------------------------- orders

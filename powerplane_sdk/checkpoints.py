@@ -99,13 +99,17 @@ class CheckpointState:
     checkpoint_path: str = ""
 
 
-def _newest(uri: str, pattern: re.Pattern) -> dict:
-    """The file of the newest attempt whose name matches `pattern`, read ({} if none)."""
+def _names(uri: str) -> list[str]:
+    """The names in a job's directory ([] if it is not there)."""
     fs, base = fsspec.core.url_to_fs(uri)
     try:
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
     except (FileNotFoundError, OSError):
-        return {}
+        return []
+
+
+def _newest(uri: str, names: list[str], pattern: re.Pattern) -> dict:
+    """The file among `names` of the newest attempt whose name matches `pattern`, read ({} if none)."""
     found = [(int(m.group(1) or 0), name) for name in names if (m := pattern.match(name))]
     if not found:
         return {}
@@ -115,8 +119,9 @@ def _newest(uri: str, pattern: re.Pattern) -> dict:
 def read_state(uri: str) -> CheckpointState:
     """The agent's view of a job's directory (the newest attempt's files); missing or
     unreadable files read as zero."""
-    latest = _newest(uri, _LATEST)
-    progress = _newest(uri, _PROGRESS)
+    names = _names(uri)
+    latest = _newest(uri, names, _LATEST)
+    progress = _newest(uri, names, _PROGRESS)
     try:
         ckpt_step, ckpt_at = int(latest.get("step", 0)), float(latest.get("at", 0.0))
         step, step_at = int(progress.get("step", 0)), float(progress.get("at", 0.0))
@@ -195,8 +200,7 @@ class RunCheckpoints:
         attempt's older ones and older attempts' (never a newer attempt's)."""
         now = time.time()
         _write_json(self._own("latest") + ".json", {"step": step, "path": self._own(f"step-{step:012d}"), "at": now, "attempt": self.attempt})
-        _write_json(self._own("progress") + ".json", {"step": step, "at": now, "attempt": self.attempt})
-        self._last_progress = now
+        self._write_progress(step, now)
         fs, base = fsspec.core.url_to_fs(self.uri)
         mine, older = [], []
         for path in fs.ls(base, detail=False):
@@ -211,8 +215,11 @@ class RunCheckpoints:
         """Record how far training got (throttled to one write per `progress_every_s`)."""
         now = time.time()
         if force or now - self._last_progress >= self.progress_every_s:
-            _write_json(self._own("progress") + ".json", {"step": step, "at": now, "attempt": self.attempt})
-            self._last_progress = now
+            self._write_progress(step, now)
+
+    def _write_progress(self, step: int, now: float) -> None:
+        _write_json(self._own("progress") + ".json", {"step": step, "at": now, "attempt": self.attempt})
+        self._last_progress = now
 
     def preempt_requested(self, poll_every_s: float = 0.2) -> bool:
         """True once the agent asked this run to checkpoint and exit (sticky)."""

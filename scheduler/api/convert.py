@@ -166,7 +166,12 @@ def seconds(ts, default: float = 0.0, field: str = "timestamp") -> float:
 
 
 def inventory_from_proto(msg: types_pb2.Inventory) -> tuple[GpuNode, ...]:
-    return tuple(GpuNode(node_id=n.node_id, gpu_model=n.gpu_model, gpus=n.gpus, cpus=n.cpus, memory_bytes=n.memory_bytes) for n in msg.gpu_nodes)
+    return gpu_nodes_from_proto(msg.gpu_nodes)
+
+
+def gpu_nodes_from_proto(nodes) -> tuple[GpuNode, ...]:
+    """GpuNode messages (a Register's inventory, a NodesChanged) as core GpuNodes."""
+    return tuple(GpuNode(node_id=n.node_id, gpu_model=n.gpu_model, gpus=n.gpus, cpus=n.cpus, memory_bytes=n.memory_bytes) for n in nodes)
 
 
 def inventory_to_proto(nodes: tuple[GpuNode, ...]) -> types_pb2.Inventory:

@@ -15,7 +15,6 @@ from scheduler.core.jobs import JobKind, JobSpec
 
 MAX_NAME = 128
 MAX_ID = 128  # any id a caller sends: job, site, grid event, page token
-MAX_REQUEST_ID = MAX_ID
 MAX_ENTRYPOINT = 16 * 1024
 MAX_MAP_ENTRIES = 64
 MAX_KEY = 256
@@ -65,8 +64,8 @@ def validate_submission(client_request_id: str, spec: JobSpec, known_regions: fr
     problems: list[str] = []
     if not client_request_id:
         problems.append("client_request_id is required (it makes SubmitJob idempotent)")
-    elif len(client_request_id) > MAX_REQUEST_ID:
-        problems.append(f"client_request_id is {len(client_request_id)} characters; at most {MAX_REQUEST_ID} allowed")
+    elif len(client_request_id) > MAX_ID:
+        problems.append(f"client_request_id is {len(client_request_id)} characters; at most {MAX_ID} allowed")
     if spec.kind not in (JobKind.TRAINING, JobKind.INFERENCE):
         problems.append("kind must be TRAINING or INFERENCE")
     if len(spec.name) > MAX_NAME:

@@ -12,7 +12,7 @@ import logging
 
 from scheduler.api import convert
 from scheduler.api.convert_power import site_power_from_proto
-from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import JobKind
@@ -99,8 +99,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 elif kind == "run_event":
                     await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
                 elif kind == "nodes_changed":
-                    nodes = convert.inventory_from_proto(types_pb2.Inventory(gpu_nodes=message.nodes_changed.gpu_nodes))
-                    await self.controller.on_nodes_changed(session.site_id, nodes)
+                    await self.controller.on_nodes_changed(session.site_id, convert.gpu_nodes_from_proto(message.nodes_changed.gpu_nodes))
                 else:
                     log.warning("site %s sent an unexpected %s; ignored", session.site_id, kind)
         except asyncio.CancelledError:
