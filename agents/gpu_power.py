@@ -26,7 +26,8 @@ keeps the ledger's contract (scheduler/core/ledger.py):
 
 with the fraction clamped to [max(gpu_idle_w / gpu_load_w, MIN_LIMIT_FRACTION), 1]: no
 GPU is capped below its lowest limit, and the applied fraction is what `set_power_fraction`
-returns. The ladder never asks for less than 0.63 (ledger.SLOWDOWN_POWER_FRACTION).
+returns. The ladder never asks for less than about 0.59 (a 50 % slowdown tolerance on
+the speed curve: ledger.power_fraction_for_slowdown).
 A device whose reading fails counts at its last reading (its default limit if none).
 """
 

@@ -7,10 +7,10 @@ power, and each mining fleet at the larger of its target and its last measured
 power (a fleet still ramping down holds what it draws), all times the site's
 overhead. The invariant every decision keeps: committed <= cap.
 
-Slowdown tolerance -> GPU power fraction comes from Zeus (NSDI '23) measurements in
-scheduler/sim/sample_data/zeus_*: for each workload, the lowest average power whose epoch time
-stays within the tolerance, relative to the uncapped power; the table is the mean of
-the A40 and V100 medians (10 %: 0.81, 25 %: 0.70, 50 %: 0.63).
+Slowdown tolerance -> GPU power fraction comes from the one training speed curve,
+`gpu_speed.ZEUS_SPEED_CURVE` (Zeus, NSDI '23, measurements in
+scheduler/sim/sample_data/zeus_*): the lowest fraction whose slowdown 1/speed - 1 stays
+within the tolerance (10 %: 0.754, 25 %: 0.662, 50 %: 0.586).
 """
 
 from __future__ import annotations
@@ -18,21 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE
 from scheduler.core.jobs import Job, JobKind
 from scheduler.core.power import SitePower
 
-SLOWDOWN_POWER_FRACTION = ((0.0, 1.0), (10.0, 0.81), (25.0, 0.70), (50.0, 0.63))
-
 
 def power_fraction_for_slowdown(tolerance_pct: float) -> float:
-    """Lowest GPU power fraction a training run may be capped to for this tolerance."""
-    points = SLOWDOWN_POWER_FRACTION
-    if tolerance_pct <= 0:
-        return 1.0
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if tolerance_pct <= x1:
-            return y0 + (y1 - y0) * (tolerance_pct - x0) / (x1 - x0)
-    return points[-1][1]
+    """Lowest GPU power fraction a training run may be capped to for this tolerance:
+    the lowest whose slowdown on the Zeus speed curve stays within it."""
+    return ZEUS_SPEED_CURVE.fraction_for_slowdown(tolerance_pct)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, Measurement, SpeedCurve, curve_from_measurements, workload_points
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind
-from scheduler.core.ledger import SLOWDOWN_POWER_FRACTION
+from scheduler.core.ledger import power_fraction_for_slowdown
 from scheduler.core.power import SitePower
 from scheduler.sim.data import data_dir
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
@@ -71,12 +71,13 @@ def test_the_curve_matches_the_data_at_measured_limits():
     assert points[0] == pytest.approx((raw[key][100][1] / p_max, t_max / raw[key][100][0]))
 
 
-def test_the_ledgers_tolerance_table_keeps_its_promise_under_the_curve():
-    """The ladder caps training to ledger.SLOWDOWN_POWER_FRACTION; at those fractions the
-    curve's slowdown stays within the tolerance (the table is the conservative one)."""
-    for tolerance, fraction in SLOWDOWN_POWER_FRACTION[1:]:
-        assert 0 < ZEUS_SPEED_CURVE.slowdown_pct(fraction) <= tolerance
-        assert ZEUS_SPEED_CURVE.fraction_for_slowdown(tolerance) <= fraction
+@pytest.mark.parametrize("tolerance", [5.0, 10.0, 25.0, 50.0])
+def test_the_ledger_caps_training_to_the_lowest_fraction_within_its_tolerance_on_the_curve(tolerance):
+    """The ladder caps training to ledger.power_fraction_for_slowdown: on the one speed
+    curve its slowdown is the tolerance, and any lower fraction would be slower."""
+    fraction = power_fraction_for_slowdown(tolerance)
+    assert ZEUS_SPEED_CURVE.slowdown_pct(fraction) == pytest.approx(tolerance, abs=1e-6)
+    assert ZEUS_SPEED_CURVE.slowdown_pct(fraction - 0.01) > tolerance
 
 
 @given(st.floats(0.0, 400.0, allow_nan=False))

@@ -31,11 +31,13 @@ def full_ledger(site, claims):
     return SiteLedger(site, site.cap_w, tuple(claims), {f.fleet_id: f.max_w for f in site.fleets})
 
 
-def test_zeus_slowdown_table():
+def test_slowdown_tolerance_maps_to_a_power_fraction_on_the_zeus_curve():
+    """The lowest fraction whose slowdown 1/speed - 1 on ZEUS_SPEED_CURVE is within the
+    tolerance: 25 % falls between the curve's points (0.65, 0.781) and (0.70, 0.860)."""
     assert power_fraction_for_slowdown(0) == 1.0
-    assert power_fraction_for_slowdown(10) == 0.81
-    assert math.isclose(power_fraction_for_slowdown(17.5), (0.81 + 0.70) / 2)
-    assert power_fraction_for_slowdown(90) == 0.63
+    assert math.isclose(power_fraction_for_slowdown(25), 0.65 + 0.05 * (0.8 - 0.781) / (0.860 - 0.781))
+    assert math.isclose(power_fraction_for_slowdown(10), 0.75 + 0.05 * (1 / 1.1 - 0.907) / (0.933 - 0.907))
+    assert power_fraction_for_slowdown(50) < power_fraction_for_slowdown(25) < power_fraction_for_slowdown(10) < 1.0
 
 
 def test_a_small_cut_only_touches_the_least_efficient_miners():
