@@ -56,10 +56,6 @@ class NvmlGpus:
         self._handles: list[Any] = []
         self._open = False
 
-    @property
-    def is_fake(self) -> bool:
-        return self.nvml is not pynvml
-
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> NvmlGpus:
         """nvmlInit and read every device's static facts (NVMLError if NVML cannot start)."""

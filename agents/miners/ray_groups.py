@@ -55,9 +55,6 @@ class MinerGroupActor:
             await self.connect()
         return await self.group.read()
 
-    def ping(self) -> str:
-        return "ok"
-
 
 def actor_name(site_id: str, group_id: str) -> str:
     return f"pp-miners-{site_id}-{group_id}"

@@ -68,10 +68,6 @@ class SiteDispatch:
     grow_reasons: dict[str, str] = field(default_factory=dict)  # scale-ups that keep waiting -> why
     shrink: dict[str, int] = field(default_factory=dict)  # Serve services the ladder scaled down -> GPUs they keep
 
-    @property
-    def orders_anything(self) -> bool:
-        return bool(self.power_fractions or self.preempt or self.shed or self.start or self.requeue or self.grow or self.shrink)
-
 
 def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningPolicy(), cause: str = "") -> SiteDispatch:
     site, cap = inputs.site, inputs.cap_w
