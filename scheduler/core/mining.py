@@ -6,15 +6,25 @@ beats the expected power price times the site's overhead (cooling is paid too)
 plus a margin. Fleets are filled most efficient
 first (fewest J/TH), so the least efficient are curtailed first.
 
-Flapping is avoided two ways: a fleet switches on only when it beats the price by
-`hysteresis` and off only when it loses by `hysteresis`, and it keeps a state for
-at least `min_on_s` / `min_off_s`. The cap overrides both: a fleet always goes down
-when the budget requires it. Pure: time and prices are inputs.
+Flapping is avoided two ways, both on the economics' verdict (whether the fleet
+pays: `FleetState.paying`), not on whether it hashes: the verdict turns to "pays"
+only when the fleet beats the price by `hysteresis` and to "loses" only when it loses
+by `hysteresis`, and a verdict is kept for at least `min_off_s` after it turned to
+"loses", and for at least `min_on_s` after it turned to "pays" *if the fleet switched
+on at that very moment* (the dwell protects the switch the economics made). A fleet
+hashes when its verdict is "pays" and the cap leaves it headroom. The cap overrides
+both: a fleet always goes down when the budget requires it.
+
+So a fleet that was off only for lack of headroom (its verdict still "pays") comes
+back as soon as headroom returns, without a min-off wait, and one switched on because
+headroom freed up (its verdict older than the switch) is not held on by min_on_s: the
+economics may turn it off at the next pass. Holding such a fleet on would restart the
+dwell at every headroom change and keep it hashing at a loss (issue 10).
+Pure: time and prices are inputs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,8 +41,15 @@ class MiningPolicy:
 
 @dataclass(frozen=True)
 class FleetState:
-    running: bool = False
-    since: float = float("-inf")  # when it last switched
+    running: bool = False  # hashing (above its paused floor)
+    since: float = float("-inf")  # when it last switched on or off, for whatever reason
+    paying: bool | None = None  # the economics' verdict; None (a state made without one): as `running`
+    paying_since: float | None = None  # when the verdict last changed; None: `since`
+
+    def verdict(self) -> tuple[bool, float]:
+        """(whether the fleet pays, since when), with the defaults filled in."""
+        paying = self.running if self.paying is None else self.paying
+        return paying, self.since if self.paying_since is None else self.paying_since
 
 
 @dataclass(frozen=True)
@@ -54,12 +71,16 @@ def expected_price(day_ahead: float | None, last_real_time: float | None) -> flo
 
 
 def wants_to_run(state: FleetState, surplus_usd_per_mwh: float, now: float, policy: MiningPolicy) -> bool:
-    """Whether a fleet should hash given how much it beats the price by (ignoring the cap)."""
-    if state.running:
-        if now - state.since < policy.min_on_s:
+    """The economics' verdict: whether a fleet should hash given how much it beats the
+    price by (ignoring the cap). min_on_s holds the verdict "pays" only while the fleet
+    has been hashing since the verdict turned (it switched on then, not later for headroom)."""
+    paying, verdict_at = state.verdict()
+    if paying:
+        switched_on_by_the_verdict = state.running and state.since <= verdict_at
+        if switched_on_by_the_verdict and now - verdict_at < policy.min_on_s:
             return True
         return surplus_usd_per_mwh > -policy.hysteresis_usd_per_mwh
-    if now - state.since < policy.min_off_s:
+    if now - verdict_at < policy.min_off_s:
         return False
     return surplus_usd_per_mwh > policy.hysteresis_usd_per_mwh
 
@@ -83,13 +104,13 @@ def plan_mining(
         # Each MWh a miner draws costs overhead x price at the meter (cooling included).
         surplus = fleet.model.revenue_per_mwh(hashprice_usd_per_ph_day) - price_usd_per_mwh * site.overhead - policy.margin_usd_per_mwh
         above_floor = 0.0
-        if wants_to_run(state, surplus, now, policy) and headroom > 0:
-            above_floor = min(fleet.max_w - fleet.standby_w, headroom)
-            if not fleet.model.takes_power_limit:  # whole miners only
-                per_miner = fleet.model.rated_w - fleet.model.standby_w
-                above_floor = per_miner * int(above_floor // per_miner)
+        pays = wants_to_run(state, surplus, now, policy)
+        if pays and headroom > 0:
+            above_floor = fleet.whole_miners_w(min(fleet.max_w - fleet.standby_w, headroom))
             headroom -= above_floor
         running = above_floor > 0
         targets[fleet.fleet_id] = fleet.standby_w + above_floor
-        new_states[fleet.fleet_id] = state if state.running == running else dataclasses.replace(state, running=running, since=now)
+        paid, verdict_at = state.verdict()
+        since = state.since if state.running == running else now
+        new_states[fleet.fleet_id] = FleetState(running, since, pays, verdict_at if pays == paid else now)
     return MiningPlan(targets, new_states)
