@@ -24,11 +24,10 @@ A cap of 0 (or less) means none: the site's power is not managed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from scheduler.core.power import Fleet, ramp
+from scheduler.core.power import Fleet, curtail_least_efficient_first, ramp
 
 TOLERANCE_W = 1.0
 
@@ -63,25 +62,10 @@ def _changes(before: dict[str, float], after: dict[str, float]) -> str:
 
 
 def curtail_to_fit(fleets: Sequence[FleetReading], targets_w: dict[str, float], excess_w: float) -> tuple[dict[str, float], float]:
-    """Lower targets by `excess_w` in all, least efficient fleet first, none below standby.
+    """Lower targets by `excess_w` in all, least efficient fleet first, none below standby
+    (the scheduler ladder's rule: scheduler.core.power.curtail_least_efficient_first).
     Returns the lowered fleets' new targets and the excess left (> 0: mining alone cannot fit)."""
-    lowered: dict[str, float] = {}
-    for reading in sorted(fleets, key=lambda r: (r.fleet.model.joules_per_th, r.fleet.fleet_id), reverse=True):
-        if excess_w <= TOLERANCE_W:
-            break
-        fleet = reading.fleet
-        target = targets_w[fleet.fleet_id]
-        room = target - fleet.standby_w
-        if room <= TOLERANCE_W:
-            continue
-        keep = max(0.0, room - excess_w)
-        if not fleet.model.takes_power_limit:  # whole miners only
-            per_miner = fleet.model.rated_w - fleet.model.standby_w
-            keep = per_miner * math.floor(keep / per_miner + 1e-9)
-        cut = room - keep
-        lowered[fleet.fleet_id] = target - cut
-        excess_w -= cut
-    return lowered, max(0.0, excess_w)
+    return curtail_least_efficient_first((r.fleet for r in fleets), targets_w, excess_w, tolerance_w=TOLERANCE_W)
 
 
 def hold_the_line(

@@ -146,10 +146,7 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     for fleet in sorted(site.fleets, key=lambda f: (f.model.joules_per_th, f.fleet_id)):
         raise_w = planned[fleet.fleet_id] - held[fleet.fleet_id]
         if raise_w > 0:
-            granted = max(0.0, min(raise_w, room_it))
-            if not fleet.model.takes_power_limit:  # whole miners only
-                per_miner = fleet.model.rated_w - fleet.model.standby_w
-                granted = per_miner * int(granted // per_miner + 1e-9)
+            granted = fleet.whole_miners_w(max(0.0, min(raise_w, room_it)))
             room_it -= granted
             new_targets[fleet.fleet_id] = held[fleet.fleet_id] + granted
     after = {fid: max(new_targets[fid], held[fid]) for fid in new_targets}

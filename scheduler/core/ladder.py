@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from scheduler.core.ledger import AiClaim, SiteLedger
-from scheduler.core.power import watts_text
+from scheduler.core.power import curtail_least_efficient_first, curtail_order, watts_text
 
 TOLERANCE_W = 1e-3  # the ledger's own tolerance (SiteLedger.within_cap): float dust is not excess
 
@@ -70,20 +70,12 @@ def curtail_mining(ledger: SiteLedger, cap_w: float, cause: str, everything: boo
     site = ledger.site
     mining = dict(ledger.mining_w)
     excess_it = ledger.committed_w / site.overhead - cap_w / site.overhead
+    lowered, _ = curtail_least_efficient_first(site.fleets, mining, excess_it, everything=everything)
     steps: list[LadderStep] = []
-    for fleet in sorted(site.fleets, key=lambda f: (-f.model.joules_per_th, f.fleet_id)):
-        if not everything and excess_it <= 0:
-            break
-        current = mining.get(fleet.fleet_id, fleet.standby_w)
-        cut = current - fleet.standby_w if everything else min(current - fleet.standby_w, excess_it)
-        if not fleet.model.takes_power_limit and cut > 0:  # whole miners only
-            per_miner = fleet.model.rated_w - fleet.model.standby_w
-            cut = min(current - fleet.standby_w, per_miner * math.ceil(cut / per_miner - 1e-9))
-        if cut <= 0:
-            continue
-        mining[fleet.fleet_id] = current - cut
-        excess_it -= cut
-        steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, cut * site.overhead, cause, f"{fleet.model.name} to {watts_text(current - cut)}"))
+    for fleet in curtail_order(f for f in site.fleets if f.fleet_id in lowered):
+        current, new = mining.get(fleet.fleet_id, fleet.standby_w), lowered[fleet.fleet_id]
+        mining[fleet.fleet_id] = new
+        steps.append(LadderStep(StepKind.CURTAIL_MINING, fleet.fleet_id, (current - new) * site.overhead, cause, f"{fleet.model.name} to {watts_text(new)}"))
     return mining, steps
 
 

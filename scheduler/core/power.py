@@ -9,11 +9,19 @@ hydro/liquid; cooling power counts against the cap):
 Power figures of miners are the public specs in ../shared/DOMAIN.md (Antminer S19 XP
 140 TH/s at 3,010 W; S21 200 TH/s at 3,500 W; SEALMINER A2 226 TH/s at ~3,730 W;
 LuxOS-class curtailment: ~25 W asleep within 5 s, back within 10 s).
+
+Two rules on fleets are written here once, for the scheduler and the agent alike:
+`Fleet.whole_miners_w` (a fleet whose miners take no power limit runs whole miners,
+so power above its paused floor is rounded down to whole miners) and
+`curtail_least_efficient_first` (mining comes down highest J/TH first, each fleet no
+lower than its paused floor, in whole miners where it must).
 """
 
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -72,6 +80,18 @@ class Fleet:
         """What the whole fleet draws paused."""
         return self.count * self.model.standby_w
 
+    @property
+    def per_miner_w(self) -> float:
+        """What one miner draws hashing at stock above what it draws paused."""
+        return self.model.rated_w - self.model.standby_w
+
+    def whole_miners_w(self, above_floor_w: float) -> float:
+        """Power above the paused floor the fleet can really run at: all of it when its
+        miners take a power limit, else rounded down to whole miners at stock."""
+        if self.model.takes_power_limit:
+            return above_floor_w
+        return self.per_miner_w * math.floor(above_floor_w / self.per_miner_w + 1e-9)
+
     def hashrate_ths(self, power_w: float) -> float:
         """Hashrate at a fleet power: proportional above standby (DOMAIN.md: roughly linear)."""
         hashing_w = max(0.0, min(power_w, self.max_w) - self.standby_w)
@@ -107,6 +127,36 @@ class SitePower:
     def mining_headroom_w(self, ai_it_w: float, cap_w: float | None = None) -> float:
         """IT power mining may use above its paused floor, given the AI load."""
         return max(0.0, self.it_budget_w(cap_w) - ai_it_w - self.mining_floor_w)
+
+
+def curtail_order(fleets: Iterable[Fleet]) -> list[Fleet]:
+    """Fleets in the order mining gives way: least efficient (highest J/TH) first, then by id."""
+    return sorted(fleets, key=lambda f: (-f.model.joules_per_th, f.fleet_id))
+
+
+def curtail_least_efficient_first(
+    fleets: Iterable[Fleet], levels_w: Mapping[str, float], excess_w: float, tolerance_w: float = 0.0, everything: bool = False
+) -> tuple[dict[str, float], float]:
+    """Lower the fleets' power (`levels_w`: fleet id -> W; a fleet not named is at its
+    paused floor) by `excess_w` in all, least efficient first, none below its paused
+    floor, fleets that take no power limit to whole miners; every fleet to its floor
+    when `everything`. Excess and room within `tolerance_w` count as none. Returns the
+    new level of each fleet lowered and the excess left (> 0: mining alone cannot cover it)."""
+    lowered: dict[str, float] = {}
+    for fleet in curtail_order(fleets):
+        if not everything and excess_w <= tolerance_w:
+            break
+        level = levels_w.get(fleet.fleet_id, fleet.standby_w)
+        room = level - fleet.standby_w
+        if room <= tolerance_w:
+            continue
+        keep = 0.0 if everything else fleet.whole_miners_w(max(0.0, room - excess_w))
+        cut = room - keep
+        if cut <= 0:
+            continue
+        lowered[fleet.fleet_id] = level - cut
+        excess_w -= cut
+    return lowered, max(0.0, excess_w)
 
 
 def ramp(fleet: Fleet, measured_w: float, target_w: float, dt_s: float) -> float:
