@@ -1,15 +1,20 @@
-"""What the core decides: new job versions with their events, and orders for agents.
+"""What the core decides: new job versions with their events, grid event records,
+and orders for agents.
 
-The shell persists `jobs` and `events` in one transaction, then publishes the
+The shell persists `jobs`, `events` and `grid` in one transaction, then publishes the
 events and only then sends `orders`, so nothing is ordered that a crash could forget.
+A decision that writes nothing sends its orders at once (mining targets alone, a
+held start released): there is no other way out for an order.
 `pending_reasons` are derived state: recomputed every scheduling pass, kept in
-memory, never written (a restart recomputes them on its first pass).
+memory, never written (a restart recomputes them on its first pass). `notes` are
+lines for the operator's log, with their level ("info" or "warning").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent, JobSpec
 
 
@@ -70,6 +75,8 @@ class Decision:
     events: list[JobEvent] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
+    grid: list[GridEventRecord] = field(default_factory=list)  # grid event records to persist (newest last)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (level, line) for the log
 
     def record(self, job: Job, event: JobEvent | None = None) -> Job:
         self.jobs.append(job)
@@ -82,9 +89,16 @@ class Decision:
         self.events.extend(other.events)
         self.orders.extend(other.orders)
         self.pending_reasons.update(other.pending_reasons)
+        self.grid.extend(other.grid)
+        self.notes.extend(other.notes)
+
+    @property
+    def writes(self) -> bool:
+        """Whether applying it needs a commit before its orders may leave."""
+        return bool(self.jobs or self.events or self.grid)
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.events or self.orders or self.pending_reasons)
+        return bool(self.jobs or self.events or self.orders or self.pending_reasons or self.grid or self.notes)
 
 
 def start_order(job: Job) -> StartRun:  # noqa: D103 (the checkpoint location is the shell's: its config)

@@ -16,10 +16,11 @@ from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import JobKind
+from scheduler.core.power_state import PowerReading
+from scheduler.core.runs import RUN_ACTIVE, RunReport
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import AgentSession, Controller
 from scheduler.server.interceptor import Authenticator
-from scheduler.server.power_keeper import PowerReading
 
 log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 30.0
@@ -44,14 +45,14 @@ def order_to_proto(order: Order, config: SchedulerConfig | None = None) -> agent
     return agent_pb2.SchedulerMessage(stop_run=stop)
 
 
-def reading_from_proto(beat: agent_pb2.Heartbeat) -> PowerReading:
+def reading_from_proto(beat: agent_pb2.Heartbeat, reports: list[RunReport]) -> PowerReading:
     return PowerReading(
         fleets={f.fleet_id: (f.measured_w, f.target_w) for f in beat.fleets},
         it_w=beat.measured_power_w,
         gpu_w=beat.gpu_power_w,
         meter_w=beat.meter_power_w,
         local_actions=tuple((convert.seconds(a.at, field="local_actions.at"), a.what) for a in beat.local_actions),
-        active_runs=frozenset(r.run_id for r in beat.runs if r.state in (agent_pb2.RUN_STATE_STARTING, agent_pb2.RUN_STATE_RUNNING)),
+        active_runs=frozenset(r.run_id for r in reports if r.state in RUN_ACTIVE),
     )
 
 
@@ -95,7 +96,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     beat = message.heartbeat
                     reports = [convert.run_report_from_proto(r) for r in beat.runs]
                     await self.controller.on_run_reports(session.site_id, reports)
-                    self.controller.power.on_reading(session.site_id, reading_from_proto(beat))
+                    await self.controller.on_reading(session.site_id, reading_from_proto(beat, reports))
                 elif kind == "run_event":
                     await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
                 elif kind == "nodes_changed":

@@ -1,10 +1,12 @@
 """The controller: the scheduler's in-memory state and the one place it changes.
 
-It loads jobs and sites from the store at start, feeds events (submissions,
-agent messages, cancels, ticks) to the pure core, and applies each `Decision`:
-memory first (synchronously, so the next decision sees it), then one durable
-group commit, then the events go to watchers and the orders to agent sessions.
-A failed commit is fatal: the process stops and a restart reloads the store.
+It loads jobs, sites and grid events from the store at start, feeds events
+(submissions, agent messages, cancels, grid events, ticks) to the pure core (the
+job rules in core/runs.py, placement, and the power state machine core/power_state.py)
+and applies each `Decision`: memory first (synchronously, so the next decision sees
+it), then one durable group commit, then the events go to watchers and the orders to
+agent sessions: the only way an order leaves. A failed commit is fatal: the process
+stops and a restart reloads the store.
 
 Recovery rule after a restart: every site starts DISCONNECTED with a fresh
 `site_timeout_s` of grace, so agents that reconnect in time keep their runs.
@@ -25,16 +27,29 @@ from collections.abc import Callable, Iterable
 from scheduler.core import runs
 from scheduler.core.decisions import Decision, Order, StartRun, StopRun
 from scheduler.core.errors import InvalidArgument, NotFound, shown
-from scheduler.core.grid import GridEventRecord
-from scheduler.core.jobs import ACTIVE, Job, JobEvent, JobSpec, JobState, new_job
+from scheduler.core.grid import GridEvent, GridEventRecord
+from scheduler.core.job_table import JobTable
+from scheduler.core.jobs import Job, JobEvent, JobSpec, JobState, new_job
+from scheduler.core.mining import MiningPolicy
 from scheduler.core.placement import SiteCapacity, place
 from scheduler.core.power import SitePower
+from scheduler.core.power_state import (
+    DispatchDue,
+    GridEventPosted,
+    PowerRead,
+    PowerReading,
+    PowerSettings,
+    PowerState,
+    RunsReported,
+    ScalingDue,
+    SiteAttached,
+    SiteResized,
+    Stimulus,
+)
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
 from scheduler.core.validation import check_ids, validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
-from scheduler.server.power_keeper import PowerKeeper
-from scheduler.server.serve_scaler import ServeScaler
 from scheduler.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -72,13 +87,22 @@ class Watcher:
             self.overflowed = True  # the stream ends; the client resumes from its last event id
 
 
+def power_settings(config: SchedulerConfig) -> PowerSettings:
+    return PowerSettings(
+        policy=MiningPolicy(**config.mining.model_dump()),
+        cap_lead_s=config.cap_lead_s,
+        hashprice_usd_per_ph_day=config.hashprice_usd_per_ph_day,
+        serve_cooldown_s=config.serve_cooldown_s,
+    )
+
+
 class Controller:
     def __init__(self, store: Store, config: SchedulerConfig, clock: Callable[[], float] = time.time):
         self.config = config
         self.clock = clock
         self.committer = GroupCommitter(store)
         self.regions = frozenset(config.regions)
-        self.jobs: dict[str, Job] = {}
+        self.jobs = JobTable()
         self.by_request: dict[tuple[str, str], str] = {}
         self.tenant_seqs: dict[str, list[int]] = defaultdict(list)  # ascending seqs per tenant
         self.seq_to_job: dict[int, str] = {}
@@ -87,10 +111,10 @@ class Controller:
         self.watchers: set[Watcher] = set()
         self._inflight: dict[str, asyncio.Future] = {}  # job_id -> its creation's commit
         self._kick = asyncio.Event()
+        self._power_kick = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._seq = 0
-        self.power = PowerKeeper(self, clock)
-        self.scaler = ServeScaler(self, clock)
+        self.power = PowerState(power_settings(config))
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -98,7 +122,7 @@ class Controller:
         now = self.clock()
         for job in snapshot.jobs:
             self._index(job)
-        self.power.load(snapshot.grid_events)
+        self.power = PowerState(power_settings(self.config), snapshot.grid_events)
         for site in snapshot.sites:
             # Grace after a restart: no site is declared lost before it had a chance to reconnect.
             self.sites[site.site_id] = dataclasses.replace(site, connected=False, last_seen=now)
@@ -106,8 +130,8 @@ class Controller:
         self._tasks = [
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
-            asyncio.create_task(self.power.run(), name="power"),
-            asyncio.create_task(self.scaler.run(), name="serve-scaler"),
+            asyncio.create_task(self._power_loop(), name="power"),
+            asyncio.create_task(self._scaling_loop(), name="serve-scaling"),
         ]
         log.info("controller started: %d jobs, %d sites loaded", len(self.jobs), len(self.sites))
 
@@ -130,10 +154,10 @@ class Controller:
         self._seq = max(self._seq, job.seq)
 
     # ------------------------------------------------------------- applying
-    async def apply(self, decision: Decision, sites: Iterable[Site] = (), grid: Iterable[GridEventRecord] = ()) -> list[JobEvent]:
+    async def apply(self, decision: Decision, sites: Iterable[Site] = ()) -> list[JobEvent]:
         """Apply a decision made on the current state. Must be called with no await
         between making the decision and this call."""
-        sites, grid = list(sites), list(grid)
+        sites = list(sites)
         for job in decision.jobs:
             self.jobs[job.job_id] = job
         for job_id, reason in decision.pending_reasons.items():
@@ -142,10 +166,12 @@ class Controller:
                 self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
         for site in sites:
             self.sites[site.site_id] = site
-        if not (decision.jobs or decision.events or sites or grid):
+        for level, line in decision.notes:
+            log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", line)
+        if not (decision.writes or sites):
             self._send(decision.orders)
             return []
-        ids = await self.committer.commit(decision.jobs, decision.events, sites, grid)
+        ids = await self.committer.commit(decision.jobs, decision.events, sites, decision.grid)
         events = [dataclasses.replace(e, event_id=i) for e, i in zip(decision.events, ids)]
         for event in events:
             job = self.jobs.get(event.job_id)
@@ -159,10 +185,10 @@ class Controller:
         return events
 
     def _send(self, orders: Iterable[Order]) -> None:
-        """Send orders; a start on a site that manages power waits for the power keeper."""
-        self.send_now(o for o in orders if not isinstance(o, StartRun) or self.power.gate(o))
-
-    def send_now(self, orders: Iterable[Order]) -> None:
+        """Send a committed decision's orders; the power state keeps starts that wait for power."""
+        orders = self.power.hold_starts(orders)
+        if self.power.dirty:
+            self._power_kick.set()
         for order in orders:
             session = self.sessions.get(order.site_id)
             if session is None:
@@ -250,8 +276,8 @@ class Controller:
         now = self.clock()
         previous = self.sites.get(site_id) or Site(site_id=site_id, region=region)
         site = dataclasses.replace(previous, region=region, inventory=inventory, connected=True, last_seen=now, released=False)
-        self.power.attach(site_id, power)
-        decision = runs.on_register(site_id, self._jobs_on(site_id), {r.run_id: r for r in reports}, self.jobs, now)
+        self._power(SiteAttached(site_id, power))
+        decision = runs.on_register(site_id, self.jobs.on_site(site_id), {r.run_id: r for r in reports}, self.jobs, now)
         await self.apply(decision, [site])
         self._kick.set()
         log.info("site %s registered (%s, %d GPUs, %d runs reported)", site_id, region, site.gpus_total, len(reports))
@@ -273,7 +299,7 @@ class Controller:
         if site is None or site.inventory == inventory:
             return
         updated = dataclasses.replace(site, inventory=inventory)
-        self.power.resize(site_id, updated.gpus_total)
+        self._power(SiteResized(site_id, updated.gpus_total))
         await self.apply(Decision(), [updated])
         self._kick.set()
         log.info("site %s nodes changed: %d GPUs on %d nodes (was %d)", site_id, updated.gpus_total, len(inventory), site.gpus_total)
@@ -285,6 +311,7 @@ class Controller:
 
     async def on_run_reports(self, site_id: str, reports: Iterable[runs.RunReport]) -> None:
         self.heard_from(site_id)
+        reports = tuple(reports)
         decision = Decision()
         now = self.clock()
         for report in reports:
@@ -298,31 +325,50 @@ class Controller:
                 if observed is not job:
                     job = self.jobs[job_id] = observed
                     decision.record(observed)  # readings: persisted with the next commit, no event
-            self.scaler.observe(site_id, report)
-            if report.state not in runs.RUN_ACTIVE:
-                self.power.run_ended(site_id, report.run_id)
             sub = runs.on_run_report(job, site_id, report, now)
             for changed in sub.jobs:  # later reports in this batch see earlier changes
                 self.jobs[changed.job_id] = changed
             decision.extend(sub)
+        decision.extend(self._power(RunsReported(site_id, reports)))
         if decision:
             await self.apply(decision)
 
-    def _jobs_on(self, site_id: str) -> list[Job]:
-        return [j for j in self.jobs.values() if j.site_id == site_id and j.state in ACTIVE]
+    async def on_reading(self, site_id: str, reading: PowerReading) -> None:
+        """An agent's power reading (with its heartbeat)."""
+        await self.apply(self._power(PowerRead(site_id, reading)))
+
+    # ------------------------------------------------------------- power
+    def _power(self, stimulus: Stimulus) -> Decision:
+        """One step of the power state machine; a dispatch it made due runs soon."""
+        decision = self.power.handle(stimulus, self.jobs, self.clock())
+        if self.power.dirty:
+            self._power_kick.set()
+        return decision
+
+    async def post_grid_event(self, event: GridEvent) -> tuple[GridEventRecord, bool]:
+        """Record a grid event (idempotent by id) and act on it at once."""
+        created = event.event_id not in self.power.grid
+        await self.apply(self._power(GridEventPosted(event, frozenset(self.sites))))
+        self._kick.set()
+        return self.power.grid[event.event_id], created
+
+    async def dispatch_power(self, sweep: bool = False) -> list[JobEvent]:
+        """Dispatch every site with news (`sweep`: every managed site), applied."""
+        return await self.apply(self._power(DispatchDue(sweep)))
+
+    async def scale_services(self) -> list[JobEvent]:
+        """One Serve scaling pass (demand arrives with heartbeats), applied."""
+        usage = self.site_usage()
+        free = {s.site_id: s.gpus_total - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
+        return await self.apply(self._power(ScalingDue(free)))
 
     # ------------------------------------------------------------- operators
     def site_state(self, site: Site) -> SiteState:
         return site_state(site, self.clock(), self.config.site_timeout_s)
 
     def site_usage(self) -> dict[str, tuple[int, int]]:
-        """site_id -> (GPUs used, active runs)."""
-        usage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for job in self.jobs.values():
-            if job.state in ACTIVE:
-                usage[job.site_id][0] += job.total_gpus  # a Serve service's follow its replicas
-                usage[job.site_id][1] += 1
-        return {k: (v[0], v[1]) for k, v in usage.items()}
+        """site_id -> (GPUs used, active runs); a Serve service's GPUs follow its replicas."""
+        return self.jobs.gpus_in_use()
 
     def site(self, site_id: str) -> Site:
         check_ids(site_id=site_id)
@@ -339,7 +385,7 @@ class Controller:
         return updated
 
     def runs_on(self, site_id: str) -> list[Job]:
-        return self._jobs_on(site_id)
+        return self.jobs.on_site(site_id)
 
     # ------------------------------------------------------------- loops
     def kick_scheduling(self) -> None:
@@ -348,9 +394,10 @@ class Controller:
     def capacities(self) -> list[SiteCapacity]:
         usage = self.site_usage()
         result = []
+        now = self.clock()
         for site in self.sites.values():
             state = self.site_state(site)
-            power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id)
+            power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id, self.jobs, now)
             result.append(
                 SiteCapacity(
                     site_id=site.site_id,
@@ -367,7 +414,7 @@ class Controller:
         return result
 
     async def schedule_once(self) -> None:
-        pending = [j for j in self.jobs.values() if j.state == JobState.PENDING and j.job_id not in self._inflight]
+        pending = [j for j in self.jobs.pending() if j.job_id not in self._inflight]
         if not pending:
             return
         placement = place(pending, self.capacities())
@@ -402,12 +449,36 @@ class Controller:
             if session is not None:
                 session.close()  # the stream is up but silent: treat it as gone
             log.warning("site %s unreachable for more than %gs: releasing its runs", site.site_id, timeout)
-            decision = runs.release_site(site.site_id, self._jobs_on(site.site_id), timeout, now)
+            decision = runs.release_site(site.site_id, self.jobs.on_site(site.site_id), timeout, now)
             await self.apply(decision, [dataclasses.replace(site, connected=False, released=True)])
         decision = runs.enforce_max_runtime(self.jobs.values(), now)
         decision.extend(runs.overdue_preemptions(self.jobs.values(), now))
         if decision:
             await self.apply(decision)
+
+    async def _power_loop(self) -> None:
+        """Dispatch sites with news promptly and every managed site once per power_interval_s."""
+        loop = asyncio.get_running_loop()
+        next_sweep = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._power_kick.wait(), timeout=self.config.power_interval_s)
+            self._power_kick.clear()
+            sweep = loop.time() >= next_sweep
+            if sweep:
+                next_sweep = loop.time() + self.config.power_interval_s
+            try:
+                await self.dispatch_power(sweep)
+            except Exception:
+                log.exception("power dispatch failed")
+
+    async def _scaling_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.power_interval_s)
+            try:
+                await self.scale_services()
+            except Exception:
+                log.exception("serve scaling pass failed")
 
     async def _liveness_loop(self) -> None:
         period = min(1.0, self.config.site_timeout_s / 4)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from scheduler.api import convert
 from scheduler.api.convert_power import fleet_power_to_proto, grid_event_from_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc
-from scheduler.core import grid
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.grid import GridEventState
 from scheduler.core.sites import Site
@@ -29,29 +28,27 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         return msg
 
     def _power_proto(self, site_id: str) -> operator_pb2.SitePowerStatus | None:
-        keeper = self.controller.power
-        shell = keeper.sites.get(site_id)
-        if shell is None:
+        status = self.controller.power.status(site_id, self.controller.jobs, self.controller.clock())
+        if status is None:
             return None
-        now = self.controller.clock()
-        inputs, _ = keeper.inputs_for(site_id, shell, now)
-        reading = shell.reading
-        overhead = shell.power.overhead
+        st, enforced_cap_w, price, emergency = status
+        reading = st.reading
+        overhead = st.power.overhead
         fleets = [
-            fleet_power_to_proto(f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, shell.targets.get(f.fleet_id, 0.0))
-            for f in shell.power.fleets
+            fleet_power_to_proto(f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, st.targets.get(f.fleet_id, 0.0))
+            for f in st.power.fleets
         ]
         mining_measured = sum(f.measured_w for f in fleets)
         return operator_pb2.SitePowerStatus(
-            cap_w=grid.enforced_cap(shell.power.cap_w, keeper.events(), site_id, now),
-            interconnect_cap_w=shell.power.cap_w,
-            committed_w=shell.committed_w,
+            cap_w=enforced_cap_w,
+            interconnect_cap_w=st.power.cap_w,
+            committed_w=st.committed_w,
             measured_w=reading.meter_w if reading else 0.0,
             ai_w=(reading.gpu_w if reading else 0.0) * overhead,
             mining_w=mining_measured * overhead,
-            mining_target_w=sum(shell.targets.values()) * overhead,
-            price_usd_per_mwh=inputs.price_usd_per_mwh,
-            emergency=inputs.emergency,
+            mining_target_w=sum(st.targets.values()) * overhead,
+            price_usd_per_mwh=price,
+            emergency=emergency,
             fleets=fleets,
         )
 
@@ -88,20 +85,20 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         self.auth.of(context, "operator")
         check_ids(event_id=request.event_id, site_id=request.site_id)
         now = self.controller.clock()
-        record, _ = await self.controller.power.post(grid_event_from_proto(request, now))
-        return grid_status_to_proto(record, now, self.controller.power.met(record, now))
+        record, _ = await self.controller.post_grid_event(grid_event_from_proto(request, now))
+        return grid_status_to_proto(record, now, self.controller.power.met(record))
 
     async def ListGridEvents(self, request, context) -> operator_pb2.ListGridEventsResponse:
         self.auth.of(context, "operator")
         check_ids(site_id=request.site_id)
         now = self.controller.clock()
-        keeper = self.controller.power
+        power = self.controller.power
         found = []
-        for record in sorted(keeper.grid.values(), key=lambda r: (r.received_at, r.event.event_id)):
+        for record in sorted(power.grid.values(), key=lambda r: (r.received_at, r.event.event_id)):
             event = record.event
             if request.site_id and event.site_id != request.site_id:
                 continue
             if request.active_only and event.state(now) == GridEventState.ENDED:
                 continue
-            found.append(grid_status_to_proto(record, now, keeper.met(record, now)))
+            found.append(grid_status_to_proto(record, now, power.met(record)))
         return operator_pb2.ListGridEventsResponse(events=found[-1000:])

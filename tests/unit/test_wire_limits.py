@@ -38,7 +38,7 @@ def test_a_timestamp_protobuf_cannot_hold_is_invalid_argument_on_every_path(ts):
         convert.run_report_from_proto(status)
     beat = agent_pb2.Heartbeat(local_actions=[agent_pb2.LocalAction(at=ts, what="paused")])
     with pytest.raises(errors.InvalidArgument, match="^local_actions.at is not a valid timestamp"):
-        reading_from_proto(beat)
+        reading_from_proto(beat, [])
 
 
 def test_the_timestamp_range_ends_are_read_and_written_back():

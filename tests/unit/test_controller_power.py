@@ -1,4 +1,4 @@
-"""The scheduler shell's power keeper with a real controller and a real SQLite store,
+"""The power state machine driven through the scheduler shell: a real controller and a real SQLite store,
 driven the way the agent service drives it (no network): mining targets go out,
 a start waits until the agent confirms mining is down, grid events climb the
 ladder at once, are idempotent by id, persist, and say how they were met."""
@@ -15,11 +15,11 @@ from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
-from scheduler.server.power_keeper import PowerReading
 from scheduler.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
@@ -49,12 +49,12 @@ def drain(session) -> list:
     return orders
 
 
-def confirm(controller, session_orders, fleets_measured=None, runs=frozenset()):
+async def confirm(controller, session_orders, fleets_measured=None, runs=frozenset()):
     """The agent reports its fleets at the targets it was sent last."""
     targets = [o for o in session_orders if isinstance(o, SetMiningTargets)][-1].targets_w
     measured = fleets_measured or targets
     reading = PowerReading({f: (measured[f], targets[f]) for f in targets}, it_w=0, gpu_w=0, meter_w=0, active_runs=frozenset(runs))
-    controller.power.on_reading("tx-1", reading)
+    await controller.on_reading("tx-1", reading)
 
 
 def training(gpus=8, tolerance=0, priority=0):
@@ -84,20 +84,20 @@ def run_with_controller(tmp_path, body, clock=None):
 
 def test_a_start_waits_for_mining_to_come_down_then_goes_out(tmp_path):
     async def body(controller, session, clock):
-        await controller.power.dispatch("tx-1")
+        await controller.dispatch_power(sweep=True)
         first = drain(session)
         assert isinstance(first[0], SetMiningTargets) and sum(first[0].targets_w.values()) > 5e6  # mining fills the cap
-        confirm(controller, first)
+        await confirm(controller, first)
         job, _ = await controller.submit("acme", "r1", training())
         await controller.schedule_once()
         assert controller.jobs[job.job_id].state == JobState.SCHEDULED
-        await controller.power.dispatch("tx-1")
+        await controller.dispatch_power(sweep=True)
         making_room = drain(session)
         assert not any(isinstance(o, StartRun) for o in making_room)  # not before mining is down
         lowered = [o for o in making_room if isinstance(o, SetMiningTargets)][-1]
         assert sum(lowered.targets_w.values()) < sum(first[0].targets_w.values())
-        confirm(controller, making_room)
-        await controller.power.dispatch("tx-1")
+        await confirm(controller, making_room)
+        await controller.dispatch_power(sweep=True)
         starts = [o for o in drain(session) if isinstance(o, StartRun)]
         assert [s.run_id for s in starts] == [f"{job.job_id}-r1"]
 
@@ -106,30 +106,30 @@ def test_a_start_waits_for_mining_to_come_down_then_goes_out(tmp_path):
 
 def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_path):
     async def body(controller, session, clock):
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))
         job, _ = await controller.submit("acme", "r1", training(tolerance=25))
         await controller.schedule_once()
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))
-        await controller.power.dispatch("tx-1")
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)
         drain(session)
         controller.jobs[job.job_id] = dataclasses.replace(controller.jobs[job.job_id], state=JobState.RUNNING)  # as the agent's report would
 
         floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
         run_w = 8 * (POWER.gpu_load_w - POWER.gpu_idle_w) * POWER.overhead
         # 1. Room for the run at full power: only mining comes down.
-        await controller.power.post(GridEvent("cut-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + run_w + 1000))
+        await controller.post_grid_event(GridEvent("cut-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + run_w + 1000))
         orders = drain(session)
         assert isinstance(orders[0], SetMiningTargets) and not any(isinstance(o, (StopRun, CapRunPower)) for o in orders)
         assert sum(orders[0].targets_w.values()) <= POWER.mining_floor_w + 1000 / POWER.overhead + 1e-6
         assert orders[0].cap_event_active
         # 2. Tighter: training is power-capped within its 25 % tolerance.
-        await controller.power.post(GridEvent("cut-2", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.8 * run_w))
+        await controller.post_grid_event(GridEvent("cut-2", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.8 * run_w))
         caps = [o for o in drain(session) if isinstance(o, CapRunPower)]
         assert len(caps) == 1 and 0.70 <= caps[0].power_fraction < 1.0
         # 3. Tighter still: it is preempted and requeued.
-        await controller.power.post(GridEvent("cut-3", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.2 * run_w))
+        await controller.post_grid_event(GridEvent("cut-3", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.2 * run_w))
         stops = [o for o in drain(session) if isinstance(o, StopRun)]
         assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
         assert stops[0].checkpoint_grace_s == 0  # the cut is in force already: no time to checkpoint
@@ -161,31 +161,31 @@ def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_pa
 def test_grid_events_are_idempotent_by_id_and_refused_when_wrong(tmp_path):
     async def body(controller, session, clock):
         event = GridEvent("dr-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 60, site_id="tx-1", cap_w=5e6)
-        first, created = await controller.power.post(event)
-        again, created_again = await controller.power.post(event)
+        first, created = await controller.post_grid_event(event)
+        again, created_again = await controller.post_grid_event(event)
         assert created and not created_again and again == first
         with pytest.raises(FailedPrecondition):
-            await controller.power.post(dataclasses.replace(event, cap_w=4e6))
+            await controller.post_grid_event(dataclasses.replace(event, cap_w=4e6))
         with pytest.raises(InvalidArgument, match="end must be after start; site 'nowhere' is not a site"):
-            await controller.power.post(GridEvent("bad", GridEventKind.CAP_LIMIT, start=NOW, end=NOW - 1, site_id="nowhere", cap_w=1e6))
+            await controller.post_grid_event(GridEvent("bad", GridEventKind.CAP_LIMIT, start=NOW, end=NOW - 1, site_id="nowhere", cap_w=1e6))
 
     run_with_controller(tmp_path, body)
 
 
 def test_an_emergency_sheds_mining_to_its_floor_and_keeps_inference(tmp_path):
     async def body(controller, session, clock):
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))
         spec = JobSpec(JobKind.INFERENCE, "python serve.py", Resources(gpus=2), allowed_regions=("us",))
         job, _ = await controller.submit("acme", "inf", spec)
         await controller.schedule_once()
         for _ in range(3):
-            await controller.power.dispatch("tx-1")
+            await controller.dispatch_power(sweep=True)
             orders = drain(session)
             if any(isinstance(o, StartRun) for o in orders):
                 break
-            confirm(controller, orders)
-        await controller.power.post(GridEvent("eea-1", GridEventKind.EMERGENCY, start=NOW, end=NOW + 600, site_id="tx-1", reason="ERCOT EEA2"))
+            await confirm(controller, orders)
+        await controller.post_grid_event(GridEvent("eea-1", GridEventKind.EMERGENCY, start=NOW, end=NOW + 600, site_id="tx-1", reason="ERCOT EEA2"))
         orders = drain(session)
         assert orders[0].targets_w == {f.fleet_id: f.standby_w for f in FLEETS}
         assert not any(isinstance(o, StopRun) for o in orders)
@@ -196,23 +196,23 @@ def test_an_emergency_sheds_mining_to_its_floor_and_keeps_inference(tmp_path):
 
 def test_a_cut_announced_ahead_gives_preempted_training_its_checkpoint_grace(tmp_path):
     async def body(controller, session, clock):
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))
         job, _ = await controller.submit("acme", "r1", training())  # grace: 30 s by default
         await controller.schedule_once()
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))
-        await controller.power.dispatch("tx-1")
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)
         drain(session)
         await controller.on_run_reports("tx-1", [RunReport(f"{job.job_id}-r1", RunState.RUNNING)])
         floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
         # A cut below the floor plus the run, 60 s ahead: planned for from 60 - lead - 30 s grace.
         lead = controller.power.lead_s("tx-1")
         cut = GridEvent("cut-ahead", GridEventKind.CAP_LIMIT, start=NOW + 60, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 1000)
-        await controller.power.post(cut)
+        await controller.post_grid_event(cut)
         assert not [o for o in drain(session) if isinstance(o, StopRun)]  # too early to act
         clock.now = NOW + 60 - lead - 30 + 1  # inside the planning window
-        await controller.power.dispatch("tx-1")
+        await controller.dispatch_power(sweep=True)
         stops = [o for o in drain(session) if isinstance(o, StopRun)]
         assert [s.run_id for s in stops] == [f"{job.job_id}-r1"]
         # The run may take until the cut's deadline less the site's lead: 30 s less the second we waited, at most.
@@ -220,6 +220,6 @@ def test_a_cut_announced_ahead_gives_preempted_training_its_checkpoint_grace(tmp
         assert 0 < stops[0].checkpoint_grace_s <= 30 and stops[0].checkpoint_grace_s == min(30, expected)
         assert controller.jobs[job.job_id].state == JobState.PREEMPTED
         # While it checkpoints it still counts against the cap: nothing else is placed in its power.
-        assert controller.power.capacity("tx-1")[0] < controller.power.capacity("tx-1")[1] * 8
+        assert controller.power.capacity("tx-1", controller.jobs, controller.clock())[0] < controller.power.capacity("tx-1", controller.jobs, controller.clock())[1] * 8
 
     run_with_controller(tmp_path, body)

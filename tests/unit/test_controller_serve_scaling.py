@@ -1,4 +1,4 @@
-"""Serve scaling in the scheduler shell (scheduler/server/serve_scaler.py) with a real
+"""Serve scaling (scheduler/core/serve_scaling.py, a part of the power state machine) through the controller, with a real
 controller and SQLite store, driven as the agent service drives it (no network): on a
 power-managed site a scale-up waits until the agent confirms mining made room, then
 the new size is committed and ScaleRun goes out; a scale-down goes out at once, and
@@ -12,11 +12,11 @@ import asyncio
 from scheduler.core.decisions import ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
-from scheduler.server.power_keeper import PowerReading
 from scheduler.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
@@ -65,10 +65,10 @@ def drain(session) -> list:
     return orders
 
 
-def confirm(controller, orders):
+async def confirm(controller, orders):
     """The agent reports its fleets at the targets it was sent last."""
     targets = [o for o in orders if isinstance(o, SetMiningTargets)][-1].targets_w
-    controller.power.on_reading("tx-1", PowerReading({f: (w, w) for f, w in targets.items()}, it_w=0, gpu_w=0, meter_w=0))
+    await controller.on_reading("tx-1", PowerReading({f: (w, w) for f, w in targets.items()}, it_w=0, gpu_w=0, meter_w=0))
 
 
 async def report(controller, site_id, run_id, rps, replicas):
@@ -94,11 +94,11 @@ async def running_service(controller, session, site_id, spec):
     await controller.schedule_once()
     if controller.power.manages(site_id):
         for _ in range(3):  # make room first, then start
-            await controller.power.dispatch(site_id)
+            await controller.dispatch_power(sweep=True)
             orders = drain(session)
             if any(isinstance(o, StartRun) for o in orders):
                 break
-            confirm(controller, orders)
+            await confirm(controller, orders)
     else:
         assert any(isinstance(o, StartRun) for o in drain(session))
     run_id = controller.jobs[job.job_id].run_id
@@ -109,7 +109,7 @@ async def running_service(controller, session, site_id, spec):
 
 def gpus_claimed(controller, job_id) -> tuple[int, int]:
     """(GPUs the job's running claim has, GPUs counted as stopping for it) in tx-1's dispatch inputs."""
-    inputs, _ = controller.power.inputs_for("tx-1", controller.power.sites["tx-1"], controller.clock())
+    inputs = controller.power.inputs("tx-1", controller.power.sites["tx-1"], controller.jobs, controller.clock())[0]
     running = sum(c.gpus for c in inputs.running if c.job_id == job_id)
     stopping = sum(c.gpus for c in inputs.stopping if c.job_id.startswith(job_id))
     return running, stopping
@@ -118,18 +118,18 @@ def gpus_claimed(controller, job_id) -> tuple[int, int]:
 def test_on_a_power_managed_site_a_scale_up_waits_for_mining_and_a_scale_down_counts_until_confirmed(tmp_path):
     async def body(controller, clock):
         session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
-        await controller.power.dispatch("tx-1")
-        confirm(controller, drain(session))  # mining fills the cap
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))  # mining fills the cap
         job_id, run_id = await running_service(controller, session, "tx-1", service())
 
         await report(controller, "tx-1", run_id, 25.0, 1)  # 25 req/s at 10 each: 3 replicas
-        assert not (await controller.apply(controller.scaler.step())) and not drain(session)  # nothing before power
-        await controller.power.dispatch("tx-1")
+        assert not (await controller.scale_services()) and not drain(session)  # nothing before power
+        await controller.dispatch_power(sweep=True)
         making_room = drain(session)
         assert not any(isinstance(o, ScaleRun) for o in making_room)  # mining first
         assert controller.jobs[job_id].replicas in (0, 1)
-        confirm(controller, making_room)
-        await controller.power.dispatch("tx-1")
+        await confirm(controller, making_room)
+        await controller.dispatch_power(sweep=True)
         scaled = [o for o in drain(session) if isinstance(o, ScaleRun)]
         assert [(o.run_id, o.replicas) for o in scaled] == [(run_id, 3)] and "25.0 req/s" in scaled[0].cause
         assert controller.jobs[job_id].replicas == 3 and gpus_claimed(controller, job_id) == (6, 0)
@@ -138,10 +138,10 @@ def test_on_a_power_managed_site_a_scale_up_waits_for_mining_and_a_scale_down_co
         # Demand drops: nothing until it stayed low for the cool-down, then down at once.
         clock.now += 1
         await report(controller, "tx-1", run_id, 4.0, 3)
-        await controller.apply(controller.scaler.step())
+        await controller.scale_services()
         assert not any(isinstance(o, ScaleRun) for o in drain(session))
         clock.now += COOLDOWN_S
-        await controller.apply(controller.scaler.step())
+        await controller.scale_services()
         down = [o for o in drain(session) if isinstance(o, ScaleRun)]
         assert [(o.run_id, o.replicas) for o in down] == [(run_id, 1)]
         assert controller.jobs[job_id].replicas == 1
@@ -161,11 +161,11 @@ def test_without_power_management_a_service_scales_on_free_gpus(tmp_path):
         session = await controller.attach("lab", "us", (GpuNode("n1", "H100", 6),), [])
         job_id, run_id = await running_service(controller, session, "lab", service(gpus=2, high=5))
         await report(controller, "lab", run_id, 45.0, 1)  # wants 5 replicas (10 GPUs); 6 GPUs: 3 replicas
-        await controller.apply(controller.scaler.step())
+        await controller.scale_services()
         assert [(o.run_id, o.replicas) for o in drain(session) if isinstance(o, ScaleRun)] == [(run_id, 3)]
         assert controller.site_usage()["lab"] == (6, 1)  # placement sees its GPUs taken
         await report(controller, "lab", run_id, 45.0, 3)
-        await controller.apply(controller.scaler.step())
+        await controller.scale_services()
         assert not drain(session)  # no free GPU: stays
 
     run(tmp_path, body)

@@ -1,0 +1,71 @@
+"""The jobs the scheduler knows, indexed the way its decisions read them.
+
+A mapping job_id -> Job (the newest version) that keeps three indexes up to date on
+every write, so that no pass scans every job ever submitted:
+- the active runs of each site (states in `jobs.ACTIVE`, by `site_id`);
+- the PENDING jobs (the scheduling queue);
+- the RUNNING Serve services (what the scaler sizes).
+
+Pure: plain dictionaries and sets. The scheduler's controller and the simulator both
+keep their jobs in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from scheduler.core.jobs import ACTIVE, Job, JobState
+
+
+class JobTable(Mapping[str, Job]):
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._on_site: dict[str, dict[str, None]] = {}  # site_id -> active job ids, in insertion order
+        self._pending: dict[str, None] = {}
+        self._served: dict[str, None] = {}
+
+    # ------------------------------------------------------------- the mapping
+    def __getitem__(self, job_id: str) -> Job:
+        return self._jobs[job_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __setitem__(self, job_id: str, job: Job) -> None:
+        old = self._jobs.get(job_id)
+        self._jobs[job_id] = job
+        if old is not None and (old.site_id, old.state in ACTIVE) != (job.site_id, job.state in ACTIVE):
+            self._on_site.get(old.site_id, {}).pop(job_id, None)
+        if job.state in ACTIVE:
+            self._on_site.setdefault(job.site_id, {})[job_id] = None
+        self._toggle(self._pending, job_id, job.state == JobState.PENDING)
+        self._toggle(self._served, job_id, job.spec.served and job.state == JobState.RUNNING)
+
+    def put(self, job: Job) -> Job:
+        self[job.job_id] = job
+        return job
+
+    @staticmethod
+    def _toggle(index: dict[str, None], job_id: str, member: bool) -> None:
+        if member:
+            index[job_id] = None
+        else:
+            index.pop(job_id, None)
+
+    # ------------------------------------------------------------- the indexes
+    def on_site(self, site_id: str) -> list[Job]:
+        """The site's active runs (SCHEDULED, STARTING, RUNNING, CANCELLING, PREEMPTED)."""
+        return [self._jobs[j] for j in self._on_site.get(site_id, ())]
+
+    def pending(self) -> list[Job]:
+        return [self._jobs[j] for j in self._pending]
+
+    def served_running(self) -> list[Job]:
+        return [self._jobs[j] for j in self._served]
+
+    def gpus_in_use(self) -> dict[str, tuple[int, int]]:
+        """site_id -> (GPUs its active runs hold, how many runs)."""
+        return {site: (sum(self._jobs[j].total_gpus for j in ids), len(ids)) for site, ids in self._on_site.items() if ids}

@@ -1,0 +1,456 @@
+"""The power state machine: every power-managed site, the grid events and Serve
+scaling, changed only by `PowerState.handle(stimulus, jobs, now) -> Decision`.
+
+In the spirit of dask's `WorkerState.handle_stimulus`: stimuli come in (an agent
+registered, a power reading, run reports, a grid event posted, dispatch due, a
+scaling pass), the state changes, and out comes one `Decision`: job transitions with
+their reasons (preemptions, requeues, power fractions, Serve sizes), grid event
+records to persist (how each event was met) and orders (mining targets, GPU power
+caps, released starts, scale and stop orders). The scheduler's controller and the
+simulator both drive it; the controller commits the decision and only then sends its
+orders, the simulator hands them to its plant.
+
+What it keeps per site (`SitePowerState`): the site's power profile (from its agent's
+registration), the mining targets sent and what each fleet may still draw (`held`,
+from readings, see admission.py), runs ordered to stop and not yet confirmed gone,
+start orders waiting for mining to come down (`held_starts`), the cap cuts already
+planned for (they stay planned), the last reading. A start on a managed site never
+leaves when it is decided: `hold_starts` keeps it until a dispatch pass finds room.
+
+Queries (`capacity`, `status`, `lead_s`) read and never change the state.
+A site whose agent gives no interconnect cap is not managed: its starts go out at
+once and placement counts GPUs only. Pure: no I/O, no clock; `now` is an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from scheduler.core import grid, runs
+from scheduler.core.admission import held_after_reading, held_after_target
+from scheduler.core.autoscale import ScalePolicy
+from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
+from scheduler.core.dispatch import SiteInputs, dispatch_site
+from scheduler.core.errors import FailedPrecondition, shown
+from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
+from scheduler.core.job_table import JobTable
+from scheduler.core.jobs import Job, JobKind, JobState
+from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
+from scheduler.core.mining import FleetState, MiningPolicy, expected_price
+from scheduler.core.power import SitePower, watts_text
+from scheduler.core.serve_scaling import ServeScaling
+
+MAX_RESPONSE_LINES = 500
+TARGET_TOLERANCE_W = 1.0
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    policy: MiningPolicy = MiningPolicy()
+    cap_lead_s: float = 30.0  # added to the slowest ramp-down: how early a cut is planned for
+    hashprice_usd_per_ph_day: float = 50.0  # until a HASHPRICE event says otherwise
+    serve_cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PowerReading:
+    """What an agent's heartbeat says about power."""
+
+    fleets: dict[str, tuple[float, float]]  # fleet_id -> (measured W, the target it ramps to)
+    it_w: float
+    gpu_w: float
+    meter_w: float
+    local_actions: tuple[tuple[float, str], ...] = ()
+    active_runs: frozenset[str] = frozenset()
+
+
+@dataclass
+class SitePowerState:
+    power: SitePower
+    targets: dict[str, float] = field(default_factory=dict)  # last sent to the agent
+    held: dict[str, float] = field(default_factory=dict)  # the most each fleet may draw now
+    states: dict[str, FleetState] = field(default_factory=dict)
+    reading: PowerReading | None = None
+    stopping: dict[str, AiClaim] = field(default_factory=dict)  # run_id -> claim of a run ordered to stop
+    held_starts: dict[str, StartRun] = field(default_factory=dict)  # job_id -> start waiting for power
+    released: set[str] = field(default_factory=set)  # run_ids of starts a pass released, on their way out
+    waiting_reasons: dict[str, str] = field(default_factory=dict)
+    sent: tuple | None = None  # (targets, cap, cap_event_active) as last sent
+    committed_w: float = 0.0  # meter power the last pass counted (each fleet at max(target, held))
+    price: float = 0.0
+    planned: frozenset[str] = frozenset()  # cap cuts planned for already: they stay planned
+
+    def __post_init__(self) -> None:
+        # Until the agent reports, every fleet may be drawing its full power.
+        self.held = {f.fleet_id: f.max_w for f in self.power.fleets}
+
+
+# ----------------------------------------------------------------- stimuli
+@dataclass(frozen=True)
+class SiteAttached:
+    site_id: str
+    power: SitePower | None  # None: the site does not manage power
+
+
+@dataclass(frozen=True)
+class SiteResized:
+    site_id: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class PowerRead:
+    site_id: str
+    reading: PowerReading
+
+
+@dataclass(frozen=True)
+class RunsReported:
+    site_id: str
+    reports: tuple[runs.RunReport, ...]
+
+
+@dataclass(frozen=True)
+class GridEventPosted:
+    event: GridEvent
+    known_sites: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DispatchDue:
+    sweep: bool = False  # every managed site, not only those with news
+
+
+@dataclass(frozen=True)
+class ScalingDue:
+    free_gpus: Mapping[str, int]  # site_id -> GPUs no active run holds
+
+
+Stimulus = SiteAttached | SiteResized | PowerRead | RunsReported | GridEventPosted | DispatchDue | ScalingDue
+
+
+def clock_text(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
+
+
+class PowerState:
+    def __init__(self, settings: PowerSettings = PowerSettings(), records: Iterable[GridEventRecord] = ()):
+        self.settings = settings
+        self.sites: dict[str, SitePowerState] = {}
+        self.grid: dict[str, GridEventRecord] = {r.event.event_id: r for r in records}
+        self.serve = ServeScaling(ScalePolicy(settings.serve_cooldown_s))
+        self.dirty: set[str] = set()  # sites whose dispatch pass is due
+
+    def manages(self, site_id: str) -> bool:
+        return site_id in self.sites
+
+    def events(self) -> list[GridEvent]:
+        return [r.event for r in self.grid.values()]
+
+    # ------------------------------------------------------------- the step
+    def handle(self, stimulus: Stimulus, jobs: JobTable, now: float) -> Decision:
+        match stimulus:
+            case SiteAttached(site_id, power):
+                return self._attach(site_id, power)
+            case SiteResized(site_id, gpus):
+                st = self.sites.get(site_id)
+                if st is not None and st.power.gpus != gpus:
+                    st.power = dataclasses.replace(st.power, gpus=gpus)
+                    self.dirty.add(site_id)
+                return Decision()
+            case PowerRead(site_id, reading):
+                return self._on_reading(site_id, reading, jobs, now)
+            case RunsReported(site_id, reports):
+                for report in reports:
+                    if self.serve.observe(site_id, report):
+                        self.dirty.add(site_id)
+                    st = self.sites.get(site_id)
+                    if report.state not in runs.RUN_ACTIVE and st is not None and st.stopping.pop(report.run_id, None) is not None:
+                        self.dirty.add(site_id)
+                return Decision()
+            case GridEventPosted(event, known_sites):
+                return self._post(event, known_sites, jobs, now)
+            case DispatchDue(sweep):
+                due, self.dirty = (set(self.sites) if sweep else self.dirty & set(self.sites)), set()
+                decision = Decision()
+                for site_id in sorted(due):
+                    decision.extend(self._dispatch(site_id, jobs, now))
+                return decision
+            case ScalingDue(free_gpus):
+                decision, to_dispatch = self.serve.step(jobs.served_running(), dict(free_gpus), self.manages, now)
+                self.dirty |= to_dispatch
+                return decision
+        raise TypeError(f"not a power stimulus: {stimulus!r}")
+
+    def hold_starts(self, orders: Iterable[Order]) -> list[Order]:
+        """The orders that may leave now: a start on a managed site waits for power
+        (a dispatch pass releases it once it fits); everything else leaves."""
+        out = []
+        for order in orders:
+            st = self.sites.get(order.site_id) if isinstance(order, StartRun) else None
+            if st is None or order.run_id in st.released:
+                if st is not None:
+                    st.released.discard(order.run_id)
+                out.append(order)
+            else:
+                st.held_starts[order.job_id] = order
+                self.dirty.add(order.site_id)
+        return out
+
+    # ------------------------------------------------------------- sites and readings
+    def _attach(self, site_id: str, power: SitePower | None) -> Decision:
+        old = self.sites.pop(site_id, None)
+        if power is not None:
+            st = SitePowerState(power)
+            if old is not None:  # runs still stopping and starts waiting survive a reconnect
+                st.stopping, st.held_starts = old.stopping, old.held_starts
+            self.sites[site_id] = st
+            self.dirty.add(site_id)
+        return Decision()
+
+    def _on_reading(self, site_id: str, reading: PowerReading, jobs: JobTable, now: float) -> Decision:
+        decision = Decision()
+        st = self.sites.get(site_id)
+        if st is None:
+            return decision
+        st.reading = reading
+        for fleet_id, (measured, acked) in reading.fleets.items():
+            if fleet_id in st.targets:
+                st.held[fleet_id] = held_after_reading(st.held.get(fleet_id, measured), st.targets[fleet_id], measured, acked)
+        for run_id in [r for r in st.stopping if r not in reading.active_runs]:
+            del st.stopping[run_id]
+        self._check_events(site_id, st, reading, jobs, now, decision)
+        if reading.local_actions:
+            record = self._record_in_force(site_id, jobs, now)
+            lines = [f"{clock_text(at)} agent {site_id} by itself: {what}" for at, what in reading.local_actions]
+            decision.notes.extend(("warning", line) for line in lines)
+            if record is not None:
+                self._append(record, lines, decision)
+        self.dirty.add(site_id)
+        return decision
+
+    def _check_events(self, site_id: str, st: SitePowerState, reading: PowerReading, jobs: JobTable, now: float, decision: Decision) -> None:
+        """Count a reading against every cap limit and emergency it must meet now."""
+        for record in list(self.grid.values()):
+            event = record.event
+            if event.site_id != site_id or event.kind not in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
+                continue
+            deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
+            if not deadline <= now < event.end:
+                continue
+            if event.kind == GridEventKind.CAP_LIMIT:
+                short = reading.meter_w > event.cap_w + TARGET_TOLERANCE_W
+                what = f"meter {watts_text(reading.meter_w)} over the cap {watts_text(event.cap_w)}"
+            else:
+                floor = {f.fleet_id: f.standby_w for f in st.power.fleets}
+                short = any(measured > floor.get(fid, 0.0) + TARGET_TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
+                what = "mining still above its paused floor"
+            updated = dataclasses.replace(record, readings_in_force=record.readings_in_force + 1, breaches=record.breaches + short)
+            self.grid[event.event_id] = updated
+            if short:
+                decision.notes.append(("warning", f"grid event {event.event_id} not met at {site_id}: {what}"))
+                if record.breaches == 0:
+                    self._append(updated, [f"{clock_text(now)} NOT MET: {what}"], decision)
+                    continue
+            if short or record.readings_in_force == 0:
+                decision.grid.append(updated)
+
+    def _append(self, record: GridEventRecord, lines: list[str], decision: Decision) -> GridEventRecord:
+        updated = dataclasses.replace(record, response=(*record.response, *lines)[-MAX_RESPONSE_LINES:])
+        self.grid[record.event.event_id] = updated
+        decision.grid.append(updated)
+        return updated
+
+    # ------------------------------------------------------------- grid events
+    def _post(self, event: GridEvent, known_sites: frozenset[str], jobs: JobTable, now: float) -> Decision:
+        """Record an event (idempotent by id) and act on it at once."""
+        existing = self.grid.get(event.event_id)
+        if existing is not None:
+            if existing.event != event and dataclasses.replace(event, start=existing.event.start) != existing.event:
+                raise FailedPrecondition(f"grid event {shown(event.event_id)} was already posted with different content")
+            return Decision()
+        grid.validate_event(event, known_sites)
+        record = GridEventRecord(event, now)
+        self.grid[event.event_id] = record
+        decision = Decision(grid=[record], notes=[("info", f"grid event {event.event_id}: {event.describe()}")])
+        affected = sorted(self.sites) if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) else [event.site_id]
+        for site_id in affected:  # curtailment never waits for a scheduling cycle
+            if site_id in self.sites:
+                self.dirty.discard(site_id)
+                decision.extend(self._dispatch(site_id, jobs, now))
+        return decision
+
+    def met(self, record: GridEventRecord) -> bool:
+        """Cap limits and emergencies: read while in force and never short; prices: once applied."""
+        if record.event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE):
+            return True
+        return record.met
+
+    def _record_in_force(self, site_id: str, jobs: JobTable, now: float) -> GridEventRecord | None:
+        source = grid.emergency(self.events(), site_id, now)
+        if source is None and site_id in self.sites:
+            source = self._planning_cap(site_id, self.sites[site_id], jobs.on_site(site_id), now)[1]
+        return self.grid.get(source.event_id) if source is not None else None
+
+    # ------------------------------------------------------------- planning
+    def lead_s(self, site_id: str) -> float:
+        """How long before a cap cut the site must start: its slowest ramp-down plus cap_lead_s."""
+        fleets = self.sites[site_id].power.fleets
+        return max((f.model.ramp_down_s for f in fleets), default=0.0) + self.settings.cap_lead_s
+
+    def planning_lead_s(self, site_id: str, jobs_on_site: Iterable[Job]) -> float:
+        """How early a cap cut is planned for: `lead_s` plus the longest checkpoint grace of
+        training running there, so a run preempted for the cut can checkpoint before it bites."""
+        graces = [j.spec.checkpoint_grace_s for j in jobs_on_site if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING]
+        return self.lead_s(site_id) + max(graces, default=0)
+
+    def _planning_cap(self, site_id: str, st: SitePowerState, jobs_on_site: list[Job], now: float) -> tuple[float, GridEvent | None, frozenset[str]]:
+        """grid.planning_cap with the site's planning lead; a cut once planned for stays planned
+        (the lead shrinks when preempted training leaves: mining must not bounce back up).
+        Also returns the cuts planned for after this pass (dispatch keeps them)."""
+        cap, source = grid.planning_cap(st.power.cap_w, self.events(), site_id, now, self.planning_lead_s(site_id, jobs_on_site))
+        planned = set(st.planned)
+        if source is not None:
+            planned.add(source.event_id)
+        for event_id in list(planned):
+            record = self.grid.get(event_id)
+            if record is None or now >= record.event.end:
+                planned.discard(event_id)
+            elif record.event.cap_w < cap:
+                cap, source = record.event.cap_w, record.event
+        return cap, source, frozenset(planned)
+
+    def _grace_left_s(self, site_id: str, st: SitePowerState, inputs: SiteInputs, source: GridEvent | None, now: float) -> float | None:
+        """The most checkpoint grace a run preempted now may get: none in an emergency or
+        under a cap already in force, else until the planned cut's deadline less the site's
+        lead (the run's power must be gone as early as mining's would be)."""
+        if inputs.emergency:
+            return 0.0
+        if grid.enforced_cap(st.power.cap_w, self.events(), site_id, now) <= inputs.cap_w + TARGET_TOLERANCE_W:
+            return 0.0  # the cap we plan for is already the one in force
+        if source is None:
+            return None
+        return max(0.0, source.deadline - self.lead_s(site_id) - now)
+
+    def _claims(self, site_id: str, st: SitePowerState, jobs_on_site: list[Job], jobs: JobTable) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
+        running, waiting, stopping = [], [], list(st.stopping.values())
+        stopping += self.serve.stopping_claims(site_id, jobs)  # replicas a Serve run is giving up
+        for job in jobs_on_site:
+            claim = claim_for(job)
+            held = st.held_starts.get(job.job_id)
+            if job.state in (JobState.CANCELLING, JobState.PREEMPTED):
+                if job.run_id not in st.stopping:  # a preempted run checkpointing still draws
+                    stopping.append(claim)
+            elif held is not None and held.run_id == job.run_id and job.state == JobState.SCHEDULED:
+                waiting.append(claim)
+            else:
+                running.append(claim)
+        waiting.sort(key=lambda c: (-c.priority, c.seq))
+        return running, waiting, stopping
+
+    def inputs(self, site_id: str, st: SitePowerState, jobs: JobTable, now: float) -> tuple[SiteInputs, str, GridEvent | None, frozenset[str]]:
+        """What dispatch needs, read from the state (nothing changes here)."""
+        events = self.events()
+        on_site = jobs.on_site(site_id)
+        cap, source, planned = self._planning_cap(site_id, st, on_site, now)
+        alarm = grid.emergency(events, site_id, now)
+        cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
+        forecast, real_time = grid.price_now(events, st.power.market_node, now)
+        hashprice = grid.hashprice_now(events, self.settings.hashprice_usd_per_ph_day, now)
+        running, waiting, stopping = self._claims(site_id, st, on_site, jobs)
+        inputs = SiteInputs(
+            st.power,
+            cap,
+            expected_price(forecast, real_time),
+            hashprice,
+            tuple(running),
+            tuple(waiting),
+            tuple(stopping),
+            st.targets,
+            st.held,
+            st.states,
+            alarm is not None,
+            growing=self.serve.growing_claims(site_id, jobs),
+        )
+        return inputs, cause, source, planned
+
+    # ------------------------------------------------------------- dispatch
+    def _dispatch(self, site_id: str, jobs: JobTable, now: float) -> Decision:
+        """One dispatch pass for a site: the state moves on, the decision says the rest."""
+        st = self.sites[site_id]
+        inputs, cause, source, planned = self.inputs(site_id, st, jobs, now)
+        st.planned, st.price = planned, inputs.price_usd_per_mwh
+        live = {c.job_id for c in inputs.waiting}
+        st.held_starts = {j: o for j, o in st.held_starts.items() if j in live}
+        out = dispatch_site(inputs, now, self.settings.policy, cause)
+        decision = Decision()
+        claims = {c.job_id: c for c in inputs.running}
+        grace = self._grace_left_s(site_id, st, inputs, source, now) if (out.preempt or out.shed) else None  # the same for every run stopped now
+        for job_id in (*out.preempt, *out.shed):
+            job = jobs[job_id]
+            what = "preempted (training)" if job.spec.kind == JobKind.TRAINING else "inference shed"
+            decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now, grace))
+            st.stopping[job.run_id] = claims[job_id]
+        for job_id, why in out.requeue.items():
+            st.held_starts.pop(job_id, None)
+            decision.extend(runs.unplace(jobs[job_id], why, now))
+        caps = []
+        for job_id, fraction in out.power_fractions.items():
+            job = decision.record(dataclasses.replace(jobs[job_id], power_fraction=fraction))
+            caps.append(CapRunPower(site_id, job.run_id, fraction, cause))
+        self.serve.apply_dispatch(out, decision, cause, jobs, now)  # Serve sizes and their ScaleRun orders
+        # The agent holds the cap in force now (a planned cut is for dispatch to prepare for);
+        # it holds mining down by itself if cut off while a cut is planned or in force.
+        enforced = grid.enforced_cap(st.power.cap_w, self.events(), site_id, now)
+        cap_event = inputs.emergency or inputs.cap_w < st.power.cap_w or enforced < st.power.cap_w
+        sent = (out.targets_w, round(enforced, 3), cap_event)
+        targets: list[Order] = []
+        if st.sent is None or sent[1:] != st.sent[1:] or any(abs(w - st.sent[0].get(f, -1e18)) > TARGET_TOLERANCE_W for f, w in out.targets_w.items()):
+            for fleet_id, target in out.targets_w.items():
+                st.held[fleet_id] = held_after_target(st.held.get(fleet_id, target), target)
+            st.targets = dict(out.targets_w)
+            st.sent = sent
+            targets.append(SetMiningTargets(site_id, dict(out.targets_w), enforced, cap_event, cause))
+        # Mining targets first, then caps, then the rest (stops, scales), then released starts.
+        decision.orders[:0] = [*targets, *caps]
+        for job_id in out.start:
+            start = st.held_starts.pop(job_id)
+            st.released.add(start.run_id)
+            decision.orders.append(start)
+        st.states = out.fleet_states
+        st.waiting_reasons = out.waiting_reasons
+        st.committed_w = out.committed_w
+        if out.steps:
+            stamp = clock_text(now)
+            lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {watts_text(s.freed_w)}; cause: {s.cause})" for s in out.steps]
+            decision.notes.extend(("info", f"site {site_id}: {line}") for line in lines)
+            record = self._record_in_force(site_id, jobs, now)
+            if record is not None:
+                self._append(record, lines, decision)
+        return decision
+
+    # ------------------------------------------------------------- queries (read only)
+    def capacity(self, site_id: str, jobs: JobTable, now: float) -> tuple[float, float, float]:
+        """(meter power AI may still take with mining at its floor, meter W per GPU, mining value USD/MWh)."""
+        st = self.sites.get(site_id)
+        if st is None:
+            return float("inf"), 0.0, 0.0
+        inputs = self.inputs(site_id, st, jobs, now)[0]
+        ledger = SiteLedger(st.power, inputs.cap_w, (*inputs.running, *inputs.waiting, *inputs.stopping, *inputs.growing), {})
+        running = [f for f in st.power.fleets if st.targets.get(f.fleet_id, 0.0) > f.standby_w + TARGET_TOLERANCE_W]
+        marginal = max(running, key=lambda f: f.model.joules_per_th, default=None)
+        price = inputs.price_usd_per_mwh
+        value = max(0.0, marginal.model.revenue_per_mwh(inputs.hashprice_usd_per_ph_day) - price * st.power.overhead) if marginal else 0.0
+        free = 0.0 if inputs.emergency else ledger.free_for_ai_w()
+        return free, ledger.run_power_w(1), value
+
+    def status(self, site_id: str, jobs: JobTable, now: float) -> tuple[SitePowerState, float, float, bool] | None:
+        """(the site's state, the cap enforced now, the expected price, emergency) or None."""
+        st = self.sites.get(site_id)
+        if st is None:
+            return None
+        inputs = self.inputs(site_id, st, jobs, now)[0]
+        return st, grid.enforced_cap(st.power.cap_w, self.events(), site_id, now), inputs.price_usd_per_mwh, inputs.emergency
