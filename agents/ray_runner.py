@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from agents.runs import ACTIVE_RUN_STATES, CHECKPOINT_METADATA_KEY, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
+from agents.run_records import ACTIVE_RUN_STATES, CHECKPOINT_METADATA_KEY, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
 from powerplane_sdk import checkpoints
 from scheduler.api.v1 import agent_pb2, types_pb2
 

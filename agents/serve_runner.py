@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agents.runs import RunRecord, start_replicas
+from agents.run_records import RunRecord, start_replicas
 from scheduler.api.v1 import agent_pb2
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ import grpc
 
 from agents import __version__
 from agents.checkpointing import RunCheckpoints
-from agents.runs import ACTIVE_RUN_STATES, is_served, spec_gpus, start_replicas
+from agents.run_records import ACTIVE_RUN_STATES, is_served, spec_gpus, start_replicas
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc

@@ -31,7 +31,7 @@ network and broadcast addresses excluded, so 14 here). A fleet gives either `min
 (one group, named after the fleet) or `groups`, not both; `count` must equal the
 number of addresses; an address appears once in the whole site; group ids are
 unique in the whole site (a fleet's own id counts as its group's id). A fleet
-without addresses is emulated in-process (agents.fleet_emulator); one with addresses
+without addresses is emulated in-process (agents.miners.fleet_driver); one with addresses
 is driven through pyasic_rs (agents.miners.driver). A site may mix both.
 Errors name the file and the field, in one line (`SiteConfigError`).
 """

@@ -7,7 +7,7 @@ stream is up or not; `tick()` applies `power_guard.hold_the_line` and records wh
 it did as LocalActions until a heartbeat carries them to the scheduler.
 
 Fleets whose site config lists miner addresses are real miners, driven through
-pyasic_rs (agents/miners/driver.py); the others are emulated (agents/fleet_emulator.py).
+pyasic_rs (agents/miners/driver.py); the others are emulated (agents/miners/fleet_driver.py).
 What the driver reports as needing a person (miners not answering or stuck) is
 recorded as LocalActions, one line each time a problem appears or changes.
 
@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agents.fleet_emulator import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.gpu_power import GpuPower
+from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
 from agents.site_config import SiteConfig
 from scheduler.api.v1 import agent_pb2, types_pb2

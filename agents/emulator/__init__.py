@@ -17,7 +17,7 @@ running it against the emulator:
   emulating it would need a second, SealMiner-stock personality.)
 The exact commands emulated, and their answers, are listed in `agents.emulator.braiins`.
 
-Layout: `physics` (pure: power ramps, hashrate, pause, power limit), `transport`
+Layout: `miner_physics` (pure: power ramps, hashrate, pause, power limit), `transport`
 (HTTP/1.1 and cgminer-style RPC, faults), `braiins` (the firmware personality),
 `fleet` (`MinerEmulator`: miners on 127.a.b.c, faults, the physical truth), and
 `__main__` (`python -m agents.emulator --count 200 --model S21 --base 127.1.0.1`).
@@ -32,7 +32,7 @@ Measured (2 cores, one process): 2,000 S21s start in 0.24 s, 34 MiB resident
 """
 
 from agents.emulator.fleet import EmulatedMiner, MinerEmulator, loopback_addresses
-from agents.emulator.physics import MinerPhysics, clamp_power_limit, with_ramps
+from agents.emulator.miner_physics import MinerPhysics, clamp_power_limit, with_ramps
 from agents.emulator.transport import Faults
 
 __all__ = ["EmulatedMiner", "Faults", "MinerEmulator", "MinerPhysics", "clamp_power_limit", "loopback_addresses", "with_ramps"]

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.emulator.physics import MinerPhysics
+from agents.emulator.miner_physics import MinerPhysics
 from agents.emulator.transport import Faults, HttpRequest, HttpResponse
 
 FIRMWARE = "Braiins OS"

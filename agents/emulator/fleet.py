@@ -5,7 +5,7 @@
 binds each miner's own listeners there on the firmware's ports (HTTP 80 and the
 RPC 4028; binding port 80 needs root or CAP_NET_BIND_SERVICE) and answers as
 Braiins OS (`agents.emulator.braiins`) from the miner's physics
-(`agents.emulator.physics`). Only loopback addresses are accepted.
+(`agents.emulator.miner_physics`). Only loopback addresses are accepted.
 
 For tests and tools: `power_w(ip)` / `hashrate_ths(ip)` / `target_w(ip)` read the
 true physical state, `set_faults(ip, ...)` injects faults (see `transport.Faults`),
@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from agents.emulator.braiins import HARDWARE, BraiinsOS, invalid_rpc
-from agents.emulator.physics import MinerPhysics, with_ramps
+from agents.emulator.miner_physics import MinerPhysics, with_ramps
 from agents.emulator.transport import Faults, Gate, serve_http, serve_rpc
 from scheduler.core.power import MINER_MODELS
 

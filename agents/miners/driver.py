@@ -1,6 +1,6 @@
 """The agent's FleetDriver over real miners: fleets of MinerGroups, driven directly.
 
-`MinerFleets` implements `agents.fleet_emulator.FleetDriver` for the fleets whose site
+`MinerFleets` implements `agents.miners.fleet_driver.FleetDriver` for the fleets whose site
 config lists miner addresses (agents/site_config.py); `site_fleet_driver(config)`
 builds the driver of a whole site: `EmulatedFleets` alone when no fleet lists
 addresses (the agent behaves as before), `MinerFleets` alone when every fleet does,
@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agents.fleet_emulator import EmulatedFleets, FleetDriver, confirmed_targets
+from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.miners.split import GroupCapacity, split_fleet
 from scheduler.core.power import Fleet, MinerModel, watts_text
 

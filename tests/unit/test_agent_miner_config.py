@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from agents.fleet_emulator import EmulatedFleets
 from agents.miners.driver import CombinedFleets, MinerFleets, site_fleet_driver
+from agents.miners.fleet_driver import EmulatedFleets
 from agents.site_config import SiteConfigError, expand_addresses, load_site_config, parse_site_config
 from agents.site_power import SitePowerControl
 

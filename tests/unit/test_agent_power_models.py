@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from agents.fleet_emulator import EmulatedFleets
 from agents.gpu_power import GpuPower, gpu_it_power_w
+from agents.miners.fleet_driver import EmulatedFleets
 from scheduler.core.power import MINER_MODELS, Fleet
 
 S21 = dataclasses.replace(MINER_MODELS["S21"], ramp_down_s=5.0, ramp_up_s=10.0)

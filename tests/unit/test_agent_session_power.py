@@ -14,8 +14,8 @@ import sys
 import grpc
 import pytest
 
-from agents.fleet_emulator import EmulatedFleets
-from agents.runs import RunRecord
+from agents.miners.fleet_driver import EmulatedFleets
+from agents.run_records import RunRecord
 from agents.session import AgentSettings, SiteAgent
 from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl

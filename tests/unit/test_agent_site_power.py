@@ -3,7 +3,7 @@ pass (waiting for one pass's orders to land), and local actions until reported."
 
 import pytest
 
-from agents.fleet_emulator import EmulatedFleets
+from agents.miners.fleet_driver import EmulatedFleets
 from agents.site_config import parse_site_config
 from agents.site_power import ORDERS_SETTLE_S, SitePowerControl
 from scheduler.api.v1 import agent_pb2, types_pb2

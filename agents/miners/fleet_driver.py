@@ -1,5 +1,6 @@
-"""Mining fleets as the agent drives them: a small interface (`FleetDriver`) and an
-emulation of it whose power follows each target at the fleet's ramp rates.
+"""Mining fleets as the agent drives them: the interface every driver implements
+(`FleetDriver`: real miners in agents/miners/driver.py), and `EmulatedFleets`, an
+in-process driver whose power follows each target at the fleet's ramp rates.
 
 The emulation stands in for real miners until they are driven through pyasic_rs:
 each fleet's measured power moves toward its target with
