@@ -36,9 +36,9 @@ os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_US
 
 from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
 
+from powerplane_dev.cluster import LocalCluster, SiteSpec, site_resource, wait_for  # noqa: E402
 from scheduler.api.v1 import types_pb2  # noqa: E402
 from scheduler.client import Client, spec  # noqa: E402
-from scheduler.devcluster import LocalCluster, SiteSpec, site_resource, wait_for  # noqa: E402
 
 ENTRYPOINT = "python -c 'import time; time.sleep(1)'"
 GPUS = 1

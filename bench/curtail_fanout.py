@@ -60,11 +60,11 @@ os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_US
 os.environ.pop("POWERPLANE_RAY_GCS_ADDRESS", None)
 
 from agents.emulator.fleet import MinerEmulator  # noqa: E402
+from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet, site_resource, wait_for  # noqa: E402
 from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2  # noqa: E402
 from scheduler.client import Client  # noqa: E402
 from scheduler.core.power import MINER_MODELS, Cooling  # noqa: E402
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet, site_resource, wait_for  # noqa: E402
 
 MODEL = "S21"
 RATED_W = MINER_MODELS[MODEL].rated_w

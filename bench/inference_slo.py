@@ -46,10 +46,10 @@ os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_US
 
 from examples.inference.load import Load, azure_arrivals, conversation_trace, percentile  # noqa: E402
 from examples.inference.service import service_time_ms  # noqa: E402
+from powerplane_dev.cluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec, wait_for  # noqa: E402
 from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2, types_pb2  # noqa: E402
 from scheduler.client import Client, spec  # noqa: E402
-from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec, wait_for  # noqa: E402
 
 SETTINGS = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 1.0, "power_interval_s": 0.5, "serve_cooldown_s": 300.0}  # no scale-down mid-measurement
 POWER = SitePowerSpec(

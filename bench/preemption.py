@@ -46,10 +46,10 @@ _TOKEN = Path(tempfile.mkdtemp(prefix="pp-bench-ray-")) / "token"
 _TOKEN.write_text(secrets.token_hex(32))
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_USAGE_STATS_ENABLED="0")
 
+from powerplane_dev.cluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec, wait_for  # noqa: E402
 from scheduler.api.convert import seconds, timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2, types_pb2  # noqa: E402
 from scheduler.client import Client, spec  # noqa: E402
-from scheduler.devcluster import FleetSpec, LocalCluster, SitePowerSpec, SiteSpec, wait_for  # noqa: E402
 
 S = types_pb2
 POWER = SitePowerSpec(

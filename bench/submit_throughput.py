@@ -95,8 +95,8 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="client processes hosting them (2 cores here)")
     args = parser.parse_args()
 
+    from powerplane_dev.cluster import LocalCluster
     from scheduler.client import Client
-    from scheduler.devcluster import LocalCluster
 
     cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="pp-bench-submit-")), [], site_timeout_s=30, heartbeat_interval_s=5)
     try:

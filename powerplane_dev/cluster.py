@@ -2,6 +2,7 @@
 benchmarks: a local Ray cluster with one Ray node per site (virtual GPUs advertised
 to Ray, each node tagged with the custom resource `powerplane_site_<id>`), the
 scheduler and site agents as real subprocesses speaking gRPC over loopback.
+Dev-only: the production packages never import it.
 
 A site may carry a power profile (`SitePowerSpec`: cap, cooling, GPU power, emulated
 miner fleets with optional fast ramps for tests); its agent then gets it as a YAML
@@ -314,10 +315,6 @@ class LocalCluster:
         path = Path("/tmp") / f"pp-ray-{self.ray_gcs_port}"
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
-
-    def ray_job_log(self, submission_id: str) -> Path:
-        """Where the head node's Ray writes a job's driver output."""
-        return Path(self._ray_temp()) / "session_latest" / "logs" / f"job-driver-{submission_id}.log"
 
     def _jobs_api_up(self) -> bool:
         from ray.job_submission import JobSubmissionClient

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import grpc
 
+from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.cli import grid_commands, operator_commands, render
 from scheduler.client import Client, spec
 from scheduler.core.power import MINER_MODELS, Cooling, watts_text
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the repository (examples/): the demo runs from a checkout
 TRAIN_STEPS, CHECKPOINT_EVERY = 400, 40
 # Emulated Braiins OS miners (agents/emulator) on loopback addresses, in racks of 100 that
 # run as Ray actors and drive their miners through pyasic_rs. Ramps are shortened for the demo.

@@ -3,6 +3,11 @@
 Client commands read the scheduler address from --scheduler or $POWERPLANE_SCHEDULER
 and the bearer token from --token or $POWERPLANE_TOKEN. gRPC errors are shown as
 one line with their status code; the exit code is 1 for them, 2 for usage errors.
+
+This module is the composition root: the only production module that wires the
+scheduler's side to the agent's (`agent`: agents.main) and to the dev-only package
+(`demo`: powerplane_dev.demo, imported lazily, absent from the container image). The
+import-linter contracts in pyproject.toml allow exactly these imports, here only.
 """
 
 from __future__ import annotations
@@ -88,8 +93,13 @@ def _run_server(args) -> int:
             print(f"powerplane agent: {err}", file=sys.stderr)
             return 1
         return 0
-    from scheduler.cli.demo import run_demo
-
+    try:
+        from powerplane_dev.demo import run_demo
+    except ModuleNotFoundError as err:
+        if err.name != "powerplane_dev":
+            raise
+        print("powerplane demo: needs a checkout of the repository (./scripts/demo.sh); this install has no powerplane_dev", file=sys.stderr)
+        return 2
     return run_demo(args.workdir, args.timeout_s)
 
 

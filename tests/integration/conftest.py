@@ -25,9 +25,9 @@ os.environ["RAY_AUTH_MODE"] = "token"
 import grpc
 import pytest
 
+from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 from scheduler.api.v1 import types_pb2
 from scheduler.client import Client
-from scheduler.devcluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
 

@@ -11,9 +11,9 @@ import pytest
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from powerplane_dev.cluster import LocalCluster
 from scheduler.api.v1 import agent_pb2, operator_pb2, tenant_pb2, types_pb2
 from scheduler.client import Client, spec
-from scheduler.devcluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

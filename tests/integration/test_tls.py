@@ -6,8 +6,8 @@ import subprocess
 import grpc
 import pytest
 
+from powerplane_dev.cluster import LocalCluster
 from scheduler.client import Client, spec
-from scheduler.devcluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

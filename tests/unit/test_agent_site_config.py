@@ -8,8 +8,8 @@ import yaml
 
 from agents.main import site_power_from
 from agents.site_config import SiteConfigError, load_site_config
+from powerplane_dev.cluster import FleetSpec, SitePowerSpec
 from scheduler.core.power import MINER_MODELS
-from scheduler.devcluster import FleetSpec, SitePowerSpec
 
 GOOD = {
     "interconnect_cap_mw": 5.0,

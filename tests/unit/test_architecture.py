@@ -1,63 +1,70 @@
-"""Layering enforced mechanically: the core is pure, protobuf stops at scheduler/api,
-ray only in the agent's runners (Ray Jobs, Ray Serve) and miner-group actors (and the dev cluster), modules stay small."""
+"""Layering enforced mechanically. The layers are import-linter contracts in pyproject.toml
+([tool.importlinter]): the core is pure, protobuf stops at scheduler/api, server and sim are
+independent, agents stay off the scheduler's shell, only the composition root (the CLI) wires
+both sides and the dev package, ray only in the agent's runners, miner-group actors and the dev
+cluster, no import cycles. Each contract runs here as `lint-imports` would run it by hand; the
+graph it checks counts every import (lazy, TYPE_CHECKING, relative, `from pkg import module`).
+Also here: modules stay small and say what they own, and ruff is clean."""
 
 import ast
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_CORE = {
-    "grpc",
-    "ray",
-    "sqlite3",
-    "asyncio",
-    "time",
-    "socket",
-    "subprocess",
-    "threading",
-    "google",
-    "scheduler.api",
-    "scheduler.server",
-    "scheduler.store",
+PYPROJECT = ROOT / "pyproject.toml"
+CONTRACTS = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+# The contracts the code breaks today, each with the work that will keep it.
+NOT_KEPT_YET = {
+    "server-no-cycles": (
+        "scheduler.server.controller <-> power_keeper <-> serve_scaler (TYPE_CHECKING back-references); "
+        "being removed in another change (issue 10, ARCHITECTURE.md 'No back-references')"
+    ),
 }
 
 
-def imports_of(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+def lint_imports(contract_id: str) -> subprocess.CompletedProcess:
+    argv = [str(Path(sys.executable).parent / "lint-imports"), "--config", str(PYPROJECT), "--contract", contract_id, "--no-cache", "--no-logo"]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _contract_params():
+    for contract in CONTRACTS:
+        reason = NOT_KEPT_YET.get(contract["id"])
+        marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
+        yield pytest.param(contract["id"], marks=marks, id=contract["id"])
+
+
+@pytest.mark.parametrize("contract_id", _contract_params())
+def test_import_contract_is_kept(contract_id):
+    result = lint_imports(contract_id)
+    assert result.returncode == 0, f"import-linter contract {contract_id!r} broken:\n{result.stdout}{result.stderr}"
+
+
+def test_every_layer_rule_is_under_contract():
+    # Deleting or renaming a contract must be a visible decision, not a quiet one.
+    assert {c["id"] for c in CONTRACTS} == {
+        "scheduler-layers",
+        "core-is-pure",
+        "protobuf-stops-at-api",
+        "agents-off-the-scheduler-shell",
+        "only-the-composition-root-imports-agents",
+        "production-never-imports-dev",
+        "ray-at-the-edges",
+        "no-cycles",
+        "server-no-cycles",
+    }
+    assert set(NOT_KEPT_YET) <= {c["id"] for c in CONTRACTS}
 
 
 def modules(*parts: str) -> list[Path]:
     return sorted(p for p in ROOT.joinpath(*parts).rglob("*.py") if "api/v1" not in p.as_posix())
 
 
-def touches(names: set[str], forbidden: set[str]) -> set[str]:
-    return {n for n in names for f in forbidden if n == f or n.startswith(f + ".")}
-
-
-@pytest.mark.parametrize("path", modules("scheduler", "core"), ids=lambda p: p.name)
-def test_core_is_pure(path):
-    assert not touches(imports_of(path), FORBIDDEN_IN_CORE)
-
-
-def test_only_the_runner_and_dev_cluster_import_ray():
-    users = {p.relative_to(ROOT).as_posix() for p in modules("scheduler") + modules("agents") if touches(imports_of(p), {"ray"})}
-    assert users == {"agents/ray_runner.py", "agents/serve_runner.py", "agents/miners/ray_groups.py", "scheduler/devcluster.py"}
-
-
-def test_protobuf_types_stay_at_the_edges():
-    # The core never sees protobuf; the store neither.
-    for path in modules("scheduler", "core") + modules("scheduler", "store"):
-        assert not touches(imports_of(path), {"scheduler.api", "google.protobuf"}), path
-
-
-@pytest.mark.parametrize("path", modules("scheduler") + modules("agents"), ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("path", modules("scheduler") + modules("agents") + modules("powerplane_dev"), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_modules_are_small_and_say_what_they_own(path):
     text = path.read_text()
     assert len(text.splitlines()) <= 600
@@ -65,8 +72,5 @@ def test_modules_are_small_and_say_what_they_own(path):
 
 
 def test_lint_is_clean():
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

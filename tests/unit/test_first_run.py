@@ -15,8 +15,8 @@ from fnmatch import fnmatch
 
 import pytest
 
+from powerplane_dev import demo
 from scheduler.api.v1 import operator_pb2
-from scheduler.cli import demo
 from scheduler.cli.main import main
 from scheduler.sim import data as datasets
 from scheduler.sim.workload import inference_shape
