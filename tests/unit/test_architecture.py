@@ -17,13 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 CONTRACTS = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
-# The contracts the code breaks today, each with the work that will keep it.
-NOT_KEPT_YET = {
-    "server-no-cycles": (
-        "scheduler.server.controller <-> power_keeper <-> serve_scaler (TYPE_CHECKING back-references); "
-        "being removed in another change (issue 10, ARCHITECTURE.md 'No back-references')"
-    ),
-}
 
 
 def lint_imports(contract_id: str) -> subprocess.CompletedProcess:
@@ -31,14 +24,7 @@ def lint_imports(contract_id: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def _contract_params():
-    for contract in CONTRACTS:
-        reason = NOT_KEPT_YET.get(contract["id"])
-        marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-        yield pytest.param(contract["id"], marks=marks, id=contract["id"])
-
-
-@pytest.mark.parametrize("contract_id", _contract_params())
+@pytest.mark.parametrize("contract_id", [c["id"] for c in CONTRACTS])
 def test_import_contract_is_kept(contract_id):
     result = lint_imports(contract_id)
     assert result.returncode == 0, f"import-linter contract {contract_id!r} broken:\n{result.stdout}{result.stderr}"
@@ -55,9 +41,7 @@ def test_every_layer_rule_is_under_contract():
         "production-never-imports-dev",
         "ray-at-the-edges",
         "no-cycles",
-        "server-no-cycles",
     }
-    assert set(NOT_KEPT_YET) <= {c["id"] for c in CONTRACTS}
 
 
 def modules(*parts: str) -> list[Path]:
