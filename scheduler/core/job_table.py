@@ -2,7 +2,8 @@
 
 A mapping job_id -> Job (the newest version) that keeps three indexes up to date on
 every write, so that no pass scans every job ever submitted:
-- the active runs of each site (states in `jobs.ACTIVE`, by `site_id`);
+- the active runs of each site (states in `jobs.ACTIVE`, by `site_id`), and the GPUs
+  they hold in all (kept as a sum: `gpus_in_use` reads it without a scan);
 - the PENDING jobs (the scheduling queue);
 - the RUNNING Serve services (what the scaler sizes).
 
@@ -21,6 +22,7 @@ class JobTable(Mapping[str, Job]):
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._on_site: dict[str, dict[str, None]] = {}  # site_id -> active job ids, in insertion order
+        self._gpus: dict[str, int] = {}  # site_id -> sum of total_gpus of its active jobs
         self._pending: dict[str, None] = {}
         self._served: dict[str, None] = {}
 
@@ -37,12 +39,23 @@ class JobTable(Mapping[str, Job]):
     def __setitem__(self, job_id: str, job: Job) -> None:
         old = self._jobs.get(job_id)
         self._jobs[job_id] = job
+        if old is not None and old.state in ACTIVE:
+            self._gpus[old.site_id] -= old.total_gpus
         if old is not None and (old.site_id, old.state in ACTIVE) != (job.site_id, job.state in ACTIVE):
             self._on_site.get(old.site_id, {}).pop(job_id, None)
         if job.state in ACTIVE:
             self._on_site.setdefault(job.site_id, {})[job_id] = None
+            self._gpus[job.site_id] = self._gpus.get(job.site_id, 0) + job.total_gpus
         self._toggle(self._pending, job_id, job.state == JobState.PENDING)
         self._toggle(self._served, job_id, job.spec.served and job.state == JobState.RUNNING)
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job (a simulation drops finished ones; the scheduler keeps every job)."""
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self._on_site.get(job.site_id, {}).pop(job_id, None)
+            self._pending.pop(job_id, None)
+            self._served.pop(job_id, None)
 
     def put(self, job: Job) -> Job:
         self[job.job_id] = job
@@ -68,4 +81,4 @@ class JobTable(Mapping[str, Job]):
 
     def gpus_in_use(self) -> dict[str, tuple[int, int]]:
         """site_id -> (GPUs its active runs hold, how many runs)."""
-        return {site: (sum(self._jobs[j].total_gpus for j in ids), len(ids)) for site, ids in self._on_site.items() if ids}
+        return {site: (self._gpus[site], len(ids)) for site, ids in self._on_site.items() if ids}

@@ -40,6 +40,7 @@ from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
+from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
 from scheduler.core.serve_scaling import ServeScaling
 
@@ -446,6 +447,22 @@ class PowerState:
         value = max(0.0, marginal.model.revenue_per_mwh(inputs.hashprice_usd_per_ph_day) - price * st.power.overhead) if marginal else 0.0
         free = 0.0 if inputs.emergency else ledger.free_for_ai_w()
         return free, ledger.run_power_w(1), value
+
+    def site_capacity(self, site_id: str, region: str, gpus: tuple[int, int], unavailable_because: str, jobs: JobTable, now: float) -> SiteCapacity:
+        """What placement sees of a site: GPUs (total, used), power free for AI and mining's value;
+        `unavailable_because` empty: the site accepts work."""
+        power_free_w, power_per_gpu_w, mining_value = self.capacity(site_id, jobs, now)
+        return SiteCapacity(
+            site_id=site_id,
+            region=region,
+            gpus_total=gpus[0],
+            gpus_used=gpus[1],
+            accepts_work=not unavailable_because,
+            unavailable_because=unavailable_because,
+            power_free_w=power_free_w,
+            power_per_gpu_w=power_per_gpu_w,
+            mining_value_usd_per_mwh=mining_value,
+        )
 
     def status(self, site_id: str, jobs: JobTable, now: float) -> tuple[SitePowerState, float, float, bool] | None:
         """(the site's state, the cap enforced now, the expected price, emergency) or None."""

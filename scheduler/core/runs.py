@@ -189,6 +189,29 @@ def on_run_report(job: Job | None, site_id: str, report: RunReport, now: float) 
     return decision
 
 
+def on_run_reports(jobs: Mapping[str, Job], site_id: str, reports: Iterable[RunReport], now: float) -> Decision:
+    """A batch of run reports from one site's agent (a heartbeat, a run event): readings
+    kept on the jobs (`observe`, no event) and the transitions they cause. Later reports
+    in the batch see the changes of earlier ones."""
+    decision = Decision()
+    latest: dict[str, Job] = {}
+    for report in reports:
+        try:
+            job_id = parse_run_id(report.run_id)[0]
+        except ValueError:
+            continue  # not ours
+        job = latest.get(job_id) or jobs.get(job_id)
+        if job is not None and job.run_id == report.run_id and job.site_id == site_id:
+            observed = observe(job, report)
+            if observed is not job:
+                job = latest[job_id] = decision.record(observed)  # readings: persisted with the next commit, no event
+        sub = on_run_report(job, site_id, report, now)
+        for changed in sub.jobs:
+            latest[changed.job_id] = changed
+        decision.extend(sub)
+    return decision
+
+
 def on_register(site_id: str, jobs_on_site: Iterable[Job], reported: Mapping[str, RunReport], jobs_by_id: Mapping[str, Job], now: float) -> Decision:
     """Reconcile what a (re)connecting agent runs with what the scheduler has there."""
     decision = Decision()
@@ -365,6 +388,7 @@ __all__ = [
     "preempted_run_gone",
     "on_register",
     "on_run_report",
+    "on_run_reports",
     "release_site",
     "schedule",
 ]

@@ -117,7 +117,9 @@ class Controller:
         self.power = PowerState(power_settings(config))
 
     # ----------------------------------------------------------------- life cycle
-    async def start(self) -> None:
+    async def start(self, loops: bool = True) -> None:
+        """Load the store and start committing; `loops=False`: no background passes (a
+        caller that drives scheduling, dispatch and scaling itself, e.g. a replay test)."""
         snapshot = await asyncio.get_running_loop().run_in_executor(None, self.committer.store.load)
         now = self.clock()
         for job in snapshot.jobs:
@@ -127,7 +129,7 @@ class Controller:
             # Grace after a restart: no site is declared lost before it had a chance to reconnect.
             self.sites[site.site_id] = dataclasses.replace(site, connected=False, last_seen=now)
         self.committer.start()
-        self._tasks = [
+        self._tasks = [] if not loops else [
             asyncio.create_task(self._schedule_loop(), name="schedule"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
             asyncio.create_task(self._power_loop(), name="power"),
@@ -312,23 +314,7 @@ class Controller:
     async def on_run_reports(self, site_id: str, reports: Iterable[runs.RunReport]) -> None:
         self.heard_from(site_id)
         reports = tuple(reports)
-        decision = Decision()
-        now = self.clock()
-        for report in reports:
-            try:
-                job_id = runs.parse_run_id(report.run_id)[0]
-            except ValueError:
-                continue
-            job = self.jobs.get(job_id)
-            if job is not None and job.run_id == report.run_id and job.site_id == site_id:
-                observed = runs.observe(job, report)
-                if observed is not job:
-                    job = self.jobs[job_id] = observed
-                    decision.record(observed)  # readings: persisted with the next commit, no event
-            sub = runs.on_run_report(job, site_id, report, now)
-            for changed in sub.jobs:  # later reports in this batch see earlier changes
-                self.jobs[changed.job_id] = changed
-            decision.extend(sub)
+        decision = runs.on_run_reports(self.jobs, site_id, reports, self.clock())
         decision.extend(self._power(RunsReported(site_id, reports)))
         if decision:
             await self.apply(decision)

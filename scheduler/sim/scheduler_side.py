@@ -1,0 +1,133 @@
+"""The scheduler's side of a simulation: the controller's decisions, made by the same code.
+
+`SimScheduler` keeps what the real controller keeps in memory (a JobTable, the power
+state machine core/power_state.py) and feeds it the same way: run reports through
+core.runs.on_run_reports and the power state's RunsReported, readings as PowerRead,
+grid events as GridEventPosted, placement through core.placement.place on the sites'
+capacities (PowerState.site_capacity) and core.runs.schedule, dispatch as DispatchDue,
+Serve scaling as ScalingDue, and overdue stops as core.runs.overdue_preemptions.
+Each decision is applied as the controller applies it (memory first; the starts a
+power-managed site must hold go to the power state, every other order out), except
+that nothing is persisted: orders are queued per site for the simulator's plant.
+
+Only physics, delays and the clock are the simulator's own (engine.py, physics.py);
+tests/unit/test_power_replay.py replays one event sequence through this and through
+the real controller and requires the same decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from scheduler.core import runs
+from scheduler.core.decisions import Decision, Order
+from scheduler.core.grid import GridEvent
+from scheduler.core.job_table import JobTable
+from scheduler.core.jobs import TERMINAL, Job, JobEvent, JobSpec, JobState, new_job
+from scheduler.core.placement import place
+from scheduler.core.power import SitePower
+from scheduler.core.power_state import (
+    DispatchDue,
+    GridEventPosted,
+    PowerRead,
+    PowerReading,
+    PowerSettings,
+    PowerState,
+    RunsReported,
+    ScalingDue,
+    SiteAttached,
+)
+
+
+@dataclass(frozen=True)
+class SimSite:
+    site_id: str
+    region: str
+    power: SitePower
+
+    @property
+    def gpus(self) -> int:
+        return self.power.gpus
+
+
+class SimScheduler:
+    def __init__(self, settings: PowerSettings, sites: Iterable[SimSite], now: float, on_event: Callable[[Job, JobEvent], None] | None = None):
+        self.jobs = JobTable()
+        self.power = PowerState(settings)
+        self.sites = {s.site_id: s for s in sites}
+        self.outbox: dict[str, list[Order]] = {site_id: [] for site_id in self.sites}
+        self.on_event = on_event  # sees every transition (the simulator's accounting)
+        self._seq = 0
+        for site in self.sites.values():
+            self.apply(self.power.handle(SiteAttached(site.site_id, site.power), self.jobs, now))
+
+    # ------------------------------------------------------------- applying
+    def apply(self, decision: Decision) -> None:
+        """As the controller applies a decision: memory first, then the orders (nothing to persist here)."""
+        for job in decision.jobs:
+            self.jobs[job.job_id] = job
+        for job_id, reason in decision.pending_reasons.items():
+            job = self.jobs[job_id]
+            if job.state == JobState.PENDING:
+                self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
+        if self.on_event is not None:
+            for event in decision.events:
+                self.on_event(self.jobs[event.job_id], event)
+        for order in self.power.hold_starts(decision.orders):
+            self.outbox.setdefault(order.site_id, []).append(order)
+
+    def take_orders(self, site_id: str) -> list[Order]:
+        orders, self.outbox[site_id] = self.outbox.get(site_id, []), []
+        return orders
+
+    def forget(self, job_id: str) -> None:
+        """Drop a terminal job (a long simulation keeps only what is active)."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.state in TERMINAL:
+            self.jobs.discard(job_id)
+
+    # ------------------------------------------------------------- stimuli
+    def submit(self, job_id: str, tenant: str, spec: JobSpec, now: float) -> Job:
+        self._seq += 1
+        job, event = new_job(job_id, tenant, job_id, spec, self._seq, now)
+        self.apply(Decision(jobs=[job], events=[event]))
+        return self.jobs[job_id]
+
+    def on_run_reports(self, site_id: str, reports: Iterable[runs.RunReport], now: float) -> None:
+        reports = tuple(reports)
+        decision = runs.on_run_reports(self.jobs, site_id, reports, now)
+        decision.extend(self.power.handle(RunsReported(site_id, reports), self.jobs, now))
+        self.apply(decision)
+
+    def on_reading(self, site_id: str, reading: PowerReading, now: float) -> None:
+        self.apply(self.power.handle(PowerRead(site_id, reading), self.jobs, now))
+
+    def post_grid_event(self, event: GridEvent, now: float) -> None:
+        self.apply(self.power.handle(GridEventPosted(event, frozenset(self.sites)), self.jobs, now))
+
+    def schedule(self, now: float) -> None:
+        pending = self.jobs.pending()
+        if not pending:
+            return
+        usage = self.jobs.gpus_in_use()
+        capacities = [
+            self.power.site_capacity(s.site_id, s.region, (s.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now) for s in self.sites.values()
+        ]
+        placement = place(pending, capacities)
+        self.apply(runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, now))
+
+    def dispatch(self, now: float, sweep: bool = True) -> None:
+        self.apply(self.power.handle(DispatchDue(sweep), self.jobs, now))
+
+    def scale(self, now: float) -> None:
+        usage = self.jobs.gpus_in_use()
+        free = {s.site_id: s.gpus - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
+        self.apply(self.power.handle(ScalingDue(free), self.jobs, now))
+
+    def check_time(self, now: float) -> None:
+        """What the controller's liveness loop does with time: runs past max_runtime_s, stops overdue after their grace."""
+        decision = runs.enforce_max_runtime(self.jobs.values(), now)
+        decision.extend(runs.overdue_preemptions(self.jobs.values(), now))
+        self.apply(decision)
