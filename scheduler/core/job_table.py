@@ -53,6 +53,8 @@ class JobTable(Mapping[str, Job]):
         """Forget a job (a simulation drops finished ones; the scheduler keeps every job)."""
         job = self._jobs.pop(job_id, None)
         if job is not None:
+            if job.state in ACTIVE:
+                self._gpus[job.site_id] -= job.total_gpus
             self._on_site.get(job.site_id, {}).pop(job_id, None)
             self._pending.pop(job_id, None)
             self._served.pop(job_id, None)
