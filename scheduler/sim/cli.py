@@ -157,7 +157,7 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
 
 def run(args: argparse.Namespace) -> int:
     from scheduler.sim.plot import PlotUnavailable, plot_power, require_matplotlib
-    from scheduler.sim.report import format_summary, summarize, write_summary, write_timeseries
+    from scheduler.sim.report import TimeseriesWriter, format_summary, summarize, write_summary
 
     try:
         require_matplotlib()  # before the run, not after it
@@ -169,13 +169,13 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         print(f"powerplane simulate: {err}", file=sys.stderr)
         return 2
-    sim = Simulator(scenario, config).run(None if args.quiet else Progress())
     try:
         args.out.mkdir(parents=True, exist_ok=True)
+        with TimeseriesWriter(args.out / "timeseries.csv") as rows:  # streamed as the ticks complete
+            sim = Simulator(scenario, config, rows=rows).run(None if args.quiet else Progress())
         summary = summarize(sim)
         write_summary(summary, args.out / "summary.json")
-        write_timeseries(sim, args.out / "timeseries.csv")
-        plot_power(sim, args.out / "power.png")
+        plot_power(sim, args.out / "power.png", args.out / "timeseries.csv")
     except OSError as err:
         print(f"powerplane simulate: cannot write {args.out}: {err}", file=sys.stderr)
         return 1

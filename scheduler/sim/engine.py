@@ -14,6 +14,16 @@ Each tick (`tick_s`, default 60 s), in this order:
 5. each site's plant runs until the next tick (power-capped training at the relative
    speed of `SimConfig.speed`, so it finishes later: SimJob.slowdown_s).
 Job states move through core.jobs.transition. Nothing here reads the wall clock.
+
+Records stream out: each tick's rows go to the `rows` sink as the tick completes (kept
+in SiteView.rows only when no sink is given: tests and small runs), and a finished job
+is folded into `finished` (tally.JobTally: the counts the report needs) and dropped, so
+memory does not grow with the days simulated. `on_finished` sees each job before it is
+dropped. Stops carry the checkpoint grace the core gives (physics: the run keeps its
+power until it has checkpointed or its grace is over; the work it could not save is
+lost and counted back into its remaining work). Each reading also brings the demand
+(requests/s) of every Serve inference service; it is kept on the job as the real
+scheduler does (core.runs.observe), for the serve scaling to come.
 """
 
 from __future__ import annotations
@@ -25,15 +35,19 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from scheduler.core.admission import held_after_reading, held_after_target
+from scheduler.core.decisions import StopRun
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
 from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.grid import GridEvent, GridEventKind, emergency, enforced_cap, planning_cap
-from scheduler.core.jobs import Job, JobKind, JobSpec, JobState, Resources, new_job, transition
+from scheduler.core.jobs import Job, JobKind, JobState, new_job, transition
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import Placement, SiteCapacity, place
+from scheduler.core.power_state import TARGET_TOLERANCE_W
+from scheduler.core.runs import RunReport, RunState, ServeLoad, observe, preempt
 from scheduler.sim.physics import Environment, Plant, RunPhysics, TickTotals
 from scheduler.sim.scenario import Arrival, SiteSpec
+from scheduler.sim.tally import JobTally
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN, Hashprice, PriceTrace
 
 Dispatch = Callable[[SiteInputs, float, MiningPolicy], SiteDispatch]
@@ -50,7 +64,8 @@ class Row(NamedTuple):
     ai_w: float  # IT power
     mining_w: float  # IT power
     overhead_w: float  # cooling and losses
-    committed_w: float  # what the dispatch pass counted (fleets at max(target, held))
+    committed_w: float  # what dispatch committed: AI claims (running, starting, stopping) + fleets at their new targets
+    unconfirmed_w: float  # more it still counted for fleets not yet confirmed down (max(target, held) - target)
     measured_w: float  # at the meter: ai + mining + overhead
     peak_w: float  # highest meter power within the tick
     hashprice: float
@@ -95,6 +110,8 @@ class SimJob:
     preemptions: int = 0
     slo_missed: bool = False
     slowdown_s: float = 0.0  # how much longer it ran because its GPUs were power-capped
+    work_gpu_s: float = 0.0  # full-power GPU-seconds done (less what stops lost)
+    lost_s: float = 0.0  # full-power seconds of work its stops lost (redone after)
 
 
 @dataclass
@@ -135,8 +152,17 @@ def lead_time_s(spec: SiteSpec, config: SimConfig) -> float:
 class Simulator:
     """Replays a Scenario; `dispatch` can be swapped (tests feed it a broken one)."""
 
-    def __init__(self, scenario: Scenario, config: SimConfig = SimConfig(), dispatch: Dispatch = dispatch_site):
+    def __init__(
+        self,
+        scenario: Scenario,
+        config: SimConfig = SimConfig(),
+        dispatch: Dispatch = dispatch_site,
+        rows: Callable[[Row], None] | None = None,
+        on_finished: Callable[[SimJob], None] | None = None,
+    ):
         self.scenario, self.config, self.dispatch = scenario, config, dispatch
+        self.row_sink, self.on_finished = rows, on_finished
+        self.finished = JobTally()  # jobs done and dropped
         reading_delay = config.tick_s if config.reading_delay_s is None else config.reading_delay_s
         self.sites: dict[str, SiteView] = {}
         for spec in scenario.sites:
@@ -159,6 +185,7 @@ class Simulator:
         self.pending: dict[str, SimJob] = {}
         self.admitted = 0
         self.tick_count = 0
+        self._tick_rows: list[Row] = []
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: Callable[[int, int], None] | None = None) -> Simulator:
@@ -180,6 +207,7 @@ class Simulator:
             committed = self._dispatch(view, t)
             totals = view.plant.advance(t, t_next, self._environment(view))
             self._record(view, t, t_next - t, totals, committed)
+        self._emit_rows()
         self.tick_count += 1
 
     # ------------------------------------------------------------------ inputs
@@ -211,12 +239,20 @@ class Simulator:
                 case ("ended", job_id, at):
                     if view.running.pop(job_id, None) is None:
                         view.stopping.pop(job_id, None)  # a stop raced with the run's end: the end won
-                    sj = self.jobs[job_id]
+                    sj = self.jobs.pop(job_id)
                     sj.job, _ = transition(sj.job, JobState.SUCCEEDED, "run finished", t)
                     sj.remaining_s, sj.finished_at = 0.0, at
-                case ("stopped", job_id, remaining_s):
+                    self.finished.add(sj, self.scenario.end, self.config)
+                    if self.on_finished:
+                        self.on_finished(sj)
+                case ("serve", job_id, requests_per_s, replicas):
+                    sj = self.jobs.get(job_id)
+                    if sj is not None and sj.job.state == JobState.RUNNING:
+                        sj.job = observe(sj.job, RunReport(sj.job.run_id, RunState.RUNNING, serve=ServeLoad(requests_per_s, replicas)))
+                case ("stopped", job_id, remaining_s, lost_s):
                     view.stopping.pop(job_id)
                     sj = self.jobs[job_id]
+                    sj.lost_s += lost_s
                     sj.job, _ = transition(sj.job, JobState.PREEMPTED, "stopped to free power", t)
                     sj.job, _ = transition(sj.job, JobState.PENDING, "requeued; resumes from its checkpoint", t, site_id="", preemptions=sj.job.preemptions + 1)
                     sj.remaining_s, sj.waiting_since = remaining_s, t
@@ -232,15 +268,7 @@ class Simulator:
             job_id = a.job_id or f"job-{seq:06d}"
             if job_id in self.jobs:
                 job_id = f"{job_id}-{seq}"
-            spec = JobSpec(
-                a.kind,
-                "sim",
-                Resources(gpus=a.gpus),
-                priority=a.priority,
-                allowed_regions=a.allowed_regions,
-                slowdown_tolerance_pct=int(round(a.slowdown_tolerance_pct)),
-            )
-            job, _ = new_job(job_id, "sim", job_id, spec, seq, t)
+            job, _ = new_job(job_id, "sim", job_id, a.job_spec(), seq, t)
             at = self.scenario.start + a.time_s
             sj = SimJob(a, job, at, a.duration_s, at)
             self.jobs[job_id] = self.pending[job_id] = sj
@@ -330,7 +358,7 @@ class Simulator:
             plant.send(t, ("fraction", job_id, fraction))
         for job_id in (*out.preempt, *out.shed):
             view.stopping[job_id] = view.running.pop(job_id)
-            plant.send(t, ("stop", job_id))
+            plant.send(t, ("stop", job_id, self._stop_grace_s(view, job_id, t)))
         for job_id, reason in out.requeue.items():
             del view.waiting[job_id]
             sj = self.jobs[job_id]
@@ -345,7 +373,7 @@ class Simulator:
                 sj.first_start = t
             if sj.arrival.kind == JobKind.INFERENCE and t - sj.waiting_since > self.config.inference_slo_s:
                 sj.slo_missed = True
-            plant.send(t, ("start", RunPhysics(job_id, claim.gpus, claim.power_fraction, sj.remaining_s, sj.arrival.value_usd_per_gpu_hour)))
+            plant.send(t, ("start", self._run_physics(sj, claim)))
         for job_id, reason in out.waiting_reasons.items():
             sj = self.jobs[job_id]
             sj.job = dataclasses.replace(sj.job, pending_reason=reason)
@@ -357,36 +385,76 @@ class Simulator:
         view.states = dict(out.fleet_states)
         return out.committed_w
 
+    # ------------------------------------------------------------------ orders' payloads
+    def _stop_grace_s(self, view: SiteView, job_id: str, t: float) -> float:
+        """The checkpoint grace the scheduler's core gives a run stopped now: core.runs.preempt
+        with the bound core.power_state gives (_grace_left_s): none in an emergency or under
+        a cap already in force, else until the planned cut's deadline less the site's lead."""
+        site = view.spec.power
+        cap, source = planning_cap(site.cap_w, view.events, site.site_id, t, view.lead_s)
+        if emergency(view.events, site.site_id, t) is not None or enforced_cap(site.cap_w, view.events, site.site_id, t) <= cap + TARGET_TOLERANCE_W:
+            bound: float | None = 0.0
+        else:
+            bound = None if source is None else max(0.0, source.deadline - view.lead_s - t)
+        orders = preempt(self.jobs[job_id].job, "freeing power", t, bound).orders
+        return float(next((o.checkpoint_grace_s for o in orders if isinstance(o, StopRun)), 0))
+
+    def _run_physics(self, sj: SimJob, claim: AiClaim) -> RunPhysics:
+        a = sj.arrival
+        svc = a.service
+        return RunPhysics(
+            sj.job.job_id,
+            claim.gpus,
+            claim.power_fraction,
+            sj.remaining_s,
+            a.value_usd_per_gpu_hour,
+            checkpointing=a.checkpointing(),
+            progress_s=a.duration_s - sj.remaining_s,
+            demand=svc.demand if svc is not None else None,
+            replica_gpus=svc.replica_gpus if svc is not None else 0,
+        )
+
     # ------------------------------------------------------------------ records
     def _record(self, view: SiteView, t: float, dt: float, totals: TickTotals, committed_w: float) -> None:
         acc = view.totals
-        for name in ("ai_j", "mining_j", "meter_j", "nameplate_j", "unused_headroom_j", "mining_usd", "ai_usd", "power_usd", "violation_s"):
+        for name in ("ai_j", "mining_j", "meter_j", "nameplate_j", "unused_headroom_j", "mining_usd", "ai_usd", "power_usd", "violation_s", "lost_gpu_s"):
             setattr(acc, name, getattr(acc, name) + getattr(totals, name))
         acc.peak_meter_w = max(acc.peak_meter_w, totals.peak_meter_w)
         acc.max_excess_w = max(acc.max_excess_w, totals.max_excess_w)
         for job_id, work in totals.work_gpu_s.items():
-            acc.work_gpu_s[job_id] = acc.work_gpu_s.get(job_id, 0.0) + work
+            self.jobs[job_id].work_gpu_s += work
         for job_id, extra_s in totals.slowdown_s.items():
             self.jobs[job_id].slowdown_s += extra_s
         violated = totals.max_excess_w > 0
         view.violation_ticks += violated
         site, sc = view.spec.power, self.scenario
         it_w = (totals.ai_j + totals.mining_j) / dt if dt > 0 else 0.0
-        view.rows.append(
-            Row(
-                t,
-                site.site_id,
-                enforced_cap(site.cap_w, view.events, site.site_id, t),
-                planning_cap(site.cap_w, view.events, site.site_id, t, view.lead_s)[0],
-                sc.prices.at(view.price_column, t),
-                totals.ai_j / dt if dt > 0 else 0.0,
-                totals.mining_j / dt if dt > 0 else 0.0,
-                it_w * (site.overhead - 1.0),
-                committed_w,
-                totals.meter_j / dt if dt > 0 else 0.0,
-                totals.peak_meter_w,
-                sc.hashprice.at(t),
-                int(violated),
-                dt,
-            )
+        # dispatch counted each fleet at max(new target, held); view.held is that now (held_after_target)
+        unconfirmed = sum(view.held[f] - view.targets[f] for f in view.targets) * site.overhead
+        row = Row(
+            t,
+            site.site_id,
+            enforced_cap(site.cap_w, view.events, site.site_id, t),
+            planning_cap(site.cap_w, view.events, site.site_id, t, view.lead_s)[0],
+            sc.prices.at(view.price_column, t),
+            totals.ai_j / dt if dt > 0 else 0.0,
+            totals.mining_j / dt if dt > 0 else 0.0,
+            it_w * (site.overhead - 1.0),
+            committed_w - unconfirmed,
+            unconfirmed,
+            totals.meter_j / dt if dt > 0 else 0.0,
+            totals.peak_meter_w,
+            sc.hashprice.at(t),
+            int(violated),
+            dt,
         )
+        self._tick_rows.append(row)
+
+    def _emit_rows(self) -> None:
+        """The tick's rows, by site, to the sink (or kept on each site without one)."""
+        rows, self._tick_rows = sorted(self._tick_rows, key=lambda r: r.site), []
+        for row in rows:
+            if self.row_sink is not None:
+                self.row_sink(row)
+            else:
+                self.sites[row.site].rows.append(row)

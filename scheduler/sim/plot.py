@@ -2,14 +2,25 @@
 (the enforced cap; dotted: the cap dispatch planned under), the real-time price on a
 second axis. matplotlib with the Agg backend (no display needed), imported only here and
 only when a plot is drawn: it is the `sim` extra (`pip install 'powerplane[sim]'`), not
-a dependency of the scheduler or the agents."""
+a dependency of the scheduler or the agents.
+
+It reads timeseries.csv back (the run streamed it out), one pass, keeping per site at
+most MAX_POINTS points: when a site has more ticks, consecutive ticks are merged
+(powers and price averaged, caps at their lowest, a violation if any tick had one), so
+memory stays flat in the days simulated."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
 from scheduler.sim.engine import Simulator
+from scheduler.sim.files import parse_time
+
+MAX_POINTS = 20_000  # per site
+MEAN = ("ai_w", "mining_w", "overhead_w", "price")
+LOWEST = ("cap_w", "planning_cap_w")
 
 PRICE_TICKS = (-50, 0, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 INSTALL_HINT = "the simulator's plot needs matplotlib: pip install 'powerplane[sim]'"
@@ -29,16 +40,46 @@ def require_matplotlib():
     return matplotlib
 
 
-def plot_power(sim: Simulator, path: Path) -> None:
+class _Point:
+    __slots__ = ("time", "ai_w", "mining_w", "overhead_w", "price", "cap_w", "planning_cap_w", "violation", "n")
+
+
+def read_points(timeseries: Path, ticks: int) -> dict[str, list[_Point]]:
+    """Per site, the points to draw from a timeseries.csv of `ticks` ticks per site."""
+    merge = max(1, -(-ticks // MAX_POINTS))
+    out: dict[str, list[_Point]] = {}
+    with Path(timeseries).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            points = out.setdefault(row["site"], [])
+            if not points or points[-1].n >= merge:
+                p = _Point()
+                p.time, p.n, p.violation = parse_time(row["time"]), 0, 0
+                for k in MEAN:
+                    setattr(p, k, 0.0)
+                for k in LOWEST:
+                    setattr(p, k, float("inf"))
+                points.append(p)
+            p = points[-1]
+            p.n += 1
+            for k in MEAN:
+                setattr(p, k, getattr(p, k) + (float(row[k]) - getattr(p, k)) / p.n)
+            for k in LOWEST:
+                setattr(p, k, min(getattr(p, k), float(row[k])))
+            p.violation = max(p.violation, int(row["violation"]))
+    return out
+
+
+def plot_power(sim: Simulator, path: Path, timeseries: Path) -> None:
     require_matplotlib()
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     import matplotlib.ticker as ticker
 
     views = list(sim.sites.values())
+    points = read_points(timeseries, sim.tick_count)
     fig, axes = plt.subplots(len(views), 1, figsize=(14, 3.6 * len(views)), sharex=True, squeeze=False)
     for ax, view in zip(axes[:, 0], views):
-        rows = view.rows
+        rows = points.get(view.spec.site_id, [])
         times = [dt.datetime.fromtimestamp(r.time, dt.UTC).replace(tzinfo=None) for r in rows]
         mw = {k: [getattr(r, k) / 1e6 for r in rows] for k in ("ai_w", "mining_w", "overhead_w", "cap_w", "planning_cap_w")}
         ax.stackplot(

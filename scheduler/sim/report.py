@@ -11,6 +11,8 @@ to AI or was cut by the grid.
 Training slowdown: the extra time power-capped training ran, summed over jobs, at the
 speed curve's relative speed (SimConfig.speed, from Zeus): `training_slowdown_s`, and
 how many training jobs were slowed (`training_slowed_jobs`).
+Work lost: full-power GPU-hours a stop threw away (done since the run's last checkpoint,
+and done again after): `gpu_hours_lost`; it earns nothing (physics.py).
 Cap violations: site-ticks in which the meter exceeded the enforced cap at any moment
 (also their total seconds and the largest excess).
 SLO misses: an inference job that waited more than `inference_slo_s` for its GPUs
@@ -24,7 +26,6 @@ import csv
 import json
 from pathlib import Path
 
-from scheduler.core.jobs import JobKind, JobState
 from scheduler.sim.engine import Row, Simulator
 from scheduler.sim.files import iso
 
@@ -58,34 +59,17 @@ def _site_summary(view) -> dict:
 
 def _jobs_summary(sim: Simulator) -> dict:
     cfg, end = sim.config, sim.scenario.end
-    counts = {"arrived": len(sim.jobs), "done": 0, "running": 0, "queued": 0}
-    slo = {"inference": 0, "training": 0}
-    preemptions = sheds = slowed = 0
-    work_h = slowdown_s = 0.0
-    for sj in sim.jobs.values():
-        state = sj.job.state
-        counts["done" if state == JobState.SUCCEEDED else "running" if state == JobState.RUNNING else "queued"] += 1
-        work_h += (sj.arrival.duration_s - sj.remaining_s) * sj.arrival.gpus / 3600.0
-        if sj.arrival.kind == JobKind.INFERENCE:
-            sheds += sj.preemptions
-            waited_too_long = state in (JobState.PENDING, JobState.SCHEDULED) and end - sj.waiting_since > cfg.inference_slo_s
-            slo["inference"] += sj.slo_missed or waited_too_long
-        else:
-            preemptions += sj.preemptions
-            slowdown_s += sj.slowdown_s
-            slowed += sj.slowdown_s > 0
-            deadline = sj.arrived_at + cfg.training_deadline_factor * sj.arrival.duration_s
-            late = sj.finished_at > deadline if sj.finished_at is not None else end > deadline
-            slo["training"] += late
-    counts["not_arrived"] = len(sim.scenario.arrivals) - sim.admitted
+    tally = sim.finished.with_jobs(sim.jobs.values(), end, cfg)
+    counts = {"arrived": tally.arrived, **tally.states, "not_arrived": len(sim.scenario.arrivals) - sim.admitted}
     return {
         "jobs": counts,
-        "preemptions": preemptions,
-        "inference_shed": sheds,
-        "slo_misses": slo,
-        "gpu_hours_of_work": round(work_h, 1),
-        "training_slowdown_s": round(slowdown_s, 1),
-        "training_slowed_jobs": slowed,
+        "preemptions": tally.preemptions,
+        "inference_shed": tally.inference_shed,
+        "slo_misses": dict(tally.slo_misses),
+        "gpu_hours_of_work": round(tally.work_gpu_h, 1),
+        "gpu_hours_lost": round(tally.lost_gpu_h, 1),
+        "training_slowdown_s": round(tally.training_slowdown_s, 1),
+        "training_slowed_jobs": tally.training_slowed,
     }
 
 
@@ -125,13 +109,33 @@ def summarize(sim: Simulator) -> dict:
     }
 
 
+class TimeseriesWriter:
+    """timeseries.csv written as the ticks complete: pass it as the Simulator's `rows`
+    sink (rows come by time, then site); close it after the run (or use `with`)."""
+
+    def __init__(self, path: Path):
+        self.handle = Path(path).open("w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(TIMESERIES_COLUMNS)
+
+    def __call__(self, r: Row) -> None:
+        self.writer.writerow([iso(r.time), r.site, *(_fmt(v) for v in r[2:])])
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self) -> TimeseriesWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def write_timeseries(sim: Simulator, path: Path) -> None:
-    rows = sorted((r for v in sim.sites.values() for r in v.rows), key=lambda r: (r.time, r.site))
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TIMESERIES_COLUMNS)
-        for r in rows:
-            writer.writerow([iso(r.time), r.site, *(_fmt(v) for v in r[2:])])
+    """timeseries.csv from the rows a Simulator kept (one run without a `rows` sink)."""
+    with TimeseriesWriter(path) as write:
+        for r in sorted((r for v in sim.sites.values() for r in v.rows), key=lambda r: (r.time, r.site)):
+            write(r)
 
 
 def _fmt(value: float) -> str:
@@ -155,7 +159,7 @@ def format_summary(summary: dict) -> str:
         f"  energy curtailed {s['energy_curtailed_mwh']:>14,.1f} MWh   (unused headroom {s['curtailed_unused_headroom_mwh']:,.1f}; "
         f"to AI and grid caps {s['curtailed_for_ai_and_caps_mwh']:,.1f})",
         f"  cap violations   {s['cap_violations']:>14}     ({s['cap_violation_s']:g} s over, largest excess {s['max_excess_w']:,.0f} W)",
-        f"  preemptions      {s['preemptions']:>14}     (inference shed: {s['inference_shed']})",
+        f"  preemptions      {s['preemptions']:>14}     (inference shed: {s['inference_shed']}; work lost to stops: {s['gpu_hours_lost']:,.0f} GPU-h)",
         f"  capped training  {s['training_slowdown_s'] / 3600:>14,.1f} h   longer in all ({s['training_slowed_jobs']} jobs slowed by GPU power caps)",
         f"  SLO misses       {s['slo_misses']['inference'] + s['slo_misses']['training']:>14}     "
         f"(inference {s['slo_misses']['inference']}: waited > {s['definitions']['inference_slo_s']:g} s; "

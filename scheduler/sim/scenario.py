@@ -10,20 +10,27 @@ limits), start, end, respond_by?, reason?}; or a CSV with those columns. Times a
 ISO timestamps, seconds after the start of the run, or offsets like `+1d14h`.
 Arrivals CSV: time_s (after the start), kind (training|inference), gpus, duration_s
 (at full GPU power), priority, slowdown_tolerance_pct, allowed_regions (separated by
-`;` or spaces; empty: any), value_usd_per_gpu_hour; optional job_id.
+`;` or spaces; empty: any), value_usd_per_gpu_hour; optional job_id, and for training
+optional checkpoint_grace_s, checkpoint_every_s, step_s, checkpoint_write_s (defaults:
+services.py). An Arrival builds the JobSpec the scheduler's core sees (`job_spec`):
+training with its checkpoint grace, an inference service (`service`) with its Serve
+fields (replica GPUs, replica bounds, target requests per replica).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scheduler.core.grid import GridEvent, GridEventKind
-from scheduler.core.jobs import JobKind
+from scheduler.core.jobs import DEFAULT_CHECKPOINT_GRACE_S, JobKind, JobSpec, Resources
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower
 from scheduler.sim.files import InputError, line_of, load_yaml, number, parse_time, read_csv
+from scheduler.sim.physics import Checkpointing
+from scheduler.sim.services import CHECKPOINT_EVERY_S, CHECKPOINT_WRITE_S, SERVE_IMPORT_PATH, STEP_S, Service
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,40 @@ class Arrival:
     allowed_regions: tuple[str, ...] = ()
     value_usd_per_gpu_hour: float = 2.0
     job_id: str = ""
+    checkpoint_grace_s: float = DEFAULT_CHECKPOINT_GRACE_S  # training: time to checkpoint when preempted
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S  # training: work between periodic checkpoints
+    step_s: float = STEP_S  # training: work per step
+    checkpoint_write_s: float = CHECKPOINT_WRITE_S  # training: seconds to write a checkpoint
+    service: Service | None = None  # inference on Serve: `gpus` is then its starting size
+
+    def job_spec(self) -> JobSpec:
+        """The spec the scheduler's core gets for this job."""
+        spec = JobSpec(
+            self.kind,
+            "sim",
+            Resources(gpus=self.gpus),
+            priority=self.priority,
+            allowed_regions=self.allowed_regions,
+            slowdown_tolerance_pct=int(round(self.slowdown_tolerance_pct)),
+            checkpoint_grace_s=int(round(self.checkpoint_grace_s)),
+        )
+        svc = self.service
+        if svc is None or self.kind != JobKind.INFERENCE:
+            return spec
+        return dataclasses.replace(
+            spec,
+            resources=Resources(gpus=svc.replica_gpus),
+            serve_import_path=SERVE_IMPORT_PATH,
+            min_replicas=svc.min_replicas,
+            max_replicas=svc.max_replicas,
+            target_rps_per_replica=svc.target_rps_per_replica,
+        )
+
+    def checkpointing(self) -> Checkpointing | None:
+        """How its runs checkpoint (None: inference keeps nothing)."""
+        if self.kind != JobKind.TRAINING:
+            return None
+        return Checkpointing(self.checkpoint_every_s, self.step_s, self.checkpoint_write_s)
 
 
 def _field(path: Path, item: dict, key: str, where: str, default: Any = ...) -> Any:
@@ -178,6 +219,7 @@ def load_events(path: Path, start: float, sites: list[SiteSpec]) -> list[GridEve
     return events
 
 
+CHECKPOINT_COLUMNS = ("checkpoint_grace_s", "checkpoint_every_s", "step_s", "checkpoint_write_s")  # optional
 ARRIVAL_COLUMNS = ("time_s", "kind", "gpus", "duration_s", "priority", "slowdown_tolerance_pct", "allowed_regions", "value_usd_per_gpu_hour")
 
 
@@ -202,6 +244,7 @@ def load_arrivals(path: Path) -> list[Arrival]:
                 allowed_regions=tuple(r for r in re.split(r"[;\s]+", row["allowed_regions"] or "") if r),
                 value_usd_per_gpu_hour=number(path, line, "value_usd_per_gpu_hour", row["value_usd_per_gpu_hour"], minimum=0),
                 job_id=(row.get("job_id") or "").strip(),
+                **{k: number(path, line, k, row[k], minimum=0) for k in CHECKPOINT_COLUMNS if (row.get(k) or "").strip()},
             )
         )
     return sorted(arrivals, key=lambda a: a.time_s)

@@ -148,9 +148,11 @@ def test_the_generated_workload_follows_the_azure_shape(tmp_path):
     rows += [f"2023-11-16 18:{m:02d}:00.0000000,1000,{100 if m < 15 else 300}" for m in range(60)]
     shape = workload.inference_shape([write(tmp_path, "azure.csv", "\n".join(rows) + "\n")], 900.0)
     assert len(shape) == 4 and shape[0] < shape[1] == shape[2] == shape[3]
-    jobs = workload.generate([tmp_path / "azure.csv"], 1024, 1024, 7200.0, seed=3, inference_share=0.5, inference_job_gpus=64)
-    inference = [a for a in jobs if a.kind == JobKind.INFERENCE]
-    at_peak = sum(a.gpus for a in inference if a.time_s == 900.0)
-    assert at_peak == 512 and sum(a.gpus for a in inference if a.time_s == 0.0) < at_peak
+    minutes, work = workload.demand_shape([tmp_path / "azure.csv"])
+    assert len(minutes) == 60 and sum(minutes) == pytest.approx(60.0) and minutes[0] < minutes[30]
+    assert work == pytest.approx((15 * (0.1 + 0.1) + 45 * (0.1 + 0.3)) / 60)  # GPU-seconds per request
+    jobs = workload.generate([tmp_path / "azure.csv"], 1024, 1024, 7200.0, seed=3, inference_share=0.5)
+    services = [a for a in jobs if a.kind == JobKind.INFERENCE]
+    assert services and all(a.service.demand.shape == minutes for a in services)
     assert all(a.gpus <= 1024 for a in jobs)
-    assert jobs == workload.generate([tmp_path / "azure.csv"], 1024, 1024, 7200.0, seed=3, inference_share=0.5, inference_job_gpus=64)
+    assert jobs == workload.generate([tmp_path / "azure.csv"], 1024, 1024, 7200.0, seed=3, inference_share=0.5)

@@ -116,8 +116,17 @@ def worlds(draw):
     return sc, config
 
 
+def run(sc: Scenario, config: SimConfig, **kwargs) -> Simulator:
+    """A run that keeps every finished job (the engine drops them) in `sim.done_jobs`."""
+    done: dict = {}
+    sim = Simulator(sc, config, on_finished=lambda sj: done.__setitem__(sj.job.job_id, sj), **kwargs)
+    sim.done_jobs = done
+    return sim.run()
+
+
 def assert_books_balance(sim: Simulator) -> None:
     summary = summarize(sim)
+    every_job = {**sim.jobs, **sim.done_jobs}
     assert summary["profit_usd"] == pytest.approx(summary["mining_revenue_usd"] + summary["ai_revenue_usd"] - summary["power_cost_usd"], abs=0.05)
     for view in sim.sites.values():
         tot, oh = view.totals, view.spec.power.overhead
@@ -131,26 +140,32 @@ def assert_books_balance(sim: Simulator) -> None:
         parts = site_summary["curtailed_unused_headroom_mwh"] + site_summary["curtailed_for_ai_and_caps_mwh"]
         assert parts == pytest.approx(site_summary["energy_curtailed_mwh"], abs=2e-3)
         assert site_summary["energy_mwh"] == pytest.approx(tot.meter_j / J_PER_MWH, abs=1e-3)
-        # AI revenue is exactly the work done times its value.
-        assert tot.ai_usd == pytest.approx(sum(w / 3600 * sim.jobs[j].arrival.value_usd_per_gpu_hour for j, w in tot.work_gpu_s.items()), rel=1e-9, abs=1e-6)
         # GPUs: never more claimed than the site has.
         assert sum(c.gpus for c in view.claims()) <= view.spec.power.gpus
-    # Every job is in exactly one place, and a finished job did all its work.
+    # AI revenue is exactly the work done (less what stops lost) times its value.
+    ai_usd = sum(v.totals.ai_usd for v in sim.sites.values())
+    assert ai_usd == pytest.approx(sum(sj.work_gpu_s / 3600 * sj.arrival.value_usd_per_gpu_hour for sj in every_job.values()), rel=1e-9, abs=1e-6)
+    # Every job is in exactly one place, a finished job did all its work (once), and
+    # what is left to do plus what was done is the whole job.
     places = [set(sim.pending)] + [set(v.waiting) | set(v.running) | set(v.stopping) for v in sim.sites.values()]
-    done = {j for j, sj in sim.jobs.items() if sj.job.state == JobState.SUCCEEDED}
-    assert sum(len(p) for p in places) + len(done) == len(sim.jobs)
-    assert set().union(*places, done) == set(sim.jobs)
-    for job_id in done:
-        sj = sim.jobs[job_id]
-        work = sum(v.totals.work_gpu_s.get(job_id, 0.0) for v in sim.sites.values())
-        assert work == pytest.approx(sj.arrival.duration_s * sj.arrival.gpus, rel=1e-6)
+    done = set(sim.done_jobs)
+    assert all(sj.job.state == JobState.SUCCEEDED for sj in sim.done_jobs.values())
+    assert not done & set(sim.jobs)
+    assert sum(len(p) for p in places) == len(sim.jobs)
+    assert set().union(*places) == set(sim.jobs)
+    assert summary["jobs"]["arrived"] == len(every_job) and summary["jobs"]["done"] == len(done)
+    for sj in sim.done_jobs.values():
+        assert sj.work_gpu_s == pytest.approx(sj.arrival.duration_s * sj.arrival.gpus, rel=1e-6)
+    for sj in sim.jobs.values():
+        if sj.job.state in (JobState.PENDING, JobState.SCHEDULED):  # not running: its remaining work is current
+            assert sj.work_gpu_s == pytest.approx((sj.arrival.duration_s - sj.remaining_s) * sj.arrival.gpus, rel=1e-6, abs=1e-6)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(world=worlds())
 def test_no_cap_violation_and_the_books_balance(world):
     sc, config = world
-    sim = Simulator(sc, config).run()
+    sim = run(sc, config)
     for view in sim.sites.values():
         assert view.violation_ticks == 0, (view.spec.site_id, view.totals.max_excess_w, view.totals.violation_s)
     assert_books_balance(sim)
@@ -196,9 +211,10 @@ def test_starting_runs_before_mining_is_confirmed_down_is_counted():
     site = one_site(10.0, gpus=8000)  # the run needs most of what mining draws
     jobs = [Arrival(600.0, JobKind.TRAINING, 8000, 600.0, job_id="big")]
     config = SimConfig(tick_s=2.0)  # ticks shorter than a fleet's 5 s ramp-down
-    honest = Simulator(scenario([site], jobs, hours=0.5), config).run()
-    assert honest.sites["s0"].violation_ticks == 0 and honest.jobs["big"].first_start is not None
-    assert honest.jobs["big"].first_start >= T0 + 600 + 5  # waited until the agent saw mining down
+    honest = run(scenario([site], jobs, hours=0.5), config)
+    big = {**honest.jobs, **honest.done_jobs}["big"]
+    assert honest.sites["s0"].violation_ticks == 0 and big.first_start is not None
+    assert big.first_start >= T0 + 600 + 5  # waited until the agent saw mining down
     broken = Simulator(scenario([site], jobs, hours=0.5), config, dispatch=trusts_targets).run()
     assert broken.sites["s0"].violation_ticks >= 1
 
