@@ -13,7 +13,7 @@ from scheduler.core.dispatch import SiteInputs, dispatch_site
 from scheduler.core.jobs import JobKind, JobSpec, Resources
 from scheduler.core.ladder import StepKind, respond_to_cap
 from scheduler.core.ledger import AiClaim, SiteLedger
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from tests.builders import a_site_power
 
 POLICY = ScalePolicy(cooldown_s=30.0)
 
@@ -94,7 +94,7 @@ def test_replicas_stay_in_bounds_and_never_shrink_faster_than_the_cool_down(low,
 
 
 # ------------------------------------------------------------------ the power side
-SITE = SitePower("s", cap_w=1e9, overhead=1.0, fleets=(Fleet("s21", MINER_MODELS["S21"], 100),), gpus=16, gpu_load_w=1000, gpu_idle_w=0)
+SITE = a_site_power("s").cap_w(1e9).overhead(1.0).with_miners("S21", 100).with_gpus(16, idle_w=0).build()
 FLOOR_W = SITE.mining_floor_w
 
 

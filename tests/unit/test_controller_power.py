@@ -14,25 +14,16 @@ from scheduler.core.decisions import CapRunPower, SetMiningTargets, StartRun, St
 from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
 from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.store.sqlite import SqliteStore
+from tests.builders import NOW, FakeClock, a_site_power
 
-NOW = 1_800_000_000.0
-FLEETS = (Fleet("s19", MINER_MODELS["S19XP"], 1000), Fleet("s21", MINER_MODELS["S21"], 1000))
-POWER = SitePower("tx-1", cap_w=7e6, overhead=1.1, fleets=FLEETS, gpus=8, gpu_load_w=1000, gpu_idle_w=150, market_node="HB_WEST")
-
-
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
+POWER = a_site_power("tx-1").cap_mw(7).with_miners("S19XP", 1000, "s19").with_miners("S21", 1000, "s21").with_gpus(8).at_node("HB_WEST").build()
+FLEETS = POWER.fleets
 
 
 def config() -> SchedulerConfig:
@@ -70,7 +61,7 @@ async def start_controller(tmp_path, clock):
 
 def run_with_controller(tmp_path, body, clock=None):
     """Run `body(controller, session, clock)` on a started controller; always stop it."""
-    clock = clock or Clock()
+    clock = clock or FakeClock()
 
     async def run():
         controller, session = await start_controller(tmp_path, clock)
@@ -148,7 +139,7 @@ def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_pa
     run_with_controller(tmp_path, body)
 
     async def restart():  # grid events and their responses survive a restart
-        restarted = Controller(SqliteStore(tmp_path / "pp.db"), config(), Clock())
+        restarted = Controller(SqliteStore(tmp_path / "pp.db"), config(), FakeClock())
         await restarted.start()
         try:
             return restarted.power.grid["cut-3"].response

@@ -11,25 +11,16 @@ import asyncio
 
 from scheduler.core.decisions import ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
 from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.store.sqlite import SqliteStore
+from tests.builders import FakeClock, a_site_power
 
-NOW = 1_800_000_000.0
 COOLDOWN_S = 10.0
-POWER = SitePower("tx-1", cap_w=7e6, overhead=1.1, fleets=(Fleet("s21", MINER_MODELS["S21"], 2000),), gpus=8, gpu_load_w=1000, gpu_idle_w=150)
-
-
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
+POWER = a_site_power("tx-1").cap_mw(7).with_miners("S21", 2000).with_gpus(8).build()
 
 
 def config() -> SchedulerConfig:
@@ -76,7 +67,7 @@ async def report(controller, site_id, run_id, rps, replicas):
 
 
 def run(tmp_path, body):
-    clock = Clock()
+    clock = FakeClock()
 
     async def main():
         controller = Controller(SqliteStore(tmp_path / "pp.db"), config(), clock)

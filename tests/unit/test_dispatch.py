@@ -19,14 +19,14 @@ from scheduler.core.dispatch import SiteInputs, dispatch_site
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import MiningPolicy
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower, ramp
+from scheduler.core.power import SitePower, ramp
+from tests.builders import a_site_power
 
 HASHPRICE = 45.0
 
 
 def site(cap_mw=6.0, gpus=64) -> SitePower:
-    fleets = (Fleet("s19", MINER_MODELS["S19XP"], 1000), Fleet("s21", MINER_MODELS["S21"], 1000))
-    return SitePower("tx-1", cap_w=cap_mw * 1e6, overhead=1.1, fleets=fleets, gpus=gpus)
+    return a_site_power("tx-1").cap_mw(cap_mw).with_miners("S19XP", 1000, "s19").with_miners("S21", 1000).with_gpus(gpus).build()
 
 
 def claim(job_id, gpus, kind=JobKind.TRAINING, priority=0, seq=1, tolerance=0.0):

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price, plan_mining, wants_to_run
-from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower
+from scheduler.core.power import MINER_MODELS, Cooling, Fleet
+from tests.builders import a_site_power
 
 
 def test_cooling_overheads():
@@ -28,8 +29,10 @@ def test_hashrate_follows_power_above_standby():
 
 
 def site(cap_mw=10.0, overhead=1.1, counts=(1000, 1000, 1000)):
-    fleets = tuple(Fleet(k.lower(), MINER_MODELS[k], n) for k, n in zip(("S19XP", "S21", "A2"), counts))
-    return SitePower("s", cap_w=cap_mw * 1e6, overhead=overhead, fleets=fleets)
+    builder = a_site_power("s").cap_mw(cap_mw).overhead(overhead).with_gpus(0)
+    for model, count in zip(("S19XP", "S21", "A2"), counts):
+        builder.with_miners(model, count)
+    return builder.build()
 
 
 def test_least_efficient_miners_are_curtailed_first():

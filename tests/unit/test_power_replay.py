@@ -17,10 +17,9 @@ import asyncio
 import dataclasses
 import re
 
-from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun, StopRun
+from scheduler.core.decisions import Order, ScaleRun, SetMiningTargets, StartRun, StopRun
 from scheduler.core.grid import GridEvent, GridEventKind
-from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.jobs import JobKind, JobSpec, Resources
 from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode
@@ -28,14 +27,14 @@ from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller, power_settings
 from scheduler.sim.scheduler_side import SimScheduler, SimSite
 from scheduler.store.sqlite import SqliteStore
+from tests.builders import NOW, a_site_power
 
-NOW = 1_800_000_000.0
 STEP_S = 10.0
 STEPS = 24
 TENANT = "acme"
 SITES = (
-    SimSite("tx-1", "us", SitePower("tx-1", 4.0e6, 1.1, (Fleet("s19", MINER_MODELS["S19XP"], 400), Fleet("s21", MINER_MODELS["S21"], 400)), 16)),
-    SimSite("tx-2", "us", SitePower("tx-2", 2.5e6, 1.04, (Fleet("a2", MINER_MODELS["A2"], 500),), 8)),
+    SimSite("tx-1", "us", a_site_power("tx-1").cap_mw(4).with_miners("S19XP", 400, "s19").with_miners("S21", 400).with_gpus(16).build()),
+    SimSite("tx-2", "us", a_site_power("tx-2").cap_mw(2.5).overhead(1.04).with_miners("A2", 500).with_gpus(8).build()),
 )
 
 
