@@ -11,21 +11,15 @@ File access goes through fsspec and may block: callers run it in a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from powerplane_sdk.checkpoints import read_state, request_preemption
-from scheduler.api.convert import timestamp
-from scheduler.api.v1 import agent_pb2, types_pb2
+from scheduler.core.runs import RunProgress, RunReport
 
 log = logging.getLogger(__name__)
-
-
-def _timestamp(seconds: float) -> Timestamp | None:
-    return timestamp(seconds) if seconds else None  # unset, not the epoch, when the run wrote none
 
 
 class RunCheckpoints:
@@ -33,7 +27,7 @@ class RunCheckpoints:
 
     def __init__(self) -> None:
         self.uris: dict[str, str] = {}  # run_id -> checkpoint URI
-        self.progress: dict[str, types_pb2.Checkpoint] = {}  # run_id -> latest reading
+        self.progress: dict[str, RunProgress] = {}  # run_id -> latest reading (times: epoch s, 0 when none)
 
     def remember(self, run_id: str, uri: str) -> None:
         if uri:
@@ -53,23 +47,12 @@ class RunCheckpoints:
         except Exception as err:  # storage unreachable: keep the last reading
             log.warning("checkpoint dir of run %s unreadable: %s", run_id, err)
             return
-        self.progress[run_id] = types_pb2.Checkpoint(
-            step=state.step,
-            step_at=_timestamp(state.step_at),
-            checkpoint_step=state.checkpoint_step,
-            checkpoint_at=_timestamp(state.checkpoint_at),
-            uri=uri,
-        )
+        self.progress[run_id] = RunProgress(state.step, state.step_at, state.checkpoint_step, state.checkpoint_at)
 
-    def annotate(self, status: agent_pb2.RunStatus) -> agent_pb2.RunStatus:
-        """`status` with the run's last progress reading, when it has one."""
-        progress = self.progress.get(status.run_id)
-        if progress is None:
-            return status
-        annotated = agent_pb2.RunStatus()
-        annotated.CopyFrom(status)
-        annotated.checkpoint.CopyFrom(progress)
-        return annotated
+    def annotate(self, report: RunReport) -> RunReport:
+        """`report` with the run's last progress reading, when it has one."""
+        progress = self.progress.get(report.run_id)
+        return report if progress is None else dataclasses.replace(report, progress=progress)
 
     def stop_gracefully(
         self,

@@ -25,19 +25,21 @@ from dataclasses import dataclass
 
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from agents.run_records import ACTIVE_RUN_STATES, CHECKPOINT_METADATA_KEY, GPUS_METADATA_KEY, RunRecord, replicas_of, spec_gpus
+from agents.run_records import CHECKPOINT_METADATA_KEY, GPUS_METADATA_KEY, RunRecord, RunStart
 from powerplane_sdk import checkpoints
-from scheduler.api.v1 import agent_pb2, types_pb2
+from scheduler.core.jobs import JobKind
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode
 
-__all__ = ["ACTIVE_RUN_STATES", "RUN_STATE_OF", "RayRunner", "RunRecord"]
+__all__ = ["RUN_STATE_OF", "RayRunner", "RunRecord"]
 
 log = logging.getLogger(__name__)
 RUN_STATE_OF = {
-    JobStatus.PENDING: agent_pb2.RUN_STATE_STARTING,
-    JobStatus.RUNNING: agent_pb2.RUN_STATE_RUNNING,
-    JobStatus.SUCCEEDED: agent_pb2.RUN_STATE_SUCCEEDED,
-    JobStatus.FAILED: agent_pb2.RUN_STATE_FAILED,
-    JobStatus.STOPPED: agent_pb2.RUN_STATE_STOPPED,
+    JobStatus.PENDING: RunState.STARTING,
+    JobStatus.RUNNING: RunState.RUNNING,
+    JobStatus.SUCCEEDED: RunState.SUCCEEDED,
+    JobStatus.FAILED: RunState.FAILED,
+    JobStatus.STOPPED: RunState.STOPPED,
 }
 SITE_METADATA_KEY = "powerplane_site"
 MAX_MESSAGE = 2000
@@ -65,18 +67,18 @@ class RayRunner:
     def _alive_node_ids(self) -> set[str]:
         return {n.node_id for n in self._nodes() if n.state == "ALIVE"}
 
-    def _status_of(self, run_id: str, info, alive: set[str] | None = None) -> agent_pb2.RunStatus:
+    def _status_of(self, run_id: str, info, alive: set[str] | None = None) -> RunReport:
         """A Ray job's status as a run's; a failure whose driver's node is dead is a lost run."""
         state, message = RUN_STATE_OF[info.status], (info.message or "")
         node = getattr(info, "driver_node_id", None)
-        if state == agent_pb2.RUN_STATE_FAILED and node:
+        if state == RunState.FAILED and node:
             if alive is None:
                 alive = self._alive_node_ids()
             if node not in alive:
-                state, message = agent_pb2.RUN_STATE_UNKNOWN, f"lost with its node {node[:12]}, which died: {message}"
-        return agent_pb2.RunStatus(run_id=run_id, state=state, message=message[:MAX_MESSAGE])
+                state, message = RunState.UNKNOWN, f"lost with its node {node[:12]}, which died: {message}"
+        return RunReport(run_id, state, message[:MAX_MESSAGE])
 
-    def inventory(self) -> list[types_pb2.GpuNode]:
+    def inventory(self) -> list[GpuNode]:
         nodes = self._nodes()
         result = []
         for node in nodes:
@@ -84,7 +86,7 @@ class RayRunner:
             if node.state != "ALIVE" or (self.site_resource and self.site_resource not in total):
                 continue
             result.append(
-                types_pb2.GpuNode(
+                GpuNode(
                     node_id=node.node_id,
                     gpu_model=self.gpu_model,
                     gpus=int(total.get("GPU", 0)),
@@ -94,9 +96,9 @@ class RayRunner:
             )
         return result
 
-    def submit(self, start: agent_pb2.StartRun) -> None:
+    def submit(self, start: RunStart) -> None:
         spec = start.spec
-        replicas = replicas_of(spec)
+        replicas = spec.replica_bounds[0] if spec.kind == JobKind.INFERENCE else 1  # training is one gang
         env = dict(spec.env)
         env.update(POWERPLANE_JOB_ID=start.job_id, POWERPLANE_RUN_ID=start.run_id, POWERPLANE_SITE=self.site_id)
         if self.site_resource:
@@ -122,10 +124,10 @@ class RayRunner:
                 SITE_METADATA_KEY: self.site_id,
                 "powerplane_job": start.job_id,
                 "powerplane_tenant": start.tenant,
-                GPUS_METADATA_KEY: str(spec_gpus(spec)),
+                GPUS_METADATA_KEY: str(start.gpus),
                 **metadata,
             },
-            entrypoint_num_gpus=spec_gpus(spec),
+            entrypoint_num_gpus=start.gpus,
             entrypoint_num_cpus=spec.resources.cpus * replicas,
         )
         if spec.resources.memory_bytes:
@@ -150,12 +152,12 @@ class RayRunner:
                 return False
             raise
 
-    def status(self, run_id: str) -> agent_pb2.RunStatus:
+    def status(self, run_id: str) -> RunReport:
         try:
             info = self.client.get_job_info(run_id)
         except RuntimeError as err:
             if "does not exist" in str(err) or "404" in str(err):
-                return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job")
+                return RunReport(run_id, RunState.UNKNOWN, "Ray has no such job")
             raise
         return self._status_of(run_id, info)
 

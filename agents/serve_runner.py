@@ -37,8 +37,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agents.run_records import RunRecord, start_replicas
-from scheduler.api.v1 import agent_pb2
+from agents.run_records import RunRecord, RunStart, replicas_of
+from scheduler.core.runs import RunReport, RunState, ServeLoad
 
 log = logging.getLogger(__name__)
 SITE_SLIVER = 0.001  # of the site's custom resource, per replica: pins replicas to the site's nodes
@@ -47,12 +47,12 @@ CACHE_S = 0.3  # one Serve details fetch and one metrics scrape serve every run'
 _COUNTER = re.compile(r"^ray_serve_num_http_requests(?:_total)?\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.eE+-]+)")
 _APP_LABEL = re.compile(r'application="(?P<app>[^"]*)"')
 STATE_OF = {
-    "NOT_STARTED": agent_pb2.RUN_STATE_STARTING,
-    "DEPLOYING": agent_pb2.RUN_STATE_STARTING,
-    "RUNNING": agent_pb2.RUN_STATE_RUNNING,
-    "UNHEALTHY": agent_pb2.RUN_STATE_RUNNING,  # still answering what it can; Serve restarts replicas
-    "DEPLOY_FAILED": agent_pb2.RUN_STATE_FAILED,
-    "DELETING": agent_pb2.RUN_STATE_STOPPED,
+    "NOT_STARTED": RunState.STARTING,
+    "DEPLOYING": RunState.STARTING,
+    "RUNNING": RunState.RUNNING,
+    "UNHEALTHY": RunState.RUNNING,  # still answering what it can; Serve restarts replicas
+    "DEPLOY_FAILED": RunState.FAILED,
+    "DELETING": RunState.STOPPED,
 }
 
 
@@ -171,7 +171,7 @@ class ServeRunner:
         return f"http://{host}:{http.get('port') or self.http_port}{app.get('route_prefix') or '/'}"
 
     # ------------------------------------------------------------- runs
-    def submit(self, start: agent_pb2.StartRun) -> None:
+    def submit(self, start: RunStart) -> None:
         """Deploy the run's application (idempotent: a run already deployed is left alone)."""
         self._deploying.add(start.run_id)
         try:
@@ -181,7 +181,7 @@ class ServeRunner:
                 self._details = (0.0, {})  # the next status reads Serve afresh, with the new application
             self._deploying.discard(start.run_id)
 
-    def _submit(self, start: agent_pb2.StartRun) -> None:
+    def _submit(self, start: RunStart) -> None:
         serve = self._serve()
         applications = self.details(fresh=True).get("applications", {})
         if start.run_id in applications:
@@ -196,7 +196,7 @@ class ServeRunner:
         from ray.serve.api import RunTarget
 
         spec = start.spec
-        app = load_application(spec.serve.import_path)
+        app = load_application(spec.serve_import_path)
         ingress = app._bound_deployment
         env = dict(spec.env)
         env.update(POWERPLANE_JOB_ID=start.job_id, POWERPLANE_RUN_ID=start.run_id, POWERPLANE_SITE=self.site_id)
@@ -206,7 +206,7 @@ class ServeRunner:
             options["memory"] = spec.resources.memory_bytes
         if self.site_resource:
             options["resources"] = {**options.get("resources", {}), self.site_resource: SITE_SLIVER}
-        replicas = start_replicas(start)
+        replicas = start.start_replicas
         app = Application(ingress.options(num_replicas=replicas, ray_actor_options=options))
         target = RunTarget(target=app, name=start.run_id, route_prefix=route, external_scaler_enabled=True)
         serve.run_many([target], wait_for_applications_running=False)
@@ -240,31 +240,25 @@ class ServeRunner:
     def has(self, run_id: str) -> bool:
         return run_id in self.details().get("applications", {})
 
-    def status(self, run_id: str) -> agent_pb2.RunStatus:
+    def status(self, run_id: str) -> RunReport:
         details = self.details()
         app = details.get("applications", {}).get(run_id)
         if app is None:
             if run_id in self._deploying:
-                return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_STARTING, message="deploying on Serve")
+                return RunReport(run_id, RunState.STARTING, "deploying on Serve")
             if run_id in self._deleted:
-                return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_STOPPED, message="Serve application deleted")
-            return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Serve has no such application")
+                return RunReport(run_id, RunState.STOPPED, "Serve application deleted")
+            return RunReport(run_id, RunState.UNKNOWN, "Serve has no such application")
         return self._status_of(details, run_id, app)
 
-    def _status_of(self, details: dict, run_id: str, app: dict) -> agent_pb2.RunStatus:
+    def _status_of(self, details: dict, run_id: str, app: dict) -> RunReport:
         status = app.get("status", "")
-        state = STATE_OF.get(str(getattr(status, "value", status)), agent_pb2.RUN_STATE_STARTING)  # an enum or its value
+        state = STATE_OF.get(str(getattr(status, "value", status)), RunState.STARTING)  # an enum or its value
         deployment = app.get("deployments", {}).get(_ingress_of(app), {})
         replicas = max(int(deployment.get("target_num_replicas", 0)), len(deployment.get("replicas", [])))
         message = app.get("message") or deployment.get("message") or ""
-        return agent_pb2.RunStatus(
-            run_id=run_id,
-            state=state,
-            message=message[:MAX_MESSAGE],
-            replicas=replicas,
-            requests_per_s=self.requests_per_s(run_id) if state == agent_pb2.RUN_STATE_RUNNING else 0.0,
-            endpoint=self._endpoint(details, app),
-        )
+        requests_per_s = self.requests_per_s(run_id) if state == RunState.RUNNING else 0.0
+        return RunReport(run_id, state, message[:MAX_MESSAGE], serve=ServeLoad(requests_per_s, replicas, self._endpoint(details, app)))
 
     def list_runs(self) -> list[RunRecord]:
         """Every Serve run of this site, with the GPUs its replicas hold."""
@@ -278,7 +272,7 @@ class ServeRunner:
             if self.site_resource and self.site_resource not in needs:
                 continue
             status = self._status_of(details, name, app)
-            records.append(RunRecord(status, int(float(needs.get("GPU", 0))) * status.replicas))
+            records.append(RunRecord(status, int(float(needs.get("GPU", 0))) * replicas_of(status)))
         return records
 
     # ------------------------------------------------------------- demand

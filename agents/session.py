@@ -26,6 +26,11 @@ power profile; PowerTargets set the fleets' targets, RunPowerCap a run's GPU pow
 every heartbeat carries the site's power readings and the actions the agent took by
 itself. The guard that holds the site under its cap runs outside the sessions, so
 it keeps running while the agent is cut off and reconnecting.
+
+This is the boundary: protobuf is converted here, once, through agents/wire.py. Every
+order read from the stream becomes a plain type (a `RunStart`, the core's order
+dataclasses) before anything acts on it; runs are tracked as the core's `RunReport`s
+and turned into RunStatus messages only when written.
 """
 
 from __future__ import annotations
@@ -38,13 +43,17 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from agents import __version__
+from agents import __version__, wire
 from agents.checkpointing import RunCheckpoints
-from agents.run_records import ACTIVE_RUN_STATES, is_served, spec_gpus, start_replicas
+from agents.run_records import RunStart, is_active, replicas_of
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.core.decisions import ScaleRun, StopRun
+from scheduler.core.errors import InvalidArgument
 from scheduler.core.jobs import parse_run_id
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode
 
 if TYPE_CHECKING:
     from agents.ray_runner import RayRunner
@@ -76,10 +85,10 @@ class SiteAgent:
         self.serve = serve  # Serve inference runs (agents/serve_runner.py); None: this agent has no Ray driver connection
         self.served: dict[str, int] = {}  # Serve runs: run id -> GPUs per replica
         self.power = power if power is not None else SitePowerControl(SiteConfig())
-        self.tracked: dict[str, agent_pb2.RunStatus] = {}  # active runs Ray has, which this agent watches and reports
+        self.tracked: dict[str, RunReport] = {}  # active runs Ray has, which this agent watches and reports
         self.submitting: dict[str, asyncio.Future] = {}  # run id -> its submission in flight (not reported yet)
         self.waiting: set[str] = set()  # starts held while an older run of the same job is still here
-        self.nodes: list | None = None  # the GPU nodes last told to the scheduler
+        self.nodes: list[GpuNode] | None = None  # the GPU nodes last told to the scheduler
         self.checkpoints = RunCheckpoints()  # training runs' checkpoint dirs and progress
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
@@ -140,19 +149,14 @@ class SiteAgent:
         nodes, records = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
         records = [*records, *(await self._serve_records())]
         for record in records:
-            if record.status.state in ACTIVE_RUN_STATES:
+            if is_active(record.status):
                 self.tracked[record.status.run_id] = record.status
                 self.power.gpus.add_run(record.status.run_id, record.gpus)
                 self.checkpoints.remember(record.status.run_id, record.checkpoint_uri)
         self.nodes = list(nodes)
-        register = agent_pb2.Register(
-            site_id=self.settings.site_id,
-            region=self.settings.region,
-            inventory=self.power.inventory(nodes),
-            runs=[r.status for r in records[-1000:]],
-            agent_version=__version__,
-        )
-        return agent_pb2.AgentMessage(register=register)
+        self.power.follow_nodes(self.nodes)
+        s = self.settings
+        return wire.register(s.site_id, s.region, __version__, self.nodes, self.power.config, [r.status for r in records[-1000:]], self.checkpoints.uris)
 
     async def _session(self) -> None:
         metadata = (("authorization", f"Bearer {self.settings.token}"),)
@@ -179,22 +183,32 @@ class SiteAgent:
                     message = await call.read()
                     if message is grpc.aio.EOF:
                         raise ConnectionError("scheduler closed the stream")
-                    kind = message.WhichOneof("body")
-                    if kind == "start_run":
-                        asyncio.create_task(self._start(message.start_run))
-                    elif kind == "stop_run":
-                        asyncio.create_task(self._stop_run(message.stop_run))
-                    elif kind == "power_targets":
-                        self.power.apply_targets(message.power_targets)
-                        self._heartbeat_now.set()  # confirm the new targets at once
-                    elif kind == "run_power_cap":
-                        self.power.cap_run(message.run_power_cap)
-                    elif kind == "scale_run":
-                        asyncio.create_task(self._scale(message.scale_run))
+                    self._follow(message)
             finally:
                 for task in tasks:
                     task.cancel()
                 self._outbox = None
+
+    def _follow(self, message: agent_pb2.SchedulerMessage) -> None:
+        """Act on one message from the scheduler, converted to plain types first."""
+        kind, site_id = message.WhichOneof("body"), self.settings.site_id
+        if kind == "start_run":
+            try:
+                start = wire.start_from_proto(message.start_run)
+            except InvalidArgument as err:
+                log.error("start of run %s refused: %s", message.start_run.run_id, err)
+                self._report(RunReport(message.start_run.run_id, RunState.FAILED, f"start order refused: {err}"[:2000]))
+                return
+            asyncio.create_task(self._start(start))
+        elif kind == "stop_run":
+            asyncio.create_task(self._stop_run(wire.stop_from_proto(site_id, message.stop_run)))
+        elif kind == "power_targets":
+            self.power.apply_targets(wire.targets_from_proto(site_id, message.power_targets))
+            self._heartbeat_now.set()  # confirm the new targets at once
+        elif kind == "run_power_cap":
+            self.power.cap_run(wire.power_cap_from_proto(site_id, message.run_power_cap))
+        elif kind == "scale_run":
+            asyncio.create_task(self._scale(wire.scale_from_proto(site_id, message.scale_run)))
 
     async def _stopper(self, call) -> None:
         await self._stopping.wait()
@@ -204,8 +218,8 @@ class SiteAgent:
         if self._outbox is not None:
             self._outbox.put_nowait(message)
 
-    def _report(self, status: agent_pb2.RunStatus) -> None:
-        self._send(agent_pb2.AgentMessage(run_event=status))
+    def _report(self, report: RunReport) -> None:
+        self._send(wire.run_event(report, self.checkpoints.uris.get(report.run_id, "")))
 
     async def _write_loop(self, call) -> None:
         assert self._outbox is not None
@@ -214,7 +228,7 @@ class SiteAgent:
             actions = []
             if message.WhichOneof("body") == "heartbeat":
                 actions = list(self.power.pending_actions)  # all not yet reported, taken as late as possible
-                message.heartbeat.local_actions.extend(actions)
+                wire.add_local_actions(message, actions)
             await call.write(message)
             if actions:
                 self.power.reported(actions)
@@ -225,7 +239,7 @@ class SiteAgent:
         while True:
             self._heartbeat_now.clear()
             runs = [self.checkpoints.annotate(s) for s in self.tracked.values()]
-            self._send(agent_pb2.AgentMessage(heartbeat=self.power.heartbeat(runs)))
+            self._send(wire.heartbeat(runs, self.power.reading(), self.checkpoints.uris))
             try:
                 await asyncio.wait_for(self._heartbeat_now.wait(), interval)
             except TimeoutError:
@@ -242,14 +256,14 @@ class SiteAgent:
                 log.exception("power guard pass failed")
             await asyncio.sleep(self.settings.guard_period_s)
 
-    async def _start(self, order: agent_pb2.StartRun) -> None:
+    async def _start(self, order: RunStart) -> None:
         if order.run_id in self.tracked or order.run_id in self.submitting or order.run_id in self.waiting:
             return  # a repeated order for a run we already run, start or hold
         if not await self._no_other_run_of_the_job(order):
             return
-        if is_served(order.spec):
+        if order.spec.served:
             return await self._start_serve(order)
-        self.power.gpus.add_run(order.run_id, spec_gpus(order.spec))
+        self.power.gpus.add_run(order.run_id, order.gpus)
         self.checkpoints.remember(order.run_id, order.checkpoint_uri)
         await self._submit(order, self.runner.submit, "submission to Ray", "submitted to Ray")
 
@@ -263,7 +277,7 @@ class SiteAgent:
                 return other
         return None
 
-    async def _no_other_run_of_the_job(self, order: agent_pb2.StartRun) -> bool:
+    async def _no_other_run_of_the_job(self, order: RunStart) -> bool:
         """The fence: True once no other run of the order's job is here. A start older than
         a run held is refused; a newer one waits (until it is stopped, or the older run ends)."""
         other = self._other_run_of(order.run_id)
@@ -272,7 +286,7 @@ class SiteAgent:
         if _attempt_of(other) > _attempt_of(order.run_id):
             log.warning("start of run %s refused: the newer run %s of its job is on this site", order.run_id, other)
             message = f"start refused: the newer run {other} of this job is on this site"
-            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message=message))
+            self._report(RunReport(order.run_id, RunState.UNKNOWN, message))
             return False
         log.warning("start of run %s waits: the older run %s of its job is still active here", order.run_id, other)
         self.waiting.add(order.run_id)
@@ -285,7 +299,7 @@ class SiteAgent:
         finally:
             self.waiting.discard(order.run_id)
 
-    async def _submit(self, order: agent_pb2.StartRun, submit, what: str, done: str) -> None:
+    async def _submit(self, order: RunStart, submit, what: str, done: str) -> None:
         """Submit a run with retries; once Ray has it, track and report it STARTING, or FAILED
         after the last try (unless Ray has it after all: a try that timed out may have landed)."""
         submitted = asyncio.get_running_loop().create_future()
@@ -304,9 +318,9 @@ class SiteAgent:
                     log.error("run %s: %s failed: %s", order.run_id, what, err)
                     self.power.gpus.forget(order.run_id)
                     message = f"{what} failed after {attempt} attempts: {err}"[:2000]
-                    self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
+                    self._report(RunReport(order.run_id, RunState.FAILED, message))
                     return
-            status = self.tracked.setdefault(order.run_id, agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_STARTING))
+            status = self.tracked.setdefault(order.run_id, RunReport(order.run_id, RunState.STARTING))
             log.info("run %s %s", order.run_id, done)
             self._report(status)
         finally:
@@ -318,13 +332,13 @@ class SiteAgent:
             status = await asyncio.to_thread(self._status, run_id)
         except Exception:
             return False
-        return status.state in ACTIVE_RUN_STATES
+        return is_active(status)
 
-    async def _stop_run(self, order: agent_pb2.StopRun) -> None:
+    async def _stop_run(self, order: StopRun) -> None:
         if order.run_id in self.waiting:  # held by the fence: it never started
             self.waiting.discard(order.run_id)
             log.info("run %s stopped before it started: %s", order.run_id, order.reason)
-            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="stopped before it started"))
+            self._report(RunReport(order.run_id, RunState.UNKNOWN, "stopped before it started"))
             return
         submission = self.submitting.get(order.run_id)
         if submission is not None:  # stop what Ray has once the submission is done
@@ -334,7 +348,7 @@ class SiteAgent:
         log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason)
 
         def still_active() -> bool:
-            return self.runner.status(order.run_id).state in ACTIVE_RUN_STATES
+            return is_active(self.runner.status(order.run_id))
 
         try:
             found, how = await asyncio.to_thread(
@@ -347,13 +361,13 @@ class SiteAgent:
         if not found:
             self.tracked.pop(order.run_id, None)
             self.power.gpus.forget(order.run_id)
-            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Ray has no such job"))
+            self._report(RunReport(order.run_id, RunState.UNKNOWN, "Ray has no such job"))
             return
-        self.tracked.setdefault(order.run_id, agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_RUNNING))
+        self.tracked.setdefault(order.run_id, RunReport(order.run_id, RunState.RUNNING))
 
     async def _poll_loop(self) -> None:
         while True:
-            starting = any(s.state == agent_pb2.RUN_STATE_STARTING for s in self.tracked.values())
+            starting = any(s.state == RunState.STARTING for s in self.tracked.values())
             await asyncio.sleep(self.settings.poll_starting_s if starting else self.settings.poll_running_s)
             run_ids = list(self.tracked)
             results = await asyncio.gather(*(asyncio.to_thread(self._status, r) for r in run_ids), return_exceptions=True)
@@ -364,17 +378,17 @@ class SiteAgent:
                 previous = self.tracked.get(run_id)
                 if previous is not None and previous.state == status.state and run_id in self.served:
                     self.tracked[run_id] = status  # a Serve run's demand and replicas, for the next heartbeat
-                    self.power.gpus.add_run(run_id, self.served[run_id] * status.replicas)  # what its replicas hold now
+                    self.power.gpus.add_run(run_id, self.served[run_id] * replicas_of(status))  # what its replicas hold now
                 if previous is None or previous.state == status.state:
                     continue
-                if status.state in ACTIVE_RUN_STATES:
+                if is_active(status):
                     self.tracked[run_id] = status
                 else:
                     del self.tracked[run_id]
                     self.power.gpus.forget(run_id)
                     await asyncio.to_thread(self.checkpoints.refresh, run_id)  # its last checkpoint, for the scheduler
                 self._report(self.checkpoints.annotate(status))
-                if status.state not in ACTIVE_RUN_STATES:
+                if not is_active(status):
                     self.checkpoints.forget(run_id)
             await self._refresh_progress()
 
@@ -392,7 +406,7 @@ class SiteAgent:
             log.info("site nodes changed: %d GPUs on %d nodes (was %d GPUs)", sum(n.gpus for n in nodes), len(nodes), sum(n.gpus for n in self.nodes or ()))
             self.nodes = list(nodes)
             self.power.follow_nodes(nodes)
-            self._send(agent_pb2.AgentMessage(nodes_changed=agent_pb2.NodesChanged(gpu_nodes=nodes)))
+            self._send(wire.nodes_changed(nodes))
 
     async def _refresh_progress(self) -> None:
         """Re-read the progress of active training runs (files; in threads)."""
@@ -401,7 +415,7 @@ class SiteAgent:
             await asyncio.gather(*(asyncio.to_thread(self.checkpoints.refresh, r) for r in run_ids), return_exceptions=True)
 
     # ------------------------------------------------------------- Serve inference runs
-    def _status(self, run_id: str) -> agent_pb2.RunStatus:
+    def _status(self, run_id: str) -> RunReport:
         """A run's status from the runner that has it (blocking; called in a thread)."""
         if run_id in self.served and self.serve is not None:
             return self.serve.status(run_id)
@@ -416,19 +430,19 @@ class SiteAgent:
         except Exception as err:
             log.warning("listing Serve applications failed: %s", err)
             return []
-        self.served.update((r.status.run_id, r.gpus // max(1, r.status.replicas)) for r in records)
+        self.served.update((r.status.run_id, r.gpus // max(1, replicas_of(r.status))) for r in records)
         return records
 
-    async def _start_serve(self, order: agent_pb2.StartRun) -> None:
+    async def _start_serve(self, order: RunStart) -> None:
         if self.serve is None:
             message = "this agent has no Ray driver connection for Serve (start it with --ray-gcs-address)"
-            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_FAILED, message=message))
+            self._report(RunReport(order.run_id, RunState.FAILED, message))
             return
         self.served[order.run_id] = order.spec.resources.gpus
-        self.power.gpus.add_run(order.run_id, order.spec.resources.gpus * start_replicas(order))
+        self.power.gpus.add_run(order.run_id, order.gpus)
         await self._submit(order, self.serve.submit, "deploying on Ray Serve", "deployed on Ray Serve")
 
-    async def _scale(self, order: agent_pb2.ScaleRun) -> None:
+    async def _scale(self, order: ScaleRun) -> None:
         if self.serve is None or order.run_id not in self.served:
             log.warning("scale order for run %s, which is not a Serve run here; ignored", order.run_id)
             return
@@ -440,12 +454,12 @@ class SiteAgent:
         if found:
             log.info("run %s scaled to %d replicas: %s", order.run_id, order.replicas, order.cause)
             status = self.tracked.get(order.run_id)
-            if status is not None and order.replicas > status.replicas:  # new replicas draw from now on
+            if status is not None and order.replicas > replicas_of(status):  # new replicas draw from now on
                 self.power.gpus.add_run(order.run_id, self.served[order.run_id] * order.replicas)
         else:
             log.warning("scale order for run %s: Serve has no such application", order.run_id)
 
-    async def _stop_serve(self, order: agent_pb2.StopRun) -> bool:
+    async def _stop_serve(self, order: StopRun) -> bool:
         """Stop a Serve run (delete its application); False when the run is not a Serve run."""
         if self.serve is None or order.run_id not in self.served:
             return False
@@ -458,7 +472,7 @@ class SiteAgent:
         if not found:
             self.tracked.pop(order.run_id, None)
             self.power.gpus.forget(order.run_id)
-            self._report(agent_pb2.RunStatus(run_id=order.run_id, state=agent_pb2.RUN_STATE_UNKNOWN, message="Serve has no such application"))
+            self._report(RunReport(order.run_id, RunState.UNKNOWN, "Serve has no such application"))
         return True
 
 

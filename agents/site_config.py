@@ -33,7 +33,8 @@ number of addresses; an address appears once in the whole site; group ids are
 unique in the whole site (a fleet's own id counts as its group's id). A fleet
 without addresses is emulated in-process (agents.miners.fleet_driver); one with addresses
 is driven through pyasic_rs (agents.miners.driver). A site may mix both.
-Errors name the file and the field, in one line (`SiteConfigError`).
+Errors name the file and the field, in one line (`SiteConfigError`). The profile goes
+on the wire in the Register inventory (agents/wire.py).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scheduler.api.v1 import types_pb2
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, MinerModel
 
 _FLEET_ID = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$"
@@ -231,38 +231,6 @@ class SiteConfig(BaseModel):
     def has_miner_addresses(self) -> bool:
         """True when some fleet lists real miners (driven through pyasic_rs)."""
         return any(f.address_groups() is not None for f in self.fleets)
-
-    # ------------------------------------------------------------- wire
-    def fleets_proto(self) -> list[types_pb2.MinerFleet]:
-        result = []
-        for config, fleet in zip(self.fleets, self.fleet_models()):
-            m = fleet.model
-            result.append(
-                types_pb2.MinerFleet(
-                    fleet_id=fleet.fleet_id,
-                    model=config.model,
-                    count=fleet.count,
-                    rated_w=m.rated_w,
-                    ths=m.ths,
-                    min_w=m.min_w,
-                    standby_w=m.standby_w,
-                    ramp_down_s=m.ramp_down_s,
-                    ramp_up_s=m.ramp_up_s,
-                    can_pause=m.can_pause,
-                    takes_power_limit=m.takes_power_limit,
-                )
-            )
-        return result
-
-    def power_proto(self) -> types_pb2.SitePower:
-        return types_pb2.SitePower(
-            interconnect_cap_w=self.interconnect_cap_w,
-            cooling=self.cooling.value,
-            overhead=self.effective_overhead,
-            gpu_load_w=self.gpu_load_w,
-            gpu_idle_w=self.gpu_idle_w,
-            market_node=self.market_node,
-        )
 
 
 def _first_repeat(items) -> str | None:

@@ -1,15 +1,17 @@
 """The agent's power side: the site's profile, its fleets (a FleetDriver), its GPUs'
 power model, the cap in force, and the actions the agent took by itself.
 
-The session feeds it the scheduler's orders (PowerTargets, RunPowerCap), asks it for
-the power fields of each heartbeat, and runs `tick()` every guard period whether the
-stream is up or not; `tick()` applies `power_guard.hold_the_line` and records what
-it did as LocalActions until a heartbeat carries them to the scheduler.
+The session feeds it the scheduler's orders, as the core's plain types
+(`SetMiningTargets`, `CapRunPower`), asks it for the power readings of each heartbeat
+(`PowerReading`), and runs `tick()` every guard period whether the stream is up or not;
+`tick()` applies `power_guard.hold_the_line` and records what it did as `LocalAction`s
+until a heartbeat carries them to the scheduler. No protobuf here: agents/wire.py
+turns these into the wire's messages.
 
 Fleets whose site config lists miner addresses are real miners, driven through
 pyasic_rs (agents/miners/driver.py); the others are emulated (agents/miners/fleet_driver.py).
 What the driver reports as needing a person (miners not answering or stuck) is
-recorded as LocalActions, one line each time a problem appears or changes.
+recorded as local actions, one line each time a problem appears or changes.
 
 Every heartbeat reports, per fleet, the target the fleet ramps to *now*: the
 scheduler takes a reading as confirming a lower target only when it names that
@@ -27,18 +29,43 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-
-from google.protobuf.timestamp_pb2 import Timestamp
+from dataclasses import dataclass
 
 from agents.gpu_power import GpuPower
 from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
 from agents.site_config import SiteConfig
-from scheduler.api.v1 import agent_pb2, types_pb2
+from scheduler.core.decisions import CapRunPower, SetMiningTargets
+from scheduler.core.sites import GpuNode
 
 log = logging.getLogger(__name__)
 MAX_PENDING_ACTIONS = 1000
 ORDERS_SETTLE_S = 0.25
+
+
+@dataclass(frozen=True)
+class FleetPower:
+    fleet_id: str
+    measured_w: float  # what the fleet draws now
+    target_w: float  # the target a reading may confirm (see the module docstring)
+
+
+@dataclass(frozen=True)
+class PowerReading:
+    """The site's power for a heartbeat: IT (GPUs and fleets), GPUs, and at the meter."""
+
+    it_w: float
+    gpu_w: float
+    meter_w: float
+    fleets: tuple[FleetPower, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)  # each action is itself: two alike are still two
+class LocalAction:
+    """Something the agent did by itself to hold the cap, or a problem it found."""
+
+    at: float  # wall-clock epoch seconds
+    what: str
 
 
 def default_driver(config: SiteConfig) -> FleetDriver:
@@ -63,7 +90,7 @@ class SitePowerControl:
         self.gpus = GpuPower(config.gpu_load_w, config.gpu_idle_w, config.gpu_backend)  # NVML or its fake (agents/gpu_power.py)
         self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
         self.cap_event_active = False
-        self.pending_actions: list[agent_pb2.LocalAction] = []
+        self.pending_actions: list[LocalAction] = []
         self.wall_clock = wall_clock
         self.clock = clock
         self._ramping: set[str] = set()
@@ -75,58 +102,47 @@ class SitePowerControl:
         return self.config.effective_overhead
 
     # ------------------------------------------------------------- registration
-    def follow_nodes(self, gpu_nodes: list[types_pb2.GpuNode]) -> None:
+    def follow_nodes(self, gpu_nodes: Iterable[GpuNode]) -> None:
         """Tell the GPU model how many GPUs the site's nodes have now."""
         self.gpus.total_gpus = sum(n.gpus for n in gpu_nodes)
 
-    def inventory(self, gpu_nodes: list[types_pb2.GpuNode]) -> types_pb2.Inventory:
-        """The Register inventory; the GPU model follows its nodes."""
-        self.follow_nodes(gpu_nodes)
-        return types_pb2.Inventory(gpu_nodes=gpu_nodes, fleets=self.config.fleets_proto(), power=self.config.power_proto())
-
     # ------------------------------------------------------------- orders
-    def apply_targets(self, order: agent_pb2.PowerTargets) -> None:
+    def apply_targets(self, order: SetMiningTargets) -> None:
         self._orders_at = self.clock()
-        for fleet in order.fleets:
-            if fleet.fleet_id not in self.driver.fleets:
-                log.warning("power targets name fleet %r, which this site does not have; ignored", fleet.fleet_id)
+        for fleet_id, target_w in order.targets_w.items():
+            if fleet_id not in self.driver.fleets:
+                log.warning("power targets name fleet %r, which this site does not have; ignored", fleet_id)
                 continue
-            applied = self.driver.set_target(fleet.fleet_id, fleet.target_w)
-            if abs(applied - fleet.target_w) > TOLERANCE_W:
-                log.warning("fleet %s: target %.0f W is outside what it can draw; %.0f W applied", fleet.fleet_id, fleet.target_w, applied)
+            applied = self.driver.set_target(fleet_id, target_w)
+            if abs(applied - target_w) > TOLERANCE_W:
+                log.warning("fleet %s: target %.0f W is outside what it can draw; %.0f W applied", fleet_id, target_w, applied)
         if order.cap_w > 0:
             self.cap_w = order.cap_w
         self.cap_event_active = order.cap_event_active
         log.info(
             "power targets applied (%s): %s; cap %.0f W%s",
             order.cause or "no cause given",
-            ", ".join(f"{f.fleet_id}={f.target_w:.0f}W" for f in order.fleets) or "no fleets",
+            ", ".join(f"{fleet_id}={target_w:.0f}W" for fleet_id, target_w in order.targets_w.items()) or "no fleets",
             self.cap_w,
             ", cap event active" if self.cap_event_active else "",
         )
 
-    def cap_run(self, order: agent_pb2.RunPowerCap) -> None:
+    def cap_run(self, order: CapRunPower) -> None:
         applied = self.gpus.set_power_fraction(order.run_id, order.power_fraction)
         in_force = "no GPUs held yet" if applied is None else f"{applied:.0%} in force"
         log.info("run %s: GPU power capped to %.0f%% of load, %s (%s)", order.run_id, order.power_fraction * 100, in_force, order.cause or "no cause given")
         self._orders_at = self.clock()
 
     # ------------------------------------------------------------- readings
-    def heartbeat(self, runs: Iterable[agent_pb2.RunStatus]) -> agent_pb2.Heartbeat:
-        """A heartbeat with the runs and the site's power now (local actions are added
+    def reading(self) -> PowerReading:
+        """The site's power now, for a heartbeat (its runs and local actions are added
         when it is written to the stream)."""
-        runs = list(runs)
         readings = self.driver.read()
         confirmed = confirmed_targets(self.driver)  # what each reading may confirm to the scheduler
         gpu_w = self.gpus.power_w()  # every device's NVML reading
         it_w = gpu_w + sum(measured for measured, _ in readings.values())
-        return agent_pb2.Heartbeat(
-            runs=runs,
-            measured_power_w=it_w,
-            fleets=[agent_pb2.FleetPower(fleet_id=f, measured_w=m, target_w=confirmed.get(f, t)) for f, (m, t) in sorted(readings.items())],
-            gpu_power_w=gpu_w,
-            meter_power_w=it_w * self.overhead,
-        )
+        fleets = tuple(FleetPower(f, m, confirmed.get(f, t)) for f, (m, t) in sorted(readings.items()))
+        return PowerReading(it_w, gpu_w, it_w * self.overhead, fleets)
 
     # ------------------------------------------------------------- holding the line
     def tick(self, stream_up: bool, active_run_ids: Iterable[str], horizon_s: float = 0.0) -> tuple[GuardResult, bool]:
@@ -150,7 +166,7 @@ class SitePowerControl:
         return result, result.acted or settled or reported
 
     def report_problems(self) -> bool:
-        """Record the driver's new problem lines as LocalActions; True if any was new."""
+        """Record the driver's new problem lines as local actions; True if any was new."""
         problems = getattr(self.driver, "problems", None)
         if problems is None:
             return False
@@ -162,15 +178,13 @@ class SitePowerControl:
             self.record(line)
         return bool(new)
 
-    def record(self, what: str) -> agent_pb2.LocalAction:
-        at = Timestamp()
-        at.FromNanoseconds(int(self.wall_clock() * 1e9))
-        action = agent_pb2.LocalAction(at=at, what=what[:2000])
+    def record(self, what: str) -> LocalAction:
+        action = LocalAction(self.wall_clock(), what[:2000])
         self.pending_actions.append(action)
         del self.pending_actions[:-MAX_PENDING_ACTIONS]
         return action
 
-    def reported(self, sent: Iterable[agent_pb2.LocalAction]) -> None:
+    def reported(self, sent: Iterable[LocalAction]) -> None:
         """Drop the actions a heartbeat carried once it went out on a live stream."""
         sent_ids = {id(a) for a in sent}
         self.pending_actions = [a for a in self.pending_actions if id(a) not in sent_ids]

@@ -26,7 +26,7 @@ from agents.miners.driver import site_fleet_driver
 from agents.miners.group import MinerGroup
 from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl
-from scheduler.api.v1 import agent_pb2
+from scheduler.core.decisions import SetMiningTargets
 from scheduler.core.power import MINER_MODELS
 from tests.integration.conftest import skip_unless_port_80_bindable
 
@@ -210,12 +210,12 @@ def test_the_agent_drives_racks_re_sends_drifted_settings_and_reports_problems()
         task = asyncio.create_task(driver.run())
         try:
             await until_true(lambda: miners.ready and "rack-1" in miners.status()["reads"])
-            power.apply_targets(agent_pb2.PowerTargets(fleets=[agent_pb2.FleetPower(fleet_id="s21", target_w=40_000)], cap_w=900_000))
+            power.apply_targets(SetMiningTargets("site", {"s21": 40_000}, 900_000, False))
             await asyncio.sleep(SETTLE_S + 0.2)
             assert emu.total_power_w(ips) <= 40_000 and emu.total_power_w(rack_1) == pytest.approx(emu.total_power_w(rack_2), abs=50)
             measured, target = power.driver.read()["s21"]
             assert target == 40_000 and 39_000 <= measured <= 40_000
-            beat = power.heartbeat([])
+            beat = power.reading()
             assert [(f.fleet_id, f.target_w) for f in beat.fleets] == [("emulated", 125), ("s21", 40_000)]
 
             # Someone resumes a paused miner by hand: the driver pauses it again.
@@ -235,7 +235,7 @@ def test_the_agent_drives_racks_re_sends_drifted_settings_and_reports_problems()
             # The fleet is cut: the fire-and-forget apply brings it down well before the next poll.
             miners.poll_s = 60.0
             await asyncio.sleep(0.3)  # let the current poll finish
-            power.apply_targets(agent_pb2.PowerTargets(fleets=[agent_pb2.FleetPower(fleet_id="s21", target_w=20_000)], cap_w=900_000))
+            power.apply_targets(SetMiningTargets("site", {"s21": 20_000}, 900_000, False))
             await asyncio.sleep(SETTLE_S)
             assert emu.total_power_w(ips) <= 20_000
         finally:

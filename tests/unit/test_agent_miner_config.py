@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from agents import wire
 from agents.miners.driver import CombinedFleets, MinerFleets, site_fleet_driver
 from agents.miners.fleet_driver import EmulatedFleets
 from agents.site_config import SiteConfigError, expand_addresses, load_site_config, parse_site_config
@@ -43,7 +44,7 @@ def test_a_fleet_with_miners_is_one_group_named_after_it(tmp_path):
     ((group_id, addresses),) = config.fleets[0].address_groups()
     assert group_id == "s21-real" and len(addresses) == 216 and addresses[0] == "10.0.1.1" and addresses[-1] == "10.0.4.1"
     assert config.has_miner_addresses
-    assert config.fleets_proto()[0].count == 216  # the wire form is unchanged
+    assert wire.fleets_to_proto(config)[0].count == 216  # the wire form is unchanged
 
 
 def test_a_fleet_with_groups_keeps_them_in_order():

@@ -15,11 +15,13 @@ import grpc
 import pytest
 
 from agents.miners.fleet_driver import EmulatedFleets
-from agents.run_records import RunRecord
+from agents.run_records import RunRecord, RunStart
 from agents.session import AgentSettings, SiteAgent
 from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl
-from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode
 
 DROP = object()
 CONFIG = {
@@ -42,13 +44,13 @@ class FakeRunner:
     """The RayRunner methods the session uses; one run (4 GPUs) already running."""
 
     def __init__(self):
-        self.submitted: list[agent_pb2.StartRun] = []
+        self.submitted: list[RunStart] = []
 
     def inventory(self):
-        return [types_pb2.GpuNode(node_id="n1", gpu_model="virtual", gpus=8, cpus=8)]
+        return [GpuNode("n1", "virtual", 8, cpus=8)]
 
     def list_runs(self):
-        return [RunRecord(agent_pb2.RunStatus(run_id="r1", state=agent_pb2.RUN_STATE_RUNNING), gpus=4)]
+        return [RunRecord(RunReport("r1", RunState.RUNNING), gpus=4)]
 
     def submit(self, start):
         self.submitted.append(start)
@@ -57,7 +59,7 @@ class FakeRunner:
         return True
 
     def status(self, run_id):
-        return agent_pb2.RunStatus(run_id=run_id, state=agent_pb2.RUN_STATE_RUNNING)
+        return RunReport(run_id, RunState.RUNNING)
 
 
 class FakeScheduler(agent_pb2_grpc.AgentServiceServicer):

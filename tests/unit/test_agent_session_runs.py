@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from agents.run_records import RunStart
 from agents.session import AgentSettings, SiteAgent
-from scheduler.api.v1 import agent_pb2, types_pb2
-
-R = agent_pb2
+from scheduler.api.v1 import agent_pb2
+from scheduler.core.decisions import StopRun
+from scheduler.core.jobs import JobKind, JobSpec, Resources
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode
 
 
 class SlowRunner:
@@ -34,7 +37,7 @@ class SlowRunner:
         self.gpus = 0
 
     def inventory(self):
-        return [types_pb2.GpuNode(node_id="n1", gpu_model="virtual", gpus=self.gpus, cpus=8)]
+        return [GpuNode("n1", "virtual", self.gpus, cpus=8)]
 
     def list_runs(self):
         return []
@@ -42,25 +45,28 @@ class SlowRunner:
     def submit(self, start):
         assert self.release.wait(10), "test never released the submission"
         self.submitted.append(start.run_id)
-        self.on_ray[start.run_id] = R.RUN_STATE_RUNNING
+        self.on_ray[start.run_id] = RunState.RUNNING
 
     def stop(self, run_id):
         self.stopped.append(run_id)
         if run_id not in self.on_ray:
             return False
-        self.on_ray[run_id] = R.RUN_STATE_STOPPED
+        self.on_ray[run_id] = RunState.STOPPED
         return True
 
     def status(self, run_id):
         if run_id not in self.on_ray:
-            return R.RunStatus(run_id=run_id, state=R.RUN_STATE_UNKNOWN, message="Ray has no such job")
-        return R.RunStatus(run_id=run_id, state=self.on_ray[run_id])
+            return RunReport(run_id, RunState.UNKNOWN, "Ray has no such job")
+        return RunReport(run_id, self.on_ray[run_id])
 
 
-def start(run_id: str) -> agent_pb2.StartRun:
+def start(run_id: str) -> RunStart:
     job_id = run_id.rsplit("-r", 1)[0]
-    spec = types_pb2.JobSpec(kind=types_pb2.JOB_KIND_TRAINING, entrypoint="python -c pass", resources=types_pb2.Resources(gpus=1))
-    return agent_pb2.StartRun(run_id=run_id, job_id=job_id, tenant="acme", spec=spec)
+    return RunStart(run_id, job_id, "acme", JobSpec(JobKind.TRAINING, "python -c pass", Resources(gpus=1)))
+
+
+def stop(run_id: str, reason: str) -> StopRun:
+    return StopRun("us-1", run_id, reason)
 
 
 async def until(check, what: str, timeout_s: float = 10.0):
@@ -90,7 +96,7 @@ class Harness:
     def reports(self) -> list[tuple[str, str]]:
         while not self.agent._outbox.empty():
             self.sent.append(self.agent._outbox.get_nowait())
-        return [(m.run_event.run_id, R.RunState.Name(m.run_event.state)) for m in self.sent if m.WhichOneof("body") == "run_event"]
+        return [(m.run_event.run_id, agent_pb2.RunState.Name(m.run_event.state)) for m in self.sent if m.WhichOneof("body") == "run_event"]
 
 
 def run(test):
@@ -116,12 +122,12 @@ def test_a_stop_during_the_submission_stops_what_ray_then_has():
     async def scenario(h: Harness):
         starting = asyncio.create_task(h.agent._start(start("job-a-r1")))
         await until(lambda: "job-a-r1" in h.agent.submitting, "the submission in flight")
-        stopping = asyncio.create_task(h.agent._stop_run(agent_pb2.StopRun(run_id="job-a-r1", reason="cancelled")))
+        stopping = asyncio.create_task(h.agent._stop_run(stop("job-a-r1", "cancelled")))
         await asyncio.sleep(0.05)
         assert h.runner.stopped == []  # not "no such job" while the submission may still land
         h.runner.release.set()
         await asyncio.gather(starting, stopping)
-        assert h.runner.stopped == ["job-a-r1"] and h.runner.on_ray["job-a-r1"] == R.RUN_STATE_STOPPED
+        assert h.runner.stopped == ["job-a-r1"] and h.runner.on_ray["job-a-r1"] == RunState.STOPPED
 
     run(scenario)
 
@@ -129,15 +135,15 @@ def test_a_stop_during_the_submission_stops_what_ray_then_has():
 def test_an_older_attempt_is_refused_and_a_newer_one_waits_for_the_older_run_to_end():
     async def scenario(h: Harness):
         h.runner.release.set()
-        h.runner.on_ray["job-a-r2"] = R.RUN_STATE_RUNNING
-        h.agent.tracked["job-a-r2"] = R.RunStatus(run_id="job-a-r2", state=R.RUN_STATE_RUNNING)
+        h.runner.on_ray["job-a-r2"] = RunState.RUNNING
+        h.agent.tracked["job-a-r2"] = RunReport("job-a-r2", RunState.RUNNING)
         poll = asyncio.create_task(h.agent._poll_loop())
         await h.agent._start(start("job-a-r1"))
         assert ("job-a-r1", "RUN_STATE_UNKNOWN") in h.reports() and h.runner.submitted == []
         newer = asyncio.create_task(h.agent._start(start("job-a-r3")))
         await until(lambda: h.polls >= 5, "poll passes while run 3 waits")
         assert h.runner.submitted == [] and "job-a-r3" in h.agent.waiting
-        h.runner.on_ray["job-a-r2"] = R.RUN_STATE_STOPPED  # the scheduler had it stopped
+        h.runner.on_ray["job-a-r2"] = RunState.STOPPED  # the scheduler had it stopped
         await newer
         assert h.runner.submitted == ["job-a-r3"] and "job-a-r2" not in h.agent.tracked
         poll.cancel()
@@ -148,11 +154,11 @@ def test_an_older_attempt_is_refused_and_a_newer_one_waits_for_the_older_run_to_
 def test_a_start_held_by_the_fence_can_be_stopped_before_it_starts():
     async def scenario(h: Harness):
         h.runner.release.set()
-        h.agent.tracked["job-a-r1"] = R.RunStatus(run_id="job-a-r1", state=R.RUN_STATE_RUNNING)
-        h.runner.on_ray["job-a-r1"] = R.RUN_STATE_RUNNING
+        h.agent.tracked["job-a-r1"] = RunReport("job-a-r1", RunState.RUNNING)
+        h.runner.on_ray["job-a-r1"] = RunState.RUNNING
         held = asyncio.create_task(h.agent._start(start("job-a-r2")))
         await until(lambda: "job-a-r2" in h.agent.waiting, "run 2 held")
-        await h.agent._stop_run(agent_pb2.StopRun(run_id="job-a-r2", reason="preempted"))
+        await h.agent._stop_run(stop("job-a-r2", "preempted"))
         await held
         assert h.runner.submitted == [] and ("job-a-r2", "RUN_STATE_UNKNOWN") in h.reports()
 
@@ -210,3 +216,16 @@ def test_reconnects_start_from_the_shortest_delay_after_a_session_that_registere
             await server.stop(None)
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_orders_are_converted_once_and_a_start_whose_spec_is_not_one_is_reported_failed():
+    async def scenario(h: Harness):
+        h.runner.release.set()
+        h.agent._follow(agent_pb2.SchedulerMessage(start_run=agent_pb2.StartRun(run_id="job-b-r1", job_id="job-b", spec={"entrypoint": "x"})))
+        assert h.reports() == [("job-b-r1", "RUN_STATE_FAILED")] and h.runner.submitted == []
+        spec = {"kind": JobKind.TRAINING, "entrypoint": "python -c pass", "resources": {"gpus": 1}}
+        h.agent._follow(agent_pb2.SchedulerMessage(start_run=agent_pb2.StartRun(run_id="job-a-r1", job_id="job-a", spec=spec)))
+        await until(lambda: "job-a-r1" in h.agent.tracked, "the start, converted, submitted")
+        assert h.runner.submitted == ["job-a-r1"] and h.agent.power.gpus.run_gpus.get("job-a-r1") == 1
+
+    run(scenario)

@@ -6,6 +6,7 @@ import argparse
 import pytest
 import yaml
 
+from agents import wire
 from agents.main import site_power_from
 from agents.site_config import SiteConfigError, load_site_config
 from powerplane_dev.cluster import FleetSpec, SitePowerSpec
@@ -32,10 +33,10 @@ def write(tmp_path, data, name="site.yaml"):
 
 def test_the_documented_format_is_read_and_goes_on_the_wire(tmp_path):
     config = load_site_config(write(tmp_path, GOOD))
-    power = config.power_proto()
+    power = wire.site_power_to_proto(config)
     assert power.interconnect_cap_w == 5e6 and power.cooling == "hydro" and power.overhead == pytest.approx(1.04)
     assert (power.gpu_load_w, power.gpu_idle_w, power.market_node) == (1200, 150, "HB_WEST")
-    s21, xp = config.fleets_proto()
+    s21, xp = wire.fleets_to_proto(config)
     assert (s21.fleet_id, s21.model, s21.count) == ("s21-a", "S21", 400)
     assert (s21.rated_w, s21.ths, s21.min_w, s21.standby_w) == (3500, 200, 2400, 25)
     assert (s21.ramp_down_s, s21.ramp_up_s, s21.can_pause, s21.takes_power_limit) == (5, 10, True, True)
@@ -48,13 +49,13 @@ def test_the_documented_format_is_read_and_goes_on_the_wire(tmp_path):
 def test_without_a_file_the_site_has_no_fleets_and_no_cap():
     config = load_site_config(None)
     assert config.fleets == [] and config.interconnect_cap_w == 0
-    power = config.power_proto()
+    power = wire.site_power_to_proto(config)
     assert (power.cooling, power.overhead, power.gpu_load_w, power.gpu_idle_w) == ("air", pytest.approx(1.10), 1000, 150)
 
 
 def test_an_explicit_overhead_wins_over_the_cooling(tmp_path):
     config = load_site_config(write(tmp_path, {"interconnect_cap_mw": 1, "cooling": "air", "overhead": 1.2}))
-    assert config.power_proto().overhead == 1.2 and config.power_proto().cooling == "air"
+    assert wire.site_power_to_proto(config).overhead == 1.2 and wire.site_power_to_proto(config).cooling == "air"
 
 
 @pytest.mark.parametrize(

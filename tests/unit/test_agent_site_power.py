@@ -3,10 +3,13 @@ pass (waiting for one pass's orders to land), and local actions until reported."
 
 import pytest
 
+from agents import wire
 from agents.miners.fleet_driver import EmulatedFleets
 from agents.site_config import parse_site_config
 from agents.site_power import ORDERS_SETTLE_S, SitePowerControl
-from scheduler.api.v1 import agent_pb2, types_pb2
+from scheduler.core.decisions import CapRunPower, SetMiningTargets
+from scheduler.core.runs import RunReport, RunState
+from scheduler.core.sites import GpuNode
 
 CONFIG = {
     "interconnect_cap_mw": 0.1,
@@ -30,20 +33,22 @@ def control():
     clock = Clock()
     config = parse_site_config(CONFIG)
     power = SitePowerControl(config, EmulatedFleets(config.fleet_models(), clock=clock), wall_clock=lambda: 1_700_000_000.5, clock=clock)
-    power.inventory([types_pb2.GpuNode(node_id="n", gpus=8)])
+    power.follow_nodes([GpuNode("n", "", 8)])
     return power, clock
 
 
 def targets(cap_w, event, **fleets):
-    return agent_pb2.PowerTargets(fleets=[agent_pb2.FleetPower(fleet_id=f, target_w=w) for f, w in fleets.items()], cap_w=cap_w, cap_event_active=event)
+    return SetMiningTargets("site", dict(fleets), cap_w, event)
 
 
 def test_registration_inventory_and_heartbeat_fields():
     power, clock = control()
-    inventory = power.inventory([types_pb2.GpuNode(node_id="n", gpus=8)])
-    assert [f.fleet_id for f in inventory.fleets] == ["a2", "xp"] and inventory.power.overhead == 1.25
+    register = wire.register("site", "tx", "0", [GpuNode("n", "", 8)], power.config, [], {}).register
+    inventory = register.inventory
+    assert [f.fleet_id for f in inventory.fleets] == ["a2", "xp"] and inventory.power.overhead == 1.25 and inventory.gpu_nodes[0].gpus == 8
     power.gpus.add_run("r1", 2)
-    beat = power.heartbeat([agent_pb2.RunStatus(run_id="r1", state=agent_pb2.RUN_STATE_RUNNING)])
+    beat = wire.heartbeat([RunReport("r1", RunState.RUNNING)], power.reading(), {}).heartbeat
+    assert [(r.run_id, r.state) for r in beat.runs] == [("r1", RunState.RUNNING)]
     assert beat.gpu_power_w == 800 + 2 * 900
     assert beat.measured_power_w == 800 + 2 * 900 + 2 * 250
     assert beat.meter_power_w == pytest.approx(beat.measured_power_w * 1.25)
@@ -68,11 +73,11 @@ def test_the_guard_waits_for_a_pass_orders_while_connected_but_never_when_cut_of
     power.apply_targets(targets(55_000, True, a2=37_300, xp=1_000))  # the pass' GPU cap is on its way
     result, _ = power.tick(True, ["r1"])
     assert not result.acted  # uncapped GPUs would not fit: (800 + 8 x 900 + 37300 + 1000) x 1.25 > 55 kW
-    power.cap_run(agent_pb2.RunPowerCap(run_id="r1", power_fraction=0.5))
+    power.cap_run(CapRunPower("site", "r1", 0.5))
     clock.now += ORDERS_SETTLE_S
     result, _ = power.tick(True, ["r1"])
     assert not result.acted  # with the cap the targets fit: (800 + 8 x 400 + 37300 + 1000) x 1.25 < 55 kW
-    power.cap_run(agent_pb2.RunPowerCap(run_id="r1", power_fraction=1.0))
+    power.cap_run(CapRunPower("site", "r1", 1.0))
     clock.now += 0.01
     result, _ = power.tick(False, ["r1"])  # cut off: no waiting, and the cap event floors mining
     assert result.targets_w == {"a2": 250, "xp": 250}
@@ -90,7 +95,11 @@ def test_actions_are_kept_until_a_heartbeat_carries_them_and_settled_ramps_ask_f
     result, now = power.tick(False, [])
     assert result.acted and now and len(power.pending_actions) == 1
     action = power.pending_actions[0]
-    assert action.at.seconds == 1_700_000_000 and action.at.nanos == 500_000_000
+    assert action.at == 1_700_000_000.5
+    beat = wire.heartbeat([], power.reading(), {})
+    wire.add_local_actions(beat, [action])
+    (sent,) = beat.heartbeat.local_actions
+    assert (sent.at.seconds, sent.at.nanos, sent.what) == (1_700_000_000, 500_000_000, action.what)
     later = power.record("something else")
     power.reported([action])
     assert power.pending_actions == [later]

@@ -16,10 +16,11 @@ from agents.fake_nvml import MIN_LIMIT_FRACTION, FakeNvml
 from agents.gpu_power import GpuBackendError, GpuPower, gpu_it_power_w
 from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl
-from scheduler.api.v1 import agent_pb2, types_pb2
+from scheduler.core.decisions import CapRunPower
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.power import SitePower
+from scheduler.core.sites import GpuNode
 
 LOAD, IDLE = 1000.0, 150.0
 
@@ -153,7 +154,7 @@ def test_a_failing_reading_counts_at_the_last_good_one(monkeypatch):
 def site_power() -> SitePowerControl:
     config = parse_site_config({"gpu_load_w": LOAD, "gpu_idle_w": IDLE, "gpu_backend": "fake"})
     power = SitePowerControl(config)
-    power.inventory([types_pb2.GpuNode(node_id="a", gpus=4), types_pb2.GpuNode(node_id="b", gpus=12)])
+    power.follow_nodes([GpuNode("a", "", 4), GpuNode("b", "", 12)])
     return power
 
 
@@ -167,13 +168,12 @@ def test_heartbeat_gpu_power_is_what_the_ledger_counts():
     power = site_power()
     power.gpus.add_run("train", 8)
     power.gpus.add_run("serve", 4)
-    power.cap_run(agent_pb2.RunPowerCap(run_id="train", power_fraction=0.7, cause="cap cut"))
-    running = [agent_pb2.RunStatus(run_id=r, state=agent_pb2.RUN_STATE_RUNNING) for r in ("train", "serve")]
-    beat = power.heartbeat(running)
-    assert beat.gpu_power_w == pytest.approx(ledger_ai_w(16, {"train": (8, 0.7), "serve": (4, 1.0)}))
-    assert beat.gpu_power_w == pytest.approx(4 * IDLE + 8 * 700 + 4 * 1000)
-    power.cap_run(agent_pb2.RunPowerCap(run_id="train", power_fraction=1.0, cause="event over"))
-    assert power.heartbeat(running).gpu_power_w == pytest.approx(ledger_ai_w(16, {"train": (8, 1.0), "serve": (4, 1.0)}))
+    power.cap_run(CapRunPower("site", "train", 0.7, "cap cut"))
+    reading = power.reading()
+    assert reading.gpu_w == pytest.approx(ledger_ai_w(16, {"train": (8, 0.7), "serve": (4, 1.0)}))
+    assert reading.gpu_w == pytest.approx(4 * IDLE + 8 * 700 + 4 * 1000)
+    power.cap_run(CapRunPower("site", "train", 1.0, "event over"))
+    assert power.reading().gpu_w == pytest.approx(ledger_ai_w(16, {"train": (8, 1.0), "serve": (4, 1.0)}))
 
 
 runs_strategy = st.lists(

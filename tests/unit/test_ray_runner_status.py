@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from ray.job_submission import JobStatus
 
 from agents.ray_runner import RayRunner
-from scheduler.api.v1 import agent_pb2
+from scheduler.core.runs import RunState
 
 
 def runner_with_nodes(*alive: str) -> RayRunner:
@@ -28,10 +28,10 @@ def info(status, node="n1", message=""):
 def test_a_run_failed_with_its_node_dead_is_lost_not_failed():
     runner = runner_with_nodes("n1")
     lost = runner._status_of("j-r1", info(JobStatus.FAILED, node="dead", message="Job supervisor actor died"))
-    assert lost.state == agent_pb2.RUN_STATE_UNKNOWN and lost.message.startswith("lost with its node dead, which died")
+    assert lost.state == RunState.UNKNOWN and lost.message.startswith("lost with its node dead, which died")
     own = runner._status_of("j-r1", info(JobStatus.FAILED, node="n1", message="exit code 3"))
-    assert (own.state, own.message) == (agent_pb2.RUN_STATE_FAILED, "exit code 3")
-    assert runner._status_of("j-r1", info(JobStatus.RUNNING, node="dead")).state == agent_pb2.RUN_STATE_RUNNING
+    assert (own.state, own.message) == (RunState.FAILED, "exit code 3")
+    assert runner._status_of("j-r1", info(JobStatus.RUNNING, node="dead")).state == RunState.RUNNING
 
 
 def test_inventory_counts_only_alive_nodes():

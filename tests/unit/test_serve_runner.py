@@ -10,7 +10,7 @@ import enum
 import pytest
 
 from agents.serve_runner import DemandMeter, ServeRunner, load_application, parse_request_counts
-from scheduler.api.v1 import agent_pb2
+from scheduler.core.runs import RunState
 
 PAGE = """# HELP ray_serve_num_http_requests_total The number of HTTP requests processed.
 # TYPE ray_serve_num_http_requests_total counter
@@ -65,22 +65,22 @@ def runner_with(details: dict, rps: float = 0.0) -> ServeRunner:
 def test_a_run_reports_the_replicas_it_holds_its_demand_and_endpoint():
     details = {"http_options": {"host": "127.0.0.1", "port": 8123}, "applications": {"job-a-r1": app(Status.RUNNING, target=1, live=3)}}
     status = runner_with(details, rps=12.5).status("job-a-r1")
-    assert status.state == agent_pb2.RUN_STATE_RUNNING
-    assert status.replicas == 3  # target lowered to 1, two replicas still stopping: it holds 3
-    assert status.requests_per_s == 12.5 and status.endpoint == "http://127.0.0.1:8123/job-a"
+    assert status.state == RunState.RUNNING
+    assert status.serve.replicas == 3  # target lowered to 1, two replicas still stopping: it holds 3
+    assert status.serve.requests_per_s == 12.5 and status.serve.endpoint == "http://127.0.0.1:8123/job-a"
     growing = runner_with({"applications": {"job-a-r1": app("RUNNING", target=3, live=1)}}).status("job-a-r1")
-    assert growing.replicas == 3  # its target counts at once
+    assert growing.serve.replicas == 3  # its target counts at once
 
 
 def test_states_deploying_deleted_and_unknown():
     runner = runner_with({"applications": {"job-a-r1": app(Status.DEPLOYING, 1, 0)}})
-    assert runner.status("job-a-r1").state == agent_pb2.RUN_STATE_STARTING
+    assert runner.status("job-a-r1").state == RunState.STARTING
     empty = runner_with({"applications": {}})
     empty._deploying.add("job-b-r1")
     empty._deleted.add("job-c-r1")
-    assert empty.status("job-b-r1").state == agent_pb2.RUN_STATE_STARTING  # deploy under way, not listed yet
-    assert empty.status("job-c-r1").state == agent_pb2.RUN_STATE_STOPPED
-    assert empty.status("job-d-r1").state == agent_pb2.RUN_STATE_UNKNOWN
+    assert empty.status("job-b-r1").state == RunState.STARTING  # deploy under way, not listed yet
+    assert empty.status("job-c-r1").state == RunState.STOPPED
+    assert empty.status("job-d-r1").state == RunState.UNKNOWN
 
 
 def test_after_a_restart_the_agent_finds_only_its_sites_serve_runs():
@@ -90,7 +90,7 @@ def test_after_a_restart_the_agent_finds_only_its_sites_serve_runs():
         "someone-elses-app": app("RUNNING", 1, 1),  # not a run id
     }
     records = runner_with({"applications": applications}).list_runs()
-    assert [(r.status.run_id, r.status.replicas, r.gpus) for r in records] == [("job-a-r1", 2, 4)]
+    assert [(r.status.run_id, r.status.serve.replicas, r.gpus) for r in records] == [("job-a-r1", 2, 4)]
 
 
 def test_an_import_path_must_name_a_serve_application():
