@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.emulator.fleet import loopback_addresses  # noqa: E402
-from agents.emulator.physics import with_ramps  # noqa: E402
+from agents.emulator.miner_physics import with_ramps  # noqa: E402
 from agents.miners.group import MinerGroup  # noqa: E402
 from scheduler.core.power import MINER_MODELS  # noqa: E402
 

@@ -3,7 +3,7 @@
 import pytest
 
 from agents.emulator.fleet import loopback_addresses
-from agents.emulator.physics import MinerPhysics, clamp_power_limit, with_ramps
+from agents.emulator.miner_physics import MinerPhysics, clamp_power_limit, with_ramps
 from scheduler.core.power import MINER_MODELS, Fleet
 
 S21 = MINER_MODELS["S21"]  # 3,500 W rated, 2,400 W min, 25 W standby, 5 s down / 10 s up
