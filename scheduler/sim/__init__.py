@@ -5,7 +5,9 @@ orders and returns readings late). No Ray, no gRPC, no network, no wall clock.
 
 Modules: files (input errors, YAML with line numbers, times), traces (prices and
 hashprice), zeus (the Zeus measurements behind the capped-training speed curve),
-scenario (sites, events, job arrivals), workload (jobs generated from the Azure
-trace), physics (what a site really draws), engine (the tick loop), report (summary
-and time series), plot (power.png), cli (`powerplane simulate`).
+scenario (sites, events, job arrivals), services (how training checkpoints, what
+inference services serve), workload (jobs generated from the Azure trace), physics
+(what a site really draws, stops with checkpoint grace), engine (the tick loop),
+tally (running job counts, so finished jobs can be dropped), report (summary and
+streamed time series), plot (power.png), cli (`powerplane simulate`).
 """

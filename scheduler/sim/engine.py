@@ -22,8 +22,10 @@ memory does not grow with the days simulated. `on_finished` sees each job before
 dropped. Stops carry the checkpoint grace the core gives (physics: the run keeps its
 power until it has checkpointed or its grace is over; the work it could not save is
 lost and counted back into its remaining work). Each reading also brings the demand
-(requests/s) of every Serve inference service; it is kept on the job as the real
-scheduler does (core.runs.observe), for the serve scaling to come.
+(requests/s) of every Serve inference service; the latest is kept per site and read as
+ServeLoads (what the real agent sends in RunReport.serve) through `serve_loads`, for the
+serve scaling to come (core.runs.observe puts one on its Job; not done per reading
+here: a Job copy per service per tick was most of the run time).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import Placement, SiteCapacity, place
 from scheduler.core.power_state import TARGET_TOLERANCE_W
-from scheduler.core.runs import RunReport, RunState, ServeLoad, observe, preempt
+from scheduler.core.runs import ServeLoad, preempt
 from scheduler.sim.physics import Environment, Plant, RunPhysics, TickTotals
 from scheduler.sim.scenario import Arrival, SiteSpec
 from scheduler.sim.tally import JobTally
@@ -135,6 +137,7 @@ class SiteView:
     violation_ticks: int = 0
     steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> count
     rows: list[Row] = field(default_factory=list)
+    serve_readings: tuple = ()  # the latest ((job, requests/s, replicas), ...) of its Serve services
 
     def claims(self) -> tuple[AiClaim, ...]:
         return (*self.running.values(), *self.waiting.values(), *self.stopping.values())
@@ -245,10 +248,8 @@ class Simulator:
                     self.finished.add(sj, self.scenario.end, self.config)
                     if self.on_finished:
                         self.on_finished(sj)
-                case ("serve", job_id, requests_per_s, replicas):
-                    sj = self.jobs.get(job_id)
-                    if sj is not None and sj.job.state == JobState.RUNNING:
-                        sj.job = observe(sj.job, RunReport(sj.job.run_id, RunState.RUNNING, serve=ServeLoad(requests_per_s, replicas)))
+                case ("serve", loads):
+                    view.serve_readings = loads  # read through serve_loads(): no per-service work per tick
                 case ("stopped", job_id, remaining_s, lost_s):
                     view.stopping.pop(job_id)
                     sj = self.jobs[job_id]
@@ -384,6 +385,15 @@ class Simulator:
                 plant.send(t, ("target", fleet_id, target))
         view.states = dict(out.fleet_states)
         return out.committed_w
+
+    def serve_loads(self, site_id: str) -> dict[str, ServeLoad]:
+        """The latest demand and size of each Serve service running on a site, as read."""
+        jobs = self.jobs
+        return {
+            job_id: ServeLoad(rps, replicas)
+            for job_id, rps, replicas in self.sites[site_id].serve_readings
+            if job_id in jobs and jobs[job_id].job.state == JobState.RUNNING
+        }
 
     # ------------------------------------------------------------------ orders' payloads
     def _stop_grace_s(self, view: SiteView, job_id: str, t: float) -> float:

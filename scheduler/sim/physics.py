@@ -33,7 +33,7 @@ counts it back into the remaining work, and the tick's totals take it out of the
 work and AI revenue (TickTotals.lost_gpu_s).
 
 Serve inference runs carry their demand curve (requests/s over time); each reading
-also reports every running service's demand and replicas: ("serve", job, rps, replicas),
+also reports every running service's demand and replicas: ("serve", ((job, rps, replicas), ...)),
 what the real agent sends in RunReport.serve (core.runs.ServeLoad).
 """
 
@@ -135,6 +135,7 @@ class Plant:
         self.fleet_w = {f.fleet_id: f.standby_w for f in site.fleets}
         self.applied = dict(self.fleet_w)  # the target each fleet ramps to
         self.runs: dict[str, RunPhysics] = {}
+        self.services: dict[str, RunPhysics] = {}  # the runs with a demand curve (Serve inference)
         self._seq = itertools.count()
         self.orders: list[tuple[float, int, tuple]] = []
         self.outbox: list[tuple[float, int, tuple]] = []  # messages to the scheduler
@@ -150,7 +151,7 @@ class Plant:
 
     def receive(self, now: float) -> list[tuple]:
         """Messages the scheduler has by `now`, oldest first: ("reading", fleet,
-        measured, acked), ("serve", job, requests_per_s, replicas), ("ended", job, at)
+        measured, acked), ("serve", ((job, requests_per_s, replicas), ...)), ("ended", job, at)
         and ("stopped", job, remaining_s, lost_s) (remaining_s includes the lost work)."""
         out = []
         while self.outbox and self.outbox[0][0] <= now:
@@ -165,6 +166,8 @@ class Plant:
                     self.applied[fleet_id] = target_w
                 case ("start", run):
                     self.runs[run.job_id] = run
+                    if run.demand is not None:
+                        self.services[run.job_id] = run
                 case ("fraction", job_id, fraction):
                     run = self.runs.get(job_id)
                     if run is not None and run.stop_at is None:  # a stopping run is not re-capped
@@ -188,6 +191,7 @@ class Plant:
     def _stopped(self, run: RunPhysics, at: float, totals: TickTotals) -> None:
         """The run is gone: what it did not checkpoint is lost (a graceful exit saved it all)."""
         del self.runs[run.job_id]
+        self.services.pop(run.job_id, None)
         if run.stop_at is not None and not run.stop_loses:
             run.saved_s = run.progress_s  # its exit checkpoint
         lost = run.unsaved_s()
@@ -268,6 +272,7 @@ class Plant:
                 totals.ai_usd += work * run.gpus / 3600.0 * run.usd_per_gpu_hour
                 if run.remaining_s <= DONE_S:
                     del self.runs[run.job_id]
+                    self.services.pop(run.job_id, None)
                     self._report(t0 + nxt, ("ended", run.job_id, t0 + nxt))
                 elif run.stop_at is not None and run.stop_at - t0 <= nxt + MIN_SEGMENT_S:
                     self._stopped(run, t0 + nxt, totals)
@@ -276,9 +281,8 @@ class Plant:
                 self._apply_due(t0 + x, totals)
         for fleet in site.fleets:
             self._report(t1, ("reading", fleet.fleet_id, self.fleet_w[fleet.fleet_id], self.applied[fleet.fleet_id]))
-        for run in self.runs.values():
-            if run.demand is not None:
-                self._report(t1, ("serve", run.job_id, run.demand(t1), run.gpus // max(1, run.replica_gpus)))
+        if self.services:
+            self._report(t1, ("serve", tuple((r.job_id, r.demand(t1), r.gpus // max(1, r.replica_gpus)) for r in self.services.values())))
         return totals
 
     @staticmethod

@@ -32,7 +32,8 @@ STEP_S = 10.0
 CHECKPOINT_EVERY_S = 1800.0
 CHECKPOINT_WRITE_S = 6.3
 DEFAULT_CHECKPOINTING = Checkpointing(CHECKPOINT_EVERY_S, STEP_S, CHECKPOINT_WRITE_S)
-SERVE_IMPORT_PATH = "sim:service"  # what makes a JobSpec `served` (the simulator deploys nothing)
+SERVE_IMPORT_PATH = "sim:service"
+_RAD_PER_S = 2.0 * math.pi / 86400.0  # what makes a JobSpec `served` (the simulator deploys nothing)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ class Demand:
         return self.trough + (1.0 - self.trough) * (1.0 + math.cos(2.0 * math.pi * (hour - self.peak_hour_utc) / 24.0)) / 2.0
 
     def __call__(self, t: float) -> float:
-        factor = self.shape[int(t // self.shape_step_s) % len(self.shape)] if self.shape else 1.0
-        return self.peak_rps * self.daily(t) * factor
+        """peak x daily(t) x the shape's factor at t (one reading per service per tick: kept cheap)."""
+        daily = self.trough + (1.0 - self.trough) * (1.0 + math.cos(_RAD_PER_S * (t - self.peak_hour_utc * 3600.0))) / 2.0
+        shape = self.shape
+        return self.peak_rps * daily * (shape[int(t // self.shape_step_s) % len(shape)] if shape else 1.0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobState
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.runs import RunReport, RunState, observe
 from scheduler.sim import workload
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.physics import Checkpointing, Environment, Plant, RunPhysics
@@ -135,10 +136,13 @@ def test_the_plant_reports_each_services_demand_and_the_job_keeps_it():
     arrivals = [Arrival(0.0, JobKind.INFERENCE, 16, 7200.0, 10, value_usd_per_gpu_hour=2.35, job_id="svc", service=svc)]
     sim = Simulator(scenario([one_site()], arrivals, hours=1.0), SimConfig())
     sim.run()
-    job = sim.jobs["svc"].job
-    assert job.state == JobState.RUNNING and job.spec.served
+    sj = sim.jobs["svc"]
+    assert sj.job.state == JobState.RUNNING and sj.job.spec.served
+    load = sim.serve_loads("s0")["svc"]
     # the newest reading the scheduler has at the last tick (3,540 s): taken at 3,480 s, a tick's delay before
-    assert job.requests_per_s == pytest.approx(svc.demand(T0 + 3480), rel=1e-9) and job.requests_per_s != svc.demand(T0 + 60)
+    assert load.requests_per_s == pytest.approx(svc.demand(T0 + 3480), rel=1e-9) and load.replicas == 2
+    assert load.requests_per_s != pytest.approx(svc.demand(T0 + 60))
+    assert observe(sj.job, RunReport(sj.job.run_id, RunState.RUNNING, serve=load)).requests_per_s == load.requests_per_s
 
 
 # ------------------------------------------------------------------ the engine
