@@ -65,15 +65,18 @@ def a_job() -> JobBuilder:
     return JobBuilder()
 
 
-def a_site(site_id: str, region: str = "us", gpus: int = 8, used: int = 0, accepts_work: bool = True, why: str = "") -> SiteCapacity:
-    return SiteCapacity(site_id=site_id, region=region, gpus_total=gpus, gpus_used=used, accepts_work=accepts_work, unavailable_because=why)
+def a_site(site_id: str, region: str = "us", gpus: int = 8, used: int = 0, accepts_work: bool = True, why: str = "", **power) -> SiteCapacity:
+    """A site as placement sees it; `power` takes SiteCapacity's power fields (power_free_w, power_per_gpu_w,
+    mining_value_usd_per_mwh), which default to no power limit and no mining."""
+    return SiteCapacity(site_id=site_id, region=region, gpus_total=gpus, gpus_used=used, accepts_work=accepts_work, unavailable_because=why, **power)
 
 
 NOW = 1_800_000_000.0  # a fixed epoch second for tests (2027-01-15)
 
 
 class FakeClock:
-    """A clock the test moves: `clock()` reads it, `clock.now = t` or `clock.advance(s)` moves it."""
+    """A clock the test moves: `clock()` reads it, `clock.now = t` or `clock.advance(s)` moves it;
+    `clock.sleep` stands in for `time.sleep` (it returns at once, the clock moved on)."""
 
     def __init__(self, now: float = NOW):
         self.now = now
@@ -84,6 +87,9 @@ class FakeClock:
     def advance(self, seconds: float) -> float:
         self.now += seconds
         return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class SitePowerBuilder:
@@ -111,6 +117,11 @@ class SitePowerBuilder:
     def with_miners(self, model: str, count: int, fleet_id: str = "") -> SitePowerBuilder:
         """A fleet of `count` miners of a MINER_MODELS key ("S19XP", "S21", "A2"); its id defaults to the model's, lower case."""
         self.fleets.append(Fleet(fleet_id or model.lower(), MINER_MODELS[model], count))
+        return self
+
+    def with_fleet(self, *fleets: Fleet) -> SitePowerBuilder:
+        """Fleets built by hand: a tuned model (`dataclasses.replace(MINER_MODELS[...], ...)`) or an odd fleet id."""
+        self.fleets.extend(fleets)
         return self
 
     def at_node(self, market_node: str) -> SitePowerBuilder:

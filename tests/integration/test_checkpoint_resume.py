@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.client import spec
 from tests.integration.conftest import wait_until
-from tests.integration.test_power_end_to_end import cap_cut
+from tests.integration.helpers import cap_cut
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

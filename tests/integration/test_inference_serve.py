@@ -15,7 +15,7 @@ from examples.inference.load import Load, azure_arrivals
 from scheduler.api.v1 import types_pb2
 from scheduler.client import spec
 from tests.integration.conftest import wait_until
-from tests.integration.test_power_end_to_end import cap_cut
+from tests.integration.helpers import cap_cut
 
 pytestmark = pytest.mark.integration
 S = types_pb2

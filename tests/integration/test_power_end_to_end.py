@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from scheduler.api.convert import timestamp
 from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.client import Client, spec
 from tests.integration.conftest import wait_until
+from tests.integration.helpers import cap_cut
 
 pytestmark = pytest.mark.integration
 S = types_pb2
@@ -49,18 +49,6 @@ class MeterWatch:
 
     def over(self, cap_w: float, start: float, end: float) -> list[tuple[float, float]]:
         return [(t, w) for t, w, _ in self.samples if start + READING_SLACK_S <= t < end and w > cap_w + 1.0]
-
-
-def cap_cut(event_id: str, cap_w: float, start: float, end: float) -> operator_pb2.GridEvent:
-    return operator_pb2.GridEvent(
-        event_id=event_id,
-        kind=operator_pb2.GRID_EVENT_KIND_CAP_LIMIT,
-        site_id="tx-1",
-        cap_w=cap_w,
-        start=timestamp(start),
-        end=timestamp(end),
-        reason="integration test",
-    )
 
 
 def grid_log(ops) -> list[tuple]:

@@ -9,16 +9,9 @@ import pytest
 from agents.gpu_power import GpuPower, gpu_it_power_w
 from agents.miners.fleet_driver import EmulatedFleets
 from scheduler.core.power import MINER_MODELS, Fleet
+from tests.builders import FakeClock
 
 S21 = dataclasses.replace(MINER_MODELS["S21"], ramp_down_s=5.0, ramp_up_s=10.0)
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fleets(clock):
@@ -26,7 +19,7 @@ def fleets(clock):
 
 
 def test_fleets_start_paused_with_their_floor_as_target():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     driver = fleets(clock)
     assert driver.read() == {"a": (250.0, 250.0), "b": (100.0, 100.0)}
     clock.now += 60
@@ -34,7 +27,7 @@ def test_fleets_start_paused_with_their_floor_as_target():
 
 
 def test_power_ramps_up_and_down_at_the_fleet_rates():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     driver = fleets(clock)
     swing = 35000.0 - 250.0
     assert driver.set_target("a", 35000.0) == 35000.0
@@ -52,7 +45,7 @@ def test_power_ramps_up_and_down_at_the_fleet_rates():
 
 
 def test_a_new_target_mid_ramp_starts_from_where_the_fleet_is():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     driver = fleets(clock)
     driver.set_target("a", 35000.0)
     clock.now += 5.0  # half way up
@@ -66,7 +59,7 @@ def test_a_new_target_mid_ramp_starts_from_where_the_fleet_is():
 
 
 def test_targets_are_clamped_to_what_a_fleet_can_draw():
-    driver = fleets(FakeClock())
+    driver = fleets(FakeClock(100.0))
     assert driver.set_target("a", 0.0) == 250.0
     assert driver.set_target("a", 1e9) == 35000.0
     with pytest.raises(KeyError):
@@ -74,7 +67,7 @@ def test_targets_are_clamped_to_what_a_fleet_can_draw():
 
 
 def test_the_periodic_task_samples_the_model():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     driver = EmulatedFleets([Fleet("a", S21, 10)], clock=clock, period_s=0.01)
     driver.set_target("a", 35000.0)
 

@@ -11,7 +11,6 @@ import asyncio
 import subprocess
 import sys
 
-import grpc
 import pytest
 
 from agents.miners.fleet_driver import EmulatedFleets
@@ -19,11 +18,11 @@ from agents.run_records import RunRecord, RunStart
 from agents.session import AgentSettings, SiteAgent
 from agents.site_config import parse_site_config
 from agents.site_power import SitePowerControl
-from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
+from scheduler.api.v1 import agent_pb2
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
+from tests.unit.fake_scheduler import DROP, serve_fake_scheduler
 
-DROP = object()
 CONFIG = {
     "interconnect_cap_mw": 0.1,
     "cooling": "air",
@@ -62,43 +61,6 @@ class FakeRunner:
         return RunReport(run_id, RunState.RUNNING)
 
 
-class FakeScheduler(agent_pb2_grpc.AgentServiceServicer):
-    """Records every message per session; `send()` queues an order, DROP ends the stream."""
-
-    def __init__(self):
-        self.registers: list[agent_pb2.Register] = []
-        self.heartbeats: list[tuple[int, agent_pb2.Heartbeat]] = []  # (session number, heartbeat)
-        self.refuse = False
-        self.orders: asyncio.Queue = asyncio.Queue()
-
-    def send(self, **body) -> None:
-        self.orders.put_nowait(agent_pb2.SchedulerMessage(**body))
-
-    async def Connect(self, request_iterator, context):
-        if self.refuse:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "scheduler down")
-        first = await anext(request_iterator)
-        self.registers.append(first.register)
-        session = len(self.registers)
-        self.orders = asyncio.Queue()
-
-        async def read():
-            async for message in request_iterator:
-                if message.WhichOneof("body") == "heartbeat":
-                    self.heartbeats.append((session, message.heartbeat))
-
-        reader = asyncio.create_task(read())
-        try:
-            yield agent_pb2.SchedulerMessage(registered=agent_pb2.Registered(heartbeat_interval_s=0.2))
-            while True:
-                order = await self.orders.get()
-                if order is DROP:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, "stream dropped")
-                yield order
-        finally:
-            reader.cancel()
-
-
 async def until(check, timeout_s: float = 10.0, what: str = "condition"):
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -117,16 +79,6 @@ def fleets_of(heartbeat) -> dict[str, tuple[float, float]]:
 def targets(cap_w: float, event: bool, a2: float, xp: float) -> agent_pb2.PowerTargets:
     fleets = [agent_pb2.FleetPower(fleet_id="a2", target_w=a2), agent_pb2.FleetPower(fleet_id="xp", target_w=xp)]
     return agent_pb2.PowerTargets(fleets=fleets, cap_w=cap_w, cap_event_active=event, cause="test")
-
-
-async def serve_fake_scheduler() -> tuple[FakeScheduler, grpc.aio.Server, int]:
-    """A FakeScheduler serving on a loopback port: (scheduler, server, port)."""
-    scheduler = FakeScheduler()
-    server = grpc.aio.server()
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(scheduler, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return scheduler, server, port
 
 
 async def scenario():

@@ -23,6 +23,7 @@ from scheduler.core.decisions import StopRun
 from scheduler.core.jobs import JobKind, JobSpec, Resources
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
+from tests.unit.fake_scheduler import DROP, serve_fake_scheduler
 
 
 class SlowRunner:
@@ -185,7 +186,6 @@ def test_reconnects_start_from_the_shortest_delay_after_a_session_that_registere
     """Backoff grows while the scheduler refuses, but a session that registered resets it:
     an agent must not wait its longest delay after a scheduler restart (its site would be
     declared lost and its runs started again elsewhere)."""
-    from tests.unit.test_agent_session_power import DROP, serve_fake_scheduler
 
     async def scenario():
         scheduler, server, port = await serve_fake_scheduler()

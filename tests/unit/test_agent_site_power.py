@@ -10,6 +10,7 @@ from agents.site_power import ORDERS_SETTLE_S, SitePowerControl
 from scheduler.core.decisions import CapRunPower, SetMiningTargets
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
+from tests.builders import FakeClock
 
 CONFIG = {
     "interconnect_cap_mw": 0.1,
@@ -21,16 +22,8 @@ CONFIG = {
 }
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 def control():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     config = parse_site_config(CONFIG)
     power = SitePowerControl(config, EmulatedFleets(config.fleet_models(), clock=clock), wall_clock=lambda: 1_700_000_000.5, clock=clock)
     power.follow_nodes([GpuNode("n", "", 8)])

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from agents.power_guard import FleetReading, curtail_to_fit
 from scheduler.core.ladder import curtail_mining
 from scheduler.core.ledger import SiteLedger
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower, curtail_least_efficient_first, curtail_order
+from scheduler.core.power import MINER_MODELS, Fleet, curtail_least_efficient_first, curtail_order
+from tests.builders import a_site_power
 
 WHOLE = Fleet("whole", dataclasses.replace(MINER_MODELS["S19XP"], takes_power_limit=False), 10)  # 21.5 J/TH
 TUNED = Fleet("tuned", MINER_MODELS["S21"], 10)  # 17.5 J/TH
@@ -50,7 +51,7 @@ def test_curtail_just_enough_never_below_the_floor_and_whole_miners_where_it_mus
 def test_the_scheduler_ladder_and_the_agent_guard_curtail_alike(miners_running, excess_w):
     fleets = (WHOLE, TUNED, BEST)
     levels = {f.fleet_id: f.standby_w + n * f.per_miner_w for f, n in zip(fleets, miners_running)}
-    site = SitePower("s", cap_w=1e9, overhead=1.1, fleets=fleets)
+    site = a_site_power("s").cap_w(1e9).overhead(1.1).with_gpus(0).with_fleet(*fleets).build()
     ledger = SiteLedger(site, site.cap_w, (), levels)
     cap_w = ledger.committed_w - (excess_w + 2.0) * site.overhead  # beyond the guard's 1 W tolerance
     ladder_levels, _ = curtail_mining(ledger, cap_w, "test")

@@ -19,8 +19,8 @@ from agents.site_power import SitePowerControl
 from scheduler.core.decisions import CapRunPower
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import AiClaim, SiteLedger
-from scheduler.core.power import SitePower
 from scheduler.core.sites import GpuNode
+from tests.builders import a_site_power
 
 LOAD, IDLE = 1000.0, 150.0
 
@@ -159,7 +159,7 @@ def site_power() -> SitePowerControl:
 
 
 def ledger_ai_w(total: int, runs: dict[str, tuple[int, float]]) -> float:
-    site = SitePower("s", 1e9, 1.1, (), total, gpu_load_w=LOAD, gpu_idle_w=IDLE)
+    site = a_site_power("s").cap_w(1e9).overhead(1.1).with_gpus(total, LOAD, IDLE).build()
     claims = tuple(AiClaim(r, JobKind.TRAINING, 0, i, g, 50.0, f) for i, (r, (g, f)) in enumerate(runs.items()))
     return SiteLedger(site, 1e9, claims).ai_it_w
 

@@ -16,7 +16,6 @@ from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, Measurement, SpeedCurve, 
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import power_fraction_for_slowdown
-from scheduler.core.power import SitePower
 from scheduler.sim.data import data_dir
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.files import InputError
@@ -25,6 +24,7 @@ from scheduler.sim.report import format_summary, summarize
 from scheduler.sim.scenario import Arrival, SiteSpec
 from scheduler.sim.traces import Hashprice, PriceTrace
 from scheduler.sim.zeus import load_speed_curve, load_workloads, speed_curve_from, zeus_files
+from tests.builders import a_site_power
 
 DATA = data_dir()  # ../shared/data, else the sample shipped in the package (its Zeus files are whole copies)
 
@@ -117,7 +117,7 @@ def still(cap_w: float = 1e9) -> Environment:
 
 @pytest.mark.parametrize("fraction", [1.0, 0.9, 0.7, 0.63])
 def test_a_capped_run_finishes_later_by_the_curves_factor(fraction):
-    site = SitePower("s", 1e9, 1.1, (), 8)
+    site = a_site_power("s").cap_w(1e9).overhead(1.1).with_gpus(8).build()
     plant = Plant(site, 0.0, 0.0)
     plant.send(0.0, ("start", RunPhysics("job", 8, fraction, 3600.0, 2.0)))
     ended, t, slowdown = None, 0.0, 0.0
@@ -138,7 +138,7 @@ T0 = 1_717_200_000.0
 def capped_world(cut: bool) -> tuple[Scenario, SimConfig]:
     """64 GPUs of training (25 % tolerance) alone on a site; with `cut`, the grid allows
     what 64 GPUs draw at 75 % of load for the second hour."""
-    site = SiteSpec(SitePower("s0", 10e6, 1.1, (), 64), "r0", "node")
+    site = SiteSpec(a_site_power("s0").cap_mw(10).overhead(1.1).with_gpus(64).build(), "r0", "node")
     prices = PriceTrace("mem", tuple(T0 + i * 900.0 for i in range(24)), {"node": (20.0,) * 24}, 900.0)
     jobs = (Arrival(0.0, JobKind.TRAINING, 64, 3 * 3600.0, slowdown_tolerance_pct=25.0, job_id="train"),)
     events = ()

@@ -9,14 +9,16 @@ from hypothesis import strategies as st
 from scheduler.core.jobs import JobKind
 from scheduler.core.ladder import StepKind, respond_to_cap, restore
 from scheduler.core.ledger import AiClaim, SiteLedger, power_fraction_for_slowdown
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.power import SitePower
+from tests.builders import a_site_power
 
 ORDER = [StepKind.CURTAIL_MINING, StepKind.CAP_TRAINING, StepKind.PREEMPT_TRAINING, StepKind.SHED_INFERENCE]
 
 
-def a_site(gpus=1000, counts=(1000, 1000)):
-    fleets = (Fleet("s19", MINER_MODELS["S19XP"], counts[0]), Fleet("s21", MINER_MODELS["S21"], counts[1]))
-    return SitePower("tx", cap_w=20e6, overhead=1.1, fleets=fleets, gpus=gpus, gpu_load_w=1000, gpu_idle_w=100)
+def tx_site(gpus=1000, counts=(1000, 1000)) -> SitePower:
+    """20 MW at the meter, overhead 1.1, GPUs at 1 kW (100 W idle), S19XP and S21 fleets."""
+    site = a_site_power("tx").cap_mw(20).overhead(1.1).with_gpus(gpus, load_w=1000, idle_w=100)
+    return site.with_miners("S19XP", counts[0], "s19").with_miners("S21", counts[1]).build()
 
 
 def training(job_id, gpus, priority=0, seq=0, tolerance=25.0):
@@ -41,7 +43,7 @@ def test_slowdown_tolerance_maps_to_a_power_fraction_on_the_zeus_curve():
 
 
 def test_a_small_cut_only_touches_the_least_efficient_miners():
-    site = a_site()
+    site = tx_site()
     ledger = full_ledger(site, [training("t1", 400), inference("i1", 400)])
     plan = respond_to_cap(ledger, ledger.committed_w - 1e6, "cap limit 1")
     assert [s.kind for s in plan.steps] == [StepKind.CURTAIL_MINING]
@@ -50,7 +52,7 @@ def test_a_small_cut_only_touches_the_least_efficient_miners():
 
 
 def test_a_deep_cut_climbs_the_ladder_in_order_and_spares_inference():
-    site = a_site()
+    site = tx_site()
     ledger = full_ledger(site, [training("low", 300, priority=0, seq=1), training("high", 300, priority=5, seq=2), inference("serve", 300)])
     floor_mining = sum(f.standby_w for f in site.fleets)
     # Room for inference and one capped training gang, not both gangs.
@@ -64,7 +66,7 @@ def test_a_deep_cut_climbs_the_ladder_in_order_and_spares_inference():
 
 
 def test_inference_is_shed_last_lowest_priority_first():
-    site = a_site(gpus=600)
+    site = tx_site(gpus=600)
     ledger = full_ledger(site, [inference("gold", 300, priority=9), inference("bronze", 300, priority=1), training("t", 0)])
     cap = (site.gpus * site.gpu_idle_w + sum(f.standby_w for f in site.fleets) + 300 * 900) * site.overhead
     plan = respond_to_cap(ledger, cap, "deep cut")
@@ -72,7 +74,7 @@ def test_inference_is_shed_last_lowest_priority_first():
 
 
 def test_an_emergency_sheds_all_flexible_load_and_keeps_inference():
-    site = a_site()
+    site = tx_site()
     ledger = full_ledger(site, [training("t1", 300), training("t2", 300), inference("i", 300)])
     plan = respond_to_cap(ledger, ledger.cap_w, "EEA3", emergency=True)
     assert {s.target for s in plan.steps if s.kind == StepKind.CURTAIL_MINING} == {"s19", "s21"}
@@ -82,7 +84,7 @@ def test_an_emergency_sheds_all_flexible_load_and_keeps_inference():
 
 
 def test_restore_gives_power_back_to_capped_training_first():
-    site = a_site()
+    site = tx_site()
     capped = SiteLedger(
         site, 5e6, (training("t", 300).__class__(**{**training("t", 300).__dict__, "power_fraction": 0.7}),), {f.fleet_id: f.standby_w for f in site.fleets}
     )
@@ -109,7 +111,7 @@ claims = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(claims=claims, counts=st.tuples(st.integers(0, 3000), st.integers(0, 3000)), cut=st.floats(0, 1), emergency=st.booleans())
 def test_the_ladder_meets_any_feasible_cap_in_order(claims, counts, cut, emergency):
-    site = a_site(gpus=sum(c.gpus for c in claims) + 10, counts=counts)
+    site = tx_site(gpus=sum(c.gpus for c in claims) + 10, counts=counts)
     ledger = full_ledger(site, claims)
     floor = (site.gpus * site.gpu_idle_w + sum(f.standby_w for f in site.fleets)) * site.overhead
     inference_w = sum(ledger.claim_it_w(c) for c in claims if c.kind == JobKind.INFERENCE) * site.overhead

@@ -9,16 +9,9 @@ import asyncio
 
 from agents.miners.group import MinerGroup
 from scheduler.core.power import MINER_MODELS
+from tests.builders import FakeClock
 
 S21 = MINER_MODELS["S21"]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class StandInMiner:
@@ -67,7 +60,7 @@ def test_a_read_during_a_new_settings_commands_does_not_call_them_stuck():
         gate.set()
         ips = [f"127.9.0.{i}" for i in range(1, 5)]
         miners = {ip: StandInMiner(gate) for ip in ips}
-        clock = Clock()
+        clock = FakeClock(1000.0)
         group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), clock=clock, grace_s=1.0)
         await group.connect()
         await group.apply(4 * 3000.0)  # first setting, carried out

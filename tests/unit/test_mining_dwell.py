@@ -5,14 +5,15 @@ off only for lack of headroom comes back without a min-off wait."""
 from __future__ import annotations
 
 from scheduler.core.mining import FleetState, MiningPolicy, plan_mining
-from scheduler.core.power import MINER_MODELS, Fleet, SitePower
+from scheduler.core.power import SitePower
+from tests.builders import a_site_power
 
 POLICY = MiningPolicy(hysteresis_usd_per_mwh=2.0, min_on_s=900.0, min_off_s=900.0)
 CHEAP, DEAR = 20.0, 500.0  # USD/MWh: an S21 (107 USD/MWh at 45 USD/PH/day) pays at the first, loses at the second
 
 
 def site() -> SitePower:
-    return SitePower("s", 10e6, 1.0, (Fleet("s21", MINER_MODELS["S21"], 1000),), 0)
+    return a_site_power("s").cap_mw(10).overhead(1.0).with_gpus(0).with_miners("S21", 1000).build()
 
 
 def plan(states, now, price, ai_it_w=0.0):

@@ -16,6 +16,7 @@ import pytest
 
 from agents.fake_nvml import MIN_LIMIT_FRACTION, FakeDevice, FakeNvml
 from agents.nvml import NvmlGpus, ReadOnlyError, open_nvml
+from tests.builders import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,16 +168,16 @@ def test_readings_follow_the_limit_busy_or_idle():
 
 
 def test_with_a_lag_the_draw_approaches_the_new_limit_first_order():
-    now = [0.0]
-    fake = FakeNvml([FakeDevice("g", "GPU-1", 300_000, 1_000_000, 1_000_000, 100_000, 1_000_000, busy=True, lag_s=2.0)], clock=lambda: now[0])
+    clock = FakeClock(0.0)
+    fake = FakeNvml([FakeDevice("g", "GPU-1", 300_000, 1_000_000, 1_000_000, 100_000, 1_000_000, busy=True, lag_s=2.0)], clock=clock)
     fake.nvmlInit()
     handle = fake.nvmlDeviceGetHandleByIndex(0)
     assert fake.nvmlDeviceGetPowerUsage(handle) == 1_000_000
     fake.nvmlDeviceSetPowerManagementLimit(handle, 500_000)
     assert fake.nvmlDeviceGetPowerUsage(handle) == 1_000_000  # not yet moved
-    now[0] = 2.0  # one time constant: 63 % of the way
+    clock.now = 2.0  # one time constant: 63 % of the way
     assert fake.nvmlDeviceGetPowerUsage(handle) == pytest.approx(500_000 + 500_000 * math.exp(-1), abs=1)
-    now[0] = 30.0
+    clock.now = 30.0
     assert fake.nvmlDeviceGetPowerUsage(handle) == pytest.approx(500_000, abs=2)
 
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from scheduler.core.placement import SiteCapacity, place
+from scheduler.core.placement import place
 from tests.builders import a_job, a_site
 
 
@@ -72,7 +72,7 @@ def test_placements_in_one_pass_never_oversubscribe_a_site():
 
 def test_power_is_a_second_resource_and_the_reason_says_so():
     job = a_job().training(gpus=8).build()
-    short = SiteCapacity("tx", "us", 64, 0, power_free_w=5e6, power_per_gpu_w=1e6)
+    short = a_site("tx", gpus=64, power_free_w=5e6, power_per_gpu_w=1e6)
     result = place([job], [short])
     assert result.assignments == ()
     assert result.pending_reasons[job.job_id] == "no site in any region has power for 8 GPUs (tx: 5.00 MW free, needs 8.00 MW)"
@@ -81,14 +81,14 @@ def test_power_is_a_second_resource_and_the_reason_says_so():
 
 def test_placement_prefers_the_site_where_power_is_worth_least_to_mining():
     job = a_job().training(gpus=4).build()
-    rich = SiteCapacity("oh", "us", 8, 0, mining_value_usd_per_mwh=40.0)
-    cheap = SiteCapacity("tx", "us", 64, 0, mining_value_usd_per_mwh=-10.0)
+    rich = a_site("oh", gpus=8, mining_value_usd_per_mwh=40.0)
+    cheap = a_site("tx", gpus=64, mining_value_usd_per_mwh=-10.0)
     assert place([job], [rich, cheap]).assignments == ((job.job_id, "tx"),)
 
 
 def test_power_taken_by_one_placement_is_not_given_twice():
     jobs = [a_job().training(gpus=4).seq_no(i).build() for i in range(3)]
-    site = SiteCapacity("tx", "us", 64, 0, power_free_w=9e6, power_per_gpu_w=1e6)
+    site = a_site("tx", gpus=64, power_free_w=9e6, power_per_gpu_w=1e6)
     assert len(place(jobs, [site]).assignments) == 2
 
 

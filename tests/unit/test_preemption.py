@@ -12,6 +12,7 @@ from scheduler.core import runs
 from scheduler.core.decisions import StopRun
 from scheduler.core.jobs import Job, JobKind, JobSpec, JobState, Resources
 from scheduler.core.runs import RunProgress, RunReport, RunState
+from tests.builders import FakeClock
 
 NOW = 1_000.0
 
@@ -103,21 +104,18 @@ def test_the_agent_asks_first_and_stops_only_a_run_that_overstays(tmp_path):
     uri = str(tmp_path / "ckpt")
     agent = AgentCheckpoints()
     agent.remember("j1-r1", uri)
-    clock = [0.0]
+    clock = FakeClock(0.0)
     stops = []
-
-    def sleep(s):
-        clock[0] += s
 
     # The run sees the request and exits: no stop needed.
     exits = iter([True, True, False])
-    found, how = agent.stop_gracefully("j1-r1", 10, "cut", lambda: next(exits), lambda: stops.append(1) or True, clock=lambda: clock[0], sleep=sleep)
+    found, how = agent.stop_gracefully("j1-r1", 10, "cut", lambda: next(exits), lambda: stops.append(1) or True, clock=clock, sleep=clock.sleep)
     assert how == "exited after checkpointing" and not stops
     assert json.loads((tmp_path / "ckpt" / "preempt-j1-r1").read_text())["reason"] == "cut"
     assert RunCheckpoints(uri, preempt_uri=preempt_file(uri, "j1-r1")).preempt_requested()
     # A run that ignores it is stopped once its grace is over.
-    found, how = agent.stop_gracefully("j1-r1", 2, "cut", lambda: True, lambda: stops.append(1) or True, clock=lambda: clock[0], sleep=sleep)
-    assert how == "stopped" and stops == [1] and clock[0] >= 2
+    found, how = agent.stop_gracefully("j1-r1", 2, "cut", lambda: True, lambda: stops.append(1) or True, clock=clock, sleep=clock.sleep)
+    assert how == "stopped" and stops == [1] and clock.now >= 2
 
 
 def test_a_stale_run_can_never_overwrite_or_delete_a_newer_runs_checkpoint(tmp_path, monkeypatch):
