@@ -96,7 +96,7 @@ def _run_server(args) -> int:
     try:
         from powerplane_dev.demo import run_demo
     except ModuleNotFoundError as err:
-        if err.name != "powerplane_dev":
+        if err.name not in ("powerplane_dev", "powerplane_dev.demo"):
             raise
         print("powerplane demo: needs a checkout of the repository (./scripts/demo.sh); this install has no powerplane_dev", file=sys.stderr)
         return 2

@@ -44,6 +44,27 @@ def test_every_layer_rule_is_under_contract():
     }
 
 
+HIDE_THE_DEV_PACKAGE = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "powerplane_dev":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Hide())
+from scheduler.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_install_without_the_dev_package_says_what_the_demo_needs():
+    # The image ships scheduler and agents only: `powerplane demo` there is a plain message, not a traceback.
+    result = subprocess.run([sys.executable, "-c", HIDE_THE_DEV_PACKAGE, "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "powerplane demo: needs a checkout of the repository (./scripts/demo.sh); this install has no powerplane_dev",
+    )
+
+
 def modules(*parts: str) -> list[Path]:
     return sorted(p for p in ROOT.joinpath(*parts).rglob("*.py") if "api/v1" not in p.as_posix())
 
