@@ -60,7 +60,22 @@ class AiClaim:
 
 
 def claim_for(job: Job) -> AiClaim:
-    """An active job's claim: the GPUs it holds now (a Serve service's follow its replicas)."""
+    """An active job's claim: the GPUs it holds now (a Serve service's follow its replicas).
+
+    A pure function of one frozen `Job` version, asked for every active run on every
+    capacity query and dispatch pass: it is kept on that version (in its instance
+    dictionary, as functools.cached_property does; no field, so equality, `asdict` and
+    `dataclasses.replace` never see it) and made once per version."""
+    cached = job.__dict__.get(_CLAIM)
+    if cached is None:
+        cached = job.__dict__[_CLAIM] = _make_claim(job)
+    return cached
+
+
+_CLAIM = "_ledger_claim"
+
+
+def _make_claim(job: Job) -> AiClaim:
     spec = job.spec
     per_replica = spec.resources.gpus if spec.served else 0
     return AiClaim(
@@ -90,7 +105,8 @@ class SiteLedger:
     @property
     def ai_it_w(self) -> float:
         """All GPUs at idle plus every run's draw above idle."""
-        return self.site.gpus * self.site.gpu_idle_w + sum(self.claim_it_w(c) for c in self.ai)
+        load_w, idle_w = self.site.gpu_load_w, self.site.gpu_idle_w  # claim_it_w, inlined: dispatch sums this often
+        return self.site.gpus * idle_w + sum(c.gpus * (load_w * c.power_fraction - idle_w) for c in self.ai)
 
     @property
     def mining_it_w(self) -> float:

@@ -377,19 +377,26 @@ class Controller:
     def kick_scheduling(self) -> None:
         self._kick.set()
 
-    def capacities(self) -> list[SiteCapacity]:
+    def capacities(self, smallest_need: int = 0) -> list[SiteCapacity]:
+        """Every site as placement sees it. A site that takes no work, or has fewer free GPUs
+        than `smallest_need` (the fewest GPUs a pending job needs), can take no pending job:
+        placement never reads its power figures, so they are not computed (0 W free)."""
         usage = self.site_usage()
         result = []
         now = self.clock()
         for site in self.sites.values():
             state = self.site_state(site)
-            power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id, self.jobs, now)
+            gpus_used = usage.get(site.site_id, (0, 0))[0]
+            if state == SiteState.READY and max(0, site.gpus_total - gpus_used) >= smallest_need:
+                power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id, self.jobs, now)
+            else:
+                power_free_w, power_per_gpu_w, mining_value = 0.0, 0.0, 0.0
             result.append(
                 SiteCapacity(
                     site_id=site.site_id,
                     region=site.region,
                     gpus_total=site.gpus_total,
-                    gpus_used=usage.get(site.site_id, (0, 0))[0],
+                    gpus_used=gpus_used,
                     accepts_work=state == SiteState.READY,
                     unavailable_because=state.name.lower() if state != SiteState.DRAINED else f"drained ({site.drain_reason})",
                     power_free_w=power_free_w,
@@ -403,7 +410,7 @@ class Controller:
         pending = [j for j in self.jobs.pending() if j.job_id not in self._inflight]
         if not pending:
             return
-        placement = place(pending, self.capacities())
+        placement = place(pending, self.capacities(min(j.spec.total_gpus for j in pending)))
         decision = runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, self.clock())
         if decision:
             await self.apply(decision)
