@@ -27,7 +27,7 @@ of their records and transitions, an fsync, included). Then more seconds run wit
 the cap in force (`after_cap_pass_*`).
 
 A second, smaller configuration (1,000 active jobs, 10 GPUs a site, 100 pending) runs
-in a fresh process for `rss_mb_small` (ru_maxrss is a peak per process).
+first, in a fresh process, for `rss_mb_small` (ru_maxrss is a peak per process).
 
     .venv/bin/python bench/scheduler_scale.py [--seconds 60] [--profile]
 
@@ -414,10 +414,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[logging.StreamHandler(open(os.devnull, "w"))])  # noqa: SIM115
     shape = LARGE if args.shape == "large" else SMALL
     profiles = Profiles(args.profile)
+    # The small run first: Linux carries a parent's peak RSS at the fork into the child's
+    # ru_maxrss, so a child started after the large run would report the large run's peak.
+    small = small_rss(min(args.seconds, 10)) if not args.no_small and shape == LARGE else None
     with tempfile.TemporaryDirectory(prefix="pp-scale-") as db_dir:
         result = asyncio.run(run(shape, args.seconds, args.after_cap_seconds, args.with_loops, profiles, db_dir))
-    if not args.no_small and shape == LARGE:
-        small = small_rss(min(args.seconds, 10))
+    if small is not None:
         result["rss_mb_small"] = small["rss_mb"]
         result["small"] = {k: small[k] for k in ("active_jobs", "pending_jobs", "gpus", "pass_p99_ms", "cap_event_orders_ms")}
         per_job_kb = (result["rss_mb"] - small["rss_mb"]) * 1024 / max(1, shape.active_jobs - SMALL.active_jobs)
