@@ -182,6 +182,23 @@ class JobEvent:
     event_id: int = 0
 
 
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+
+
+def amend(job: Job, **changes) -> Job:
+    """`dataclasses.replace(job, **changes)` for the hot paths (readings on every heartbeat):
+    the same new version, built without running the generated __init__ again. Only the
+    dataclass fields are copied (nothing cached on the old version comes along)."""
+    unknown = changes.keys() - set(_JOB_FIELDS)
+    if unknown:
+        raise TypeError(f"Job has no field {', '.join(sorted(unknown))}")
+    old = job.__dict__
+    new = object.__new__(Job)
+    new.__dict__.update({name: old[name] for name in _JOB_FIELDS})
+    new.__dict__.update(changes)
+    return new
+
+
 def run_id_for(job_id: str, attempt: int) -> str:
     return f"{job_id}-r{attempt}"
 

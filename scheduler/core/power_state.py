@@ -25,7 +25,7 @@ once and placement counts GPUs only. Pure: no I/O, no clock; `now` is an argumen
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,7 +33,7 @@ from scheduler.core import grid, runs
 from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.autoscale import ScalePolicy
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
-from scheduler.core.dispatch import SiteInputs, dispatch_site
+from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
 from scheduler.core.errors import FailedPrecondition, shown
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.job_table import JobTable
@@ -83,6 +83,8 @@ class SitePowerState:
     committed_w: float = 0.0  # meter power the last pass counted (each fleet at max(target, held))
     price: float = 0.0
     planned: frozenset[str] = frozenset()  # cap cuts planned for already: they stay planned
+    cap_w: float = 0.0  # the cap the last pass planned under
+    ladder_steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> how many were taken
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
@@ -130,6 +132,7 @@ class ScalingDue:
     free_gpus: Mapping[str, int]  # site_id -> GPUs no active run holds
 
 
+DispatchPass = Callable[[SiteInputs, float, MiningPolicy, str], SiteDispatch]
 Stimulus = SiteAttached | SiteResized | PowerRead | RunsReported | GridEventPosted | DispatchDue | ScalingDue
 
 
@@ -138,18 +141,51 @@ def clock_text(at: float) -> str:
 
 
 class PowerState:
-    def __init__(self, settings: PowerSettings = PowerSettings(), records: Iterable[GridEventRecord] = ()):
+    def __init__(self, settings: PowerSettings = PowerSettings(), records: Iterable[GridEventRecord] = (), dispatch: DispatchPass = dispatch_site):
         self.settings = settings
         self.sites: dict[str, SitePowerState] = {}
         self.grid: dict[str, GridEventRecord] = {r.event.event_id: r for r in records}
         self.serve = ServeScaling(ScalePolicy(settings.serve_cooldown_s))
         self.dirty: set[str] = set()  # sites whose dispatch pass is due
+        self.dispatch_site = dispatch  # the pure pass (a test may give a broken one to prove the simulator sees it)
+        self._live: list[GridEvent] | None = None
+        self._live_since, self._live_until = 0.0, 0.0
 
     def manages(self, site_id: str) -> bool:
         return site_id in self.sites
 
-    def events(self) -> list[GridEvent]:
-        return [r.event for r in self.grid.values()]
+    def events(self, now: float) -> list[GridEvent]:
+        """The events that still matter at `now`: none that ended, and of open-ended prices
+        (and hashprices) in force only the newest per market node, as grid.price_now reads
+        them. Cached until the next post, end or start."""
+        if self._live is None or now >= self._live_until or now < self._live_since:
+            self._rebuild_live(now)
+        assert self._live is not None
+        return self._live
+
+    def _rebuild_live(self, now: float) -> None:
+        live: list[GridEvent] = []
+        newest: dict[tuple, GridEvent] = {}
+        until = grid.FOREVER
+        for record in self.grid.values():
+            event = record.event
+            if event.end <= now:
+                continue
+            until = min(until, event.end if event.start <= now else event.start)
+            if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) and event.end == grid.FOREVER and event.start <= now:
+                key = (event.kind, event.market_node, event.forecast)
+                if key not in newest or event.start >= newest[key].start:
+                    newest[key] = event
+            else:
+                live.append(event)
+        self._live, self._live_since, self._live_until = [*live, *newest.values()], now, until
+
+    def forget_ended(self, now: float) -> None:
+        """Drop the records of events over and done with (a simulation keeps memory flat;
+        the scheduler keeps its records for ListGridEvents, and they are in its store)."""
+        planned = {event_id for st in self.sites.values() for event_id in st.planned}
+        live = {e.event_id for e in self.events(now)}
+        self.grid = {k: r for k, r in self.grid.items() if k in live or k in planned}
 
     # ------------------------------------------------------------- the step
     def handle(self, stimulus: Stimulus, jobs: JobTable, now: float) -> Decision:
@@ -235,10 +271,10 @@ class PowerState:
 
     def _check_events(self, site_id: str, st: SitePowerState, reading: PowerReading, jobs: JobTable, now: float, decision: Decision) -> None:
         """Count a reading against every cap limit and emergency it must meet now."""
-        for record in list(self.grid.values()):
-            event = record.event
+        for event in self.events(now):
             if event.site_id != site_id or event.kind not in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
                 continue
+            record = self.grid[event.event_id]
             deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
             if not deadline <= now < event.end:
                 continue
@@ -276,6 +312,7 @@ class PowerState:
         grid.validate_event(event, known_sites)
         record = GridEventRecord(event, now)
         self.grid[event.event_id] = record
+        self._live = None
         decision = Decision(grid=[record], notes=[("info", f"grid event {event.event_id}: {event.describe()}")])
         affected = sorted(self.sites) if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) else [event.site_id]
         for site_id in affected:  # curtailment never waits for a scheduling cycle
@@ -291,7 +328,7 @@ class PowerState:
         return record.met
 
     def _record_in_force(self, site_id: str, jobs: JobTable, now: float) -> GridEventRecord | None:
-        source = grid.emergency(self.events(), site_id, now)
+        source = grid.emergency(self.events(now), site_id, now)
         if source is None and site_id in self.sites:
             source = self._planning_cap(site_id, self.sites[site_id], jobs.on_site(site_id), now)[1]
         return self.grid.get(source.event_id) if source is not None else None
@@ -312,7 +349,7 @@ class PowerState:
         """grid.planning_cap with the site's planning lead; a cut once planned for stays planned
         (the lead shrinks when preempted training leaves: mining must not bounce back up).
         Also returns the cuts planned for after this pass (dispatch keeps them)."""
-        cap, source = grid.planning_cap(st.power.cap_w, self.events(), site_id, now, self.planning_lead_s(site_id, jobs_on_site))
+        cap, source = grid.planning_cap(st.power.cap_w, self.events(now), site_id, now, self.planning_lead_s(site_id, jobs_on_site))
         planned = set(st.planned)
         if source is not None:
             planned.add(source.event_id)
@@ -330,7 +367,7 @@ class PowerState:
         lead (the run's power must be gone as early as mining's would be)."""
         if inputs.emergency:
             return 0.0
-        if grid.enforced_cap(st.power.cap_w, self.events(), site_id, now) <= inputs.cap_w + TARGET_TOLERANCE_W:
+        if grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now) <= inputs.cap_w + TARGET_TOLERANCE_W:
             return 0.0  # the cap we plan for is already the one in force
         if source is None:
             return None
@@ -354,7 +391,7 @@ class PowerState:
 
     def inputs(self, site_id: str, st: SitePowerState, jobs: JobTable, now: float) -> tuple[SiteInputs, str, GridEvent | None, frozenset[str]]:
         """What dispatch needs, read from the state (nothing changes here)."""
-        events = self.events()
+        events = self.events(now)
         on_site = jobs.on_site(site_id)
         cap, source, planned = self._planning_cap(site_id, st, on_site, now)
         alarm = grid.emergency(events, site_id, now)
@@ -383,10 +420,10 @@ class PowerState:
         """One dispatch pass for a site: the state moves on, the decision says the rest."""
         st = self.sites[site_id]
         inputs, cause, source, planned = self.inputs(site_id, st, jobs, now)
-        st.planned, st.price = planned, inputs.price_usd_per_mwh
+        st.planned, st.price, st.cap_w = planned, inputs.price_usd_per_mwh, inputs.cap_w
         live = {c.job_id for c in inputs.waiting}
         st.held_starts = {j: o for j, o in st.held_starts.items() if j in live}
-        out = dispatch_site(inputs, now, self.settings.policy, cause)
+        out = self.dispatch_site(inputs, now, self.settings.policy, cause)
         decision = Decision()
         claims = {c.job_id: c for c in inputs.running}
         grace = self._grace_left_s(site_id, st, inputs, source, now) if (out.preempt or out.shed) else None  # the same for every run stopped now
@@ -405,7 +442,7 @@ class PowerState:
         self.serve.apply_dispatch(out, decision, cause, jobs, now)  # Serve sizes and their ScaleRun orders
         # The agent holds the cap in force now (a planned cut is for dispatch to prepare for);
         # it holds mining down by itself if cut off while a cut is planned or in force.
-        enforced = grid.enforced_cap(st.power.cap_w, self.events(), site_id, now)
+        enforced = grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now)
         cap_event = inputs.emergency or inputs.cap_w < st.power.cap_w or enforced < st.power.cap_w
         sent = (out.targets_w, round(enforced, 3), cap_event)
         targets: list[Order] = []
@@ -424,6 +461,8 @@ class PowerState:
         st.states = out.fleet_states
         st.waiting_reasons = out.waiting_reasons
         st.committed_w = out.committed_w
+        for step in out.steps:
+            st.ladder_steps[step.kind.value] = st.ladder_steps.get(step.kind.value, 0) + 1
         if out.steps:
             stamp = clock_text(now)
             lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {watts_text(s.freed_w)}; cause: {s.cause})" for s in out.steps]
@@ -470,4 +509,4 @@ class PowerState:
         if st is None:
             return None
         inputs = self.inputs(site_id, st, jobs, now)[0]
-        return st, grid.enforced_cap(st.power.cap_w, self.events(), site_id, now), inputs.price_usd_per_mwh, inputs.emergency
+        return st, grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now), inputs.price_usd_per_mwh, inputs.emergency

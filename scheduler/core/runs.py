@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 from scheduler.core.decisions import Decision, StartRun, StopRun, start_order
 from scheduler.core.errors import FailedPrecondition
-from scheduler.core.jobs import ACTIVE, Job, JobKind, JobState, parse_run_id, transition
+from scheduler.core.jobs import ACTIVE, Job, JobKind, JobState, amend, parse_run_id, transition
 
 S = JobState
 
@@ -105,7 +105,7 @@ def observe(job: Job, report: RunReport) -> Job:
         changes.update(requests_per_s=serve.requests_per_s, endpoint=serve.endpoint or job.endpoint)
     if not changes or all(getattr(job, k) == v for k, v in changes.items()):
         return job
-    return dataclasses.replace(job, **changes)
+    return amend(job, **changes)
 
 
 def _stop(site_id: str, run_id: str, reason: str) -> StopRun:
@@ -205,6 +205,8 @@ def on_run_reports(jobs: Mapping[str, Job], site_id: str, reports: Iterable[RunR
             observed = observe(job, report)
             if observed is not job:
                 job = latest[job_id] = decision.record(observed)  # readings: persisted with the next commit, no event
+            if report.state == RunState.RUNNING and job.state == S.RUNNING:
+                continue  # the common heartbeat: a running run still running changes nothing more
         sub = on_run_report(job, site_id, report, now)
         for changed in sub.jobs:
             latest[changed.job_id] = changed

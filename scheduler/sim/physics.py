@@ -143,16 +143,17 @@ class Plant:
     # --------------------------------------------------------------- orders in
     def send(self, now: float, order: tuple) -> None:
         """An order from the scheduler: ("target", fleet, w), ("start", RunPhysics),
-        ("fraction", job, f) or ("stop", job, checkpoint_grace_s)."""
+        ("fraction", job, f), ("scale", job, replicas) or ("stop", job, checkpoint_grace_s)."""
         heapq.heappush(self.orders, (now + self.order_delay_s, next(self._seq), order))
 
     def _report(self, at: float, message: tuple) -> None:
         heapq.heappush(self.outbox, (at + self.reading_delay_s, next(self._seq), message))
 
     def receive(self, now: float) -> list[tuple]:
-        """Messages the scheduler has by `now`, oldest first: ("reading", fleet,
-        measured, acked), ("serve", ((job, requests_per_s, replicas), ...)), ("ended", job, at)
-        and ("stopped", job, remaining_s, lost_s) (remaining_s includes the lost work)."""
+        """Messages the scheduler has by `now`, oldest first: ("started", job), ("reading", fleet,
+        measured, acked), ("meter", meter_w, gpu_w, active jobs) after a tick's fleet readings,
+        ("serve", ((job, requests_per_s, replicas), ...)), ("ended", job, at) and
+        ("stopped", job, remaining_s, lost_s) (remaining_s includes the lost work)."""
         out = []
         while self.outbox and self.outbox[0][0] <= now:
             out.append(heapq.heappop(self.outbox)[2])
@@ -168,6 +169,11 @@ class Plant:
                     self.runs[run.job_id] = run
                     if run.demand is not None:
                         self.services[run.job_id] = run
+                    self._report(now, ("started", run.job_id))
+                case ("scale", job_id, replicas):
+                    run = self.services.get(job_id)
+                    if run is not None and run.stop_at is None:
+                        run.gpus = replicas * max(1, run.replica_gpus)
                 case ("fraction", job_id, fraction):
                     run = self.runs.get(job_id)
                     if run is not None and run.stop_at is None:  # a stopping run is not re-capped
@@ -281,6 +287,8 @@ class Plant:
                 self._apply_due(t0 + x, totals)
         for fleet in site.fleets:
             self._report(t1, ("reading", fleet.fleet_id, self.fleet_w[fleet.fleet_id], self.applied[fleet.fleet_id]))
+        ai = self.ai_it_w()
+        self._report(t1, ("meter", (ai + sum(self.fleet_w.values())) * site.overhead, ai, tuple(self.runs)))
         if self.services:
             self._report(t1, ("serve", tuple((r.job_id, r.demand(t1), r.gpus // max(1, r.replica_gpus)) for r in self.services.values())))
         return totals

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from scheduler.core import runs
 from scheduler.core.decisions import Decision, Order
+from scheduler.core.dispatch import dispatch_site
 from scheduler.core.grid import GridEvent
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import TERMINAL, Job, JobEvent, JobSpec, JobState, new_job
@@ -30,6 +31,7 @@ from scheduler.core.placement import place
 from scheduler.core.power import SitePower
 from scheduler.core.power_state import (
     DispatchDue,
+    DispatchPass,
     GridEventPosted,
     PowerRead,
     PowerReading,
@@ -53,9 +55,16 @@ class SimSite:
 
 
 class SimScheduler:
-    def __init__(self, settings: PowerSettings, sites: Iterable[SimSite], now: float, on_event: Callable[[Job, JobEvent], None] | None = None):
+    def __init__(
+        self,
+        settings: PowerSettings,
+        sites: Iterable[SimSite],
+        now: float,
+        on_event: Callable[[Job, JobEvent], None] | None = None,
+        dispatch: DispatchPass = dispatch_site,
+    ):
         self.jobs = JobTable()
-        self.power = PowerState(settings)
+        self.power = PowerState(settings, dispatch=dispatch)
         self.sites = {s.site_id: s for s in sites}
         self.outbox: dict[str, list[Order]] = {site_id: [] for site_id in self.sites}
         self.on_event = on_event  # sees every transition (the simulator's accounting)

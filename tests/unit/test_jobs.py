@@ -83,3 +83,20 @@ def test_run_ids_round_trip_and_reject_foreign_ids():
     for foreign in ("raysubmit_123", "job-1", "job-1-rx", "-r3"):
         with pytest.raises(ValueError):
             parse_run_id(foreign)
+
+
+def test_amend_makes_the_version_replace_makes_and_carries_nothing_cached():
+    import dataclasses
+
+    import pytest
+
+    from scheduler.core.jobs import amend
+    from scheduler.core.ledger import claim_for
+
+    job = a_job().inference(replicas=2, gpus=4).build()
+    claim_for(job)  # cached on this version
+    changed = amend(job, requests_per_s=12.5, power_fraction=0.5)
+    assert changed == dataclasses.replace(job, requests_per_s=12.5, power_fraction=0.5)
+    assert claim_for(changed).power_fraction == 0.5 and claim_for(job).power_fraction == 1.0
+    with pytest.raises(TypeError, match="no field"):
+        amend(job, requests=1.0)

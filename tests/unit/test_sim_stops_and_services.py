@@ -6,6 +6,7 @@ reports; committed_w is what dispatch committed; rows and finished jobs stream o
 from __future__ import annotations
 
 import csv
+import math
 import random
 
 import pytest
@@ -13,7 +14,6 @@ import pytest
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobState
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
-from scheduler.core.runs import RunReport, RunState, observe
 from scheduler.sim import workload
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.physics import Checkpointing, Environment, Plant, RunPhysics
@@ -136,27 +136,37 @@ def test_the_plant_reports_each_services_demand_and_the_job_keeps_it():
     arrivals = [Arrival(0.0, JobKind.INFERENCE, 16, 7200.0, 10, value_usd_per_gpu_hour=2.35, job_id="svc", service=svc)]
     sim = Simulator(scenario([one_site()], arrivals, hours=1.0), SimConfig())
     sim.run()
-    sj = sim.jobs["svc"]
-    assert sj.job.state == JobState.RUNNING and sj.job.spec.served
+    job = sim.scheduler.jobs["svc"]
+    assert job.state == JobState.RUNNING and job.spec.served
     load = sim.serve_loads("s0")["svc"]
     # the newest reading the scheduler has at the last tick (3,540 s): taken at 3,480 s, a tick's delay before
-    assert load.requests_per_s == pytest.approx(svc.demand(T0 + 3480), rel=1e-9) and load.replicas == 2
+    assert load.requests_per_s == pytest.approx(svc.demand(T0 + 3480), rel=1e-9)
     assert load.requests_per_s != pytest.approx(svc.demand(T0 + 60))
-    assert observe(sj.job, RunReport(sj.job.run_id, RunState.RUNNING, serve=load)).requests_per_s == load.requests_per_s
+    # the scheduler read it as it reads an agent's report (core.runs.observe) and sized the service for it
+    assert job.requests_per_s == load.requests_per_s
+    wanted = min(svc.max_replicas, max(svc.min_replicas, math.ceil(svc.demand(T0 + 3420) / svc.target_rps_per_replica)))
+    assert load.replicas == job.current_replicas and job.current_replicas == wanted > svc.min_replicas
 
 
 # ------------------------------------------------------------------ the engine
 def test_a_preempted_run_loses_its_unsaved_work_and_redoes_it():
-    """A cut to below the training's load, planned with the site's lead: the core gives no
-    grace (the cut is at its deadline less the lead), so the run stops at once and loses
-    the work since its last periodic checkpoint, which it then does again."""
+    """A cut to below the training's load, planned with the scheduler's lead. A run with no
+    checkpoint grace stops at once and loses the work since its last periodic checkpoint,
+    which it then does again; with the default 30 s grace the lead includes the grace
+    (core.power_state.planning_lead_s), so the run checkpoints in time and loses nothing."""
     site = one_site(cap_mw=0.5, gpus=256, fleets=())
-    arrivals = [Arrival(0.0, JobKind.TRAINING, 256, 4 * 3600.0, job_id="t", checkpoint_every_s=1800.0)]
     cut = GridEvent("cut", GridEventKind.CAP_LIMIT, T0 + 2900, T0 + 3600, site_id="s0", cap_w=0.1e6)
-    done = {}
-    sim = Simulator(scenario([site], arrivals, [cut], hours=6.0), SimConfig(), on_finished=lambda sj: done.setdefault(sj.job.job_id, sj)).run()
-    assert sim.sites["s0"].violation_ticks == 0
-    sj = done["t"]
+
+    def run_with_grace(grace_s: float):
+        arrivals = [Arrival(0.0, JobKind.TRAINING, 256, 4 * 3600.0, job_id="t", checkpoint_every_s=1800.0, checkpoint_grace_s=grace_s)]
+        done = {}
+        sim = Simulator(scenario([site], arrivals, [cut], hours=6.0), SimConfig(), on_finished=lambda sj: done.setdefault(sj.job.job_id, sj)).run()
+        assert sim.sites["s0"].violation_ticks == 0
+        return sim, done["t"]
+
+    graceful = run_with_grace(30.0)[1]
+    assert graceful.preemptions == 1 and graceful.lost_s == 0.0
+    sim, sj = run_with_grace(0.0)
     assert sj.preemptions == 1 and sj.lost_s == pytest.approx(2900 - 1800 - sim.sites["s0"].lead_s, abs=61.0)
     assert sj.work_gpu_s == pytest.approx(4 * 3600.0 * 256)  # paid once for each second of work kept
     summary = summarize(sim)
