@@ -43,7 +43,7 @@ from scheduler.core.power_state import DispatchPass, PowerReading, PowerSettings
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.sim.physics import Environment, Plant, RunPhysics, TickTotals
 from scheduler.sim.records import Row, Scenario, SimConfig, SimJob
-from scheduler.sim.scenario import SiteSpec
+from scheduler.sim.scenario import ScenarioSite
 from scheduler.sim.scheduler_side import SimScheduler, SimSite
 from scheduler.sim.tally import JobTally
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN
@@ -56,7 +56,7 @@ FORGET_EVERY_S = 3600.0  # how often grid event records over and done with are d
 class SiteView:
     """A site's world (its plant, its events, its price columns) and what the run recorded."""
 
-    spec: SiteSpec
+    spec: ScenarioSite
     plant: Plant
     power: SitePowerState  # the scheduler side's state of the site (read only here)
     lead_s: float

@@ -10,7 +10,7 @@ from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.grid import GridEvent
 from scheduler.core.jobs import Job
 from scheduler.core.mining import MiningPolicy
-from scheduler.sim.scenario import Arrival, SiteSpec
+from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.traces import Hashprice, PriceTrace
 
 
@@ -50,7 +50,7 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class Scenario:
-    sites: tuple[SiteSpec, ...]
+    sites: tuple[ScenarioSite, ...]
     prices: PriceTrace
     forecast: PriceTrace | None
     hashprice: Hashprice

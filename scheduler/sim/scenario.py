@@ -34,7 +34,7 @@ from scheduler.sim.services import CHECKPOINT_EVERY_S, CHECKPOINT_WRITE_S, SERVE
 
 
 @dataclass(frozen=True)
-class SiteSpec:
+class ScenarioSite:
     power: SitePower
     region: str
     market_node: str
@@ -99,12 +99,12 @@ def _field(path: Path, item: dict, key: str, where: str, default: Any = ...) -> 
     return default
 
 
-def load_sites(path: Path) -> list[SiteSpec]:
+def load_sites(path: Path) -> list[ScenarioSite]:
     doc = load_yaml(path)
     items = doc.get("sites") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise InputError(path, "expected `sites:` followed by a list of sites", line_of(doc))
-    sites: list[SiteSpec] = []
+    sites: list[ScenarioSite] = []
     for i, item in enumerate(items):
         where = f"sites[{i}]"
         if not isinstance(item, dict):
@@ -154,14 +154,14 @@ def load_sites(path: Path) -> list[SiteSpec]:
         floor = (power.gpus * power.gpu_idle_w + power.mining_floor_w) * overhead
         if floor > power.cap_w:
             raise InputError(path, f"idle GPUs and paused miners alone draw {floor / 1e6:.2f} MW, above cap_mw", line_of(item, "cap_mw"), f"{where}.cap_mw")
-        sites.append(SiteSpec(power, str(_field(path, item, "region", where, "default")), str(_field(path, item, "market_node", where, ""))))
+        sites.append(ScenarioSite(power, str(_field(path, item, "region", where, "default")), str(_field(path, item, "market_node", where, ""))))
     return sites
 
 
 EVENT_KINDS = {"cap_limit": GridEventKind.CAP_LIMIT, "cap": GridEventKind.CAP_LIMIT, "emergency": GridEventKind.EMERGENCY}
 
 
-def _event(path: Path, n: int, item: dict, line: int | None, start: float, sites: dict[str, SiteSpec]) -> GridEvent:
+def _event(path: Path, n: int, item: dict, line: int | None, start: float, sites: dict[str, ScenarioSite]) -> GridEvent:
     """One event from a YAML mapping (line None: lines come from the mapping) or a CSV row."""
 
     def loc(key: str) -> tuple[int | None, str]:
@@ -199,7 +199,7 @@ def _event(path: Path, n: int, item: dict, line: int | None, start: float, sites
     return GridEvent(f"{path.name}#{n}", kind, t0, t1, site_id=site, cap_w=cap_w, respond_by=respond_by, reason=reason)
 
 
-def load_events(path: Path, start: float, sites: list[SiteSpec]) -> list[GridEvent]:
+def load_events(path: Path, start: float, sites: list[ScenarioSite]) -> list[GridEvent]:
     by_id = {s.site_id: s for s in sites}
     path = Path(path)
     if path.suffix.lower() == ".csv":

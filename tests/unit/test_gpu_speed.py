@@ -21,7 +21,7 @@ from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.files import InputError
 from scheduler.sim.physics import Environment, Plant, RunPhysics
 from scheduler.sim.report import format_summary, summarize
-from scheduler.sim.scenario import Arrival, SiteSpec
+from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.traces import Hashprice, PriceTrace
 from scheduler.sim.zeus import load_speed_curve, load_workloads, speed_curve_from, zeus_files
 from tests.builders import a_site_power
@@ -138,7 +138,7 @@ T0 = 1_717_200_000.0
 def capped_world(cut: bool) -> tuple[Scenario, SimConfig]:
     """64 GPUs of training (25 % tolerance) alone on a site; with `cut`, the grid allows
     what 64 GPUs draw at 75 % of load for the second hour."""
-    site = SiteSpec(a_site_power("s0").cap_mw(10).overhead(1.1).with_gpus(64).build(), "r0", "node")
+    site = ScenarioSite(a_site_power("s0").cap_mw(10).overhead(1.1).with_gpus(64).build(), "r0", "node")
     prices = PriceTrace("mem", tuple(T0 + i * 900.0 for i in range(24)), {"node": (20.0,) * 24}, 900.0)
     jobs = (Arrival(0.0, JobKind.TRAINING, 64, 3 * 3600.0, slowdown_tolerance_pct=25.0, job_id="train"),)
     events = ()

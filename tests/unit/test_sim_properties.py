@@ -18,7 +18,7 @@ from scheduler.core.jobs import JobKind, JobState
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.report import J_PER_MWH, summarize
-from scheduler.sim.scenario import Arrival, SiteSpec
+from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.traces import Hashprice, PriceTrace
 
 T0 = 1_717_200_000.0  # 2024-06-01, as epoch seconds
@@ -28,9 +28,9 @@ def price_trace(prices: list[float], interval_s: float = 900.0) -> PriceTrace:
     return PriceTrace("mem", tuple(T0 + i * interval_s for i in range(len(prices))), {"node": tuple(prices)}, interval_s)
 
 
-def one_site(cap_mw: float = 10.0, gpus: int = 32, fleets=(("S21", 1500), ("S19XP", 1500)), overhead: float = 1.1, site_id: str = "s0") -> SiteSpec:
+def one_site(cap_mw: float = 10.0, gpus: int = 32, fleets=(("S21", 1500), ("S19XP", 1500)), overhead: float = 1.1, site_id: str = "s0") -> ScenarioSite:
     power = SitePower(site_id, cap_mw * 1e6, overhead, tuple(Fleet(f"{site_id}/{m}", MINER_MODELS[m], n) for m, n in fleets), gpus)
-    return SiteSpec(power, "r0", "node")
+    return ScenarioSite(power, "r0", "node")
 
 
 def scenario(sites, arrivals=(), events=(), prices=(20.0,) * 16, hours: float = 2.0, hashprice: float = 45.0) -> Scenario:

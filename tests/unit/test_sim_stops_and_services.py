@@ -18,7 +18,7 @@ from scheduler.sim import workload
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
 from scheduler.sim.physics import Checkpointing, Environment, Plant, RunPhysics
 from scheduler.sim.report import TIMESERIES_COLUMNS, TimeseriesWriter, summarize, write_timeseries
-from scheduler.sim.scenario import Arrival, SiteSpec
+from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.services import Demand, Service
 from scheduler.sim.traces import Hashprice, PriceTrace
 
@@ -121,9 +121,9 @@ def test_generated_inference_is_long_running_services_with_serve_fields(tmp_path
     assert svc.demand.peak_rps * svc.demand.trough <= svc.min_replicas * svc.target_rps_per_replica + 1e-9
 
 
-def one_site(cap_mw: float = 10.0, gpus: int = 64, fleets=(("S21", 1500),)) -> SiteSpec:
+def one_site(cap_mw: float = 10.0, gpus: int = 64, fleets=(("S21", 1500),)) -> ScenarioSite:
     power = SitePower("s0", cap_mw * 1e6, 1.1, tuple(Fleet(f"s0/{m}", MINER_MODELS[m], n) for m, n in fleets), gpus)
-    return SiteSpec(power, "r0", "node")
+    return ScenarioSite(power, "r0", "node")
 
 
 def scenario(sites, arrivals=(), events=(), hours: float = 2.0) -> Scenario:
