@@ -23,7 +23,7 @@ class JobTally:
     preemptions: int = 0
     inference_shed: int = 0
     training_slowed: int = 0
-    work_gpu_h: float = 0.0  # (duration - remaining) x GPUs: work kept (lost work is in `remaining`)
+    work_gpu_h: float = 0.0  # GPU-hours of work kept, as the plant counted it (a Serve service's follow its replicas; lost work is not in it)
     training_slowdown_s: float = 0.0
     lost_gpu_h: float = 0.0  # work that stops lost and that had to be done again
 
@@ -32,7 +32,7 @@ class JobTally:
         state = sj.job.state
         self.arrived += 1
         self.states["done" if state == JobState.SUCCEEDED else "running" if state == JobState.RUNNING else "queued"] += 1
-        self.work_gpu_h += (sj.arrival.duration_s - sj.remaining_s) * sj.arrival.gpus / 3600.0
+        self.work_gpu_h += sj.work_gpu_s / 3600.0
         self.lost_gpu_h += sj.lost_s * sj.arrival.gpus / 3600.0
         if sj.arrival.kind == JobKind.INFERENCE:
             self.inference_shed += sj.preemptions
