@@ -96,8 +96,9 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     requeue: dict[str, str] = {}
     grow_reasons: dict[str, str] = {}
     growing = {c.job_id for c in inputs.growing}
+    with_reserved = SiteLedger(site, cap, tuple(running), {})
     for claim in sorted((*inputs.waiting, *inputs.growing), key=lambda c: (-c.priority, c.seq)):
-        probe = SiteLedger(site, cap, (*running, *reserved), {})
+        probe = with_reserved
         if claim.job_id in growing:
             if climbing:
                 grow_reasons[claim.job_id] = "the site is meeting a grid event: no scale-up now"
@@ -105,15 +106,17 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
                 grow_reasons[claim.job_id] = f"not enough power under the cap {watts_text(cap)} for {claim.gpus} more GPUs"
             else:
                 reserved.append(claim)
+                with_reserved = with_reserved.adding(claim)
         elif inputs.emergency and claim.flexible:
             requeue[claim.job_id] = "grid emergency at the site: flexible load is shed"
         elif probe.free_for_ai_w() + 1e-6 < probe.run_power_w(claim.gpus):
             requeue[claim.job_id] = f"the site's cap fell to {watts_text(cap)}: not enough power left for {claim.gpus} GPUs"
         else:
             reserved.append(claim)
+            with_reserved = with_reserved.adding(claim)
 
     # 4. Mining fills what AI leaves (running and reserved), most efficient fleets first.
-    ai_it_w = SiteLedger(site, cap, (*running, *reserved), {}).ai_it_w
+    ai_it_w = with_reserved.ai_it_w
     if inputs.emergency:
         planned = {f.fleet_id: f.standby_w for f in site.fleets}
         states = {f.fleet_id: dataclasses.replace(inputs.fleet_states.get(f.fleet_id, FleetState()), running=False, since=now) for f in site.fleets}
@@ -131,7 +134,7 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     grow: list[str] = []
     waiting_reasons: dict[str, str] = {}
     for claim in reserved:
-        with_run = dataclasses.replace(now_ledger, ai=(*now_ledger.ai, claim))
+        with_run = now_ledger.adding(claim)
         if with_run.within_cap:
             now_ledger = with_run
             (grow if claim.job_id in growing else start).append(claim.job_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass, field
 
 from scheduler.core.errors import IllegalTransition
@@ -70,6 +71,8 @@ class Resources:
 
 @dataclass(frozen=True)
 class JobSpec:
+    """What a tenant asked for. Frozen: the derived figures below are computed once per spec."""
+
     kind: JobKind
     entrypoint: str
     resources: Resources = Resources()
@@ -89,12 +92,12 @@ class JobSpec:
     max_replicas: int = 0  # Serve inference: most replicas (0: min_replicas, no scaling)
     target_rps_per_replica: float = 0.0  # Serve inference: demand one replica serves
 
-    @property
+    @functools.cached_property
     def served(self) -> bool:
         """An inference service on Ray Serve, scaled between min and max replicas."""
         return self.kind == JobKind.INFERENCE and bool(self.serve_import_path)
 
-    @property
+    @functools.cached_property
     def replica_bounds(self) -> tuple[int, int]:
         """(fewest, most) replicas: a Serve job's range, else its fixed count."""
         if not self.served:
@@ -102,7 +105,7 @@ class JobSpec:
         low = max(1, self.min_replicas)
         return (low, max(low, self.max_replicas))
 
-    @property
+    @functools.cached_property
     def total_gpus(self) -> int:
         """GPUs the job needs on one site to start: the gang, or replicas x GPUs each
         (a Serve job starts at its fewest replicas; Job.total_gpus follows its scaling)."""
@@ -158,8 +161,9 @@ class Job:
             return self.spec.resources.gpus * self.current_replicas
         return self.spec.total_gpus
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
+        """The current run's id ("" before the first); a version is frozen, so it is made once."""
         return run_id_for(self.job_id, self.attempt) if self.attempt else ""
 
     @property

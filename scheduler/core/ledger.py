@@ -15,6 +15,7 @@ within the tolerance (10 %: 0.754, 25 %: 0.662, 50 %: 0.586).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -102,11 +103,17 @@ class SiteLedger:
         """IT power of a run above what its GPUs would draw idle."""
         return claim.gpus * (self.site.gpu_load_w * claim.power_fraction - self.site.gpu_idle_w)
 
-    @property
+    @functools.cached_property
     def ai_it_w(self) -> float:
-        """All GPUs at idle plus every run's draw above idle."""
+        """All GPUs at idle plus every run's draw above idle (a ledger is frozen: summed once)."""
         load_w, idle_w = self.site.gpu_load_w, self.site.gpu_idle_w  # claim_it_w, inlined: dispatch sums this often
         return self.site.gpus * idle_w + sum(c.gpus * (load_w * c.power_fraction - idle_w) for c in self.ai)
+
+    def adding(self, claim: AiClaim) -> SiteLedger:
+        """This ledger with one more claim; its AI sum follows from this one's, not summed again."""
+        ledger = SiteLedger(self.site, self.cap_w, (*self.ai, claim), self.mining_w)
+        ledger.__dict__["ai_it_w"] = self.ai_it_w + self.claim_it_w(claim)  # what cached_property would keep
+        return ledger
 
     @property
     def mining_it_w(self) -> float:

@@ -136,6 +136,11 @@ DispatchPass = Callable[[SiteInputs, float, MiningPolicy, str], SiteDispatch]
 Stimulus = SiteAttached | SiteResized | PowerRead | RunsReported | GridEventPosted | DispatchDue | ScalingDue
 
 
+def longest_grace(jobs_on_site: Iterable[Job]) -> int:
+    """The longest checkpoint grace of the training running at a site (0: none runs)."""
+    return max((j.spec.checkpoint_grace_s for j in jobs_on_site if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING), default=0)
+
+
 def clock_text(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
 
@@ -330,7 +335,7 @@ class PowerState:
     def _record_in_force(self, site_id: str, jobs: JobTable, now: float) -> GridEventRecord | None:
         source = grid.emergency(self.events(now), site_id, now)
         if source is None and site_id in self.sites:
-            source = self._planning_cap(site_id, self.sites[site_id], jobs.on_site(site_id), now)[1]
+            source = self._planning_cap(site_id, self.sites[site_id], longest_grace(jobs.on_site(site_id)), now)[1]
         return self.grid.get(source.event_id) if source is not None else None
 
     # ------------------------------------------------------------- planning
@@ -342,14 +347,14 @@ class PowerState:
     def planning_lead_s(self, site_id: str, jobs_on_site: Iterable[Job]) -> float:
         """How early a cap cut is planned for: `lead_s` plus the longest checkpoint grace of
         training running there, so a run preempted for the cut can checkpoint before it bites."""
-        graces = [j.spec.checkpoint_grace_s for j in jobs_on_site if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING]
-        return self.lead_s(site_id) + max(graces, default=0)
+        return self.lead_s(site_id) + longest_grace(jobs_on_site)
 
-    def _planning_cap(self, site_id: str, st: SitePowerState, jobs_on_site: list[Job], now: float) -> tuple[float, GridEvent | None, frozenset[str]]:
-        """grid.planning_cap with the site's planning lead; a cut once planned for stays planned
+    def _planning_cap(self, site_id: str, st: SitePowerState, grace_s: float, now: float) -> tuple[float, GridEvent | None, frozenset[str]]:
+        """grid.planning_cap with the site's planning lead (`lead_s` plus `grace_s`, the longest
+        grace of its running training); a cut once planned for stays planned
         (the lead shrinks when preempted training leaves: mining must not bounce back up).
         Also returns the cuts planned for after this pass (dispatch keeps them)."""
-        cap, source = grid.planning_cap(st.power.cap_w, self.events(now), site_id, now, self.planning_lead_s(site_id, jobs_on_site))
+        cap, source = grid.planning_cap(st.power.cap_w, self.events(now), site_id, now, self.lead_s(site_id) + grace_s)
         planned = set(st.planned)
         if source is not None:
             planned.add(source.event_id)
@@ -373,12 +378,16 @@ class PowerState:
             return None
         return max(0.0, source.deadline - self.lead_s(site_id) - now)
 
-    def _claims(self, site_id: str, st: SitePowerState, jobs_on_site: list[Job], jobs: JobTable) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim]]:
+    def _claims(self, site_id: str, st: SitePowerState, jobs: JobTable) -> tuple[list[AiClaim], list[AiClaim], list[AiClaim], int]:
+        """The site's running, waiting and stopping claims, and the longest grace of its running training."""
         running, waiting, stopping = [], [], list(st.stopping.values())
         stopping += self.serve.stopping_claims(site_id, jobs)  # replicas a Serve run is giving up
-        for job in jobs_on_site:
+        grace = 0
+        for job in jobs.on_site(site_id):
             claim = claim_for(job)
             held = st.held_starts.get(job.job_id)
+            if job.state == JobState.RUNNING and job.spec.kind == JobKind.TRAINING:
+                grace = max(grace, job.spec.checkpoint_grace_s)
             if job.state in (JobState.CANCELLING, JobState.PREEMPTED):
                 if job.run_id not in st.stopping:  # a preempted run checkpointing still draws
                     stopping.append(claim)
@@ -387,18 +396,17 @@ class PowerState:
             else:
                 running.append(claim)
         waiting.sort(key=lambda c: (-c.priority, c.seq))
-        return running, waiting, stopping
+        return running, waiting, stopping, grace
 
     def inputs(self, site_id: str, st: SitePowerState, jobs: JobTable, now: float) -> tuple[SiteInputs, str, GridEvent | None, frozenset[str]]:
         """What dispatch needs, read from the state (nothing changes here)."""
         events = self.events(now)
-        on_site = jobs.on_site(site_id)
-        cap, source, planned = self._planning_cap(site_id, st, on_site, now)
+        running, waiting, stopping, grace = self._claims(site_id, st, jobs)
+        cap, source, planned = self._planning_cap(site_id, st, grace, now)
         alarm = grid.emergency(events, site_id, now)
         cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
         forecast, real_time = grid.price_now(events, st.power.market_node, now)
         hashprice = grid.hashprice_now(events, self.settings.hashprice_usd_per_ph_day, now)
-        running, waiting, stopping = self._claims(site_id, st, on_site, jobs)
         inputs = SiteInputs(
             st.power,
             cap,

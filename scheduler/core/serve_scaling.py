@@ -3,6 +3,8 @@
 It owns what core/autoscale.py needs between readings and what the site's power
 dispatch must count while a size changes:
 
+- per Serve run: the demand its agent reported last (`demand`; the job's
+  `requests_per_s` is the same reading kept for tenants, and the fallback after a restart);
 - per Serve job: the low-demand state and when its size was last set (memory; a
   restart only delays the next scale-down);
 - scale-ups waiting for power (`growing`, power-managed sites): dispatch reserves
@@ -51,11 +53,16 @@ class ServeScaling:
     grow_why: dict[str, str] = field(default_factory=dict)  # job_id -> what its waiting scale-up is for
     waiting_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why its scale-up waits
     shrinking: dict[str, Shrink] = field(default_factory=dict)  # run_id -> a scale-down not yet confirmed
+    demand: dict[str, float] = field(default_factory=dict)  # run_id -> requests/s its agent reported last
 
     # ------------------------------------------------------------- readings
     def observe(self, site_id: str, report: RunReport) -> bool:
         """An agent's report of a run: a scale-down is confirmed once the run is at or
         under its new size. True: the site's power changed (dispatch it)."""
+        if report.state not in RUN_ACTIVE:
+            self.demand.pop(report.run_id, None)
+        elif report.serve is not None:
+            self.demand[report.run_id] = report.serve.requests_per_s
         shrink = self.shrinking.get(report.run_id)
         if shrink is None or shrink.site_id != site_id:
             return False
@@ -126,11 +133,15 @@ class ServeScaling:
         for table in (self.low, self.sized_at, self.growing, self.grow_why, self.waiting_reasons):
             for job_id in [k for k in table if k not in live]:
                 del table[job_id]
+        if len(self.demand) > 2 * len(served) + 16:  # runs that ended unreported (their site was lost)
+            runs = {j.run_id for j in served}
+            self.demand = {r: d for r, d in self.demand.items() if r in runs}
         free = dict(free_gpus)
         for job in sorted(served, key=lambda j: (-j.spec.priority, j.seq)):
             current = job.current_replicas
             sized_at = self.sized_at.setdefault(job.job_id, now)
-            plan = next_replicas(job.spec, current, job.requests_per_s, sized_at, self.low.get(job.job_id), now, self.policy)
+            demand = self.demand.get(job.run_id, job.requests_per_s)
+            plan = next_replicas(job.spec, current, demand, sized_at, self.low.get(job.job_id), now, self.policy)
             if plan.low is None:
                 self.low.pop(job.job_id, None)
             else:

@@ -217,7 +217,8 @@ class Simulator:
                 case ("serve", loads):
                     view.serve_readings = loads
                     runs = self.scheduler.jobs
-                    reports.extend(RunReport(runs[j].run_id, RunState.RUNNING, serve=ServeLoad(rps, n)) for j, rps, n in loads if j in runs)
+                    demand = [RunReport(runs[j].run_id, RunState.RUNNING, serve=ServeLoad(rps, n)) for j, rps, n in loads if j in runs]
+                    self.scheduler.on_demand(site_id, demand, t)
                 case ("stopped", job_id, remaining_s, lost_s):
                     sj = self.jobs[job_id]
                     sj.lost_s += lost_s

@@ -110,6 +110,13 @@ class SimScheduler:
         decision.extend(self.power.handle(RunsReported(site_id, reports), self.jobs, now))
         self.apply(decision)
 
+    def on_demand(self, site_id: str, reports: Iterable[runs.RunReport], now: float) -> None:
+        """Reports that only carry Serve services' demand (running runs still running): the
+        power state's scaler reads them (RunsReported). The controller also writes each on
+        its job (`requests_per_s`, core.runs.observe) for tenants to read; no decision reads
+        it there, so the simulator, which reads it every tick for every service, skips that copy."""
+        self.apply(self.power.handle(RunsReported(site_id, tuple(reports)), self.jobs, now))
+
     def on_reading(self, site_id: str, reading: PowerReading, now: float) -> None:
         self.apply(self.power.handle(PowerRead(site_id, reading), self.jobs, now))
 

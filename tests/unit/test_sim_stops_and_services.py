@@ -142,8 +142,8 @@ def test_the_plant_reports_each_services_demand_and_the_job_keeps_it():
     # the newest reading the scheduler has at the last tick (3,540 s): taken at 3,480 s, a tick's delay before
     assert load.requests_per_s == pytest.approx(svc.demand(T0 + 3480), rel=1e-9)
     assert load.requests_per_s != pytest.approx(svc.demand(T0 + 60))
-    # the scheduler read it as it reads an agent's report (core.runs.observe) and sized the service for it
-    assert job.requests_per_s == load.requests_per_s
+    # the scheduler's scaler read it as it reads an agent's report and sized the service for it
+    assert sim.scheduler.power.serve.demand[job.run_id] == load.requests_per_s
     wanted = min(svc.max_replicas, max(svc.min_replicas, math.ceil(svc.demand(T0 + 3420) / svc.target_rps_per_replica)))
     assert load.replicas == job.current_replicas and job.current_replicas == wanted > svc.min_replicas
 
