@@ -323,9 +323,23 @@ async def run(shape: Shape, seconds: int, after_cap_seconds: int, with_loops: bo
         profile = profiles.profiler("cap event: 10 x post_grid_event")
         if profile is not None:
             profile.enable()
+        targets_at: dict[str, float] = {}  # site -> when its mining targets were queued (they leave before the commit)
+
+        def timing(session, send):
+            def send_and_time(order):
+                if isinstance(order, SetMiningTargets):
+                    targets_at.setdefault(session.site_id, time.perf_counter())
+                send(order)
+
+            return send_and_time
+
+        for event in events:
+            session = agents[event.site_id].session
+            session.send = timing(session, session.send)
         started = time.perf_counter()
         await asyncio.gather(*(controller.post_grid_event(e) for e in events))
         cap_event_s = time.perf_counter() - started
+        cap_targets_s = max(targets_at.values()) - started if len(targets_at) == len(events) else float("nan")
         cap_commit_s = sum(spent for at, spent in commits if at >= started)
         if profile is not None:
             profile.disable()
@@ -369,6 +383,7 @@ async def run(shape: Shape, seconds: int, after_cap_seconds: int, with_loops: bo
             "heartbeat_load_share": round(total_beats_s / seconds, 3),  # of each simulated second, at 1 Hz per site
             "cap_event_sites": CAP_SITES,
             "cap_event_orders_ms": ms(cap_event_s),
+            "cap_event_targets_ms": ms(cap_targets_s),  # until every cut site's mining targets are queued (before the commit)
             "cap_event_commit_ms": ms(cap_commit_s),  # of cap_event_orders_ms: the store's transaction(s), in its thread
             "cap_event_orders": sum(kinds.values()),
             "cap_event_order_kinds": kinds,

@@ -3,8 +3,11 @@ and orders for agents.
 
 The shell persists `jobs`, `events` and `grid` in one transaction, then publishes the
 events and only then sends `orders`, so nothing is ordered that a crash could forget.
-A decision that writes nothing sends its orders at once (mining targets alone, a
-held start released): there is no other way out for an order.
+A decision that writes nothing sends its orders at once (a held start released).
+The one exception is explicit: `urgent` orders change no job (fleet mining targets)
+and leave before the commit, because a grid cut is met by mining first and must not
+wait for the disk; if the commit then fails the process stops, and the restarted
+scheduler sends targets again (they are stateless: the agent holds the last it got).
 `pending_reasons` are derived state: recomputed every scheduling pass, kept in
 memory, never written (a restart recomputes them on its first pass). `notes` are
 lines for the operator's log, with their level ("info" or "warning").
@@ -73,7 +76,8 @@ Order = StartRun | StopRun | SetMiningTargets | CapRunPower | ScaleRun
 class Decision:
     jobs: list[Job] = field(default_factory=list)  # new versions, in order
     events: list[JobEvent] = field(default_factory=list)
-    orders: list[Order] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)  # leave after the commit
+    urgent: list[SetMiningTargets] = field(default_factory=list)  # change no job: leave before the commit
     pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
     grid: list[GridEventRecord] = field(default_factory=list)  # grid event records to persist (newest last)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (level, line) for the log
@@ -88,6 +92,7 @@ class Decision:
         self.jobs.extend(other.jobs)
         self.events.extend(other.events)
         self.orders.extend(other.orders)
+        self.urgent.extend(other.urgent)
         self.pending_reasons.update(other.pending_reasons)
         self.grid.extend(other.grid)
         self.notes.extend(other.notes)
@@ -98,7 +103,7 @@ class Decision:
         return bool(self.jobs or self.events or self.grid)
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.events or self.orders or self.pending_reasons or self.grid or self.notes)
+        return bool(self.jobs or self.events or self.orders or self.urgent or self.pending_reasons or self.grid or self.notes)
 
 
 def start_order(job: Job) -> StartRun:  # noqa: D103 (the checkpoint location is the shell's: its config)

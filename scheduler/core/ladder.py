@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scheduler.core.ledger import AiClaim, SiteLedger
@@ -79,24 +80,42 @@ def curtail_mining(ledger: SiteLedger, cap_w: float, cause: str, everything: boo
     return mining, steps
 
 
+class _Tally:
+    """The claims while the ladder climbs, and their power kept as a running sum (each step
+    changes one claim: summing every claim again per step made a big cut quadratic)."""
+
+    def __init__(self, ledger: SiteLedger, mining_w: Mapping[str, float], cap_w: float):
+        self.ledger, self.cap_w = ledger, cap_w
+        self.claims = {c.job_id: c for c in ledger.ai}
+        self.mining_it_w = dataclasses.replace(ledger, mining_w=mining_w).mining_it_w
+        self.ai_it_w = ledger.ai_it_w
+
+    def excess(self) -> float:
+        return (self.ai_it_w + self.mining_it_w) * self.ledger.site.overhead - self.cap_w
+
+    def put(self, claim: AiClaim) -> None:
+        self.ai_it_w += self.ledger.claim_it_w(claim) - self.ledger.claim_it_w(self.claims[claim.job_id])
+        self.claims[claim.job_id] = claim
+
+    def pop(self, job_id: str) -> AiClaim:
+        claim = self.claims.pop(job_id)
+        self.ai_it_w -= self.ledger.claim_it_w(claim)
+        return claim
+
+
 def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: bool = False) -> LadderPlan:
     """Bring `ledger` under `new_cap_w`, climbing the ladder only as far as needed."""
     site = ledger.site
     ledger = dataclasses.replace(ledger, cap_w=new_cap_w)
-    claims = {c.job_id: c for c in ledger.ai}
     # 1. Mining, least efficient first.
     mining, mining_steps = curtail_mining(ledger, new_cap_w, cause, everything=emergency)
     steps: list[LadderStep] = list(mining_steps)
-
-    def excess() -> float:
-        current = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
-        return current.committed_w - new_cap_w
-
-    training = _shed_order([c for c in claims.values() if c.flexible])
+    tally = _Tally(ledger, mining, new_cap_w)
+    training = _shed_order([c for c in tally.claims.values() if c.flexible])
     # 2. Power-cap training within its tolerance (not in an emergency: it is preempted outright).
     if not emergency:
         for claim in training:
-            need = excess()
+            need = tally.excess()
             if need <= TOLERANCE_W:
                 break
             per_fraction_w = claim.gpus * site.gpu_load_w * site.overhead
@@ -105,7 +124,7 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
                 continue
             fraction = max(lowest, claim.power_fraction - need / per_fraction_w)
             freed = (claim.power_fraction - fraction) * per_fraction_w
-            claims[claim.job_id] = dataclasses.replace(claim, power_fraction=fraction)
+            tally.put(dataclasses.replace(claim, power_fraction=fraction))
             steps.append(
                 LadderStep(
                     StepKind.CAP_TRAINING, claim.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {claim.slowdown_tolerance_pct:g}% slowdown)"
@@ -113,31 +132,31 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
             )
     # 3. Preempt training.
     for claim in training:
-        if not emergency and excess() <= TOLERANCE_W:
+        if not emergency and tally.excess() <= TOLERANCE_W:
             break
-        current = claims.pop(claim.job_id)
+        current = tally.pop(claim.job_id)
         freed = ledger.claim_it_w(current) * site.overhead
         steps.append(LadderStep(StepKind.PREEMPT_TRAINING, claim.job_id, freed, cause, "requeued; resumes from its checkpoint"))
     # 4. Inference, last, and only what the cap still needs (an emergency sheds flexible
     # load; inference gives way only when a cap in force is still exceeded). First Serve
     # services scale down toward their fewest replicas, then whole runs are shed.
-    steps.extend(_scale_down_inference(ledger, claims, excess, cause))
-    for claim in _shed_order([c for c in claims.values() if not c.flexible]):
-        if excess() <= TOLERANCE_W:
+    steps.extend(_scale_down_inference(tally, cause))
+    for claim in _shed_order([c for c in tally.claims.values() if not c.flexible]):
+        if tally.excess() <= TOLERANCE_W:
             break
-        current = claims.pop(claim.job_id)
+        current = tally.pop(claim.job_id)
         steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
-    after = dataclasses.replace(ledger, ai=tuple(claims.values()), mining_w=mining)
+    after = dataclasses.replace(ledger, ai=tuple(tally.claims.values()), mining_w=mining)
     return LadderPlan(tuple(steps), after)
 
 
-def _scale_down_inference(ledger: SiteLedger, claims: dict[str, AiClaim], excess, cause: str) -> list[LadderStep]:
+def _scale_down_inference(tally: _Tally, cause: str) -> list[LadderStep]:
     """Take whole replicas off Serve inference runs (lowest priority, newest first),
-    never below their fewest, until `excess()` is gone; `claims` is updated in place."""
-    site = ledger.site
+    never below their fewest, until the tally's excess is gone."""
+    site = tally.ledger.site
     steps: list[LadderStep] = []
-    for claim in _shed_order([c for c in claims.values() if c.shrinkable_gpus > 0]):
-        need = excess()
+    for claim in _shed_order([c for c in tally.claims.values() if c.shrinkable_gpus > 0]):
+        need = tally.excess()
         if need <= TOLERANCE_W:
             break
         per_replica_w = claim.gpus_per_replica * (site.gpu_load_w * claim.power_fraction - site.gpu_idle_w) * site.overhead
@@ -147,7 +166,7 @@ def _scale_down_inference(ledger: SiteLedger, claims: dict[str, AiClaim], excess
         if drop <= 0:
             continue
         smaller = dataclasses.replace(claim, gpus=claim.gpus - drop * claim.gpus_per_replica)
-        claims[claim.job_id] = smaller
+        tally.put(smaller)
         replicas, fewest = smaller.gpus // claim.gpus_per_replica, max(1, claim.min_gpus // claim.gpus_per_replica)
         steps.append(LadderStep(StepKind.SCALE_DOWN_INFERENCE, claim.job_id, drop * per_replica_w, cause, f"to {replicas} replicas (its fewest: {fewest})"))
     return steps

@@ -453,15 +453,17 @@ class PowerState:
         enforced = grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now)
         cap_event = inputs.emergency or inputs.cap_w < st.power.cap_w or enforced < st.power.cap_w
         sent = (out.targets_w, round(enforced, 3), cap_event)
-        targets: list[Order] = []
+        targets: list[SetMiningTargets] = []
         if st.sent is None or sent[1:] != st.sent[1:] or any(abs(w - st.sent[0].get(f, -1e18)) > TARGET_TOLERANCE_W for f, w in out.targets_w.items()):
             for fleet_id, target in out.targets_w.items():
                 st.held[fleet_id] = held_after_target(st.held.get(fleet_id, target), target)
             st.targets = dict(out.targets_w)
             st.sent = sent
             targets.append(SetMiningTargets(site_id, dict(out.targets_w), enforced, cap_event, cause))
-        # Mining targets first, then caps, then the rest (stops, scales), then released starts.
-        decision.orders[:0] = [*targets, *caps]
+        # Mining targets leave before the commit (they change no job); then caps, the rest
+        # (stops, scales) and released starts, once the decision is durable.
+        decision.urgent.extend(targets)
+        decision.orders[:0] = caps
         for job_id in out.start:
             start = st.held_starts.pop(job_id)
             st.released.add(start.run_id)
@@ -474,7 +476,7 @@ class PowerState:
         if out.steps:
             stamp = clock_text(now)
             lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {watts_text(s.freed_w)}; cause: {s.cause})" for s in out.steps]
-            decision.notes.extend(("info", f"site {site_id}: {line}") for line in lines)
+            decision.notes.append(("info", f"site {site_id}, {len(lines)} ladder step(s):\n  " + "\n  ".join(lines)))  # one log record a pass
             record = self._record_in_force(site_id, jobs, now)
             if record is not None:
                 self._append(record, lines, decision)

@@ -170,6 +170,7 @@ class Controller:
             self.sites[site.site_id] = site
         for level, line in decision.notes:
             log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", line)
+        self._send(decision.urgent)  # mining targets: they change no job and do not wait for the disk
         if not (decision.writes or sites):
             self._send(decision.orders)
             return []

@@ -74,7 +74,8 @@ class SimScheduler:
 
     # ------------------------------------------------------------- applying
     def apply(self, decision: Decision) -> None:
-        """As the controller applies a decision: memory first, then the orders (nothing to persist here)."""
+        """As the controller applies a decision: memory first, then the urgent orders and the
+        others (nothing to persist here)."""
         for job in decision.jobs:
             self.jobs[job.job_id] = job
         for job_id, reason in decision.pending_reasons.items():
@@ -84,7 +85,7 @@ class SimScheduler:
         if self.on_event is not None:
             for event in decision.events:
                 self.on_event(self.jobs[event.job_id], event)
-        for order in self.power.hold_starts(decision.orders):
+        for order in [*decision.urgent, *self.power.hold_starts(decision.orders)]:
             self.outbox.setdefault(order.site_id, []).append(order)
 
     def take_orders(self, site_id: str) -> list[Order]:

@@ -47,11 +47,29 @@ CREATE TABLE IF NOT EXISTS grid_events (
 """
 
 
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_spec_docs: dict[int, tuple[JobSpec, dict]] = {}  # id(spec) -> (spec, its document): a job's versions share one spec
+
+
+def _spec_doc(spec: JobSpec) -> dict:
+    cached = _spec_docs.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    doc = dataclasses.asdict(spec)
+    doc["kind"] = spec.kind.name
+    if len(_spec_docs) > 100_000:
+        _spec_docs.clear()
+    _spec_docs[id(spec)] = (spec, doc)
+    return doc
+
+
 def job_to_doc(job: Job) -> str:
-    doc = dataclasses.asdict(job)
+    """The job as JSON: its fields, read one level deep (dataclasses.asdict copied the
+    whole tree each time; the spec's document is made once per spec)."""
+    doc = {name: getattr(job, name) for name in _JOB_FIELDS}
+    doc["spec"] = _spec_doc(job.spec)
     doc["state"] = job.state.name
     doc["stop_outcome"] = job.stop_outcome.name if job.stop_outcome else None
-    doc["spec"]["kind"] = job.spec.kind.name
     return json.dumps(doc, separators=(",", ":"))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
 import pytest
 
@@ -214,3 +215,55 @@ def test_a_cut_announced_ahead_gives_preempted_training_its_checkpoint_grace(tmp
         assert controller.power.capacity("tx-1", controller.jobs, controller.clock())[0] < controller.power.capacity("tx-1", controller.jobs, controller.clock())[1] * 8
 
     run_with_controller(tmp_path, body)
+
+
+class HeldStore(SqliteStore):
+    """A store whose commits wait while `held` is set: the disk is slow."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.held = threading.Event()
+        self.released = threading.Event()
+
+    def commit(self, *args, **kwargs):
+        if self.held.is_set():
+            self.released.wait(10)
+        return super().commit(*args, **kwargs)
+
+
+def test_mining_targets_leave_before_the_commit_and_a_preemption_after_it(tmp_path):
+    async def main():
+        store = HeldStore(tmp_path / "pp.db")
+        controller = Controller(store, config(), FakeClock())
+        await controller.start(loops=False)
+        try:
+            session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
+            await controller.dispatch_power(sweep=True)
+            await confirm(controller, drain(session))
+            job, _ = await controller.submit("acme", "r1", training())
+            await controller.schedule_once()
+            for _ in range(3):  # make room first, then start
+                await controller.dispatch_power(sweep=True)
+                orders = drain(session)
+                if any(isinstance(o, StartRun) for o in orders):
+                    break
+                await confirm(controller, orders)
+            await controller.on_run_reports("tx-1", [RunReport(f"{job.job_id}-r1", RunState.RUNNING)])
+            drain(session)
+            store.held.set()  # from here the disk is slow
+            floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
+            cut = GridEvent("cut-now", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 1000)
+            posting = asyncio.create_task(controller.post_grid_event(cut))
+            while session.outbox.empty():  # the targets arrive while the commit is held
+                await asyncio.sleep(0.01)
+            before_commit = drain(session)
+            assert [type(o) for o in before_commit] == [SetMiningTargets] and before_commit[0].cap_event_active
+            assert controller.jobs[job.job_id].state == JobState.PREEMPTED  # decided, in memory: not durable yet
+            store.released.set()
+            await posting
+            assert [o.run_id for o in drain(session) if isinstance(o, StopRun)] == [f"{job.job_id}-r1"]  # the stop, once committed
+        finally:
+            store.released.set()
+            await controller.stop()
+
+    asyncio.run(main())

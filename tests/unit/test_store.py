@@ -60,3 +60,21 @@ def test_a_second_job_with_the_same_request_id_is_refused_and_nothing_is_written
 def test_wal_and_full_sync_are_on(store):
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_job_document_holds_every_field_and_reads_back_the_same_job():
+    import json
+
+    from scheduler.store.sqlite import job_from_doc, job_to_doc
+
+    spec_fields = dict(env={"A": "b"}, labels={"team": "x"}, allowed_regions=("us", "eu"), checkpoint_uri="s3://b/k")
+    job = a_job().inference(replicas=2, gpus=4).spec_with(**spec_fields).build()
+    job = dataclasses.replace(job, state=JobState.CANCELLING, stop_outcome=JobState.FAILED, lingering=(("tx-1", "r1"),), requests_per_s=3.5)
+    doc = json.loads(job_to_doc(job))
+    expected = dataclasses.asdict(job)
+    expected.update(state="CANCELLING", stop_outcome="FAILED", lingering=[["tx-1", "r1"]])
+    expected["spec"].update(kind=job.spec.kind.name, allowed_regions=["us", "eu"])
+    assert doc == expected
+    assert job_from_doc(job_to_doc(job)) == job
+    again = dataclasses.replace(job, spec=dataclasses.replace(job.spec, priority=7))  # a new spec is not served from the cache
+    assert json.loads(job_to_doc(again))["spec"]["priority"] == 7
