@@ -59,7 +59,7 @@ def test_queries_leave_the_state_as_they_found_it():
         power.status("tx-1", jobs, at)
         power.inputs("tx-1", power.sites["tx-1"], jobs, at)
         power.site_capacity("tx-1", "us", (800, 4), "", jobs, at)
-    assert copy.deepcopy((power.sites, power.grid, power.serve, power.dirty)) == before
+        assert copy.deepcopy((power.sites, power.grid, power.serve, power.dirty)) == before, at
 
 
 def test_a_run_reported_gone_frees_what_it_held():
