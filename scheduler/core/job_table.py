@@ -13,8 +13,10 @@ keep their jobs in one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 
+from scheduler.core.decisions import Decision
 from scheduler.core.jobs import ACTIVE, Job, JobState
 
 
@@ -58,6 +60,16 @@ class JobTable(Mapping[str, Job]):
             self._on_site.get(job.site_id, {}).pop(job_id, None)
             self._pending.pop(job_id, None)
             self._served.pop(job_id, None)
+
+    def take(self, decision: Decision) -> None:
+        """A decision's new job versions, and the reasons PENDING jobs wait (derived: never
+        persisted). The controller and the simulator apply decisions to memory with this."""
+        for job in decision.jobs:
+            self[job.job_id] = job
+        for job_id, reason in decision.pending_reasons.items():
+            job = self._jobs[job_id]
+            if job.state == JobState.PENDING:
+                self[job_id] = dataclasses.replace(job, pending_reason=reason)
 
     def put(self, job: Job) -> Job:
         self[job.job_id] = job

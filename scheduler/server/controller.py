@@ -160,12 +160,7 @@ class Controller:
         """Apply a decision made on the current state. Must be called with no await
         between making the decision and this call."""
         sites = list(sites)
-        for job in decision.jobs:
-            self.jobs[job.job_id] = job
-        for job_id, reason in decision.pending_reasons.items():
-            job = self.jobs[job_id]
-            if job.state == JobState.PENDING:
-                self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
+        self.jobs.take(decision)
         for site in sites:
             self.sites[site.site_id] = site
         for level, line in decision.notes:

@@ -44,7 +44,7 @@ from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.sim.physics import Environment, Plant, RunPhysics, TickTotals
 from scheduler.sim.records import Row, Scenario, SimConfig, SimJob
 from scheduler.sim.scenario import ScenarioSite
-from scheduler.sim.scheduler_side import SimScheduler, SimSite
+from scheduler.sim.scheduler_side import SimScheduler
 from scheduler.sim.tally import JobTally
 from scheduler.sim.traces import DAY_AHEAD_COLUMN, REAL_TIME_COLUMN
 
@@ -102,7 +102,7 @@ class Simulator:
         self._tick_rows: list[Row] = []
         self._posted: dict[tuple, float | None] = {}  # (kind, node) -> the value posted last
         self._forgotten_at = scenario.start
-        sites = [SimSite(s.site_id, s.region, dataclasses.replace(s.power, market_node=s.market_node)) for s in scenario.sites]
+        sites = [dataclasses.replace(s, power=dataclasses.replace(s.power, market_node=s.market_node)) for s in scenario.sites]  # prices by node
         self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch)
         reading_delay = config.tick_s if config.reading_delay_s is None else config.reading_delay_s
         self.sites: dict[str, SiteView] = {}

@@ -17,18 +17,15 @@ the real controller and requires the same decisions.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from scheduler.core import runs
 from scheduler.core.decisions import Decision, Order
 from scheduler.core.dispatch import dispatch_site
 from scheduler.core.grid import GridEvent
 from scheduler.core.job_table import JobTable
-from scheduler.core.jobs import TERMINAL, Job, JobEvent, JobSpec, JobState, new_job
+from scheduler.core.jobs import TERMINAL, Job, JobEvent, JobSpec, new_job
 from scheduler.core.placement import place
-from scheduler.core.power import SitePower
 from scheduler.core.power_state import (
     DispatchDue,
     DispatchPass,
@@ -41,24 +38,14 @@ from scheduler.core.power_state import (
     ScalingDue,
     SiteAttached,
 )
-
-
-@dataclass(frozen=True)
-class SimSite:
-    site_id: str
-    region: str
-    power: SitePower
-
-    @property
-    def gpus(self) -> int:
-        return self.power.gpus
+from scheduler.sim.scenario import ScenarioSite
 
 
 class SimScheduler:
     def __init__(
         self,
         settings: PowerSettings,
-        sites: Iterable[SimSite],
+        sites: Iterable[ScenarioSite],
         now: float,
         on_event: Callable[[Job, JobEvent], None] | None = None,
         dispatch: DispatchPass = dispatch_site,
@@ -76,12 +63,7 @@ class SimScheduler:
     def apply(self, decision: Decision) -> None:
         """As the controller applies a decision: memory first, then the urgent orders and the
         others (nothing to persist here)."""
-        for job in decision.jobs:
-            self.jobs[job.job_id] = job
-        for job_id, reason in decision.pending_reasons.items():
-            job = self.jobs[job_id]
-            if job.state == JobState.PENDING:
-                self.jobs[job_id] = dataclasses.replace(job, pending_reason=reason)
+        self.jobs.take(decision)
         if self.on_event is not None:
             for event in decision.events:
                 self.on_event(self.jobs[event.job_id], event)
@@ -130,7 +112,7 @@ class SimScheduler:
             return
         usage = self.jobs.gpus_in_use()
         capacities = [
-            self.power.site_capacity(s.site_id, s.region, (s.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now) for s in self.sites.values()
+            self.power.site_capacity(s.site_id, s.region, (s.power.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now) for s in self.sites.values()
         ]
         placement = place(pending, capacities)
         self.apply(runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, now))
@@ -140,7 +122,7 @@ class SimScheduler:
 
     def scale(self, now: float) -> None:
         usage = self.jobs.gpus_in_use()
-        free = {s.site_id: s.gpus - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
+        free = {s.site_id: s.power.gpus - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
         self.apply(self.power.handle(ScalingDue(free), self.jobs, now))
 
     def check_time(self, now: float) -> None:

@@ -15,13 +15,13 @@ from scheduler.core.decisions import CapRunPower, SetMiningTargets, StartRun, St
 from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.grid import GridEvent, GridEventKind
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
-from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.store.sqlite import SqliteStore
 from tests.builders import NOW, FakeClock, a_site_power
+from tests.unit.agent_script import confirm, drain, start_when_room
 
 POWER = a_site_power("tx-1").cap_mw(7).with_miners("S19XP", 1000, "s19").with_miners("S21", 1000, "s21").with_gpus(8).at_node("HB_WEST").build()
 FLEETS = POWER.fleets
@@ -32,21 +32,6 @@ def config() -> SchedulerConfig:
     return SchedulerConfig(
         regions=["us"], sites={"tx-1": "s" * 16}, schedule_interval_s=3600, power_interval_s=3600, site_timeout_s=7200, heartbeat_interval_s=5
     )
-
-
-def drain(session) -> list:
-    orders = []
-    while not session.outbox.empty():
-        orders.append(session.outbox.get_nowait())
-    return orders
-
-
-async def confirm(controller, session_orders, fleets_measured=None, runs=frozenset()):
-    """The agent reports its fleets at the targets it was sent last."""
-    targets = [o for o in session_orders if isinstance(o, SetMiningTargets)][-1].targets_w
-    measured = fleets_measured or targets
-    reading = PowerReading({f: (measured[f], targets[f]) for f in targets}, it_w=0, gpu_w=0, meter_w=0, active_runs=frozenset(runs))
-    await controller.on_reading("tx-1", reading)
 
 
 def training(gpus=8, tolerance=0, priority=0):
@@ -171,12 +156,7 @@ def test_an_emergency_sheds_mining_to_its_floor_and_keeps_inference(tmp_path):
         spec = JobSpec(JobKind.INFERENCE, "python serve.py", Resources(gpus=2), allowed_regions=("us",))
         job, _ = await controller.submit("acme", "inf", spec)
         await controller.schedule_once()
-        for _ in range(3):
-            await controller.dispatch_power(sweep=True)
-            orders = drain(session)
-            if any(isinstance(o, StartRun) for o in orders):
-                break
-            await confirm(controller, orders)
+        await start_when_room(controller, session)
         await controller.post_grid_event(GridEvent("eea-1", GridEventKind.EMERGENCY, start=NOW, end=NOW + 600, site_id="tx-1", reason="ERCOT EEA2"))
         orders = drain(session)
         assert orders[0].targets_w == {f.fleet_id: f.standby_w for f in FLEETS}
@@ -242,12 +222,7 @@ def test_mining_targets_leave_before_the_commit_and_a_preemption_after_it(tmp_pa
             await confirm(controller, drain(session))
             job, _ = await controller.submit("acme", "r1", training())
             await controller.schedule_once()
-            for _ in range(3):  # make room first, then start
-                await controller.dispatch_power(sweep=True)
-                orders = drain(session)
-                if any(isinstance(o, StartRun) for o in orders):
-                    break
-                await confirm(controller, orders)
+            await start_when_room(controller, session)
             await controller.on_run_reports("tx-1", [RunReport(f"{job.job_id}-r1", RunState.RUNNING)])
             drain(session)
             store.held.set()  # from here the disk is slow

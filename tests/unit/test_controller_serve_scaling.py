@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 
-from scheduler.core.decisions import ScaleRun, SetMiningTargets, StartRun
+from scheduler.core.decisions import ScaleRun, StartRun
 from scheduler.core.jobs import JobKind, JobSpec, JobState, Resources
-from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.store.sqlite import SqliteStore
 from tests.builders import FakeClock, a_site_power
+from tests.unit.agent_script import confirm, drain, start_when_room
 
 COOLDOWN_S = 10.0
 POWER = a_site_power("tx-1").cap_mw(7).with_miners("S21", 2000).with_gpus(8).build()
@@ -49,19 +49,6 @@ def service(gpus=2, low=1, high=3) -> JobSpec:
     )
 
 
-def drain(session) -> list:
-    orders = []
-    while not session.outbox.empty():
-        orders.append(session.outbox.get_nowait())
-    return orders
-
-
-async def confirm(controller, orders):
-    """The agent reports its fleets at the targets it was sent last."""
-    targets = [o for o in orders if isinstance(o, SetMiningTargets)][-1].targets_w
-    await controller.on_reading("tx-1", PowerReading({f: (w, w) for f, w in targets.items()}, it_w=0, gpu_w=0, meter_w=0))
-
-
 async def report(controller, site_id, run_id, rps, replicas):
     await controller.on_run_reports(site_id, [RunReport(run_id, RunState.RUNNING, serve=ServeLoad(rps, replicas, "http://127.0.0.1:8000/x"))])
 
@@ -84,12 +71,7 @@ async def running_service(controller, session, site_id, spec):
     job, _ = await controller.submit("acme", f"svc-{site_id}", spec)
     await controller.schedule_once()
     if controller.power.manages(site_id):
-        for _ in range(3):  # make room first, then start
-            await controller.dispatch_power(sweep=True)
-            orders = drain(session)
-            if any(isinstance(o, StartRun) for o in orders):
-                break
-            await confirm(controller, orders)
+        await start_when_room(controller, session, site_id)
     else:
         assert any(isinstance(o, StartRun) for o in drain(session))
     run_id = controller.jobs[job.job_id].run_id

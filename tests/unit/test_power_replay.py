@@ -25,7 +25,8 @@ from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.core.sites import GpuNode
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller, power_settings
-from scheduler.sim.scheduler_side import SimScheduler, SimSite
+from scheduler.sim.scenario import ScenarioSite
+from scheduler.sim.scheduler_side import SimScheduler
 from scheduler.store.sqlite import SqliteStore
 from tests.builders import NOW, a_site_power
 
@@ -33,8 +34,8 @@ STEP_S = 10.0
 STEPS = 24
 TENANT = "acme"
 SITES = (
-    SimSite("tx-1", "us", a_site_power("tx-1").cap_mw(4).with_miners("S19XP", 400, "s19").with_miners("S21", 400).with_gpus(16).build()),
-    SimSite("tx-2", "us", a_site_power("tx-2").cap_mw(2.5).overhead(1.04).with_miners("A2", 500).with_gpus(8).build()),
+    ScenarioSite(a_site_power("tx-1").cap_mw(4).with_miners("S19XP", 400, "s19").with_miners("S21", 400).with_gpus(16).build(), "us", ""),
+    ScenarioSite(a_site_power("tx-2").cap_mw(2.5).overhead(1.04).with_miners("A2", 500).with_gpus(8).build(), "us", ""),
 )
 
 
@@ -78,7 +79,7 @@ def settings_config() -> SchedulerConfig:
 class ScriptedAgent:
     """A site's agent, the same on both sides: it carries out orders and reports what it did."""
 
-    def __init__(self, site: SimSite):
+    def __init__(self, site: ScenarioSite):
         self.site = site
         self.targets = {f.fleet_id: f.max_w for f in site.power.fleets}
         self.runs: dict[str, list] = {}  # run_id -> [state, steps left, replicas]
@@ -138,7 +139,7 @@ def replay_through_controller(tmp_path) -> list[str]:
         watcher = controller.watch(TENANT, "")
         names: dict[str, str] = {}
         agents = {s.site_id: ScriptedAgent(s) for s in SITES}
-        sessions = {s.site_id: await controller.attach(s.site_id, s.region, (GpuNode("n1", "H100", s.gpus),), [], s.power) for s in SITES}
+        sessions = {s.site_id: await controller.attach(s.site_id, s.region, (GpuNode("n1", "H100", s.power.gpus),), [], s.power) for s in SITES}
         lines = []
         try:
             for step in range(STEPS):
