@@ -7,7 +7,9 @@ the simulator runs it on every tick of its fake clock. In one pass, in this orde
    at its targets: a fleet still ramping down to its target is no reason to climb
    further): mining down, then training power caps, then preemption, then
    inference. An emergency sheds all flexible load.
-2. When nothing is over the cap, capped training gets its power back first (AI first).
+2. When nothing is over the cap, capped training gets its power back first (AI first),
+   as far as the cap allows with every fleet counted at what it may still draw (`held`):
+   power given back is load started, so it waits for mining to be read down too.
 3. Placed runs waiting for power are reserved in order while they fit with mining at
    its paused floor; one that no longer fits (the cap fell) goes back to the queue.
    A Serve service's scale-up (its extra replicas, `growing`) is reserved the same
@@ -81,7 +83,10 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     if climbing:
         plan = respond_to_cap(commanded, cap, cause, emergency=inputs.emergency)
     else:
-        plan = restore(commanded, cap, cause)
+        # Power given back counts every fleet at what it may still draw (held), like a start:
+        # a fleet lowered by an earlier pass and not yet read down has not made room yet.
+        drawing = {f: max(w, inputs.held_w.get(f, w)) for f, w in targets.items()}
+        plan = restore(dataclasses.replace(commanded, mining_w=drawing), cap, cause)
     steps.extend(plan.steps)
     running = plan.ledger.ai
     preempt = tuple(plan.jobs(StepKind.PREEMPT_TRAINING))

@@ -87,6 +87,10 @@ class JobTable(Mapping[str, Job]):
         """The site's active runs (SCHEDULED, STARTING, RUNNING, CANCELLING, PREEMPTED)."""
         return [self._jobs[j] for j in self._on_site.get(site_id, ())]
 
+    def active(self) -> list[Job]:
+        """Every active run, on every site."""
+        return [self._jobs[j] for ids in self._on_site.values() for j in ids]
+
     def pending(self) -> list[Job]:
         return [self._jobs[j] for j in self._pending]
 

@@ -497,10 +497,17 @@ class PowerState:
         free = 0.0 if inputs.emergency else ledger.free_for_ai_w()
         return free, ledger.run_power_w(1), value
 
-    def site_capacity(self, site_id: str, region: str, gpus: tuple[int, int], unavailable_because: str, jobs: JobTable, now: float) -> SiteCapacity:
+    def site_capacity(
+        self, site_id: str, region: str, gpus: tuple[int, int], unavailable_because: str, jobs: JobTable, now: float, smallest_need: int = 0
+    ) -> SiteCapacity:
         """What placement sees of a site: GPUs (total, used), power free for AI and mining's value;
-        `unavailable_because` empty: the site accepts work."""
-        power_free_w, power_per_gpu_w, mining_value = self.capacity(site_id, jobs, now)
+        `unavailable_because` empty: the site accepts work. A site that takes no work, or has
+        fewer free GPUs than `smallest_need` (the fewest a pending job needs), can take no
+        pending job: placement never reads its power figures, so they are not worked out (0)."""
+        if unavailable_because or gpus[0] - gpus[1] < smallest_need:
+            power_free_w, power_per_gpu_w, mining_value = 0.0, 0.0, 0.0
+        else:
+            power_free_w, power_per_gpu_w, mining_value = self.capacity(site_id, jobs, now)
         return SiteCapacity(
             site_id=site_id,
             region=region,

@@ -374,32 +374,15 @@ class Controller:
         self._kick.set()
 
     def capacities(self, smallest_need: int = 0) -> list[SiteCapacity]:
-        """Every site as placement sees it. A site that takes no work, or has fewer free GPUs
-        than `smallest_need` (the fewest GPUs a pending job needs), can take no pending job:
-        placement never reads its power figures, so they are not computed (0 W free)."""
+        """Every site as placement sees it (`smallest_need`: the fewest GPUs a pending job needs)."""
         usage = self.site_usage()
-        result = []
         now = self.clock()
+        result = []
         for site in self.sites.values():
             state = self.site_state(site)
-            gpus_used = usage.get(site.site_id, (0, 0))[0]
-            if state == SiteState.READY and max(0, site.gpus_total - gpus_used) >= smallest_need:
-                power_free_w, power_per_gpu_w, mining_value = self.power.capacity(site.site_id, self.jobs, now)
-            else:
-                power_free_w, power_per_gpu_w, mining_value = 0.0, 0.0, 0.0
-            result.append(
-                SiteCapacity(
-                    site_id=site.site_id,
-                    region=site.region,
-                    gpus_total=site.gpus_total,
-                    gpus_used=gpus_used,
-                    accepts_work=state == SiteState.READY,
-                    unavailable_because=state.name.lower() if state != SiteState.DRAINED else f"drained ({site.drain_reason})",
-                    power_free_w=power_free_w,
-                    power_per_gpu_w=power_per_gpu_w,
-                    mining_value_usd_per_mwh=mining_value,
-                )
-            )
+            why = "" if state == SiteState.READY else f"drained ({site.drain_reason})" if state == SiteState.DRAINED else state.name.lower()
+            gpus = (site.gpus_total, usage.get(site.site_id, (0, 0))[0])
+            result.append(self.power.site_capacity(site.site_id, site.region, gpus, why, self.jobs, now, smallest_need))
         return result
 
     async def schedule_once(self) -> None:
@@ -440,8 +423,9 @@ class Controller:
             log.warning("site %s unreachable for more than %gs: releasing its runs", site.site_id, timeout)
             decision = runs.release_site(site.site_id, self.jobs.on_site(site.site_id), timeout, now)
             await self.apply(decision, [dataclasses.replace(site, connected=False, released=True)])
-        decision = runs.enforce_max_runtime(self.jobs.values(), now)
-        decision.extend(runs.overdue_preemptions(self.jobs.values(), now))
+        active = self.jobs.active()  # the rules below only touch RUNNING and PREEMPTED jobs
+        decision = runs.enforce_max_runtime(active, now)
+        decision.extend(runs.overdue_preemptions(active, now))
         if decision:
             await self.apply(decision)
 

@@ -111,8 +111,9 @@ class SimScheduler:
         if not pending:
             return
         usage = self.jobs.gpus_in_use()
+        need = min(j.spec.total_gpus for j in pending)
         capacities = [
-            self.power.site_capacity(s.site_id, s.region, (s.power.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now) for s in self.sites.values()
+            self.power.site_capacity(s.site_id, s.region, (s.power.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now, need) for s in self.sites.values()
         ]
         placement = place(pending, capacities)
         self.apply(runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, now))
@@ -127,6 +128,7 @@ class SimScheduler:
 
     def check_time(self, now: float) -> None:
         """What the controller's liveness loop does with time: runs past max_runtime_s, stops overdue after their grace."""
-        decision = runs.enforce_max_runtime(self.jobs.values(), now)
-        decision.extend(runs.overdue_preemptions(self.jobs.values(), now))
+        active = self.jobs.active()
+        decision = runs.enforce_max_runtime(active, now)
+        decision.extend(runs.overdue_preemptions(active, now))
         self.apply(decision)

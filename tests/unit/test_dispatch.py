@@ -214,3 +214,16 @@ def test_the_site_never_draws_more_than_its_cap_with_late_agents(actions, gpus, 
         world.second()
     assert world.violations == 0
     assert not world.waiting  # every placed run that fits started once mining made room: no deadlock
+
+
+def test_power_given_back_to_capped_training_waits_for_mining_to_be_read_down():
+    """A second pass before the agent read mining down (a price event, then a heartbeat):
+    the first lowered a fleet's target to give training its power back; the fleet may still
+    draw its old power, so no more is given back and the pass stays under the cap."""
+    s = a_site_power("tx-1").cap_w(700e3).overhead(1.0).with_miners("S21", 200).with_gpus(100).build()
+    capped = dataclasses.replace(claim("train", 100, tolerance=25.0), power_fraction=0.5)  # 50 kW of AI
+    targets = {"s21": 600e3}  # lowered from 650 kW by the pass before: 50 kW of room on paper
+    unconfirmed = dispatch_site(SiteInputs(s, s.cap_w, 20.0, HASHPRICE, running=(capped,), targets_w=targets, held_w={"s21": 650e3}), now=1.0)
+    assert unconfirmed.power_fractions == {} and unconfirmed.committed_w <= s.cap_w + 1e-3
+    confirmed = dispatch_site(SiteInputs(s, s.cap_w, 20.0, HASHPRICE, running=(capped,), targets_w=targets, held_w=targets), now=2.0)
+    assert confirmed.power_fractions["train"] > 0.5 and confirmed.committed_w <= s.cap_w + 1e-3  # once read down, it is given back
