@@ -91,6 +91,24 @@ class SitePowerState:
         self.held = {f.fleet_id: f.max_w for f in self.power.fleets}
 
 
+@dataclass(frozen=True)
+class SiteFigures:
+    """A site's power for people and dashboards, at the meter."""
+
+    cap_w: float  # the cap in force now
+    interconnect_cap_w: float
+    planned_cap_w: float  # what the last dispatch pass planned under
+    committed_w: float
+    measured_w: float
+    ai_w: float
+    mining_w: float
+    mining_target_w: float
+    price_usd_per_mwh: float
+    emergency: bool
+    fleets: tuple[tuple[str, float, float], ...]  # (fleet_id, measured IT W, target IT W)
+    ladder_steps: dict[str, int]
+
+
 # ----------------------------------------------------------------- stimuli
 @dataclass(frozen=True)
 class SiteAttached:
@@ -518,6 +536,30 @@ class PowerState:
             power_free_w=power_free_w,
             power_per_gpu_w=power_per_gpu_w,
             mining_value_usd_per_mwh=mining_value,
+        )
+
+    def figures(self, site_id: str, jobs: JobTable, now: float) -> SiteFigures | None:
+        """A site's power as operators see it (GetSite, ListSites, the metrics), or None when
+        the site does not manage power. Powers are at the meter (IT x overhead)."""
+        status = self.status(site_id, jobs, now)
+        if status is None:
+            return None
+        st, enforced_cap_w, price, emergency = status
+        reading, overhead = st.reading, st.power.overhead
+        fleets = tuple((f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, st.targets.get(f.fleet_id, 0.0)) for f in st.power.fleets)
+        return SiteFigures(
+            cap_w=enforced_cap_w,
+            interconnect_cap_w=st.power.cap_w,
+            planned_cap_w=st.cap_w or st.power.cap_w,
+            committed_w=st.committed_w,
+            measured_w=reading.meter_w if reading else 0.0,
+            ai_w=(reading.gpu_w if reading else 0.0) * overhead,
+            mining_w=sum(measured for _, measured, _ in fleets) * overhead,
+            mining_target_w=sum(st.targets.values()) * overhead,
+            price_usd_per_mwh=price,
+            emergency=emergency,
+            fleets=fleets,
+            ladder_steps=dict(st.ladder_steps),
         )
 
     def status(self, site_id: str, jobs: JobTable, now: float) -> tuple[SitePowerState, float, float, bool] | None:

@@ -18,6 +18,7 @@ from scheduler.server.agent_service import AgentService
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
+from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.tenant_service import TenantService
 from scheduler.store.sqlite import SqliteStore
@@ -39,9 +40,15 @@ class SchedulerServer:
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
+        self.metrics_port = 0
 
     async def start(self) -> int:
         await self.controller.start()
+        metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop())
+        if self.config.metrics_listen:
+            host, _, port = self.config.metrics_listen.rpartition(":")
+            self.metrics_port = metrics.serve(host or "127.0.0.1", int(port))
+            log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port)
         auth = Authenticator(self.config.token_owners())
         server = grpc.aio.server(
             interceptors=[PowerplaneInterceptor(auth)],

@@ -115,6 +115,7 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._seq = 0
         self.power = PowerState(power_settings(config))
+        self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
 
     # ----------------------------------------------------------------- life cycle
     async def start(self, loops: bool = True) -> None:
@@ -203,6 +204,7 @@ class Controller:
             if inflight is not None:
                 await asyncio.shield(inflight)
             return self.jobs[existing], False
+        started = time.perf_counter()
         self._seq += 1
         job, event = new_job(f"job-{uuid.uuid4().hex[:16]}", tenant, client_request_id, spec, self._seq, self.clock())
         self._index(job)
@@ -217,6 +219,7 @@ class Controller:
         finally:
             del self._inflight[job.job_id]
         self._kick.set()
+        self.timings("submit", time.perf_counter() - started)
         return self.jobs[job.job_id], True
 
     def job_of(self, tenant: str, job_id: str) -> Job:
@@ -409,6 +412,7 @@ class Controller:
             # Coalesce bursts of submissions into one pass, and keep passes over a long queue
             # to a fifth of the loop's time: the rest is for the API (submits, agents).
             spent = asyncio.get_running_loop().time() - started
+            self.timings("schedule", spent)
             await asyncio.sleep(max(0.02, SCHEDULE_PACING * spent))
 
     async def check_liveness(self) -> None:
@@ -440,10 +444,12 @@ class Controller:
             sweep = loop.time() >= next_sweep
             if sweep:
                 next_sweep = loop.time() + self.config.power_interval_s
+            started = loop.time()
             try:
                 await self.dispatch_power(sweep)
             except Exception:
                 log.exception("power dispatch failed")
+            self.timings("dispatch", loop.time() - started)
 
     async def _scaling_loop(self) -> None:
         while True:

@@ -28,28 +28,20 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         return msg
 
     def _power_proto(self, site_id: str) -> operator_pb2.SitePowerStatus | None:
-        status = self.controller.power.status(site_id, self.controller.jobs, self.controller.clock())
-        if status is None:
+        figures = self.controller.power.figures(site_id, self.controller.jobs, self.controller.clock())
+        if figures is None:
             return None
-        st, enforced_cap_w, price, emergency = status
-        reading = st.reading
-        overhead = st.power.overhead
-        fleets = [
-            fleet_power_to_proto(f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, st.targets.get(f.fleet_id, 0.0))
-            for f in st.power.fleets
-        ]
-        mining_measured = sum(f.measured_w for f in fleets)
         return operator_pb2.SitePowerStatus(
-            cap_w=enforced_cap_w,
-            interconnect_cap_w=st.power.cap_w,
-            committed_w=st.committed_w,
-            measured_w=reading.meter_w if reading else 0.0,
-            ai_w=(reading.gpu_w if reading else 0.0) * overhead,
-            mining_w=mining_measured * overhead,
-            mining_target_w=sum(st.targets.values()) * overhead,
-            price_usd_per_mwh=price,
-            emergency=emergency,
-            fleets=fleets,
+            cap_w=figures.cap_w,
+            interconnect_cap_w=figures.interconnect_cap_w,
+            committed_w=figures.committed_w,
+            measured_w=figures.measured_w,
+            ai_w=figures.ai_w,
+            mining_w=figures.mining_w,
+            mining_target_w=figures.mining_target_w,
+            price_usd_per_mwh=figures.price_usd_per_mwh,
+            emergency=figures.emergency,
+            fleets=[fleet_power_to_proto(fleet_id, measured, target) for fleet_id, measured, target in figures.fleets],
         )
 
     async def ListSites(self, request, context) -> operator_pb2.ListSitesResponse:

@@ -1,0 +1,146 @@
+"""The scheduler's Prometheus metrics: read from its state at scrape time, never counted twice.
+
+Gauges come from one collector that reads the controller's state when Prometheus
+scrapes: each site's power (the same `PowerState.figures` GetSite shows), its fleets,
+its link to its agent, jobs by state and tenant, grid events in force and how they were
+met. Histograms observe what only happens in passing: the scheduling and dispatch
+passes and submissions (the controller calls `observe(name, seconds)`).
+
+Names follow Prometheus conventions: base units in the name (`_watts`, `_seconds`),
+`_total` for counters, labels for site, fleet, tenant, state, kind; no job ids (their
+number has no bound). `serve` starts the HTTP endpoint (`/metrics`) on its own port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scheduler.core.grid import GridEventState
+from scheduler.core.sites import SiteState
+from scheduler.server.controller import Controller
+
+SCRAPE_TIMEOUT_S = 5.0
+PASS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SITE_POWER = (  # metric name, SiteFigures field, help
+    ("powerplane_site_cap_watts", "cap_w", "The grid cap in force at the site's meter."),
+    ("powerplane_site_interconnect_cap_watts", "interconnect_cap_w", "The site's grid interconnect cap."),
+    ("powerplane_site_planned_cap_watts", "planned_cap_w", "The cap the last dispatch pass planned under (a cut ahead counts)."),
+    ("powerplane_site_committed_watts", "committed_w", "Meter power the last dispatch pass committed (fleets at what they may still draw)."),
+    ("powerplane_site_metered_watts", "measured_w", "Meter power the agent read last."),
+    ("powerplane_site_ai_watts", "ai_w", "GPU power the agent read last, with the facility overhead."),
+    ("powerplane_site_mining_watts", "mining_w", "Mining power the agent read last, with the facility overhead."),
+    ("powerplane_site_mining_target_watts", "mining_target_w", "Mining power the scheduler asked for, with the facility overhead."),
+)
+
+
+class StateCollector(Collector):
+    """Gauges read from the controller's state at each scrape. The HTTP server scrapes from
+    its own thread; the state belongs to the event loop's thread, so the reading is done
+    there (`loop`), never beside a pass that is changing it."""
+
+    def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None):
+        self.controller, self.loop = controller, loop
+
+    def collect(self) -> Iterator:
+        if self.loop is None or _running_loop() is self.loop:
+            return iter(self._families())
+        return iter(asyncio.run_coroutine_threadsafe(self._families_now(), self.loop).result(SCRAPE_TIMEOUT_S))
+
+    async def _families_now(self) -> list:
+        return self._families()
+
+    def _families(self) -> list:
+        return [*self._sites(), *self._jobs(), *self._grid(self.controller.clock())]
+
+    def _sites(self) -> Iterator:
+        controller = self.controller
+        now = controller.clock()
+        site_power = {name: GaugeMetricFamily(name, text, labels=["site"]) for name, _, text in SITE_POWER}
+        headroom = GaugeMetricFamily("powerplane_site_headroom_watts", "Cap in force less metered power.", labels=["site"])
+        emergency = GaugeMetricFamily("powerplane_site_grid_emergency", "1 while the site is under a grid emergency.", labels=["site"])
+        fleet_measured = GaugeMetricFamily("powerplane_fleet_measured_watts", "A mining fleet's IT power as read.", labels=["site", "fleet"])
+        fleet_target = GaugeMetricFamily("powerplane_fleet_target_watts", "A mining fleet's IT power target.", labels=["site", "fleet"])
+        steps = CounterMetricFamily("powerplane_ladder_steps", "Response ladder steps taken.", labels=["site", "kind"])
+        connected = GaugeMetricFamily("powerplane_agent_connected", "1 while the site's agent stream is up.", labels=["site"])
+        heard = GaugeMetricFamily("powerplane_agent_heartbeat_age_seconds", "Seconds since the site's agent was last heard.", labels=["site"])
+        ready = GaugeMetricFamily("powerplane_site_ready", "1 while the site takes work (connected, not drained).", labels=["site"])
+        for site in sorted(controller.sites.values(), key=lambda s: s.site_id):
+            sid = site.site_id
+            connected.add_metric([sid], 1.0 if sid in controller.sessions else 0.0)
+            heard.add_metric([sid], max(0.0, now - site.last_seen))
+            ready.add_metric([sid], 1.0 if controller.site_state(site) == SiteState.READY else 0.0)
+            figures = controller.power.figures(sid, controller.jobs, now)
+            if figures is None:
+                continue
+            for name, field, _ in SITE_POWER:
+                site_power[name].add_metric([sid], getattr(figures, field))
+            headroom.add_metric([sid], figures.cap_w - figures.measured_w)
+            emergency.add_metric([sid], 1.0 if figures.emergency else 0.0)
+            for fleet_id, measured, target in figures.fleets:
+                fleet_measured.add_metric([sid, fleet_id], measured)
+                fleet_target.add_metric([sid, fleet_id], target)
+            for kind, count in sorted(figures.ladder_steps.items()):
+                steps.add_metric([sid, kind], count)
+        yield from site_power.values()
+        yield from (headroom, emergency, fleet_measured, fleet_target, steps, connected, heard, ready)
+
+    def _jobs(self) -> Iterator:
+        jobs = GaugeMetricFamily("powerplane_jobs", "Jobs by state and tenant.", labels=["state", "tenant"])
+        counts = collections.Counter((job.state.name.lower(), job.tenant) for job in self.controller.jobs.values())
+        for (state, tenant), count in sorted(counts.items()):
+            jobs.add_metric([state, tenant], count)
+        yield jobs
+
+    def _grid(self, now: float) -> Iterator:
+        active = GaugeMetricFamily("powerplane_grid_events_active", "Grid events in force now, by kind.", labels=["kind"])
+        met = GaugeMetricFamily("powerplane_grid_events_met", "Cap limits and emergencies read in force and never short.", labels=["site"])
+        breached = CounterMetricFamily("powerplane_grid_event_breaches", "Readings that found a site short of a grid event.", labels=["site"])
+        kinds: collections.Counter = collections.Counter()
+        met_by_site: collections.Counter = collections.Counter()
+        short_by_site: collections.Counter = collections.Counter()
+        for record in self.controller.power.grid.values():
+            event = record.event
+            if event.state(now) == GridEventState.ACTIVE:
+                kinds[event.kind.name.lower()] += 1
+            if event.site_id:
+                met_by_site[event.site_id] += record.met
+                short_by_site[event.site_id] += record.breaches
+        for kind, count in sorted(kinds.items()):
+            active.add_metric([kind], count)
+        for site_id in sorted(set(met_by_site) | set(short_by_site)):
+            met.add_metric([site_id], met_by_site[site_id])
+            breached.add_metric([site_id], short_by_site[site_id])
+        yield from (active, met, breached)
+
+
+class SchedulerMetrics:
+    """The scheduler's registry: the state collector and the pass histograms."""
+
+    def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        self.passes = Histogram(
+            "powerplane_scheduler_pass_seconds", "Time one pass took: schedule, dispatch, scale, submit.", ["pass"], registry=self.registry, buckets=PASS_BUCKETS
+        )
+        self.registry.register(StateCollector(controller, loop))
+        controller.timings = self.observe
+
+    def observe(self, name: str, seconds: float) -> None:
+        self.passes.labels(name).observe(seconds)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics on host:port (0: any free port); returns the port."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server.server_port
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
