@@ -134,6 +134,7 @@ def test_the_example_scheduler_config_loads_and_the_readme_uses_what_it_defines(
 
     config = load_config(REPO / "examples" / "scheduler.yaml")
     assert config.regions == ["us", "eu"] and config.listen == "127.0.0.1:50051"
+    assert config.metrics_listen and f"curl -s {config.metrics_listen}/metrics" in (REPO / "README.md").read_text()
     assert {s.site_id: s.region for s in demo.SITES} == {"us-tx-1": "us", "eu-no-1": "eu"}
     assert set(config.sites) == {s.site_id for s in demo.SITES} and set(config.tenants) == {"acme", "globex"} and set(config.operators) == {"ops"}
     assert len(config.token_owners()) == 5
