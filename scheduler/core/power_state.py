@@ -17,7 +17,7 @@ start orders waiting for mining to come down (`held_starts`), the cap cuts alrea
 planned for (they stay planned), the last reading. A start on a managed site never
 leaves when it is decided: `hold_starts` keeps it until a dispatch pass finds room.
 
-Queries (`capacity`, `status`, `lead_s`) read and never change the state.
+Queries (`capacity`, `figures`, `inputs`, `site_capacity`, `lead_s`) read and never change the state.
 A site whose agent gives no interconnect cap is not managed: its starts go out at
 once and placement counts GPUs only. Pure: no I/O, no clock; `now` is an argument.
 """
@@ -78,10 +78,8 @@ class SitePowerState:
     stopping: dict[str, AiClaim] = field(default_factory=dict)  # run_id -> claim of a run ordered to stop
     held_starts: dict[str, StartRun] = field(default_factory=dict)  # job_id -> start waiting for power
     released: set[str] = field(default_factory=set)  # run_ids of starts a pass released, on their way out
-    waiting_reasons: dict[str, str] = field(default_factory=dict)
     sent: tuple | None = None  # (targets, cap, cap_event_active) as last sent
     committed_w: float = 0.0  # meter power the last pass counted (each fleet at max(target, held))
-    price: float = 0.0
     planned: frozenset[str] = frozenset()  # cap cuts planned for already: they stay planned
     cap_w: float = 0.0  # the cap the last pass planned under
     ladder_steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> how many were taken
@@ -147,7 +145,7 @@ class DispatchDue:
 
 @dataclass(frozen=True)
 class ScalingDue:
-    free_gpus: Mapping[str, int]  # site_id -> GPUs no active run holds
+    site_gpus: Mapping[str, int]  # site_id -> its GPUs (those no active run holds are free)
 
 
 DispatchPass = Callable[[SiteInputs, float, MiningPolicy, str], SiteDispatch]
@@ -224,10 +222,10 @@ class PowerState:
             case PowerRead(site_id, reading):
                 return self._on_reading(site_id, reading, jobs, now)
             case RunsReported(site_id, reports):
+                st = self.sites.get(site_id)
                 for report in reports:
                     if self.serve.observe(site_id, report):
                         self.dirty.add(site_id)
-                    st = self.sites.get(site_id)
                     if report.state not in runs.RUN_ACTIVE and st is not None and st.stopping.pop(report.run_id, None) is not None:
                         self.dirty.add(site_id)
                 return Decision()
@@ -239,8 +237,10 @@ class PowerState:
                 for site_id in sorted(due):
                     decision.extend(self._dispatch(site_id, jobs, now))
                 return decision
-            case ScalingDue(free_gpus):
-                decision, to_dispatch = self.serve.step(jobs.served_running(), dict(free_gpus), self.manages, now)
+            case ScalingDue(site_gpus):
+                used = jobs.gpus_in_use()
+                free = {site_id: gpus - used.get(site_id, (0, 0))[0] for site_id, gpus in site_gpus.items()}
+                decision, to_dispatch = self.serve.step(jobs.served_running(), free, self.manages, now)
                 self.dirty |= to_dispatch
                 return decision
         raise TypeError(f"not a power stimulus: {stimulus!r}")
@@ -362,11 +362,6 @@ class PowerState:
         fleets = self.sites[site_id].power.fleets
         return max((f.model.ramp_down_s for f in fleets), default=0.0) + self.settings.cap_lead_s
 
-    def planning_lead_s(self, site_id: str, jobs_on_site: Iterable[Job]) -> float:
-        """How early a cap cut is planned for: `lead_s` plus the longest checkpoint grace of
-        training running there, so a run preempted for the cut can checkpoint before it bites."""
-        return self.lead_s(site_id) + longest_grace(jobs_on_site)
-
     def _planning_cap(self, site_id: str, st: SitePowerState, grace_s: float, now: float) -> tuple[float, GridEvent | None, frozenset[str]]:
         """grid.planning_cap with the site's planning lead (`lead_s` plus `grace_s`, the longest
         grace of its running training); a cut once planned for stays planned
@@ -446,7 +441,7 @@ class PowerState:
         """One dispatch pass for a site: the state moves on, the decision says the rest."""
         st = self.sites[site_id]
         inputs, cause, source, planned = self.inputs(site_id, st, jobs, now)
-        st.planned, st.price, st.cap_w = planned, inputs.price_usd_per_mwh, inputs.cap_w
+        st.planned, st.cap_w = planned, inputs.cap_w
         live = {c.job_id for c in inputs.waiting}
         st.held_starts = {j: o for j, o in st.held_starts.items() if j in live}
         out = self.dispatch_site(inputs, now, self.settings.policy, cause)
@@ -487,7 +482,6 @@ class PowerState:
             st.released.add(start.run_id)
             decision.orders.append(start)
         st.states = out.fleet_states
-        st.waiting_reasons = out.waiting_reasons
         st.committed_w = out.committed_w
         for step in out.steps:
             st.ladder_steps[step.kind.value] = st.ladder_steps.get(step.kind.value, 0) + 1
@@ -541,14 +535,14 @@ class PowerState:
     def figures(self, site_id: str, jobs: JobTable, now: float) -> SiteFigures | None:
         """A site's power as operators see it (GetSite, ListSites, the metrics), or None when
         the site does not manage power. Powers are at the meter (IT x overhead)."""
-        status = self.status(site_id, jobs, now)
-        if status is None:
+        st = self.sites.get(site_id)
+        if st is None:
             return None
-        st, enforced_cap_w, price, emergency = status
+        inputs = self.inputs(site_id, st, jobs, now)[0]
         reading, overhead = st.reading, st.power.overhead
         fleets = tuple((f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, st.targets.get(f.fleet_id, 0.0)) for f in st.power.fleets)
         return SiteFigures(
-            cap_w=enforced_cap_w,
+            cap_w=grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now),
             interconnect_cap_w=st.power.cap_w,
             planned_cap_w=st.cap_w or st.power.cap_w,
             committed_w=st.committed_w,
@@ -556,16 +550,8 @@ class PowerState:
             ai_w=(reading.gpu_w if reading else 0.0) * overhead,
             mining_w=sum(measured for _, measured, _ in fleets) * overhead,
             mining_target_w=sum(st.targets.values()) * overhead,
-            price_usd_per_mwh=price,
-            emergency=emergency,
+            price_usd_per_mwh=inputs.price_usd_per_mwh,
+            emergency=inputs.emergency,
             fleets=fleets,
             ladder_steps=dict(st.ladder_steps),
         )
-
-    def status(self, site_id: str, jobs: JobTable, now: float) -> tuple[SitePowerState, float, float, bool] | None:
-        """(the site's state, the cap enforced now, the expected price, emergency) or None."""
-        st = self.sites.get(site_id)
-        if st is None:
-            return None
-        inputs = self.inputs(site_id, st, jobs, now)[0]
-        return st, grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now), inputs.price_usd_per_mwh, inputs.emergency

@@ -51,7 +51,6 @@ class ServeScaling:
     sized_at: dict[str, float] = field(default_factory=dict)  # job_id -> when its current size was set
     growing: dict[str, int] = field(default_factory=dict)  # job_id -> replicas wanted, waiting for power
     grow_why: dict[str, str] = field(default_factory=dict)  # job_id -> what its waiting scale-up is for
-    waiting_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why its scale-up waits
     shrinking: dict[str, Shrink] = field(default_factory=dict)  # run_id -> a scale-down not yet confirmed
     demand: dict[str, float] = field(default_factory=dict)  # run_id -> requests/s its agent reported last
 
@@ -101,7 +100,6 @@ class ServeScaling:
         for job_id in out.grow:
             job, replicas = jobs.get(job_id), self.growing.pop(job_id, 0)
             if job is not None and job.state == JobState.RUNNING and replicas > job.current_replicas:
-                self.waiting_reasons.pop(job_id, None)
                 self._resize(decision, job, replicas, self.grow_why.pop(job_id, "demand"), now, managed=True)
         for job_id, gpus in out.shrink.items():
             job = jobs.get(job_id)
@@ -110,7 +108,6 @@ class ServeScaling:
                 continue
             self.growing.pop(job_id, None)
             self._resize(decision, job, max(job.spec.replica_bounds[0], gpus // per_replica), f"power: {cause}", now, managed=True)
-        self.waiting_reasons.update(out.grow_reasons)
 
     # ------------------------------------------------------------- demand
     def _resize(self, decision: Decision, job: Job, replicas: int, why: str, now: float, managed: bool) -> Job:
@@ -130,7 +127,7 @@ class ServeScaling:
         Returns the decision and the power-managed sites whose dispatch must reserve a scale-up."""
         decision, to_dispatch = Decision(), set()
         live = {j.job_id for j in served}
-        for table in (self.low, self.sized_at, self.growing, self.grow_why, self.waiting_reasons):
+        for table in (self.low, self.sized_at, self.growing, self.grow_why):
             for job_id in [k for k in table if k not in live]:
                 del table[job_id]
         if len(self.demand) > 2 * len(served) + 16:  # runs that ended unreported (their site was lost)
@@ -148,15 +145,12 @@ class ServeScaling:
                 self.low[job.job_id] = plan.low
             if plan.replicas <= current:
                 self.growing.pop(job.job_id, None)
-                self.waiting_reasons.pop(job.job_id, None)
             if plan.replicas < current:
                 self._resize(decision, job, plan.replicas, plan.reason, now, manages(job.site_id))
                 continue
             wanted = within_gpus(current, plan.replicas, job.spec.resources.gpus, free.get(job.site_id, 0))
             if wanted <= current:
-                if plan.replicas > current:
-                    self.waiting_reasons[job.job_id] = f"{plan.reason}; no free GPUs at {job.site_id}"
-                    self.growing.pop(job.job_id, None)
+                self.growing.pop(job.job_id, None)  # no free GPUs at its site for more replicas
                 continue
             free[job.site_id] = free.get(job.site_id, 0) - (wanted - current) * job.spec.resources.gpus
             if manages(job.site_id):

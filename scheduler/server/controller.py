@@ -343,9 +343,7 @@ class Controller:
 
     async def scale_services(self) -> list[JobEvent]:
         """One Serve scaling pass (demand arrives with heartbeats), applied."""
-        usage = self.site_usage()
-        free = {s.site_id: s.gpus_total - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
-        return await self.apply(self._power(ScalingDue(free)))
+        return await self.apply(self._power(ScalingDue({s.site_id: s.gpus_total for s in self.sites.values()})))
 
     # ------------------------------------------------------------- operators
     def site_state(self, site: Site) -> SiteState:

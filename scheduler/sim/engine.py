@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun, StopRun
 from scheduler.core.dispatch import dispatch_site
 from scheduler.core.grid import GridEvent, GridEventKind, enforced_cap
-from scheduler.core.jobs import Job, JobEvent, JobKind, JobState
+from scheduler.core.jobs import Job, JobEvent, JobKind, JobState, parse_run_id
 from scheduler.core.power_state import DispatchPass, PowerReading, PowerSettings, SitePowerState
 from scheduler.core.runs import RunReport, RunState, ServeLoad
 from scheduler.sim.physics import Environment, Plant, RunPhysics, TickTotals
@@ -174,21 +174,25 @@ class Simulator:
         """What a price feed posts: each node's last settled real-time price and its day-ahead
         forecast, and the hashprice, whenever they change (open-ended: the newest counts)."""
         sc = self.scenario
-        feeds: list[tuple[tuple, float | None, GridEvent]] = []
         for view in self.sites.values():
             node = view.spec.market_node
             settled = sc.prices.settled_before(view.price_column, t)
-            if settled is not None:
-                feeds.append((("rt", node), settled, GridEvent(f"rt-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=settled)))
+            if settled is not None and self._changed(("rt", node), settled):
+                self.scheduler.post_grid_event(GridEvent(f"rt-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=settled), t)
             if sc.forecast is not None and view.forecast_column:
                 ahead = sc.forecast.at(view.forecast_column, t)
-                feeds.append((("da", node), ahead, GridEvent(f"da-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=ahead, forecast=True)))
+                if self._changed(("da", node), ahead):
+                    self.scheduler.post_grid_event(GridEvent(f"da-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=ahead, forecast=True), t)
         hashprice = sc.hashprice.at(t)
-        feeds.append((("hashprice",), hashprice, GridEvent(f"hashprice-{int(t)}", GridEventKind.HASHPRICE, t, hashprice_usd_per_ph_day=hashprice)))
-        for key, value, event in feeds:
-            if self._posted.get(key) != value:
-                self._posted[key] = value
-                self.scheduler.post_grid_event(event, t)
+        if self._changed(("hashprice",), hashprice):
+            self.scheduler.post_grid_event(GridEvent(f"hashprice-{int(t)}", GridEventKind.HASHPRICE, t, hashprice_usd_per_ph_day=hashprice), t)
+
+    def _changed(self, feed: tuple, value: float) -> bool:
+        """Whether a feed's value differs from what was posted last (and remember it)."""
+        if self._posted.get(feed) == value:
+            return False
+        self._posted[feed] = value
+        return True
 
     # ------------------------------------------------------------------ agents' messages in
     def _run_id(self, job_id: str) -> str:
@@ -264,11 +268,11 @@ class Simulator:
                     for fleet_id, target in order.targets_w.items():
                         plant.send(t, ("target", fleet_id, target))
                 case CapRunPower():
-                    plant.send(t, ("fraction", order.run_id.rpartition("-r")[0], order.power_fraction))
+                    plant.send(t, ("fraction", parse_run_id(order.run_id)[0], order.power_fraction))
                 case StopRun():
-                    plant.send(t, ("stop", order.run_id.rpartition("-r")[0], order.checkpoint_grace_s))
+                    plant.send(t, ("stop", parse_run_id(order.run_id)[0], order.checkpoint_grace_s))
                 case ScaleRun():
-                    plant.send(t, ("scale", order.run_id.rpartition("-r")[0], order.replicas))
+                    plant.send(t, ("scale", parse_run_id(order.run_id)[0], order.replicas))
                 case StartRun():
                     sj = self.jobs[order.job_id]
                     if sj.first_start is None:

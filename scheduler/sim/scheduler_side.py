@@ -122,9 +122,7 @@ class SimScheduler:
         self.apply(self.power.handle(DispatchDue(sweep), self.jobs, now))
 
     def scale(self, now: float) -> None:
-        usage = self.jobs.gpus_in_use()
-        free = {s.site_id: s.power.gpus - usage.get(s.site_id, (0, 0))[0] for s in self.sites.values()}
-        self.apply(self.power.handle(ScalingDue(free), self.jobs, now))
+        self.apply(self.power.handle(ScalingDue({s.site_id: s.power.gpus for s in self.sites.values()}), self.jobs, now))
 
     def check_time(self, now: float) -> None:
         """What the controller's liveness loop does with time: runs past max_runtime_s, stops overdue after their grace."""

@@ -56,7 +56,7 @@ def test_queries_leave_the_state_as_they_found_it():
     before = copy.deepcopy((power.sites, power.grid, power.serve, power.dirty))
     for at in (NOW, NOW + 100, NOW + 200, NOW + 2000):  # before the cut is planned for, during, after
         power.capacity("tx-1", jobs, at)
-        power.status("tx-1", jobs, at)
+        power.figures("tx-1", jobs, at)
         power.inputs("tx-1", power.sites["tx-1"], jobs, at)
         power.site_capacity("tx-1", "us", (800, 4), "", jobs, at)
         assert copy.deepcopy((power.sites, power.grid, power.serve, power.dirty)) == before, at
