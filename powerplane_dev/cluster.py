@@ -211,6 +211,8 @@ class LocalCluster:
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
     serve_http_port: int = field(default_factory=free_port)  # Ray Serve's HTTP proxy (inference runs), on 127.0.0.1
+    metrics_port: int = field(default_factory=free_port)  # the scheduler's /metrics, on 127.0.0.1
+    dashboard_port: int = field(default_factory=free_port)  # the scheduler's web dashboard, on 127.0.0.1
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     ray_nodes: list[Process] = field(default_factory=list)
     scheduler: Process | None = None
@@ -337,6 +339,8 @@ class LocalCluster:
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "schedule_interval_s": 1.0,
             "tokens_file": "tokens.yaml",
+            "metrics_listen": f"127.0.0.1:{self.metrics_port}",
+            "dashboard_listen": f"127.0.0.1:{self.dashboard_port}",
             **self.scheduler_settings,
         }
         if self.tls:

@@ -21,6 +21,7 @@ from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.tenant_service import TenantService
+from scheduler.server.views import Views
 from scheduler.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,12 @@ class SchedulerServer:
         self.config = config
         self.store = SqliteStore(config.database)
         self.controller = Controller(self.store, config)
+        self.views = Views(self.controller)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.metrics_port = 0
+        self.dashboard = None  # the web dashboard's server (dashboard.py), when dashboard_listen is set
 
     async def start(self) -> int:
         await self.controller.start()
@@ -50,13 +53,19 @@ class SchedulerServer:
             self.metrics_port = metrics.serve(host or "127.0.0.1", int(port))
             log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port)
         auth = Authenticator(self.config.token_owners())
+        if self.config.dashboard_listen:
+            from scheduler.server.dashboard import start_dashboard
+
+            host, _, port = self.config.dashboard_listen.rpartition(":")
+            self.dashboard = await start_dashboard(self.views, self.controller.changes, auth, host or "127.0.0.1", int(port))
+            log.info("dashboard on http://%s:%d/", host or "127.0.0.1", self.dashboard.port)
         server = grpc.aio.server(
             interceptors=[PowerplaneInterceptor(auth)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)],
         )
-        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth), server)
+        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views), server)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth), server)
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth), server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if self.config.tls:
@@ -77,6 +86,8 @@ class SchedulerServer:
         for name in ("", *SERVICE_NAMES):
             await _set_status(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.controller.stop()
+        if self.dashboard is not None:
+            await self.dashboard.close()
         if self.server is not None:
             await self.server.stop(grace_s)
         self.store.close()

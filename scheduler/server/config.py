@@ -2,6 +2,7 @@
 
     listen: "127.0.0.1:50051"       # host:port to serve gRPC on
     metrics_listen: ""              # host:port for Prometheus' /metrics ("": off; port 0: any free port)
+    dashboard_listen: ""            # host:port for the live web dashboard (same tokens as gRPC; "": off)
     database: "powerplane.db"       # SQLite file (WAL)
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
@@ -65,6 +66,7 @@ class MiningConfig(BaseModel):
 class SchedulerConfig(Tokens):
     listen: str = "127.0.0.1:50051"
     metrics_listen: str = ""
+    dashboard_listen: str = ""
     database: Path = Path("powerplane.db")
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
@@ -79,13 +81,13 @@ class SchedulerConfig(Tokens):
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
 
-    @field_validator("metrics_listen")
+    @field_validator("metrics_listen", "dashboard_listen")
     @classmethod
-    def _metrics_listen_is_host_port(cls, value: str) -> str:
+    def _listen_is_host_port(cls, value: str, info) -> str:
         if value:
             host, sep, port = value.rpartition(":")
             if not sep or not port.isdigit() or int(port) > 65535:
-                raise ValueError(f"metrics_listen must be host:port (port 0..65535; 0: any free port), got {value!r}")
+                raise ValueError(f"{info.field_name} must be host:port (port 0..65535; 0: any free port), got {value!r}")
         return value
 
     @field_validator("regions")

@@ -50,6 +50,7 @@ from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_stat
 from scheduler.core.validation import check_ids, validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
+from scheduler.server.views import ChangeFeed
 from scheduler.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Controller:
         self._seq = 0
         self.power = PowerState(power_settings(config))
         self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
+        self.changes = ChangeFeed()  # moves with every applied decision: the snapshots follow it
 
     # ----------------------------------------------------------------- life cycle
     async def start(self, loops: bool = True) -> None:
@@ -164,6 +166,7 @@ class Controller:
         self.jobs.take(decision)
         for site in sites:
             self.sites[site.site_id] = site
+        self.changes.bump()
         for level, line in decision.notes:
             log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", line)
         self._send(decision.urgent)  # mining targets: they change no job and do not wait for the disk

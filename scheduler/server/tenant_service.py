@@ -10,9 +10,10 @@ import grpc
 from scheduler.api import convert
 from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc, types_pb2
 from scheduler.core.errors import InvalidArgument
-from scheduler.core.jobs import Job, JobKind
+from scheduler.core.jobs import Job
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.views import Views
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -20,16 +21,16 @@ BACKLOG_CHUNK = 1000
 
 
 class TenantService(tenant_pb2_grpc.TenantServiceServicer):
-    def __init__(self, controller: Controller, auth: Authenticator):
+    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None):
         self.controller = controller
         self.auth = auth
+        self.views = views or Views(controller)
 
     def _tenant(self, context) -> str:
         return self.auth.of(context, "tenant").name
 
     def _job(self, job: Job) -> types_pb2.Job:
-        uri = self.controller.config.checkpoint_uri(job.tenant, job.job_id, job.spec.checkpoint_uri) if job.spec.kind == JobKind.TRAINING else ""
-        return convert.job_to_proto(job, uri)
+        return self.views.job(job)
 
     async def SubmitJob(self, request: tenant_pb2.SubmitJobRequest, context) -> tenant_pb2.SubmitJobResponse:
         tenant = self._tenant(context)

@@ -193,3 +193,25 @@ class UndrainSiteRequest(_message.Message):
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     def __init__(self, site_id: _Optional[str] = ...) -> None: ...
+
+class WatchSitesRequest(_message.Message):
+    __slots__ = ("min_interval_s", "refresh_s")
+    MIN_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_S_FIELD_NUMBER: _ClassVar[int]
+    min_interval_s: float
+    refresh_s: float
+    def __init__(self, min_interval_s: _Optional[float] = ..., refresh_s: _Optional[float] = ...) -> None: ...
+
+class PowerSnapshot(_message.Message):
+    __slots__ = ("at", "sites", "grid_events", "jobs", "version")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SITES_FIELD_NUMBER: _ClassVar[int]
+    GRID_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    sites: _containers.RepeatedCompositeFieldContainer[SiteDetail]
+    grid_events: _containers.RepeatedCompositeFieldContainer[GridEventStatus]
+    jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
+    version: int
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sites: _Optional[_Iterable[_Union[SiteDetail, _Mapping]]] = ..., grid_events: _Optional[_Iterable[_Union[GridEventStatus, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...

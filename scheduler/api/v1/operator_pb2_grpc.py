@@ -64,6 +64,11 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.FromString,
                 _registered_method=True)
+        self.WatchSites = channel.unary_stream(
+                '/powerplane.v1.OperatorService/WatchSites',
+                request_serializer=powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -106,6 +111,16 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSites(self, request, context):
+        """Every site's power, its runs, the grid events in force and the jobs not yet ended: one
+        snapshot now, then a new one whenever any of it changes (at most one per
+        min_interval_s, and at least one per refresh_s so that ages move). `powerplane top`,
+        `powerplane sites --watch` and the web dashboard follow it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +153,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.ListGridEvents,
                     request_deserializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.SerializeToString,
+            ),
+            'WatchSites': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSites,
+                    request_deserializer=powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +322,33 @@ class OperatorService:
             '/powerplane.v1.OperatorService/ListGridEvents',
             powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.SerializeToString,
             powerplane_dot_v1_dot_operator__pb2.ListGridEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/WatchSites',
+            powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.SerializeToString,
+            powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.FromString,
             options,
             channel_credentials,
             insecure,
