@@ -1,0 +1,167 @@
+"""The scheduler as the chart renders it: its Deployment (security, volumes,
+checksums), probes, Service, scheduler.yaml and tokens.yaml, loaded with the
+scheduler's own load_config.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.helm_support import (
+    MULTISITE_POWER,
+    MULTISITE_SITES,
+    SCHEDULER,
+    VARIANTS,
+    agent_deployments,
+    by_name,
+    load_rendered_config,
+    mounts,
+    of_kind,
+    only_container,
+    render,
+    scheduler_config,
+    scheduler_deployment,
+    tokens_file,
+    volume_at,
+    volumes,
+)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_deployment(variant):
+    docs = render(variant)
+    dep = scheduler_deployment(docs)
+    assert dep["metadata"]["name"] == SCHEDULER
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    c = only_container(dep)
+    assert c["command"] == ["powerplane"]
+    assert c["args"] == ["scheduler", "--config", "/etc/powerplane/scheduler.yaml"]
+    assert {"name": "grpc", "containerPort": 50051, "protocol": "TCP"} in c["ports"]
+
+    # security
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+    sa = pod["serviceAccountName"]
+    assert sa in {d["metadata"]["name"] for d in of_kind(docs, "ServiceAccount")}
+
+    # config file, tokens, database
+    cfg_mount = mounts(dep)["/etc/powerplane/scheduler.yaml"]
+    assert cfg_mount["subPath"] == "scheduler.yaml"
+    assert volumes(dep)[cfg_mount["name"]]["configMap"]["name"] == SCHEDULER
+    tok = volume_at(dep, "/etc/powerplane/tokens")["secret"]
+    assert tok["items"] == [{"key": "tokens.yaml", "path": "tokens.yaml"}]
+    data = volume_at(dep, "/var/lib/powerplane")
+    if variant == "tls-inline":  # persistence disabled
+        assert data == {"name": data["name"], "emptyDir": {}}
+        assert not of_kind(docs, "PersistentVolumeClaim")
+    else:
+        claim = data["persistentVolumeClaim"]["claimName"]
+        pvc = by_name(docs, "PersistentVolumeClaim", claim)
+        assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert pvc["spec"]["resources"]["requests"]["storage"]
+    assert "/tmp" in mounts(dep)
+
+    # pods roll when config or tokens change
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/config"]) == 64
+    assert len(annotations["checksum/tokens"]) == 64
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_probes(variant):
+    c = only_container(scheduler_deployment(render(variant)))
+    for probe in ("readinessProbe", "livenessProbe"):
+        p = c[probe]
+        if variant == "multisite":
+            # TLS on with the default tlsProbe=tcp: the kubelet's plaintext
+            # gRPC probe cannot talk to a TLS server, so a TCP check is used.
+            assert p["tcpSocket"] == {"port": "grpc"}
+            assert "grpc" not in p
+        elif variant == "tls-inline":
+            assert p["grpc"] == {"port": 50051, "mode": "TLS"}
+        else:
+            assert p["grpc"] == {"port": 50051}
+            assert "tcpSocket" not in p
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_service(variant):
+    docs = render(variant)
+    services = of_kind(docs, "Service")
+    assert len(services) == 1
+    svc = services[0]
+    assert svc["metadata"]["name"] == SCHEDULER
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["ports"] == [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
+    pod_labels = scheduler_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    # the selector must not also pick agent pods
+    for agent in agent_deployments(docs).values():
+        agent_labels = agent["spec"]["template"]["metadata"]["labels"]
+        assert not svc["spec"]["selector"].items() <= agent_labels.items()
+
+
+def test_default_scheduler_config_and_tokens():
+    docs = render("default")
+    assert scheduler_config(docs) == {
+        "listen": "0.0.0.0:50051",
+        "database": "/var/lib/powerplane/powerplane.db",
+        "regions": ["us", "eu"],
+        "site_timeout_s": 30,
+        "heartbeat_interval_s": 5,
+        "schedule_interval_s": 1.0,
+        "hashprice_usd_per_ph_day": 45,
+        "mining": {"margin_usd_per_mwh": 0, "hysteresis_usd_per_mwh": 2, "min_on_s": 300, "min_off_s": 300},
+        "power_interval_s": 1.0,
+        "cap_lead_s": 10,
+        "tokens_file": "/etc/powerplane/tokens/tokens.yaml",
+    }
+    tokens = tokens_file(docs)
+    assert set(tokens) == {"tenants", "operators", "sites"}
+    assert set(tokens["tenants"]) == {"acme", "globex"}
+    assert set(tokens["operators"]) == {"ops"}
+    assert set(tokens["sites"]) == {"us-1"}
+    for group in tokens.values():
+        for token in group.values():
+            assert isinstance(token, str) and token and "CHANGE-ME" in token
+
+
+def test_multisite_scheduler_config_tls():
+    docs = render("multisite")
+    cfg = scheduler_config(docs)
+    assert cfg["tls"] == {
+        "cert_file": "/etc/powerplane/tls/tls.crt",
+        "key_file": "/etc/powerplane/tls/tls.key",
+    }
+    assert cfg["regions"] == ["us", "eu"]
+    assert cfg["tokens_file"] == "/etc/powerplane/tokens/tokens.yaml"
+    dep = scheduler_deployment(docs)
+    tls = volume_at(dep, "/etc/powerplane/tls")["secret"]
+    assert tls["secretName"] == "powerplane-scheduler-tls"
+    assert {i["key"] for i in tls["items"]} == {"tls.crt", "tls.key"}
+    tok = volume_at(dep, "/etc/powerplane/tokens")["secret"]
+    assert tok["secretName"] == "powerplane-tokens"
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"node-role.powerplane.io/control": "true"}
+
+
+def test_multisite_creates_no_secrets():
+    docs = render("multisite")
+    assert of_kind(docs, "Secret") == []  # existingSecret: the chart makes none
+    assert len(of_kind(docs, "Deployment")) == 1 + len(MULTISITE_SITES)
+    # scheduler.yaml, plus one site config per site with a power profile
+    assert set(MULTISITE_POWER) == {"us-tx-1", "eu-no-1"}
+    assert len(of_kind(docs, "ConfigMap")) == 1 + len(MULTISITE_POWER)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_config_and_tokens_load_in_the_real_scheduler(variant, tmp_path):
+    """The ConfigMap and tokens Secret the chart renders are accepted by load_config."""
+    loaded = load_rendered_config(render(variant), tmp_path)
+    assert loaded.listen.endswith(":50051")
+    assert set(loaded.regions) >= {"us", "eu"}
