@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent, JobSpec
 
+PREEMPTION_CAUSES = ("grid_emergency", "grid_cap_limit", "site_cap")  # why dispatch preempts or sheds a run
+
 
 @dataclass(frozen=True)
 class StartRun:
@@ -81,6 +83,7 @@ class Decision:
     pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
     grid: list[GridEventRecord] = field(default_factory=list)  # grid event records to persist (newest last)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (level, line) for the log
+    preemptions: list[str] = field(default_factory=list)  # the cause of each run it preempts or sheds (PREEMPTION_CAUSES)
 
     def record(self, job: Job, event: JobEvent | None = None) -> Job:
         self.jobs.append(job)
@@ -96,6 +99,7 @@ class Decision:
         self.pending_reasons.update(other.pending_reasons)
         self.grid.extend(other.grid)
         self.notes.extend(other.notes)
+        self.preemptions.extend(other.preemptions)
 
     @property
     def writes(self) -> bool:

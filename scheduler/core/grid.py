@@ -84,6 +84,8 @@ class GridEventRecord:
     response: tuple[str, ...] = field(default_factory=tuple)
     readings_in_force: int = 0  # site readings taken while the event was to be met
     breaches: int = 0  # of those, readings that did not meet it
+    responded_at: float | None = None  # cap limits, emergencies: the first orders sent for it
+    met_at: float | None = None  # the first reading, once received, that met it
 
     @property
     def met(self) -> bool:

@@ -13,6 +13,7 @@ keep their jobs in one.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterator, Mapping
 
@@ -27,6 +28,7 @@ class JobTable(Mapping[str, Job]):
         self._gpus: dict[str, int] = {}  # site_id -> sum of total_gpus of its active jobs
         self._pending: dict[str, None] = {}
         self._served: dict[str, None] = {}
+        self._counts: collections.Counter = collections.Counter()  # (state, tenant) -> jobs
 
     # ------------------------------------------------------------- the mapping
     def __getitem__(self, job_id: str) -> Job:
@@ -41,6 +43,9 @@ class JobTable(Mapping[str, Job]):
     def __setitem__(self, job_id: str, job: Job) -> None:
         old = self._jobs.get(job_id)
         self._jobs[job_id] = job
+        if old is not None:
+            self._counts[(old.state, old.tenant)] -= 1
+        self._counts[(job.state, job.tenant)] += 1
         if old is not None and old.state in ACTIVE:
             self._gpus[old.site_id] -= old.total_gpus
         if old is not None and (old.site_id, old.state in ACTIVE) != (job.site_id, job.state in ACTIVE):
@@ -55,6 +60,7 @@ class JobTable(Mapping[str, Job]):
         """Forget a job (a simulation drops finished ones; the scheduler keeps every job)."""
         job = self._jobs.pop(job_id, None)
         if job is not None:
+            self._counts[(job.state, job.tenant)] -= 1
             if job.state in ACTIVE:
                 self._gpus[job.site_id] -= job.total_gpus
             self._on_site.get(job.site_id, {}).pop(job_id, None)
@@ -96,6 +102,10 @@ class JobTable(Mapping[str, Job]):
 
     def served_running(self) -> list[Job]:
         return [self._jobs[j] for j in self._served]
+
+    def counts(self) -> dict[tuple[JobState, str], int]:
+        """Jobs by (state, tenant), kept as jobs change (the metrics read it at each scrape)."""
+        return {key: n for key, n in self._counts.items() if n}
 
     def gpus_in_use(self) -> dict[str, tuple[int, int]]:
         """site_id -> (GPUs its active runs hold, how many runs)."""

@@ -83,6 +83,7 @@ class SitePowerState:
     planned: frozenset[str] = frozenset()  # cap cuts planned for already: they stay planned
     cap_w: float = 0.0  # the cap the last pass planned under
     ladder_steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> how many were taken
+    local_actions: int = 0  # what the agent reported doing by itself (its guard, fleet problems)
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
@@ -105,6 +106,14 @@ class SiteFigures:
     emergency: bool
     fleets: tuple[tuple[str, float, float], ...]  # (fleet_id, measured IT W, target IT W)
     ladder_steps: dict[str, int]
+    local_actions: int = 0
+    ai_it_w: float = 0.0  # GPU IT power as read (no overhead)
+    mining_it_w: float = 0.0  # mining IT power as read (no overhead)
+
+    @property
+    def overhead_w(self) -> float:
+        """Meter power that is neither GPU nor mining IT: cooling, power conversion."""
+        return max(0.0, self.measured_w - self.ai_it_w - self.mining_it_w)
 
 
 # ----------------------------------------------------------------- stimuli
@@ -284,6 +293,7 @@ class PowerState:
             del st.stopping[run_id]
         self._check_events(site_id, st, reading, jobs, now, decision)
         if reading.local_actions:
+            st.local_actions += len(reading.local_actions)
             record = self._record_in_force(site_id, jobs, now)
             lines = [f"{clock_text(at)} agent {site_id} by itself: {what}" for at, what in reading.local_actions]
             decision.notes.extend(("warning", line) for line in lines)
@@ -293,14 +303,12 @@ class PowerState:
         return decision
 
     def _check_events(self, site_id: str, st: SitePowerState, reading: PowerReading, jobs: JobTable, now: float, decision: Decision) -> None:
-        """Count a reading against every cap limit and emergency it must meet now."""
+        """Count a reading against every cap limit and emergency it must meet now, and stamp
+        the first reading that meets one (its response time, from when it was received)."""
         for event in self.events(now):
             if event.site_id != site_id or event.kind not in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
                 continue
             record = self.grid[event.event_id]
-            deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
-            if not deadline <= now < event.end:
-                continue
             if event.kind == GridEventKind.CAP_LIMIT:
                 short = reading.meter_w > event.cap_w + TARGET_TOLERANCE_W
                 what = f"meter {watts_text(reading.meter_w)} over the cap {watts_text(event.cap_w)}"
@@ -308,6 +316,15 @@ class PowerState:
                 floor = {f.fleet_id: f.standby_w for f in st.power.fleets}
                 short = any(measured > floor.get(fid, 0.0) + TARGET_TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
                 what = "mining still above its paused floor"
+            deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
+            first_met = not short and record.met_at is None and now < event.end
+            if first_met:
+                record = dataclasses.replace(record, met_at=now)
+                self.grid[event.event_id] = record
+            if not deadline <= now < event.end:
+                if first_met:
+                    decision.grid.append(record)
+                continue
             updated = dataclasses.replace(record, readings_in_force=record.readings_in_force + 1, breaches=record.breaches + short)
             self.grid[event.event_id] = updated
             if short:
@@ -315,7 +332,7 @@ class PowerState:
                 if record.breaches == 0:
                     self._append(updated, [f"{clock_text(now)} NOT MET: {what}"], decision)
                     continue
-            if short or record.readings_in_force == 0:
+            if short or record.readings_in_force == 0 or first_met:
                 decision.grid.append(updated)
 
     def _append(self, record: GridEventRecord, lines: list[str], decision: Decision) -> GridEventRecord:
@@ -441,6 +458,7 @@ class PowerState:
         """One dispatch pass for a site: the state moves on, the decision says the rest."""
         st = self.sites[site_id]
         inputs, cause, source, planned = self.inputs(site_id, st, jobs, now)
+        cause_kind = "grid_emergency" if inputs.emergency else "grid_cap_limit" if source is not None else "site_cap"
         st.planned, st.cap_w = planned, inputs.cap_w
         live = {c.job_id for c in inputs.waiting}
         st.held_starts = {j: o for j, o in st.held_starts.items() if j in live}
@@ -452,6 +470,7 @@ class PowerState:
             job = jobs[job_id]
             what = "preempted (training)" if job.spec.kind == JobKind.TRAINING else "inference shed"
             decision.extend(runs.preempt(job, f"{what} at {site_id}: {cause}", now, grace))
+            decision.preemptions.append(cause_kind)
             st.stopping[job.run_id] = claims[job_id]
         for job_id, why in out.requeue.items():
             st.held_starts.pop(job_id, None)
@@ -492,7 +511,17 @@ class PowerState:
             record = self._record_in_force(site_id, jobs, now)
             if record is not None:
                 self._append(record, lines, decision)
+        if (targets or caps or out.preempt or out.shed) and self.grid:
+            self._responded(site_id, jobs, now, decision)
         return decision
+
+    def _responded(self, site_id: str, jobs: JobTable, now: float, decision: Decision) -> None:
+        """Stamp the event this pass answered (the first orders sent for it)."""
+        record = self._record_in_force(site_id, jobs, now)
+        if record is not None and record.responded_at is None and record.met_at is None:
+            updated = dataclasses.replace(record, responded_at=now)
+            self.grid[record.event.event_id] = updated
+            decision.grid.append(updated)
 
     # ------------------------------------------------------------- queries (read only)
     def capacity(self, site_id: str, jobs: JobTable, now: float) -> tuple[float, float, float]:
@@ -541,17 +570,21 @@ class PowerState:
         inputs = self.inputs(site_id, st, jobs, now)[0]
         reading, overhead = st.reading, st.power.overhead
         fleets = tuple((f.fleet_id, reading.fleets.get(f.fleet_id, (0.0, 0.0))[0] if reading else 0.0, st.targets.get(f.fleet_id, 0.0)) for f in st.power.fleets)
+        ai_it_w, mining_it_w = (reading.gpu_w if reading else 0.0), sum(measured for _, measured, _ in fleets)
         return SiteFigures(
             cap_w=grid.enforced_cap(st.power.cap_w, self.events(now), site_id, now),
             interconnect_cap_w=st.power.cap_w,
             planned_cap_w=st.cap_w or st.power.cap_w,
             committed_w=st.committed_w,
             measured_w=reading.meter_w if reading else 0.0,
-            ai_w=(reading.gpu_w if reading else 0.0) * overhead,
-            mining_w=sum(measured for _, measured, _ in fleets) * overhead,
+            ai_w=ai_it_w * overhead,
+            mining_w=mining_it_w * overhead,
             mining_target_w=sum(st.targets.values()) * overhead,
             price_usd_per_mwh=inputs.price_usd_per_mwh,
             emergency=inputs.emergency,
             fleets=fleets,
             ladder_steps=dict(st.ladder_steps),
+            local_actions=st.local_actions,
+            ai_it_w=ai_it_w,
+            mining_it_w=mining_it_w,
         )

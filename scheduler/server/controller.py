@@ -117,6 +117,7 @@ class Controller:
         self._seq = 0
         self.power = PowerState(power_settings(config))
         self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
+        self.decided: Callable[[Decision], None] = lambda decision: None  # each decision, before it is applied (the metrics count it)
         self.changes = ChangeFeed()  # moves with every applied decision: the snapshots follow it
 
     # ----------------------------------------------------------------- life cycle
@@ -163,6 +164,7 @@ class Controller:
         """Apply a decision made on the current state. Must be called with no await
         between making the decision and this call."""
         sites = list(sites)
+        self.decided(decision)
         self.jobs.take(decision)
         for site in sites:
             self.sites[site.site_id] = site

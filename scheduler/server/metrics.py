@@ -3,8 +3,10 @@
 Gauges come from one collector that reads the controller's state when Prometheus
 scrapes: each site's power (the same `PowerState.figures` GetSite shows), its fleets,
 its link to its agent, jobs by state and tenant, grid events in force and how they were
-met. Histograms observe what only happens in passing: the scheduling and dispatch
-passes and submissions (the controller calls `observe(name, seconds)`).
+met. Histograms and counters observe what only happens in passing: the scheduling and
+dispatch passes and submissions (the controller calls `observe(name, seconds)`), and from
+each decision (`on_decision`): grid event response times (received -> first orders ->
+the first reading that met it), how long jobs waited pending, preemptions by cause.
 
 Names follow Prometheus conventions: base units in the name (`_watts`, `_seconds`),
 `_total` for counters, labels for site, fleet, tenant, state, kind; no job ids (their
@@ -17,11 +19,13 @@ import asyncio
 import collections
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.core.grid import GridEventState
+from scheduler.core.decisions import PREEMPTION_CAUSES, Decision
+from scheduler.core.grid import GridEventRecord, GridEventState
+from scheduler.core.jobs import JobState
 from scheduler.core.sites import SiteState
 from scheduler.server.controller import Controller
 
@@ -36,7 +40,13 @@ SITE_POWER = (  # metric name, SiteFigures field, help
     ("powerplane_site_ai_watts", "ai_w", "GPU power the agent read last, with the facility overhead."),
     ("powerplane_site_mining_watts", "mining_w", "Mining power the agent read last, with the facility overhead."),
     ("powerplane_site_mining_target_watts", "mining_target_w", "Mining power the scheduler asked for, with the facility overhead."),
+    ("powerplane_site_ai_it_watts", "ai_it_w", "GPU IT power the agent read last (no overhead)."),
+    ("powerplane_site_mining_it_watts", "mining_it_w", "Mining IT power the agent read last (no overhead)."),
+    ("powerplane_site_overhead_watts", "overhead_w", "Metered power that is neither GPU nor mining IT (cooling, conversion)."),
+    ("powerplane_site_price_usd_per_mwh", "price_usd_per_mwh", "The power price the site dispatches on."),
 )
+RESPONSE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+PENDING_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
 
 class StateCollector(Collector):
@@ -67,6 +77,7 @@ class StateCollector(Collector):
         fleet_measured = GaugeMetricFamily("powerplane_fleet_measured_watts", "A mining fleet's IT power as read.", labels=["site", "fleet"])
         fleet_target = GaugeMetricFamily("powerplane_fleet_target_watts", "A mining fleet's IT power target.", labels=["site", "fleet"])
         steps = CounterMetricFamily("powerplane_ladder_steps", "Response ladder steps taken.", labels=["site", "kind"])
+        local = CounterMetricFamily("powerplane_agent_local_actions", "What agents reported doing by themselves (guard, fleet problems).", labels=["site"])
         connected = GaugeMetricFamily("powerplane_agent_connected", "1 while the site's agent stream is up.", labels=["site"])
         heard = GaugeMetricFamily("powerplane_agent_heartbeat_age_seconds", "Seconds since the site's agent was last heard.", labels=["site"])
         ready = GaugeMetricFamily("powerplane_site_ready", "1 while the site takes work (connected, not drained).", labels=["site"])
@@ -87,20 +98,20 @@ class StateCollector(Collector):
                 fleet_target.add_metric([sid, fleet_id], target)
             for kind, count in sorted(figures.ladder_steps.items()):
                 steps.add_metric([sid, kind], count)
+            local.add_metric([sid], figures.local_actions)
         yield from site_power.values()
-        yield from (headroom, emergency, fleet_measured, fleet_target, steps, connected, heard, ready)
+        yield from (headroom, emergency, fleet_measured, fleet_target, steps, local, connected, heard, ready)
 
     def _jobs(self) -> Iterator:
         jobs = GaugeMetricFamily("powerplane_jobs", "Jobs by state and tenant.", labels=["state", "tenant"])
-        counts = collections.Counter((job.state.name.lower(), job.tenant) for job in self.controller.jobs.values())
-        for (state, tenant), count in sorted(counts.items()):
-            jobs.add_metric([state, tenant], count)
+        for (state, tenant), count in sorted(self.controller.jobs.counts().items()):
+            jobs.add_metric([state.name.lower(), tenant], count)
         yield jobs
 
     def _grid(self, now: float) -> Iterator:
         active = GaugeMetricFamily("powerplane_grid_events_active", "Grid events in force now, by kind.", labels=["kind"])
-        met = GaugeMetricFamily("powerplane_grid_events_met", "Cap limits and emergencies read in force and never short.", labels=["site"])
-        breached = CounterMetricFamily("powerplane_grid_event_breaches", "Readings that found a site short of a grid event.", labels=["site"])
+        met = CounterMetricFamily("powerplane_grid_events_met", "Cap limits and emergencies read in force and never found short.", labels=["site"])
+        breached = CounterMetricFamily("powerplane_grid_events_breached", "Cap limits and emergencies a reading found short of.", labels=["site"])
         kinds: collections.Counter = collections.Counter()
         met_by_site: collections.Counter = collections.Counter()
         short_by_site: collections.Counter = collections.Counter()
@@ -110,7 +121,7 @@ class StateCollector(Collector):
                 kinds[event.kind.name.lower()] += 1
             if event.site_id:
                 met_by_site[event.site_id] += record.met
-                short_by_site[event.site_id] += record.breaches
+                short_by_site[event.site_id] += record.breaches > 0
         for kind, count in sorted(kinds.items()):
             active.add_metric([kind], count)
         for site_id in sorted(set(met_by_site) | set(short_by_site)):
@@ -120,18 +131,53 @@ class StateCollector(Collector):
 
 
 class SchedulerMetrics:
-    """The scheduler's registry: the state collector and the pass histograms."""
+    """The scheduler's registry: the state collector, and histograms and counters of what
+    only happens in passing, observed from each decision the controller applies."""
 
     def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, registry: CollectorRegistry | None = None):
+        self.controller = controller
         self.registry = registry or CollectorRegistry()
         self.passes = Histogram(
             "powerplane_scheduler_pass_seconds", "Time one pass took: schedule, dispatch, scale, submit.", ["pass"], registry=self.registry, buckets=PASS_BUCKETS
         )
+        self.response = Histogram(
+            "powerplane_grid_event_response_seconds",
+            "From a cap limit or emergency received to its first orders sent (step=orders_sent) and to the first reading that met it (step=cap_met).",
+            ["step"],
+            registry=self.registry,
+            buckets=RESPONSE_BUCKETS,
+        )
+        self.pending = Histogram(
+            "powerplane_job_pending_seconds", "How long a job waited PENDING before it was placed.", ["tenant"], registry=self.registry, buckets=PENDING_BUCKETS
+        )
+        self.preemptions = Counter("powerplane_preemptions", "Runs preempted or shed to meet power, by cause.", ["cause"], registry=self.registry)
+        for cause in PREEMPTION_CAUSES:
+            self.preemptions.labels(cause)
+        for step in ("orders_sent", "cap_met"):
+            self.response.labels(step)
+        # Events answered before this process started are not observed again.
+        self._observed = {(r.event.event_id, step) for r in controller.power.grid.values() for step, at in _response_steps(r) if at is not None}
         self.registry.register(StateCollector(controller, loop))
         controller.timings = self.observe
+        controller.decided = self.on_decision
 
     def observe(self, name: str, seconds: float) -> None:
         self.passes.labels(name).observe(seconds)
+
+    def on_decision(self, decision: Decision) -> None:
+        """Called with each decision before it is applied (the job table still holds the old versions)."""
+        for cause in decision.preemptions:
+            self.preemptions.labels(cause).inc()
+        for record in decision.grid:
+            for step, at in _response_steps(record):
+                if at is not None and (record.event.event_id, step) not in self._observed:
+                    self._observed.add((record.event.event_id, step))
+                    self.response.labels(step).observe(max(0.0, at - record.received_at))
+        jobs = self.controller.jobs
+        for job in decision.jobs:
+            old = jobs.get(job.job_id)
+            if old is not None and old.state == JobState.PENDING and job.state != JobState.PENDING:
+                self.pending.labels(job.tenant).observe(max(0.0, job.updated_at - old.updated_at))
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics on host:port (0: any free port); returns the port."""
@@ -144,3 +190,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _response_steps(record: GridEventRecord) -> tuple[tuple[str, float | None], ...]:
+    return (("orders_sent", record.responded_at), ("cap_met", record.met_at))

@@ -18,7 +18,7 @@ from scheduler.server.controller import Controller
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.store.sqlite import SqliteStore
 from tests.builders import NOW, FakeClock, a_job, a_site_power
-from tests.unit.agent_script import confirm, drain
+from tests.unit.agent_script import confirm, drain, start_when_room
 
 POWER = a_site_power("tx-1").cap_mw(7).with_miners("S19XP", 1000, "s19").with_miners("S21", 1000).with_gpus(8).build()
 
@@ -93,3 +93,51 @@ def test_metrics_listen_must_be_host_and_port():
     assert config(metrics_listen="127.0.0.1:0").metrics_listen == "127.0.0.1:0"
     with pytest.raises(ValueError, match="metrics_listen must be host:port"):
         config(metrics_listen="localhost")
+
+
+def test_response_times_pending_time_and_preemptions_are_observed_from_decisions(tmp_path):
+    """A cut that preempts a running training run: its orders go out at once, the first
+    reading under the cap 3 s later meets it; the job waited 7 s to be placed."""
+    from scheduler.core.jobs import JobState
+    from scheduler.core.runs import RunReport, RunState
+
+    async def main():
+        clock = FakeClock()
+        controller = Controller(SqliteStore(tmp_path / "pp.db"), config(), clock)
+        await controller.start(loops=False)
+        try:
+            metrics = SchedulerMetrics(controller)
+            session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
+            await controller.dispatch_power(sweep=True)
+            await confirm(controller, drain(session))
+            job, _ = await controller.submit("acme", "r1", a_job().training(gpus=8).in_regions("us").build().spec)
+            clock.advance(7)
+            await controller.schedule_once()
+            await start_when_room(controller, session)
+            await controller.on_run_reports("tx-1", [RunReport(controller.jobs[job.job_id].run_id, RunState.RUNNING)])
+            assert controller.jobs[job.job_id].state == JobState.RUNNING
+
+            clock.advance(1)
+            floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
+            await controller.post_grid_event(GridEvent("deep", GridEventKind.CAP_LIMIT, start=clock(), end=clock() + 600, site_id="tx-1", cap_w=floor_w))
+            orders = drain(session)
+            assert controller.jobs[job.job_id].state == JobState.PREEMPTED
+            clock.advance(3)
+            await confirm(controller, orders)  # the agent reads the site down under the cap (meter 0 W here)
+
+            got = samples(generate_latest(metrics.registry).decode())
+            assert got[("powerplane_preemptions_total", (("cause", "grid_cap_limit"),))] == 1
+            assert got[("powerplane_preemptions_total", (("cause", "grid_emergency"),))] == 0
+            assert got[("powerplane_grid_event_response_seconds_count", (("step", "orders_sent"),))] == 1
+            assert got[("powerplane_grid_event_response_seconds_sum", (("step", "orders_sent"),))] == 0  # orders left as it arrived
+            assert got[("powerplane_grid_event_response_seconds_count", (("step", "cap_met"),))] == 1
+            assert got[("powerplane_grid_event_response_seconds_sum", (("step", "cap_met"),))] == 3
+            assert got[("powerplane_job_pending_seconds_count", (("tenant", "acme"),))] == 1
+            assert got[("powerplane_job_pending_seconds_sum", (("tenant", "acme"),))] == 7
+            await confirm(controller, orders)  # met again: observed once only
+            again = samples(generate_latest(metrics.registry).decode())
+            assert again[("powerplane_grid_event_response_seconds_count", (("step", "cap_met"),))] == 1
+        finally:
+            await controller.stop()
+
+    asyncio.run(main())
