@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "powerplane"
 MULTISITE_VALUES = REPO / "helm" / "values-multisite.yaml"
+PRODUCTION_VALUES = REPO / "helm" / "values-production.yaml"
+ALERT_RULES = CHART / "files" / "alerts" / "powerplane.rules.yaml"
+DASHBOARD = CHART / "files" / "dashboards" / "powerplane-power.json"
 LOCAL_HELM = REPO / ".tools" / "node_modules" / ".bin" / "helm"
 
 RELEASE = "powerplane"
@@ -39,7 +43,9 @@ MULTISITE_POWER = {site["id"]: site["power"] for site in yaml.safe_load(MULTISIT
 SITE_CONFIG_PATH = "/etc/powerplane/site-config/site.yaml"
 
 # A third variant exercising the other branches: TLS with inline tokens, the
-# native gRPC probe in TLS mode, no persistence, two sites, imagePullSecrets.
+# native gRPC probe in TLS mode, no persistence, two sites, imagePullSecrets;
+# no scheduler /metrics, the dashboard, the agents' metrics port elsewhere,
+# priority classes named, no agent PDBs, no Grafana dashboard.
 TLS_INLINE_SETS = (
     "scheduler.tls.enabled=true",
     "scheduler.tls.secretName=pp-tls",
@@ -68,12 +74,24 @@ TLS_INLINE_SETS = (
     "sites[1].power.fleets[0].standby_w=30",
     "scheduler.power.capLeadSeconds=20",
     "scheduler.power.mining.marginUsdPerMwh=-5",
+    "scheduler.metrics.enabled=false",
+    "scheduler.dashboard.port=8443",
+    "scheduler.priorityClassName=powerplane-control",
+    "scheduler.podDisruptionBudget.maxUnavailable=1",
+    "agent.metrics.port=9100",
+    "agent.priorityClassName=site-critical",
+    "agent.podDisruptionBudget.enabled=false",
+    "grafana.dashboard.enabled=false",
 )
 
+# "production": the example sites with helm/values-production.yaml on top
+# (ServiceMonitor, PrometheusRule, NetworkPolicies, a PriorityClass, the
+# dashboard in namespace monitoring).
 VARIANTS = {
     "default": {"values": (), "sets": ()},
     "multisite": {"values": (MULTISITE_VALUES,), "sets": ()},
     "tls-inline": {"values": (), "sets": TLS_INLINE_SETS},
+    "production": {"values": (MULTISITE_VALUES, PRODUCTION_VALUES), "sets": ()},
 }
 
 
@@ -288,3 +306,130 @@ def write_values(tmp_path: Path, values: dict, name: str = "values.yaml") -> Pat
     path = tmp_path / name
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+def rendered(result: subprocess.CompletedProcess) -> list[dict]:
+    """The documents of a successful `helm template` run."""
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def pod_spec(dep: dict) -> dict:
+    return dep["spec"]["template"]["spec"]
+
+
+def by_site_label(docs: list[dict], kind: str, comp: str = "agent") -> dict[str, dict]:
+    """Objects of a kind for a component, keyed by their powerplane.io/site label."""
+    out = {}
+    for doc in component(docs, kind, comp):
+        site = doc["metadata"]["labels"]["powerplane.io/site"]
+        assert site not in out, f"two {kind}s for site {site}"
+        out[site] = doc
+    return out
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels / matchExpressions, or a plain
+    Service selector) matches a set of labels."""
+    match = selector.get("matchLabels", selector if "matchExpressions" not in selector else {})
+    if not match.items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        value, op = labels.get(expr["key"]), expr["operator"]
+        if op == "In" and value not in expr["values"]:
+            return False
+        if op == "NotIn" and value in expr["values"]:
+            return False
+        if op == "Exists" and value is None:
+            return False
+        if op == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------
+# metric names in PromQL (dashboard panels, alert rules)
+
+# PromQL words that are not metric names (functions are recognised by the
+# "(" after them; these are the keywords and aggregation modifiers).
+PROMQL_KEYWORDS = frozenset(
+    "and or unless by without on ignoring group_left group_right bool offset inf nan atan2 start end".split()
+    # aggregation operators, also when written without a "(" right after them
+    + "sum min max avg group stddev stdvar count count_values bottomk topk quantile limitk limit_ratio".split()
+)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|' + r"'(?:[^'\\]|\\.)*'|`[^`]*`")
+_BRACES = re.compile(r"\{[^{}]*\}")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+")
+# Grafana's label_values(metric{...}, label) reads metric; label_values(label) reads none.
+_LABEL_VALUES = re.compile(r"\blabel_values\s*\(\s*((?:[^,(){}]|\{[^{}]*\})+?)\s*,\s*[\w.]+\s*\)")
+_LABEL_VALUES_NO_METRIC = re.compile(r"\blabel_values\s*\(\s*[\w.]+\s*\)")
+_IDENT = re.compile(r"(?<![\w.:])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads: identifiers that are not
+    functions (followed by "("), keywords, label names (inside {...} or a
+    by/without/on/ignoring/group_left/group_right list), strings, durations,
+    numbers or Grafana variables ($site, ${datasource}, $__rate_interval).
+    Grafana's label_values(metric, label) reads its metric."""
+    expr = _LABEL_VALUES.sub(r" \1 ", expr)
+    expr = _LABEL_VALUES_NO_METRIC.sub(" ", expr)
+    expr = _STRING.sub(" ", expr)
+    expr = _VARIABLE.sub(" ", expr)
+    expr = _BRACES.sub(" ", expr)
+    expr = _BRACKETS.sub(" ", expr)  # ranges, subqueries
+    expr = _GROUPING.sub(" ", expr)
+    names = set()
+    for match in _IDENT.finditer(expr):
+        name, call = match.group(1), match.group(2)
+        if call or name in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def unknown_metrics(names: set[str], exported: set[str]) -> set[str]:
+    """Names not exported; a histogram's _bucket/_sum/_count series counts as
+    exported when the histogram's name is."""
+    unknown = set()
+    for name in names:
+        if name in exported:
+            continue
+        base = next((name[: -len(s)] for s in HISTOGRAM_SUFFIXES if name.endswith(s)), None)
+        if base is not None and base in exported:
+            continue
+        unknown.add(name)
+    return unknown
+
+
+# TEMPORARY: the metric names the scheduler and the agent export, from the
+# metrics list of issue 11, until tests/exported_metrics.py (the names a real
+# registry exposes) exists.
+_SCHEDULER_METRICS = """
+powerplane_site_cap_watts powerplane_site_interconnect_cap_watts powerplane_site_planned_cap_watts
+powerplane_site_committed_watts powerplane_site_metered_watts powerplane_site_ai_watts powerplane_site_mining_watts
+powerplane_site_mining_target_watts powerplane_site_headroom_watts powerplane_site_ai_it_watts
+powerplane_site_mining_it_watts powerplane_site_overhead_watts powerplane_site_price_usd_per_mwh
+powerplane_site_grid_emergency powerplane_site_ready powerplane_agent_connected powerplane_agent_heartbeat_age_seconds
+powerplane_fleet_measured_watts powerplane_fleet_target_watts powerplane_ladder_steps_total powerplane_jobs
+powerplane_job_pending_seconds powerplane_scheduler_pass_seconds powerplane_grid_events_active
+powerplane_grid_events_met_total powerplane_grid_events_breached_total powerplane_grid_event_response_seconds
+powerplane_preemptions_total powerplane_agent_local_actions_total
+""".split()
+_AGENT_METRICS = """
+powerplane_agent_stream_connected powerplane_agent_metered_watts powerplane_agent_cap_watts
+powerplane_agent_gpu_power_watts powerplane_agent_gpu_power_limit_watts powerplane_agent_fleet_measured_watts
+powerplane_agent_fleet_target_watts powerplane_agent_miners powerplane_agent_guard_actions_total powerplane_agent_runs
+""".split()
+_HISTOGRAMS = ("powerplane_job_pending_seconds", "powerplane_scheduler_pass_seconds", "powerplane_grid_event_response_seconds")
+
+
+def exported_metric_names() -> set[str]:
+    try:
+        from tests.exported_metrics import exported_metric_names as real
+    except ImportError:
+        return {*_SCHEDULER_METRICS, *_AGENT_METRICS, *(h + s for h in _HISTOGRAMS for s in HISTOGRAM_SUFFIXES)}
+    return real()

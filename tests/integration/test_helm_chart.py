@@ -1,6 +1,7 @@
-"""The Helm chart as a whole: helm 3, `helm lint --strict`, deterministic
-renders, every rendered object valid for Kubernetes (kubernetes-validate,
-strict), the kinds rendered, values the chart must refuse, and every
+"""The Helm chart as a whole: helm 3, `helm lint --strict` for every values
+file, deterministic renders, every rendered object valid for the two newest
+Kubernetes versions kubernetes-validate knows (strict: unknown fields are
+errors), the kinds rendered, values the chart must refuse, and every
 container command line parsed by the real `powerplane` CLI.
 
 Plumbing and the value variants are in helm_support.py.
@@ -11,10 +12,13 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions, major_minor
 
 from tests.integration.helm_support import (
     CHART,
+    MULTISITE_VALUES,
     NAMESPACE,
+    PRODUCTION_VALUES,
     RELEASE,
     VARIANTS,
     _rendered_text,
@@ -28,8 +32,26 @@ from tests.integration.helm_support import (
     template,
 )
 
-# The newest Kubernetes version the installed kubernetes-validate has schemas for.
-K8S_VERSION = kubernetes_validate.latest_version()
+# The two newest Kubernetes minor versions the installed kubernetes-validate
+# has schemas for (all_versions() lists some twice).
+K8S_VERSIONS = sorted({major_minor(v) for v in all_versions()}, key=lambda v: tuple(int(x) for x in v.split(".")))[-2:]
+
+# Prometheus Operator CRDs: kubernetes-validate has no schema for them, so
+# they are left out here and checked field by field in test_helm_monitoring.py.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+# tls-inline asks for the native gRPC probe over TLS (scheduler.probes.tlsProbe:
+# grpc), whose `mode: TLS` Kubernetes has from 1.37 on (values.yaml says so);
+# older versions must refuse exactly that field, nothing else.
+NEEDS_GRPC_PROBE_TLS = {"tls-inline"}
+GRPC_PROBE_TLS_SINCE = (1, 37)
+
+# Every values file on its own, and the variants (which layer them).
+LINT_CASES = {
+    **{name: (spec["values"], spec["sets"]) for name, spec in VARIANTS.items()},
+    "values-multisite.yaml alone": ((MULTISITE_VALUES,), ()),
+    "values-production.yaml alone": ((PRODUCTION_VALUES,), ()),
+}
 
 
 def test_helm_is_helm3():
@@ -38,17 +60,10 @@ def test_helm_is_helm3():
     assert result.stdout.strip().startswith("v3."), result.stdout
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_lint_strict(variant):
-    spec = VARIANTS[variant]
-    result = run_helm(
-        "lint",
-        "--strict",
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        *_value_args(spec["values"], spec["sets"]),
-    )
+@pytest.mark.parametrize("case", sorted(LINT_CASES))
+def test_lint_strict(case):
+    values, sets = LINT_CASES[case]
+    result = run_helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, *_value_args(values, sets))
     assert result.returncode == 0, f"helm lint --strict failed:\n{result.stdout}\n{result.stderr}"
     assert "0 chart(s) failed" in result.stdout
 
@@ -61,13 +76,22 @@ def test_render_is_deterministic(variant):
     assert again.stdout == _rendered_text(variant)
 
 
+def test_two_newest_kubernetes_versions():
+    assert len(K8S_VERSIONS) == 2 and K8S_VERSIONS[-1] == major_minor(kubernetes_validate.latest_version())
+
+
+@pytest.mark.parametrize("k8s", K8S_VERSIONS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_kubernetes_validate_strict(variant):
+def test_kubernetes_validate_strict(variant, k8s):
     errors = []
+    checked = set()
     for doc in render(variant):
         name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in CRD_KINDS:
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1", name
+            continue
         try:
-            used = kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            used = kubernetes_validate.validate(doc, k8s, strict=True)
         except kubernetes_validate.ValidationError as e:
             path = ".".join(str(p) for p in e.path)
             errors.append(f"{name}: {path}: {e.message}")
@@ -75,8 +99,19 @@ def test_kubernetes_validate_strict(variant):
         except kubernetes_validate.SchemaNotFoundError as e:
             errors.append(f"{name}: {e.message}")
             continue
-        assert used == kubernetes_validate.utils.major_minor(K8S_VERSION), (name, used)
-    assert not errors, f"invalid objects for Kubernetes {K8S_VERSION} (strict):\n" + "\n".join(errors)
+        assert used == k8s, (name, used)
+        checked.add(doc["kind"])
+    if variant in NEEDS_GRPC_PROBE_TLS and tuple(int(x) for x in k8s.split(".")) < GRPC_PROBE_TLS_SINCE:
+        assert errors and all(e.startswith("Deployment/powerplane-scheduler: ") and "Probe.grpc" in e and "'mode' was unexpected" in e for e in errors), errors
+        return
+    assert not errors, f"invalid objects for Kubernetes {k8s} (strict):\n" + "\n".join(errors)
+    assert {"Deployment", "Service", "PodDisruptionBudget"} <= checked
+
+
+def test_production_renders_every_optional_kind():
+    kinds = {d["kind"] for d in render("production")}
+    assert {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PriorityClass", "PodDisruptionBudget"} <= kinds
+    assert {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PriorityClass"}.isdisjoint({d["kind"] for d in render("default")})
 
 
 def test_default_render_kinds_and_counts():
@@ -86,11 +121,12 @@ def test_default_render_kinds_and_counts():
         counts[d["kind"]] = counts.get(d["kind"], 0) + 1
     assert counts == {
         "ServiceAccount": 1,
-        "ConfigMap": 1,
+        "ConfigMap": 2,  # scheduler.yaml + the Grafana dashboard
         "Secret": 2,  # tokens.yaml + the one site's agent token
         "PersistentVolumeClaim": 1,
-        "Service": 1,
+        "Service": 2,  # scheduler + the agent's (metrics)
         "Deployment": 2,  # scheduler + one agent
+        "PodDisruptionBudget": 2,  # scheduler + one agent
     }
     assert len(component(docs, "Deployment", "scheduler")) == 1
     assert set(agent_deployments(docs)) == {"us-1"}
@@ -142,16 +178,21 @@ def test_empty_token_with_existing_secret_renders():
         (("scheduler.tls.enabled=true",), "scheduler.tls.secretName is empty"),
         (("sitez=1",), "Additional property sitez is not allowed"),
         (("tokens.tenants.acme=short",), "tokens.tenants.acme: Does not match pattern"),
+        (("scheduler.metrics.port=50051",), "scheduler.metrics.port: port 50051 is already scheduler.port"),
+        (("scheduler.dashboard.port=9464",), "scheduler.metrics.port: port 9464 is already scheduler.dashboard.port"),
+        (("agent.metrics.port=0",), "agent.metrics.port: Must be greater than or equal to 1"),
+        (("agent.podDisruptionBudget.maxUnavailable=2",), "agent.podDisruptionBudget.maxUnavailable: Must be less than or equal to 1"),
+        (("agent.priorityClass.value=2000000000",), "agent.priorityClass.value: Must be less than or equal to 1e+09"),
+        (("agent.priorityClassName=Not_A_Name",), "agent.priorityClassName: Does not match pattern"),
+        (("metrics.serviceMonitor.interval=half-a-minute",), "metrics.serviceMonitor.interval: Does not match pattern"),
+        (("networkPolicy.enabled=true",), "networkPolicy.agent.extraEgress is empty"),
+        (("grafana.dashboard.label=",), "grafana.dashboard.label: String length must be greater than or equal to 1"),
     ],
 )
 def test_invalid_values_fail(sets, message):
     result = template(sets=sets)
     assert result.returncode != 0, f"render with {sets} must fail"
     assert message in result.stderr, result.stderr
-
-
-# --------------------------------------------------------------------------
-# the chart speaks the programs' own formats
 
 
 # --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from tests.integration.helm_support import (
 EXPECTED_SITE_POWER = {
     "default": {},
     "multisite": MULTISITE_POWER,
+    "production": MULTISITE_POWER,  # values-production.yaml leaves power alone
     "tls-inline": {
         "EU_West.2": {
             "interconnect_cap_mw": 5,
@@ -65,6 +66,7 @@ def _scheduler_power(hashprice, interval, lead, margin, hysteresis, min_on, min_
 EXPECTED_SCHEDULER_POWER = {
     "default": _scheduler_power(45, 1.0, 10, 0, 2, 300, 300),
     "multisite": _scheduler_power(48.5, 1.0, 30, 5, 2, 600, 600),
+    "production": _scheduler_power(48.5, 1.0, 30, 5, 2, 600, 600),
     "tls-inline": _scheduler_power(45, 1.0, 20, -5, 2, 300, 300),
 }
 

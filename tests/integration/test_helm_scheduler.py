@@ -1,5 +1,6 @@
 """The scheduler as the chart renders it: its Deployment (security, volumes,
-checksums), probes, Service, scheduler.yaml and tokens.yaml, loaded with the
+checksums, ports, priority), probes, Service (gRPC, metrics, dashboard), its
+PodDisruptionBudget, scheduler.yaml and tokens.yaml, loaded with the
 scheduler's own load_config.
 """
 
@@ -14,17 +15,35 @@ from tests.integration.helm_support import (
     VARIANTS,
     agent_deployments,
     by_name,
+    component,
     load_rendered_config,
     mounts,
     of_kind,
     only_container,
+    pod_spec,
     render,
+    rendered,
     scheduler_config,
     scheduler_deployment,
+    selects,
+    template,
     tokens_file,
     volume_at,
     volumes,
 )
+
+# Per variant: the scheduler's (metrics, dashboard) ports, None when off.
+EXPECTED_HTTP_PORTS = {
+    "default": (9464, 8080),
+    "multisite": (9464, 8080),
+    "tls-inline": (None, 8443),
+    "production": (9464, 8080),
+}
+# Per variant: the scheduler pod's priorityClassName, and its PDB's
+# maxUnavailable.
+EXPECTED_PRIORITY = {"default": None, "multisite": None, "tls-inline": "powerplane-control", "production": None}
+EXPECTED_PDB = {"default": 0, "multisite": 0, "tls-inline": 1, "production": 0}
+TLS_VARIANTS = {"multisite", "tls-inline", "production"}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -74,11 +93,57 @@ def test_scheduler_deployment(variant):
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_ports_and_priority(variant):
+    dep = scheduler_deployment(render(variant))
+    metrics, dashboard = EXPECTED_HTTP_PORTS[variant]
+    want = [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    if metrics:
+        want.append({"name": "metrics", "containerPort": metrics, "protocol": "TCP"})
+    if dashboard:
+        want.append({"name": "http", "containerPort": dashboard, "protocol": "TCP"})
+    assert only_container(dep)["ports"] == want
+    assert pod_spec(dep).get("priorityClassName") == EXPECTED_PRIORITY[variant]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_config_listens_on_the_pod_ports(variant, tmp_path):
+    """metrics_listen and dashboard_listen, as the real scheduler loads them,
+    are the container ports ("" when off)."""
+    docs = render(variant)
+    metrics, dashboard = EXPECTED_HTTP_PORTS[variant]
+    loaded = load_rendered_config(docs, tmp_path)
+    assert loaded.metrics_listen == (f"0.0.0.0:{metrics}" if metrics else "")
+    assert loaded.dashboard_listen == (f"0.0.0.0:{dashboard}" if dashboard else "")
+    ports = {p["name"]: p["containerPort"] for p in only_container(scheduler_deployment(docs))["ports"]}
+    assert loaded.listen == f"0.0.0.0:{ports['grpc']}"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_scheduler_pod_disruption_budget(variant):
+    docs = render(variant)
+    pdbs = component(docs, "PodDisruptionBudget", "scheduler")
+    assert len(pdbs) == 1
+    pdb = pdbs[0]
+    assert pdb["metadata"]["name"] == SCHEDULER
+    assert pdb["spec"] == {"maxUnavailable": EXPECTED_PDB[variant], "selector": pdb["spec"]["selector"]}
+    # it guards the scheduler pod and nothing else
+    assert selects(pdb["spec"]["selector"], scheduler_deployment(docs)["spec"]["template"]["metadata"]["labels"])
+    for agent in agent_deployments(docs).values():
+        assert not selects(pdb["spec"]["selector"], agent["spec"]["template"]["metadata"]["labels"])
+
+
+def test_scheduler_pod_disruption_budget_can_be_off():
+    docs = rendered(template(sets=("scheduler.podDisruptionBudget.enabled=false",)))
+    assert component(docs, "PodDisruptionBudget", "scheduler") == []
+    assert len(component(docs, "PodDisruptionBudget", "agent")) == 1
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_scheduler_probes(variant):
     c = only_container(scheduler_deployment(render(variant)))
     for probe in ("readinessProbe", "livenessProbe"):
         p = c[probe]
-        if variant == "multisite":
+        if variant in ("multisite", "production"):
             # TLS on with the default tlsProbe=tcp: the kubelet's plaintext
             # gRPC probe cannot talk to a TLS server, so a TCP check is used.
             assert p["tcpSocket"] == {"port": "grpc"}
@@ -93,12 +158,22 @@ def test_scheduler_probes(variant):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_scheduler_service(variant):
     docs = render(variant)
-    services = of_kind(docs, "Service")
+    services = component(docs, "Service", "scheduler")
     assert len(services) == 1
     svc = services[0]
     assert svc["metadata"]["name"] == SCHEDULER
+    assert svc["metadata"]["labels"]["powerplane.io/metrics-job"] == "powerplane-scheduler"
     assert svc["spec"]["type"] == "ClusterIP"
-    assert svc["spec"]["ports"] == [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
+    metrics, dashboard = EXPECTED_HTTP_PORTS[variant]
+    want = [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
+    if metrics:
+        want.append({"name": "metrics", "port": metrics, "targetPort": "metrics", "protocol": "TCP"})
+    if dashboard:
+        want.append({"name": "http", "port": dashboard, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"})
+    assert svc["spec"]["ports"] == want
+    # every target port is a named port of the scheduler container
+    container_ports = {p["name"] for p in only_container(scheduler_deployment(docs))["ports"]}
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} <= container_ports
     pod_labels = scheduler_deployment(docs)["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     # the selector must not also pick agent pods
@@ -111,6 +186,8 @@ def test_default_scheduler_config_and_tokens():
     docs = render("default")
     assert scheduler_config(docs) == {
         "listen": "0.0.0.0:50051",
+        "metrics_listen": "0.0.0.0:9464",
+        "dashboard_listen": "0.0.0.0:8080",
         "database": "/var/lib/powerplane/powerplane.db",
         "regions": ["us", "eu"],
         "site_timeout_s": 30,
@@ -154,9 +231,9 @@ def test_multisite_creates_no_secrets():
     docs = render("multisite")
     assert of_kind(docs, "Secret") == []  # existingSecret: the chart makes none
     assert len(of_kind(docs, "Deployment")) == 1 + len(MULTISITE_SITES)
-    # scheduler.yaml, plus one site config per site with a power profile
+    # scheduler.yaml, one site config per site with a power profile, the dashboard
     assert set(MULTISITE_POWER) == {"us-tx-1", "eu-no-1"}
-    assert len(of_kind(docs, "ConfigMap")) == 1 + len(MULTISITE_POWER)
+    assert len(of_kind(docs, "ConfigMap")) == 1 + len(MULTISITE_POWER) + 1
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

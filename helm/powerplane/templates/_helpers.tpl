@@ -105,6 +105,29 @@ Usage: include "powerplane.agentName" (dict "root" $ "site" $site)
 {{- end }}
 
 {{/*
+Selector labels of one site's agent pods (its Deployment, Service, PDB).
+Usage: include "powerplane.agentSelectorLabels" (dict "root" $ "site" $site)
+*/}}
+{{- define "powerplane.agentSelectorLabels" -}}
+{{ include "powerplane.selectorLabels" .root }}
+app.kubernetes.io/component: agent
+powerplane.io/site: {{ include "powerplane.siteSlug" .site.id | quote }}
+{{- end }}
+
+{{/*
+PriorityClass of the agent pods: agent.priorityClassName, or with
+agent.priorityClass.create and no name, the class the chart creates
+("<fullname>-agent"); empty: none.
+*/}}
+{{- define "powerplane.agentPriorityClassName" -}}
+{{- if .Values.agent.priorityClassName }}
+{{- .Values.agent.priorityClassName }}
+{{- else if .Values.agent.priorityClass.create }}
+{{- printf "%s-agent" (include "powerplane.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Where a site's agent token comes from, as a dict {secret, key}:
   - inline tokens: the per-site Secret the chart makes (key "token");
   - tokens.existingSecret: the site's own existingTokenSecret (key "token")
@@ -177,6 +200,20 @@ message. Included once from the scheduler Deployment.
 {{- define "powerplane.validate" -}}
 {{- if and .Values.scheduler.tls.enabled (not .Values.scheduler.tls.secretName) }}
 {{- fail "scheduler.tls.enabled is true but scheduler.tls.secretName is empty: name a kubernetes.io/tls Secret holding tls.crt, tls.key and ca.crt" }}
+{{- end }}
+{{- $s := .Values.scheduler }}
+{{- $ports := dict (toString $s.port) "scheduler.port" }}
+{{- range $key, $p := dict "scheduler.metrics.port" $s.metrics "scheduler.dashboard.port" $s.dashboard }}
+{{- if $p.enabled }}
+{{- if hasKey $ports (toString $p.port) }}
+{{- fail (printf "%s: port %v is already %s; the scheduler's ports must differ" $key $p.port (get $ports (toString $p.port))) }}
+{{- end }}
+{{- $_ := set $ports (toString $p.port) $key }}
+{{- end }}
+{{- end }}
+{{- $np := .Values.networkPolicy }}
+{{- if and $np.enabled $np.agent.restrictEgress (not $np.agent.extraEgress) }}
+{{- fail "networkPolicy.agent.extraEgress is empty: with networkPolicy.agent.restrictEgress the agents would reach only the scheduler and DNS, not their Ray clusters or miners; list those as NetworkPolicyEgressRule objects, or set networkPolicy.agent.restrictEgress: false" }}
 {{- end }}
 {{- $seenIds := dict }}
 {{- $seenNames := dict }}
