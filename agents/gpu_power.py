@@ -261,6 +261,13 @@ class GpuPower:
             total += watts
         return total
 
+    def devices(self) -> list[tuple[int, str, float, float]]:
+        """(index, name, last power reading W, power limit W) of every device, for the metrics
+        (readings as the heartbeat took them last; limits read now)."""
+        if self.gpus is None:
+            return []
+        return [(i, d.name, self._last_w.get(i, 0.0), self._limit_or_default(i)) for i, d in enumerate(self.gpus.devices)]
+
     def describe(self) -> str:
         if self.gpus is None:
             return f"GPU backend {self.setting}: not chosen yet"

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Serve demand (requests/s) is averaged over this window (a few of Ray's metrics report intervals)",
     )
     parser.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("POWERPLANE_AGENT_METRICS_LISTEN", ""),
+        help="host:port for /metrics, /healthz and /readyz (e.g. 0.0.0.0:9465; port 0: any free port); empty: off",
+    )
+    parser.add_argument(
         "--site-config", type=Path, help="the site's power profile and miner fleets (YAML, see agents/site_config.py); without it: no fleets, no cap"
     )
 
@@ -116,7 +121,21 @@ async def run_agent(args: argparse.Namespace) -> None:
     log.info("waiting for Ray at %s", args.ray_address)
     await asyncio.to_thread(runner.wait_until_ready, args.ray_wait_s)
     agent = SiteAgent(settings, runner, power, serve_runner_from(args, runner))
+    endpoint = None
+    if getattr(args, "metrics_listen", ""):
+        from agents.metrics import AgentEndpoint
+
+        host, sep, port = args.metrics_listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SystemExit(f"powerplane agent: --metrics-listen must be host:port, got {args.metrics_listen!r}")
+        endpoint = AgentEndpoint(agent)
+        bound = await endpoint.start(host or "127.0.0.1", int(port))
+        log.info("metrics and probes on http://%s:%d/metrics (/healthz, /readyz)", host or "127.0.0.1", bound)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop)
-    await agent.run_forever()
+    try:
+        await agent.run_forever()
+    finally:
+        if endpoint is not None:
+            await endpoint.close()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -91,6 +92,8 @@ class SiteAgent:
         self.nodes: list[GpuNode] | None = None  # the GPU nodes last told to the scheduler
         self.checkpoints = RunCheckpoints()  # training runs' checkpoint dirs and progress
         self.connected = asyncio.Event()
+        self.guard_ticked_at = -1.0  # monotonic time of the guard's last pass (the liveness probe reads it)
+        self.ray_error: str | None = "not read yet"  # why Ray's node list could not be read last, None once it could (readiness)
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._stopping = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
@@ -146,7 +149,12 @@ class SiteAgent:
         self._stopping.set()
 
     async def _register_message(self) -> agent_pb2.AgentMessage:
-        nodes, records = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
+        try:
+            nodes, records = await asyncio.gather(asyncio.to_thread(self.runner.inventory), asyncio.to_thread(self.runner.list_runs))
+        except Exception as err:
+            self.ray_error = str(err) or type(err).__name__
+            raise
+        self.ray_error = None
         records = [*records, *(await self._serve_records())]
         for record in records:
             if is_active(record.status):
@@ -250,6 +258,7 @@ class SiteAgent:
         while True:
             try:
                 _, heartbeat_now = self.power.tick(self.connected.is_set(), list(self.tracked), self.settings.guard_period_s)
+                self.guard_ticked_at = time.monotonic()
                 if heartbeat_now:
                     self._heartbeat_now.set()
             except Exception:  # the guard must outlive any one bad reading
@@ -400,7 +409,9 @@ class SiteAgent:
                 nodes = await asyncio.to_thread(self.runner.inventory)
             except Exception as err:
                 log.warning("reading the site's nodes from Ray failed: %s", err)
+                self.ray_error = str(err) or type(err).__name__
                 continue
+            self.ray_error = None
             if nodes == self.nodes:
                 continue
             log.info("site nodes changed: %d GPUs on %d nodes (was %d GPUs)", sum(n.gpus for n in nodes), len(nodes), sum(n.gpus for n in self.nodes or ()))

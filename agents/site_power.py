@@ -25,6 +25,7 @@ their way. Cut off, nothing more can come, and the guard never waits.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -96,6 +97,7 @@ class SitePowerControl:
         self._ramping: set[str] = set()
         self._orders_at = -math.inf
         self._problems: set[str] = set()  # the driver's problems already recorded
+        self.guard_actions: collections.Counter = collections.Counter()  # why the guard acted by itself: stream_down, over_cap
 
     @property
     def overhead(self) -> float:
@@ -157,6 +159,7 @@ class SitePowerControl:
         for fleet_id, target_w in result.targets_w.items():
             self.driver.set_target(fleet_id, target_w)
         if result.acted:
+            self.guard_actions["over_cap" if stream_up else "stream_down"] += 1
             log.warning("holding the line: %s", result.action)
             self.record(result.action)
         ramping = {f for f, (m, t) in readings.items() if abs(m - t) > TOLERANCE_W} | set(result.targets_w)
@@ -164,6 +167,12 @@ class SitePowerControl:
         self._ramping = ramping
         reported = self.report_problems()
         return result, result.acted or settled or reported
+
+    def miner_health(self) -> dict[str, dict[str, int]]:
+        """Miners per fleet by health (answering, not_answering, stuck), where the driver
+        talks to real miners; emulated fleets have none to count."""
+        health = getattr(self.driver, "miner_health", None)
+        return health() if health is not None else {}
 
     def report_problems(self) -> bool:
         """Record the driver's new problem lines as local actions; True if any was new."""

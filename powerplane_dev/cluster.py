@@ -213,6 +213,7 @@ class LocalCluster:
     serve_http_port: int = field(default_factory=free_port)  # Ray Serve's HTTP proxy (inference runs), on 127.0.0.1
     metrics_port: int = field(default_factory=free_port)  # the scheduler's /metrics, on 127.0.0.1
     dashboard_port: int = field(default_factory=free_port)  # the scheduler's web dashboard, on 127.0.0.1
+    agent_metrics_ports: dict[str, int] = field(default_factory=dict)  # site -> its agent's /metrics port, on 127.0.0.1
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     ray_nodes: list[Process] = field(default_factory=list)
     scheduler: Process | None = None
@@ -397,6 +398,8 @@ class LocalCluster:
             str(self.serve_http_port),
             "--serve-demand-window-s",
             "3",
+            "--metrics-listen",
+            f"127.0.0.1:{self.agent_metrics_ports.setdefault(site.site_id, free_port())}",
         ]
         if site.power is not None:
             site_config = self.workdir / f"site-{site.site_id}.yaml"

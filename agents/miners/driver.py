@@ -307,6 +307,26 @@ class MinerFleets:
                     lines.append(f"{fleet_id}: target {watts_text(target)} is below what the fleet can get down to now ({watts_text(floor)})")
         return sorted(lines)
 
+    def miner_health(self) -> dict[str, dict[str, int]]:
+        """Miners per fleet: answering (and following their settings), not_answering, stuck
+        (answering but not reaching their setting); from each group's latest read."""
+        health: dict[str, dict[str, int]] = {}
+        for fleet_id, groups in self.groups.items():
+            counts = {"answering": 0, "not_answering": 0, "stuck": 0}
+            for group_id in groups:
+                figures = self._reads.get(group_id)
+                if figures is not None:
+                    silent = set(figures.get("not_answering", []))
+                else:
+                    connected = self._connected.get(group_id, {})
+                    silent = set(connected.get("missing", [])) | set(connected.get("not_answering", []))
+                stuck = set(self._stuck.get(group_id, [])) - silent
+                counts["not_answering"] += len(silent)
+                counts["stuck"] += len(stuck)
+                counts["answering"] += max(0, self._sizes[group_id] - len(silent) - len(stuck))
+            health[fleet_id] = counts
+        return health
+
     def status(self) -> dict[str, Any]:
         """The latest figures of every group, as plain data (for logs and tests)."""
         return {
@@ -350,6 +370,9 @@ class CombinedFleets:
 
     def problems(self) -> list[str]:
         return sorted(line for driver in self.drivers for line in (getattr(driver, "problems", None) or list)())
+
+    def miner_health(self) -> dict[str, dict[str, int]]:
+        return {fleet: counts for driver in self.drivers for fleet, counts in (getattr(driver, "miner_health", None) or dict)().items()}
 
 
 def site_fleet_driver(config: SiteConfig, group_factory: GroupFactory = in_process_group, **options: Any) -> FleetDriver:

@@ -119,6 +119,7 @@ def test_silent_miners_raise_a_rack_floor_and_lower_the_other_rack():
             "rack-2: 1 miner stuck, not reaching their setting (10.0.2.9); counted as they draw, the other miners lowered to hold the target",
             "rack-2: 3 miners not answering (10.0.2.1, 10.0.2.2, 10.0.2.3), each counted at its last reading or rated power",
         ]
+        assert driver.miner_health() == {"s21": {"answering": 16, "not_answering": 3, "stuck": 1}}  # the metrics' figures
         driver.set_target("s21", 1_000)
         await until(lambda: any("below what the fleet can get down to" in line for line in driver.problems()))
         task.cancel()
