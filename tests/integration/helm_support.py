@@ -403,33 +403,3 @@ def unknown_metrics(names: set[str], exported: set[str]) -> set[str]:
             continue
         unknown.add(name)
     return unknown
-
-
-# TEMPORARY: the metric names the scheduler and the agent export, from the
-# metrics list of issue 11, until tests/exported_metrics.py (the names a real
-# registry exposes) exists.
-_SCHEDULER_METRICS = """
-powerplane_site_cap_watts powerplane_site_interconnect_cap_watts powerplane_site_planned_cap_watts
-powerplane_site_committed_watts powerplane_site_metered_watts powerplane_site_ai_watts powerplane_site_mining_watts
-powerplane_site_mining_target_watts powerplane_site_headroom_watts powerplane_site_ai_it_watts
-powerplane_site_mining_it_watts powerplane_site_overhead_watts powerplane_site_price_usd_per_mwh
-powerplane_site_grid_emergency powerplane_site_ready powerplane_agent_connected powerplane_agent_heartbeat_age_seconds
-powerplane_fleet_measured_watts powerplane_fleet_target_watts powerplane_ladder_steps_total powerplane_jobs
-powerplane_job_pending_seconds powerplane_scheduler_pass_seconds powerplane_grid_events_active
-powerplane_grid_events_met_total powerplane_grid_events_breached_total powerplane_grid_event_response_seconds
-powerplane_preemptions_total powerplane_agent_local_actions_total
-""".split()
-_AGENT_METRICS = """
-powerplane_agent_stream_connected powerplane_agent_metered_watts powerplane_agent_cap_watts
-powerplane_agent_gpu_power_watts powerplane_agent_gpu_power_limit_watts powerplane_agent_fleet_measured_watts
-powerplane_agent_fleet_target_watts powerplane_agent_miners powerplane_agent_guard_actions_total powerplane_agent_runs
-""".split()
-_HISTOGRAMS = ("powerplane_job_pending_seconds", "powerplane_scheduler_pass_seconds", "powerplane_grid_event_response_seconds")
-
-
-def exported_metric_names() -> set[str]:
-    try:
-        from tests.exported_metrics import exported_metric_names as real
-    except ImportError:
-        return {*_SCHEDULER_METRICS, *_AGENT_METRICS, *(h + s for h in _HISTOGRAMS for s in HISTOGRAM_SUFFIXES)}
-    return real()

@@ -18,7 +18,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.helm_support import ALERT_RULES, REPO, exported_metric_names, promql_metric_names, unknown_metrics
+from tests.exported_metrics import exported_metric_names
+from tests.integration.helm_support import ALERT_RULES, REPO, promql_metric_names, unknown_metrics
 
 RULE_TESTS = REPO / "tests" / "alerts" / "powerplane.rules.test.yaml"
 SEVERITIES = {"critical", "warning"}

@@ -13,6 +13,7 @@ import re
 import pytest
 import yaml
 
+from tests.exported_metrics import exported_metric_names
 from tests.integration.helm_support import (
     ALERT_RULES,
     DASHBOARD,
@@ -22,7 +23,6 @@ from tests.integration.helm_support import (
     VARIANTS,
     agent_deployments,
     component,
-    exported_metric_names,
     of_kind,
     only_container,
     promql_metric_names,
