@@ -3,5 +3,5 @@
 # Extra arguments go to `powerplane demo` (see --help).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-POWERPLANE_SKIP_HELM=1 bash scripts/setup.sh
+POWERPLANE_SKIP_HELM=1 POWERPLANE_SKIP_APT=1 bash scripts/setup.sh  # the demo needs neither helm nor the test servers
 exec .venv/bin/powerplane demo "$@"

@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need, idempotently:
 #   .venv/ with Python >= 3.11 and powerplane installed editable with its dev extras,
-#   and a helm 3 binary in .tools/ (for the chart tests; skipped with POWERPLANE_SKIP_HELM=1).
+#   a helm 3 binary in .tools/ (for the chart tests; skipped with POWERPLANE_SKIP_HELM=1),
+#   and, where apt is available and we are root, the real servers some tests run against:
+#   Debian's prometheus (with promtool) and chromium + chromium-driver (the dashboard's
+#   browser test). Without them those tests skip and say why. POWERPLANE_SKIP_APT=1 skips.
 # Re-runs are no-ops until pyproject.toml changes. PYTHON=/path/to/python3.11 to choose.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+install_debian_packages() {
+    local wanted=() missing=()
+    command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || wanted+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || wanted+=(chromium-driver)
+    [[ ${#wanted[@]} -gt 0 ]] || return 0
+    if [[ -n "${POWERPLANE_SKIP_APT:-}" ]] || ! command -v apt-get >/dev/null 2>&1 || [[ $(id -u) -ne 0 ]]; then
+        echo "not installing ${wanted[*]} (no apt-get, not root, or POWERPLANE_SKIP_APT set): the tests that need them skip"
+        return 0
+    fi
+    echo "installing Debian packages: ${wanted[*]}"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/tmp/powerplane-apt.log 2>&1; then
+        # The package lists may be stale or missing on a fresh machine: refresh once and retry.
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >>/tmp/powerplane-apt.log 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >>/tmp/powerplane-apt.log 2>&1 ||
+            { missing=("${wanted[@]}"); echo "warning: apt-get could not install ${missing[*]} (see /tmp/powerplane-apt.log): the tests that need them skip"; }
+    fi
+    # Debian starts a prometheus service on install; the tests run their own, on loopback only.
+    if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
+    return 0
+}
 
 pick_python() {
     for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
@@ -39,3 +64,5 @@ if [[ -z "${POWERPLANE_HELM:-}" && -z "${POWERPLANE_SKIP_HELM:-}" ]]; then
         echo "using helm from PATH: $(command -v helm)"
     }
 fi
+
+install_debian_packages
