@@ -204,7 +204,7 @@ class SiteAgent:
             try:
                 start = wire.start_from_proto(message.start_run)
             except InvalidArgument as err:
-                log.error("start of run %s refused: %s", message.start_run.run_id, err)
+                log.error("start of run %s refused: %s", message.start_run.run_id, err, extra=run_fields(message.start_run.run_id))
                 self._report(RunReport(message.start_run.run_id, RunState.FAILED, f"start order refused: {err}"[:2000]))
                 return
             asyncio.create_task(self._start(start))
@@ -293,11 +293,11 @@ class SiteAgent:
         if other is None:
             return True
         if _attempt_of(other) > _attempt_of(order.run_id):
-            log.warning("start of run %s refused: the newer run %s of its job is on this site", order.run_id, other)
+            log.warning("start of run %s refused: the newer run %s of its job is on this site", order.run_id, other, extra=run_fields(order.run_id))
             message = f"start refused: the newer run {other} of this job is on this site"
             self._report(RunReport(order.run_id, RunState.UNKNOWN, message))
             return False
-        log.warning("start of run %s waits: the older run %s of its job is still active here", order.run_id, other)
+        log.warning("start of run %s waits: the older run %s of its job is still active here", order.run_id, other, extra=run_fields(order.run_id))
         self.waiting.add(order.run_id)
         try:
             while self._other_run_of(order.run_id) is not None:
@@ -324,13 +324,13 @@ class SiteAgent:
                         continue
                     if await self._landed_after_all(order.run_id):
                         break
-                    log.error("run %s: %s failed: %s", order.run_id, what, err)
+                    log.error("run %s: %s failed: %s", order.run_id, what, err, extra=run_fields(order.run_id))
                     self.power.gpus.forget(order.run_id)
                     message = f"{what} failed after {attempt} attempts: {err}"[:2000]
                     self._report(RunReport(order.run_id, RunState.FAILED, message))
                     return
             status = self.tracked.setdefault(order.run_id, RunReport(order.run_id, RunState.STARTING))
-            log.info("run %s %s", order.run_id, done)
+            log.info("run %s %s", order.run_id, done, extra=run_fields(order.run_id))
             self._report(status)
         finally:
             del self.submitting[order.run_id]
@@ -346,7 +346,7 @@ class SiteAgent:
     async def _stop_run(self, order: StopRun) -> None:
         if order.run_id in self.waiting:  # held by the fence: it never started
             self.waiting.discard(order.run_id)
-            log.info("run %s stopped before it started: %s", order.run_id, order.reason)
+            log.info("run %s stopped before it started: %s", order.run_id, order.reason, extra=run_fields(order.run_id))
             self._report(RunReport(order.run_id, RunState.UNKNOWN, "stopped before it started"))
             return
         submission = self.submitting.get(order.run_id)
@@ -354,7 +354,7 @@ class SiteAgent:
             await asyncio.shield(submission)
         if await self._stop_serve(order):
             return
-        log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason)
+        log.info("stopping run %s (checkpoint grace %ds): %s", order.run_id, order.checkpoint_grace_s, order.reason, extra=run_fields(order.run_id))
 
         def still_active() -> bool:
             return is_active(self.runner.status(order.run_id))
@@ -363,9 +363,9 @@ class SiteAgent:
             found, how = await asyncio.to_thread(
                 self.checkpoints.stop_gracefully, order.run_id, order.checkpoint_grace_s, order.reason, still_active, lambda: self.runner.stop(order.run_id)
             )
-            log.info("run %s %s", order.run_id, how)
+            log.info("run %s %s", order.run_id, how, extra=run_fields(order.run_id))
         except Exception as err:
-            log.error("stopping run %s failed: %s", order.run_id, err)
+            log.error("stopping run %s failed: %s", order.run_id, err, extra=run_fields(order.run_id))
             return
         if not found:
             self.tracked.pop(order.run_id, None)
@@ -382,7 +382,7 @@ class SiteAgent:
             results = await asyncio.gather(*(asyncio.to_thread(self._status, r) for r in run_ids), return_exceptions=True)
             for run_id, status in zip(run_ids, results):
                 if isinstance(status, Exception):
-                    log.warning("status of run %s unavailable: %s", run_id, status)
+                    log.warning("status of run %s unavailable: %s", run_id, status, extra=run_fields(run_id))
                     continue
                 previous = self.tracked.get(run_id)
                 if previous is not None and previous.state == status.state and run_id in self.served:
@@ -455,36 +455,41 @@ class SiteAgent:
 
     async def _scale(self, order: ScaleRun) -> None:
         if self.serve is None or order.run_id not in self.served:
-            log.warning("scale order for run %s, which is not a Serve run here; ignored", order.run_id)
+            log.warning("scale order for run %s, which is not a Serve run here; ignored", order.run_id, extra=run_fields(order.run_id))
             return
         try:
             found = await asyncio.to_thread(self.serve.scale, order.run_id, order.replicas)
         except Exception as err:
-            log.error("scaling run %s to %d replicas failed: %s", order.run_id, order.replicas, err)
+            log.error("scaling run %s to %d replicas failed: %s", order.run_id, order.replicas, err, extra=run_fields(order.run_id))
             return
         if found:
-            log.info("run %s scaled to %d replicas: %s", order.run_id, order.replicas, order.cause)
+            log.info("run %s scaled to %d replicas: %s", order.run_id, order.replicas, order.cause, extra=run_fields(order.run_id))
             status = self.tracked.get(order.run_id)
             if status is not None and order.replicas > replicas_of(status):  # new replicas draw from now on
                 self.power.gpus.add_run(order.run_id, self.served[order.run_id] * order.replicas)
         else:
-            log.warning("scale order for run %s: Serve has no such application", order.run_id)
+            log.warning("scale order for run %s: Serve has no such application", order.run_id, extra=run_fields(order.run_id))
 
     async def _stop_serve(self, order: StopRun) -> bool:
         """Stop a Serve run (delete its application); False when the run is not a Serve run."""
         if self.serve is None or order.run_id not in self.served:
             return False
-        log.info("stopping Serve run %s: %s", order.run_id, order.reason)
+        log.info("stopping Serve run %s: %s", order.run_id, order.reason, extra=run_fields(order.run_id))
         try:
             found = await asyncio.to_thread(self.serve.stop, order.run_id)
         except Exception as err:
-            log.error("stopping Serve run %s failed: %s", order.run_id, err)
+            log.error("stopping Serve run %s failed: %s", order.run_id, err, extra=run_fields(order.run_id))
             return True
         if not found:
             self.tracked.pop(order.run_id, None)
             self.power.gpus.forget(order.run_id)
             self._report(RunReport(order.run_id, RunState.UNKNOWN, "Serve has no such application"))
         return True
+
+
+def run_fields(run_id: str) -> dict[str, str]:
+    """A run's ids as log fields (the JSON log format shows them; see scheduler/cli/logs.py)."""
+    return {"run_id": run_id, "job_id": _job_of(run_id)}
 
 
 def _job_of(run_id: str) -> str:

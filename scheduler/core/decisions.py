@@ -82,7 +82,7 @@ class Decision:
     urgent: list[SetMiningTargets] = field(default_factory=list)  # change no job: leave before the commit
     pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
     grid: list[GridEventRecord] = field(default_factory=list)  # grid event records to persist (newest last)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (level, line) for the log
+    notes: list[tuple] = field(default_factory=list)  # (level, line) or (level, line, ids) for the log; ids: job_id, run_id, site_id, grid_event_id
     preemptions: list[str] = field(default_factory=list)  # the cause of each run it preempts or sheds (PREEMPTION_CAUSES)
 
     def record(self, job: Job, event: JobEvent | None = None) -> Job:

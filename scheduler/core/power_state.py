@@ -296,7 +296,8 @@ class PowerState:
             st.local_actions += len(reading.local_actions)
             record = self._record_in_force(site_id, jobs, now)
             lines = [f"{clock_text(at)} agent {site_id} by itself: {what}" for at, what in reading.local_actions]
-            decision.notes.extend(("warning", line) for line in lines)
+            ids = {"site_id": site_id, **({"grid_event_id": record.event.event_id} if record is not None else {})}
+            decision.notes.extend(("warning", line, ids) for line in lines)
             if record is not None:
                 self._append(record, lines, decision)
         self.dirty.add(site_id)
@@ -328,7 +329,7 @@ class PowerState:
             updated = dataclasses.replace(record, readings_in_force=record.readings_in_force + 1, breaches=record.breaches + short)
             self.grid[event.event_id] = updated
             if short:
-                decision.notes.append(("warning", f"grid event {event.event_id} not met at {site_id}: {what}"))
+                decision.notes.append(("warning", f"grid event {event.event_id} not met at {site_id}: {what}", {"site_id": site_id, "grid_event_id": event.event_id}))
                 if record.breaches == 0:
                     self._append(updated, [f"{clock_text(now)} NOT MET: {what}"], decision)
                     continue
@@ -353,7 +354,8 @@ class PowerState:
         record = GridEventRecord(event, now)
         self.grid[event.event_id] = record
         self._live = None
-        decision = Decision(grid=[record], notes=[("info", f"grid event {event.event_id}: {event.describe()}")])
+        ids = {"grid_event_id": event.event_id, **({"site_id": event.site_id} if event.site_id else {})}
+        decision = Decision(grid=[record], notes=[("info", f"grid event {event.event_id}: {event.describe()}", ids)])
         affected = sorted(self.sites) if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) else [event.site_id]
         for site_id in affected:  # curtailment never waits for a scheduling cycle
             if site_id in self.sites:
@@ -507,8 +509,9 @@ class PowerState:
         if out.steps:
             stamp = clock_text(now)
             lines = [f"{stamp} {s.kind.value} {s.target}: {s.detail} (frees {watts_text(s.freed_w)}; cause: {s.cause})" for s in out.steps]
-            decision.notes.append(("info", f"site {site_id}, {len(lines)} ladder step(s):\n  " + "\n  ".join(lines)))  # one log record a pass
             record = self._record_in_force(site_id, jobs, now)
+            ids = {"site_id": site_id, **({"grid_event_id": record.event.event_id} if record is not None else {})}
+            decision.notes.append(("info", f"site {site_id}, {len(lines)} ladder step(s):\n  " + "\n  ".join(lines), ids))  # one log record a pass
             if record is not None:
                 self._append(record, lines, decision)
         if (targets or caps or out.preempt or out.shed) and self.grid:

@@ -119,7 +119,8 @@ class ServeScaling:
         if replicas < before and managed:
             previous = self.shrinking.get(job.run_id)
             self.shrinking[job.run_id] = Shrink(job.site_id, job.job_id, replicas, max(before, previous.before if previous else 0))
-        decision.notes.append(("info", f"job {job.job_id} ({job.site_id}): {before} -> {replicas} replicas: {why}"))
+        ids = {"job_id": job.job_id, "run_id": job.run_id, "site_id": job.site_id, "tenant": job.tenant}
+        decision.notes.append(("info", f"job {job.job_id} ({job.site_id}): {before} -> {replicas} replicas: {why}", ids))
         return job
 
     def step(self, served: list[Job], free_gpus: dict[str, int], manages: Callable[[str], bool], now: float) -> tuple[Decision, set[str]]:

@@ -169,8 +169,8 @@ class Controller:
         for site in sites:
             self.sites[site.site_id] = site
         self.changes.bump()
-        for level, line in decision.notes:
-            log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", line)
+        for level, line, *ids in decision.notes:
+            log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", line, extra=ids[0] if ids else None)
         self._send(decision.urgent)  # mining targets: they change no job and do not wait for the disk
         if not (decision.writes or sites):
             self._send(decision.orders)
@@ -178,6 +178,14 @@ class Controller:
         ids = await self.committer.commit(decision.jobs, decision.events, sites, decision.grid)
         events = [dataclasses.replace(e, event_id=i) for e, i in zip(decision.events, ids)]
         for event in events:
+            log.info(
+                "job %s: %s -> %s: %s",
+                event.job_id,
+                event.from_state.name if event.from_state is not None else "NEW",
+                event.to_state.name,
+                event.reason,
+                extra={"job_id": event.job_id, "run_id": event.run_id, "site_id": event.site_id, "tenant": event.tenant},
+            )
             job = self.jobs.get(event.job_id)
             if job is not None and job.last_event_id < event.event_id:
                 self.jobs[event.job_id] = dataclasses.replace(job, last_event_id=event.event_id)
