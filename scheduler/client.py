@@ -75,6 +75,14 @@ class Client:
     def undrain(self, site_id: str) -> operator_pb2.Site:
         return self.operator.UndrainSite(operator_pb2.UndrainSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
 
+    def watch_sites(self, min_interval_s: float = 0.0, refresh_s: float = 0.0, timeout_s: float | None = None):
+        """The server stream of power snapshots (every site's power and runs, the grid events,
+        the jobs not yet ended): one now, then one after each change, at most one per
+        `min_interval_s` and at least one per `refresh_s` (0: the server's defaults, 0.5 s and
+        5 s). Operator tokens only. Iterate it; call .cancel() to stop."""
+        request = operator_pb2.WatchSitesRequest(min_interval_s=min_interval_s, refresh_s=refresh_s)
+        return self.operator.WatchSites(request, metadata=self._metadata, timeout=timeout_s)
+
     def post_grid_event(self, event: operator_pb2.GridEvent) -> operator_pb2.GridEventStatus:
         return self.operator.PostGridEvent(event, metadata=self._metadata, timeout=self.timeout_s)
 

@@ -80,7 +80,8 @@ def post(client, args) -> int:
     return 0
 
 
-def _what(event: operator_pb2.GridEvent) -> str:
+def what(event: operator_pb2.GridEvent) -> str:
+    """What an event asks for, in a few words (the grid events tables here and in `top`)."""
     match event.kind:
         case operator_pb2.GRID_EVENT_KIND_CAP_LIMIT:
             return f"cap {watts_text(event.cap_w)}"
@@ -98,7 +99,7 @@ def events_table(statuses, with_response: bool = False) -> str:
         e = s.event
         end = render.when(e.end) if e.HasField("end") else "open"
         state = render.state_name(s.state, operator_pb2.GridEventState)
-        rows.append([e.event_id, e.site_id or "-", _what(e), state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
+        rows.append([e.event_id, e.site_id or "-", what(e), state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
     text = render.table(["EVENT", "SITE", "WHAT", "STATE", "START", "END", "MET", "REASON"], rows)
     if with_response:
         for s in statuses:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from scheduler.cli import grid_commands, operator_commands, tenant_commands
+from scheduler.cli import grid_commands, operator_commands, tenant_commands, top
 from scheduler.sim.cli import add_parser as add_simulate_parser
 
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     tenant_commands.add_parsers(client_sub)
     operator_commands.add_parsers(client_sub)
     grid_commands.add_parsers(client_sub)
+    top.add_parsers(client_sub)
     return parser
 
 

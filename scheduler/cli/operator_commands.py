@@ -1,6 +1,12 @@
-"""Operator commands: sites (with their power), site, drain, undrain."""
+"""Operator commands: sites (with their power; `--watch` follows them live), site, drain,
+undrain."""
 
 from __future__ import annotations
+
+import os
+import sys
+
+import grpc
 
 from scheduler.api.v1 import types_pb2
 from scheduler.cli import render
@@ -8,7 +14,9 @@ from scheduler.cli import render
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("sites", help="list sites, or show one with --site")
-    p.add_argument("--site", default="", help="show this site's inventory and runs")
+    p.add_argument("--site", default="", help="show this site's inventory and runs (with --watch: only its row)")
+    p.add_argument("--watch", action="store_true", help="print the table again whenever it changes, from a live stream (Ctrl-C stops)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="with --watch: at most one table per S seconds (default 1)")
     p.set_defaults(func=sites)
     p = sub.add_parser("drain", help="stop placing new work on a site (its runs go on)")
     p.add_argument("site_id")
@@ -48,6 +56,8 @@ def sites_table(sites) -> str:
 
 
 def sites(client, args) -> int:
+    if args.watch:
+        return watch_sites(client, args)
     if args.site:
         detail = client.site(args.site)
         if args.output == "json":
@@ -67,6 +77,50 @@ def sites(client, args) -> int:
     found = list(client.sites().sites)
     print(render.as_json(found) if args.output == "json" else sites_table(found))
     return 0
+
+
+def check_interval(command: str, interval_s: float) -> None:
+    """--interval as WatchSites takes it (0.1 s to an hour); a usage error otherwise."""
+    if not 0.1 <= interval_s <= 3600:  # NaN fails too
+        print(f"powerplane {command}: --interval must be between 0.1 and 3600 seconds, got {interval_s:g}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def watch_sites(client, args) -> int:
+    """`sites --watch`: the sites table (or one JSON line) again for every snapshot of the
+    WatchSites stream that changes it, as plain lines for a terminal, a log or a pipe. Ends with
+    exit 0 on Ctrl-C; a stream lost after it started is one line on stderr and exit 1 (an
+    error before the first snapshot, e.g. a tenant token, is reported as for every command)."""
+    check_interval("sites", args.interval)
+    if args.site:
+        client.site(args.site)  # NOT_FOUND for a site the scheduler does not know, before any table
+    stream = client.watch_sites(min_interval_s=args.interval)
+    last, seen = None, False
+    try:
+        for snapshot in stream:
+            seen = True
+            found = [d.site for d in snapshot.sites if not args.site or d.site.site_id == args.site]
+            text = render.as_json(found).replace("\n", " ") if args.output == "json" else sites_table(found)
+            if text == last:
+                continue
+            last = text
+            if args.output != "json":
+                text = f"# {render.when(snapshot.at)} UTC  version {snapshot.version}\n{text}\n"
+            print(text, flush=True)
+    except KeyboardInterrupt:
+        stream.cancel()
+        return 0
+    except BrokenPipeError:  # `... | head`: the reader is gone, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stream.cancel()
+        return 0
+    except grpc.RpcError as err:
+        if not seen:
+            raise
+        print(f"powerplane sites: the watch was lost: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    print("powerplane sites: the watch was lost: the scheduler ended the stream", file=sys.stderr)
+    return 1
 
 
 def drain(client, args) -> int:
