@@ -43,6 +43,7 @@ from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
 from scheduler.core.serve_scaling import ServeScaling
+from scheduler.core.site_figures import SiteFigures
 
 MAX_RESPONSE_LINES = 500
 TARGET_TOLERANCE_W = 1.0
@@ -84,36 +85,11 @@ class SitePowerState:
     cap_w: float = 0.0  # the cap the last pass planned under
     ladder_steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> how many were taken
     local_actions: int = 0  # what the agent reported doing by itself (its guard, fleet problems)
+    waiting: dict[str, str] = field(default_factory=dict)  # job_id -> why its start or its Serve scale-up waits for power
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
         self.held = {f.fleet_id: f.max_w for f in self.power.fleets}
-
-
-@dataclass(frozen=True)
-class SiteFigures:
-    """A site's power for people and dashboards, at the meter."""
-
-    cap_w: float  # the cap in force now
-    interconnect_cap_w: float
-    planned_cap_w: float  # what the last dispatch pass planned under
-    committed_w: float
-    measured_w: float
-    ai_w: float
-    mining_w: float
-    mining_target_w: float
-    price_usd_per_mwh: float
-    emergency: bool
-    fleets: tuple[tuple[str, float, float], ...]  # (fleet_id, measured IT W, target IT W)
-    ladder_steps: dict[str, int]
-    local_actions: int = 0
-    ai_it_w: float = 0.0  # GPU IT power as read (no overhead)
-    mining_it_w: float = 0.0  # mining IT power as read (no overhead)
-
-    @property
-    def overhead_w(self) -> float:
-        """Meter power that is neither GPU nor mining IT: cooling, power conversion."""
-        return max(0.0, self.measured_w - self.ai_it_w - self.mining_it_w)
 
 
 # ----------------------------------------------------------------- stimuli
@@ -504,6 +480,7 @@ class PowerState:
             decision.orders.append(start)
         st.states = out.fleet_states
         st.committed_w = out.committed_w
+        st.waiting = {**out.waiting_reasons, **out.grow_reasons}
         for step in out.steps:
             st.ladder_steps[step.kind.value] = st.ladder_steps.get(step.kind.value, 0) + 1
         if out.steps:
@@ -527,6 +504,12 @@ class PowerState:
             decision.grid.append(updated)
 
     # ------------------------------------------------------------- queries (read only)
+    def waiting_reason(self, site_id: str, job_id: str) -> str:
+        """Why a job placed on the site has not started, or a Serve service does not grow,
+        as the last dispatch pass found ("" if it did not hold it back)."""
+        st = self.sites.get(site_id)
+        return st.waiting.get(job_id, "") if st is not None else ""
+
     def capacity(self, site_id: str, jobs: JobTable, now: float) -> tuple[float, float, float]:
         """(meter power AI may still take with mining at its floor, meter W per GPU, mining value USD/MWh)."""
         st = self.sites.get(site_id)

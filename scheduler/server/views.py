@@ -18,7 +18,7 @@ from scheduler.api import convert
 from scheduler.api.convert_power import fleet_power_to_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, types_pb2
 from scheduler.core.grid import GridEventState
-from scheduler.core.jobs import Job, JobKind
+from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.sites import Site
 
 RECENT_EVENTS_S = 3600.0  # ended grid events stay in a snapshot this long
@@ -123,9 +123,13 @@ class Views:
 
     # ------------------------------------------------------------- jobs
     def job(self, job: Job) -> types_pb2.Job:
+        """A job as its tenant sees it; one placed but held for power says why."""
         config = self.controller.config
         uri = config.checkpoint_uri(job.tenant, job.job_id, job.spec.checkpoint_uri) if job.spec.kind == JobKind.TRAINING else ""
-        return convert.job_to_proto(job, uri)
+        msg = convert.job_to_proto(job, uri)
+        if job.state in (JobState.SCHEDULED, JobState.RUNNING) and job.site_id:
+            msg.pending_reason = msg.pending_reason or self.controller.power.waiting_reason(job.site_id, job.job_id)
+        return msg
 
     def open_jobs(self, tenant: str | None = None) -> list[Job]:
         """Jobs not yet ended, oldest first: every tenant's, or one tenant's."""

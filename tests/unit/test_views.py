@@ -64,3 +64,24 @@ def test_a_posted_grid_event_moves_the_feed(tmp_path):
             await controller.stop()
 
     asyncio.run(main())
+
+
+def test_a_job_placed_but_waiting_for_mining_to_come_down_says_so(tmp_path):
+    from scheduler.core.jobs import JobState
+    from tests.unit.agent_script import confirm, drain
+    from tests.unit.test_controller_power import run_with_controller, training
+
+    async def body(controller, session, clock):
+        await controller.dispatch_power(sweep=True)
+        await confirm(controller, drain(session))  # mining fills the cap
+        job, _ = await controller.submit("acme", "r1", training())
+        await controller.schedule_once()
+        await controller.dispatch_power(sweep=True)  # mining asked down; the start is held
+        assert controller.jobs[job.job_id].state == JobState.SCHEDULED
+        shown = Views(controller).job(controller.jobs[job.job_id])
+        assert shown.pending_reason.startswith("waiting for mining to come down to ")
+        await confirm(controller, drain(session))
+        await controller.dispatch_power(sweep=True)  # mining is down: it starts
+        assert Views(controller).job(controller.jobs[job.job_id]).pending_reason == ""
+
+    run_with_controller(tmp_path, body)
