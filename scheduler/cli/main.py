@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -22,12 +21,19 @@ from pathlib import Path
 import grpc
 
 from scheduler.cli import grid_commands, operator_commands, tenant_commands, top
+from scheduler.cli.logs import FORMATS, configure_logging
 from scheduler.sim.cli import add_parser as add_simulate_parser
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="powerplane", description="Powerplane: power-aware scheduling of AI jobs and mining.")
     parser.add_argument("--log-level", default=os.environ.get("POWERPLANE_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("POWERPLANE_LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line with job, run, site and grid event ids as fields",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("scheduler", help="run the central scheduler")
@@ -106,7 +112,8 @@ def _run_server(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    site = getattr(args, "site", None) if getattr(args, "server", None) == "agent" else None
+    configure_logging(args.log_level, args.log_format, **({"site_id": site} if site else {}))
     if getattr(args, "server", None):
         return _run_server(args)
     if getattr(args, "run", None):  # needs no scheduler (simulate)
