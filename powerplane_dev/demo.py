@@ -109,6 +109,8 @@ def run_demo(workdir: Path, timeout_s: float) -> int:
         cluster.start_ray()
         _say(f"[2/5] starting the scheduler on {cluster.scheduler_target} (SQLite at {workdir / 'powerplane.db'})")
         cluster.start_scheduler()
+        # The operator's token goes in the URL's fragment: the browser keeps it (the page sends it as a header), never the server's logs.
+        _say(f"      live dashboard: http://127.0.0.1:{cluster.dashboard_port}/#token={cluster.operator_token}  (a browser on this machine, in the same network namespace)")
         miners = sum(f.count for s in sites for f in s.power.fleets if f.emulator_base)
         if miners:
             _say(f"[3/5] starting {miners} emulated miners (Braiins OS on 127.50-51.x.y) and the site agents: us-tx-1 (region us), eu-no-1 (region eu)")

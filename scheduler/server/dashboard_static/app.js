@@ -190,7 +190,7 @@
         setField(root, "cap_w", watts(f.cap), f.cap);
         setField(root, "measured_w", watts(f.measured), f.measured);
         setField(root, "ai_w", watts(f.ai), f.ai);
-        setField(root, "mining_w", `${watts(f.mining)} → ${watts(power.mining_target_w)}`, f.mining);
+        setField(root, "mining_w", `${watts(f.mining)} \u2192 ${watts(power.mining_target_w)}`, f.mining);
         setField(root, "overhead_w", watts(f.other), f.other);
         setField(root, "price", `${(Number(power.price_usd_per_mwh) || 0).toFixed(0)} $/MWh`);
         root.classList.toggle("emergency", !!power.emergency);
@@ -213,6 +213,7 @@
     const figure = (label, field) => el("div", { class: `figure ${field}` }, el("span", { class: "label" }, label), el("span", { class: "value", "data-field": field }));
     const bar = el("svg:svg", { class: "bar", viewBox: "0 0 1000 36", preserveAspectRatio: "none", role: "img", "aria-label": "power under the cap" });
     const chart = el("svg:svg", { class: "series", viewBox: "0 0 1000 160", preserveAspectRatio: "none", role: "img", "aria-label": "power, last five minutes" });
+    const axis = el("div", { class: "axis" }, el("span", { "data-field": "span" }), el("span", { "data-field": "top" }), el("span", {}, "now"));
     const fleets = el("tbody");
     const runs = el("ul", { class: "runs" });
     const root = el(
@@ -221,8 +222,8 @@
       el("header", {}, el("h3", {}, siteId), el("span", { class: "region", "data-field": "region" }), el("span", { class: "state", "data-field": "state" })),
       el("p", { class: "gpus", "data-field": "gpus" }),
       el("div", { class: "power" },
-        el("div", { class: "figures" }, figure("Cap", "cap_w"), figure("Metered", "measured_w"), figure("AI", "ai_w"), figure("Mining → target", "mining_w"), figure("Facility & other", "overhead_w"), figure("Price", "price")),
-        bar, chart,
+        el("div", { class: "figures" }, figure("Cap", "cap_w"), figure("Metered", "measured_w"), figure("AI", "ai_w"), figure("Mining \u2192 target", "mining_w"), figure("Facility & other", "overhead_w"), figure("Price", "price")),
+        bar, chart, axis,
         el("table", { class: "fleets" }, el("thead", {}, el("tr", {}, el("th", {}, "Fleet"), el("th", { class: "num" }, "Measured"), el("th", { class: "num" }, "Target"), el("th", {}, "Health"))), fleets)),
       el("p", { class: "nopower" }, "No power management at this site."),
       runs,
@@ -230,7 +231,7 @@
     const list = $("sites");
     const after = [...list.children].find((c) => c.getAttribute("data-site") > siteId);
     list.insertBefore(root, after || null);
-    const card = { root, bar, chart, fleets, runs };
+    const card = { root, bar, chart, axis, fleets, runs };
     cards.set(siteId, card);
     return card;
   }
@@ -248,7 +249,7 @@
   }
 
   function renderFleets(tbody, fleets, inventory) {
-    const models = new Map(inventory.map((f) => [f.fleet_id, `${f.count} × ${f.model}`]));
+    const models = new Map(inventory.map((f) => [f.fleet_id, `${f.count} \u00d7 ${f.model}`]));
     tbody.replaceChildren(
       ...fleets.map((fleet) => {
         const measured = Number(fleet.measured_w) || 0;
@@ -285,14 +286,18 @@
       while (points.length && points[0].t < now - HISTORY_MS) points.shift();
       series.set(site.site_id, points);
       const card = cards.get(site.site_id);
-      if (card) drawSeries(card.chart, points, now);
+      if (card) drawSeries(card, points, now);
     }
   }
 
-  function drawSeries(svg, points, now) {
+  function drawSeries(card, points, now) {
+    // The window grows with the history kept, from a minute up to five: a page opened a moment ago fills it.
+    const span = Math.min(HISTORY_MS, Math.max(60000, now - (points.length ? points[0].t : now)));
     const top = Math.max(1, ...points.map((p) => Math.max(p.cap, p.measured))) * 1.1;
-    const x = (t) => (1000 * (t - (now - HISTORY_MS))) / HISTORY_MS;
+    const x = (t) => (1000 * (t - (now - span))) / span;
     const y = (w) => 160 - (160 * w) / top;
+    card.axis.querySelector('[data-field="span"]').textContent = `\u2212${Math.round(span / 1000)} s`;
+    card.axis.querySelector('[data-field="top"]').textContent = `top ${watts(top)}`;
     const layers = [["ai", (p) => p.ai], ["mining", (p) => p.ai + p.mining], ["other", (p) => p.ai + p.mining + p.other]];
     const parts = [];
     let below = () => 0;
@@ -308,7 +313,7 @@
       cap.push(`${x(p.t).toFixed(1)},${y(p.cap).toFixed(1)}`);
     });
     parts.push(el("svg:polyline", { class: "cap", points: cap.join(" ") }));
-    svg.replaceChildren(...parts);
+    card.chart.replaceChildren(...parts);
   }
 
   function renderGrid(events) {
@@ -326,7 +331,7 @@
           el("td", {}, kind),
           el("td", {}, e.site_id || e.market_node || ""),
           el("td", { class: "num", "data-field": "cap_w" }, cap),
-          el("td", {}, `${clock(e.start) || "now"} – ${clock(e.end) || "open"}`),
+          el("td", {}, `${clock(e.start) || "now"} \u2013 ${clock(e.end) || "open"}`),
           el("td", { "data-field": "state" }, state),
           el("td", { "data-field": "met", class: status.met ? "met" : "unmet" }, status.met ? "met" : "not met"),
           el("td", {}, el("ol", { class: "steps", "data-field": "response" }, ...(status.response || []).map((step) => el("li", {}, step)))),
