@@ -83,6 +83,9 @@ class Views:
             price_usd_per_mwh=figures.price_usd_per_mwh,
             emergency=figures.emergency,
             fleets=[fleet_power_to_proto(fleet_id, measured, target) for fleet_id, measured, target in figures.fleets],
+            ai_it_w=figures.ai_it_w,
+            mining_it_w=figures.mining_it_w,
+            overhead_w=figures.overhead_w,
         )
 
     def site(self, site: Site, usage: dict[str, tuple[int, int]] | None = None) -> operator_pb2.Site:

@@ -85,3 +85,27 @@ def test_a_job_placed_but_waiting_for_mining_to_come_down_says_so(tmp_path):
         assert Views(controller).job(controller.jobs[job.job_id]).pending_reason == ""
 
     run_with_controller(tmp_path, body)
+
+
+def test_the_meter_splits_into_gpu_it_mining_it_and_overhead(tmp_path):
+    import pytest
+
+    from scheduler.core.power_state import PowerReading
+    from tests.unit.test_metrics import POWER
+
+    async def main():
+        controller, _ = await running_site(tmp_path)
+        try:
+            fleets = {"s19": (100_000.0, 100_000.0), "s21": (50_000.0, 50_000.0)}
+            gpu_w = 8 * POWER.gpu_idle_w
+            it_w = gpu_w + 150_000.0
+            await controller.on_reading("tx-1", PowerReading(fleets, it_w=it_w, gpu_w=gpu_w, meter_w=it_w * POWER.overhead, active_runs=frozenset()))
+            power = Views(controller).snapshot().sites[0].site.power
+            assert (power.ai_it_w, power.mining_it_w) == (gpu_w, 150_000.0)
+            assert power.overhead_w == pytest.approx(it_w * (POWER.overhead - 1))
+            assert power.ai_it_w + power.mining_it_w + power.overhead_w == pytest.approx(power.measured_w)
+            assert power.ai_w == pytest.approx(gpu_w * POWER.overhead)  # with its share of the overhead
+        finally:
+            await controller.stop()
+
+    asyncio.run(main())

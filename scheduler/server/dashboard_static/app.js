@@ -165,10 +165,12 @@
   }
 
   function figures(power) {
-    const ai = Number(power.ai_w) || 0;
-    const mining = Number(power.mining_w) || 0;
+    // The meter split three ways: GPU IT, mining IT and the facility overhead (they add up to the meter).
+    const ai = Number(power.ai_it_w) || 0;
+    const mining = Number(power.mining_it_w) || 0;
     const measured = Number(power.measured_w) || 0;
-    return { ai, mining, measured, other: Math.max(0, measured - ai - mining), cap: Number(power.cap_w) || 0 };
+    const other = power.overhead_w !== undefined ? Number(power.overhead_w) || 0 : Math.max(0, measured - ai - mining);
+    return { ai, mining, measured, other, cap: Number(power.cap_w) || 0 };
   }
 
   function renderSites(sites) {
@@ -190,7 +192,8 @@
         setField(root, "cap_w", watts(f.cap), f.cap);
         setField(root, "measured_w", watts(f.measured), f.measured);
         setField(root, "ai_w", watts(f.ai), f.ai);
-        setField(root, "mining_w", `${watts(f.mining)} \u2192 ${watts(power.mining_target_w)}`, f.mining);
+        const miningTarget = (power.fleets || []).reduce((sum, fleet) => sum + (Number(fleet.target_w) || 0), 0); // IT, as f.mining
+        setField(root, "mining_w", `${watts(f.mining)} \u2192 ${watts(miningTarget)}`, f.mining);
         setField(root, "overhead_w", watts(f.other), f.other);
         setField(root, "price", `${(Number(power.price_usd_per_mwh) || 0).toFixed(0)} $/MWh`);
         root.classList.toggle("emergency", !!power.emergency);
@@ -222,7 +225,7 @@
       el("header", {}, el("h3", {}, siteId), el("span", { class: "region", "data-field": "region" }), el("span", { class: "state", "data-field": "state" })),
       el("p", { class: "gpus", "data-field": "gpus" }),
       el("div", { class: "power" },
-        el("div", { class: "figures" }, figure("Cap", "cap_w"), figure("Metered", "measured_w"), figure("AI", "ai_w"), figure("Mining \u2192 target", "mining_w"), figure("Facility & other", "overhead_w"), figure("Price", "price")),
+        el("div", { class: "figures" }, figure("Cap", "cap_w"), figure("Metered", "measured_w"), figure("AI (IT)", "ai_w"), figure("Mining (IT) \u2192 target", "mining_w"), figure("Facility overhead", "overhead_w"), figure("Price", "price")),
         bar, chart, axis,
         el("table", { class: "fleets" }, el("thead", {}, el("tr", {}, el("th", {}, "Fleet"), el("th", { class: "num" }, "Measured"), el("th", { class: "num" }, "Target"), el("th", {}, "Health"))), fleets)),
       el("p", { class: "nopower" }, "No power management at this site."),
