@@ -111,8 +111,8 @@ def tx_row(cap: str) -> str:
     return rf"^\s*tx-1\s+(tx\s+)?[A-Z]+\s+(\d+/\d+\s+\d+\s+)?{re.escape(cap)}\s"
 
 
-def post_cut(system, cap_w: float, last_s: float = 15.0) -> str:
-    """A cap cut on tx-1 from 1 s on, for `last_s`: then the site is back to normal for the next test."""
+def post_cut(system, cap_w: float, last_s: float = 6.0) -> str:
+    """A cap cut on tx-1 from 1 s on, for `last_s` (each test waits for the cap to be back after it)."""
     event_id = f"top-test-{uuid.uuid4().hex[:8]}"
     now = time.time()
     system.ops.post_grid_event(cap_cut(event_id, cap_w, now + 1, now + 1 + last_s))
@@ -133,6 +133,7 @@ def test_top_draws_every_site_follows_a_cap_cut_and_quits_on_q(ray_system, termi
     top.wait_for(tx_row("44.00 kW"), 30, since=mark)  # the sites row: the cut is in force
     top.wait_for(rf"^\s*{event_id}\s+cap\s+tx-1\s+cap 44\.00 kW\s+ACTIVE\s", 10, since=mark)  # and the event's row
     assert ENTER_SCREEN in top.raw and LEAVE_SCREEN not in top.raw
+    top.wait_for(tx_row("60.00 kW"), 30, since=top.mark())  # the cut is over: the next test finds tx-1 as it was
 
     os.write(top.master, b"q")
     assert top.exit_code() == 0, "\n".join(top.lines()[-20:])
@@ -162,6 +163,7 @@ def test_sites_watch_prints_a_table_per_snapshot_and_ends_on_ctrl_c(ray_system, 
     mark = watch.mark()
     post_cut(ray_system, 40_000)
     watch.wait_for(tx_row("0.040"), 30, since=mark)  # a later table has the cut in force
+    watch.wait_for(tx_row("0.060"), 30, since=watch.mark())  # and a later one the cap back
 
     watch.proc.send_signal(signal.SIGINT)
     assert watch.exit_code() == 0, "\n".join(watch.lines()[-20:])
