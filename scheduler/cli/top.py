@@ -61,11 +61,12 @@ def _table(title: str) -> Table:
 
 
 def sites_table(snapshot: operator_pb2.PowerSnapshot) -> Table:
-    """Per site: the cap in force, what the meter reads, AI and mining (at the meter), the rest
-    (metered - AI - mining: hosts, cooling not in either, readings not yet in), the headroom
-    under the cap, the price, an emergency, GPUs and a bar of metered power against the cap."""
+    """Per site: the cap in force, what the meter reads split three ways as every view splits it
+    (GPU IT power, mining IT power, the facility overhead: they add up to the meter), the
+    headroom under the cap, the price, an emergency, GPUs and a bar of metered power against
+    the cap."""
     table = _table("Sites")
-    for name in ("SITE", "STATE", "CAP", "METERED", "AI", "MINING", "OTHER", "HEADROOM", "USD/MWH", "EMERGENCY", "GPUS FREE", "METER/CAP"):
+    for name in ("SITE", "STATE", "CAP", "METERED", "AI IT", "MINING IT", "OVERHEAD", "HEADROOM", "USD/MWH", "EMERGENCY", "GPUS FREE", "METER/CAP"):
         table.add_column(name, no_wrap=True, justify="right" if name not in ("SITE", "STATE", "EMERGENCY", "METER/CAP") else "left")
     for detail in snapshot.sites:
         s = detail.site
@@ -75,8 +76,8 @@ def sites_table(snapshot: operator_pb2.PowerSnapshot) -> Table:
             p = s.power
             headroom = p.cap_w - p.measured_w
             bar = ProgressBar(total=max(p.cap_w, 1.0), completed=min(p.measured_w, p.cap_w), width=14, finished_style="bold red")
-            cells += [watts_text(p.cap_w), watts_text(p.measured_w), watts_text(p.ai_w), watts_text(p.mining_w)]
-            cells += [watts_text(p.measured_w - p.ai_w - p.mining_w), Text(watts_text(headroom), style="bold red" if headroom < 0 else "")]
+            cells += [watts_text(p.cap_w), watts_text(p.measured_w), watts_text(p.ai_it_w), watts_text(p.mining_it_w)]
+            cells += [watts_text(p.overhead_w), Text(watts_text(headroom), style="bold red" if headroom < 0 else "")]
             cells += [f"{p.price_usd_per_mwh:.2f}", Text("EMERGENCY", style="bold red") if p.emergency else "", f"{s.gpus_free}/{s.gpus_total}", bar]
         else:
             cells += ["-"] * 8 + [f"{s.gpus_free}/{s.gpus_total}", "no power managed"]

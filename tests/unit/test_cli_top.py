@@ -21,9 +21,9 @@ AT = 1_760_000_000
 
 def a_snapshot(version=1, cap_w=60_000.0, measured_w=52_300.0, events=(), jobs=(), emergency=False) -> O.PowerSnapshot:
     snapshot = O.PowerSnapshot(at=timestamp(AT + version), version=version, grid_events=list(events), jobs=list(jobs))
-    power = O.SitePowerStatus(
-        cap_w=cap_w, interconnect_cap_w=60_000, measured_w=measured_w, ai_w=9_900, mining_w=41_000, price_usd_per_mwh=31.5, emergency=emergency
-    )
+    power = O.SitePowerStatus(cap_w=cap_w, interconnect_cap_w=60_000, measured_w=measured_w, price_usd_per_mwh=31.5, emergency=emergency)
+    power.ai_w, power.mining_w = 9_900, 41_000  # with their share of the overhead: not what top shows
+    power.ai_it_w, power.mining_it_w, power.overhead_w = 9_000, 38_500, measured_w - 47_500
     snapshot.sites.add(site=O.Site(site_id="tx-1", region="tx", state=T.SITE_STATE_READY, gpus_total=8, gpus_free=2, power=power))
     snapshot.sites.add(site=O.Site(site_id="us-1", region="us", state=T.SITE_STATE_DRAINED, gpus_total=8, gpus_free=8))
     return snapshot
@@ -53,8 +53,8 @@ def row(lines, first: str) -> list[str]:
 
 def test_each_site_shows_its_power_at_the_meter_and_what_is_left_under_the_cap():
     lines = text_of(top.screen(a_snapshot(), "live", "127.0.0.1:50051"))
-    # cap, metered, AI, mining, other (metered - AI - mining), headroom (cap - metered), price, GPUs free, the bar
-    assert row(lines, "tx-1")[:10] == ["tx-1", "READY", "60.00 kW", "52.30 kW", "9.90 kW", "41.00 kW", "1.40 kW", "7.70 kW", "31.50", "2/8"]
+    # cap, metered = AI IT + mining IT + overhead, headroom (cap - metered), price, GPUs free, the bar
+    assert row(lines, "tx-1")[:10] == ["tx-1", "READY", "60.00 kW", "52.30 kW", "9.00 kW", "38.50 kW", "4.80 kW", "7.70 kW", "31.50", "2/8"]
     assert "━" in row(lines, "tx-1")[-1]
     assert row(lines, "us-1") == ["us-1", "DRAINED", *["-"] * 8, "8/8", "no power managed"]
     over = text_of(top.sites_table(a_snapshot(cap_w=50_000, measured_w=52_000, emergency=True)))
