@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import random
 import secrets
 import signal
 import socket
@@ -34,7 +35,22 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent  # the repository: examples/ (Serve applications) import from here
 
 
+PICKED_PORTS = range(20000, 32000)  # above Ray's worker ports (10002-19999), below Linux's ephemeral range (32768-60999)
+
+
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a process started later. Picked outside the ephemeral
+    range: Ray's components bind port 0, and one of them could otherwise take an ephemeral
+    port picked here before the process it was picked for binds it."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(PICKED_PORTS)
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
