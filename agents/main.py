@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", required=True, help="this site's id (must match its token)")
     parser.add_argument("--region", required=True, help="region the site is in, e.g. us or eu")
-    parser.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="scheduler host:port")
+    parser.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="scheduler host:port, or several comma-separated (replicas: the agent follows the one a standby names as leader)")
     parser.add_argument("--token-file", type=Path, help="file holding the site's bearer token (else $POWERPLANE_AGENT_TOKEN)")
     parser.add_argument(
         "--ray-address", default=os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265"), help="the site's Ray dashboard (Jobs API) address"

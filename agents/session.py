@@ -49,6 +49,7 @@ from agents.checkpointing import RunCheckpoints
 from agents.run_records import RunStart, is_active, replicas_of
 from agents.site_config import SiteConfig
 from agents.site_power import SitePowerControl
+from scheduler.api.leader import Targets, leader_hint
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import ScaleRun, StopRun
 from scheduler.core.errors import InvalidArgument
@@ -95,13 +96,15 @@ class SiteAgent:
         self.guard_ticked_at = -1.0  # monotonic time of the guard's last pass (the liveness probe reads it)
         self.ray_error: str | None = "not read yet"  # why Ray's node list could not be read last, None once it could (readiness)
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self.targets = Targets(settings.scheduler)  # the scheduler replicas; a standby names the leader (scheduler/api/leader.py)
         self._stopping = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
 
     def _channel(self) -> grpc.aio.Channel:
+        """A channel to the scheduler address in use (settings.scheduler may list replicas)."""
         if self.settings.tls_ca is not None:
-            return grpc.aio.secure_channel(self.settings.scheduler, grpc.ssl_channel_credentials(self.settings.tls_ca))
-        return grpc.aio.insecure_channel(self.settings.scheduler)
+            return grpc.aio.secure_channel(self.targets.current, grpc.ssl_channel_credentials(self.settings.tls_ca))
+        return grpc.aio.insecure_channel(self.targets.current)
 
     async def run_forever(self) -> None:
         power_tasks = [asyncio.create_task(self.power.driver.run()), asyncio.create_task(self._guard_loop())]
@@ -125,7 +128,9 @@ class SiteAgent:
                 if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT):
                     log.error("scheduler refused this agent: %s", err.details())
                 else:
-                    log.warning("stream to scheduler lost: %s %s", err.code().name, err.details())
+                    log.warning("stream to scheduler %s lost: %s %s", self.targets.current, err.code().name, err.details())
+                    if self.targets.follow(err) and leader_hint(err):
+                        backoff = self.settings.backoff_initial_s  # a standby named the leader: go there at once
             except (ConnectionError, OSError, RuntimeError) as err:
                 log.warning("session failed: %s", err)
             if self.connected.is_set():  # the session had registered: the next try starts from the shortest delay

@@ -1,14 +1,22 @@
 """A small synchronous client for Powerplane's tenant and operator APIs, used by the
 CLI, the demo, the tests and the benchmarks. Any gRPC client works as well: the
-server offers reflection."""
+server offers reflection.
+
+The target may list several scheduler replicas (`host:port,host:port`): a call refused
+UNAVAILABLE goes again to the leader the refusal named, else to the next address
+(scheduler/api/leader.py); every call it retries is idempotent (a submission keeps its
+client_request_id). Streams are not retried here: a caller that reopens one calls
+`follow(err)` first."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import grpc
 
+from scheduler.api.leader import Targets, leader_hint
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2
 
 
@@ -20,11 +28,42 @@ def channel(target: str, tls_ca: bytes | None = None) -> grpc.Channel:
 
 class Client:
     def __init__(self, target: str, token: str, tls_ca: bytes | None = None, timeout_s: float = 30.0):
-        self._channel = channel(target, tls_ca)
+        self.targets = Targets(target)
+        self._tls_ca = tls_ca
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.timeout_s = timeout_s
+        self._connect()
+
+    def _connect(self) -> None:
+        self._channel = channel(self.targets.current, self._tls_ca)
         self.tenant = tenant_pb2_grpc.TenantServiceStub(self._channel)
         self.operator = operator_pb2_grpc.OperatorServiceStub(self._channel)
+
+    def follow(self, err: grpc.RpcError) -> bool:
+        """After a refused call: connect to the leader it named, or to the next address.
+        Returns whether trying again elsewhere makes sense."""
+        if len(self.targets.addresses) == 1 and not leader_hint(err):
+            return False  # one address and no leader named: nowhere else to go
+        before = self.targets.current
+        if not self.targets.follow(err):
+            return False
+        if self.targets.current != before:
+            self._channel.close()
+            self._connect()
+        return True
+
+    def _call(self, service: str, method: str, request):
+        """A unary call, following a standby's hint or the next address on UNAVAILABLE."""
+        tries = len(self.targets.addresses) + 1
+        for attempt in range(tries):
+            stub = self.tenant if service == "tenant" else self.operator
+            try:
+                return getattr(stub, method)(request, metadata=self._metadata, timeout=self.timeout_s)
+            except grpc.RpcError as err:
+                if attempt + 1 == tries or not self.follow(err):
+                    raise
+                time.sleep(min(0.1 * 2**attempt, 1.0))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._channel.close()
@@ -37,14 +76,14 @@ class Client:
 
     def submit(self, spec: types_pb2.JobSpec, client_request_id: str = "") -> tenant_pb2.SubmitJobResponse:
         request = tenant_pb2.SubmitJobRequest(client_request_id=client_request_id or uuid.uuid4().hex, spec=spec)
-        return self.tenant.SubmitJob(request, metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("tenant", "SubmitJob", request)
 
     def get(self, job_id: str) -> types_pb2.Job:
-        return self.tenant.GetJob(tenant_pb2.GetJobRequest(job_id=job_id), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("tenant", "GetJob", tenant_pb2.GetJobRequest(job_id=job_id))
 
     def list(self, states=(), page_size: int = 0, page_token: str = "") -> tenant_pb2.ListJobsResponse:
         request = tenant_pb2.ListJobsRequest(states=list(states), page_size=page_size, page_token=page_token)
-        return self.tenant.ListJobs(request, metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("tenant", "ListJobs", request)
 
     def list_all(self, states=(), page_size: int = 500) -> Iterator[types_pb2.Job]:
         token = ""
@@ -56,7 +95,7 @@ class Client:
                 return
 
     def cancel(self, job_id: str, reason: str = "") -> types_pb2.Job:
-        return self.tenant.CancelJob(tenant_pb2.CancelJobRequest(job_id=job_id, reason=reason), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("tenant", "CancelJob", tenant_pb2.CancelJobRequest(job_id=job_id, reason=reason))
 
     def watch(self, after_event_id: int = 0, job_id: str = "", timeout_s: float | None = None):
         """The server stream of job events (iterate it; call .cancel() to stop)."""
@@ -64,16 +103,16 @@ class Client:
         return self.tenant.WatchJobs(request, metadata=self._metadata, timeout=timeout_s)
 
     def sites(self) -> operator_pb2.ListSitesResponse:
-        return self.operator.ListSites(operator_pb2.ListSitesRequest(), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "ListSites", operator_pb2.ListSitesRequest())
 
     def site(self, site_id: str) -> operator_pb2.SiteDetail:
-        return self.operator.GetSite(operator_pb2.GetSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "GetSite", operator_pb2.GetSiteRequest(site_id=site_id))
 
     def drain(self, site_id: str, reason: str = "") -> operator_pb2.Site:
-        return self.operator.DrainSite(operator_pb2.DrainSiteRequest(site_id=site_id, reason=reason), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "DrainSite", operator_pb2.DrainSiteRequest(site_id=site_id, reason=reason))
 
     def undrain(self, site_id: str) -> operator_pb2.Site:
-        return self.operator.UndrainSite(operator_pb2.UndrainSiteRequest(site_id=site_id), metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "UndrainSite", operator_pb2.UndrainSiteRequest(site_id=site_id))
 
     def watch_sites(self, min_interval_s: float = 0.0, refresh_s: float = 0.0, timeout_s: float | None = None):
         """The server stream of power snapshots (every site's power and runs, the grid events,
@@ -84,11 +123,11 @@ class Client:
         return self.operator.WatchSites(request, metadata=self._metadata, timeout=timeout_s)
 
     def post_grid_event(self, event: operator_pb2.GridEvent) -> operator_pb2.GridEventStatus:
-        return self.operator.PostGridEvent(event, metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "PostGridEvent", event)
 
     def grid_events(self, site_id: str = "", active_only: bool = False) -> operator_pb2.ListGridEventsResponse:
         request = operator_pb2.ListGridEventsRequest(site_id=site_id, active_only=active_only)
-        return self.operator.ListGridEvents(request, metadata=self._metadata, timeout=self.timeout_s)
+        return self._call("operator", "ListGridEvents", request)
 
 
 def spec(entrypoint: str, gpus: int = 1, kind: int = types_pb2.JOB_KIND_TRAINING, **fields) -> types_pb2.JobSpec:

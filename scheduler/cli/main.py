@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
 
     client_parent = argparse.ArgumentParser(add_help=False)
-    client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port (or $POWERPLANE_SCHEDULER)")
+    client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port, or several comma-separated (scheduler replicas: a standby names the leader) (or $POWERPLANE_SCHEDULER)")
     client_parent.add_argument("--token", default=os.environ.get("POWERPLANE_TOKEN", ""), help="bearer token (or $POWERPLANE_TOKEN)")
     client_parent.add_argument("--tls-ca", type=Path, help="CA certificate, for a scheduler serving TLS")
     client_parent.add_argument("--output", "-o", choices=["table", "json"], default="table")

@@ -203,6 +203,9 @@ class Feed(threading.Thread):
                     self._post(connection="failed")
                     return
                 why = err.code().name
+                follow = getattr(self.client, "follow", None)
+                if follow is not None:
+                    follow(err)  # a standby named the leader, or the next address of several
             self._post(connection=f"reconnecting in {delay:g}s ({why})")
             if self._stopped.wait(delay):
                 return
