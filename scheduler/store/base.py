@@ -4,7 +4,10 @@ Invariants every implementation keeps:
 - `commit()` is atomic and durable when it returns: either all of its jobs,
   events and sites are stored or none is.
 - Event ids strictly increase in commit order; `events_after` returns them in order.
-- (tenant, client_request_id) is unique across jobs.
+- (tenant, client_request_id) is unique across jobs: a commit that would break it
+  raises `DuplicateRequest` and stores nothing.
+- The schema is versioned (migrations.py): a store opens a database it knows, migrates
+  it when asked, and refuses one written by a newer powerplane (`SchemaTooNew`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,22 @@ from typing import Protocol
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
 from scheduler.core.sites import Site
+
+
+class StoreError(Exception):
+    """A store refuses or cannot do its work; the message is one line, without secrets."""
+
+
+class DuplicateRequest(StoreError):
+    """A commit held a job whose (tenant, client_request_id) another job already has."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer powerplane: its schema version is unknown here."""
+
+
+class SchemaBehind(StoreError):
+    """The database's schema is older than this powerplane's and was opened without migrating."""
 
 
 @dataclass(frozen=True)

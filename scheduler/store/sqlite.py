@@ -1,25 +1,39 @@
 """SQLite store (WAL mode, synchronous=FULL: a commit is on disk when it returns).
 
-Jobs and sites are stored as JSON documents next to the columns queries need;
-the event log is an append-only table whose INTEGER PRIMARY KEY AUTOINCREMENT is
-the event id. Used from one thread at a time (the shell's committer thread).
+Jobs and sites are stored as JSON documents (documents.py) next to the columns
+queries need; the event log is an append-only table whose INTEGER PRIMARY KEY
+AUTOINCREMENT is the event id. Used from one thread at a time (the shell's committer
+thread). The schema is versioned (migrations.py, MIGRATIONS below); `backup` copies
+a live database with SQLite's online backup.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
-from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resources
-from scheduler.core.sites import GpuNode, Site
-from scheduler.store.base import Snapshot
+from scheduler.core.grid import GridEventRecord
+from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.sites import Site
+from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
+from scheduler.store.documents import (
+    event_from_row,
+    event_to_doc,
+    grid_record_from_doc,
+    grid_record_to_doc,
+    job_from_doc,
+    job_to_doc,
+    site_from_doc,
+    site_to_doc,
+)
+from scheduler.store.migrations import VERSION_TABLE, Migration, MigrationReport, check_ordered, pending
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+# Version 1 is the schema of the releases before versions, statement for statement.
+MIGRATIONS = check_ordered((
+    Migration(1, "jobs, the event log, sites and grid events", (
+        """CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     client_request_id TEXT NOT NULL,
@@ -27,106 +41,34 @@ CREATE TABLE IF NOT EXISTS jobs (
     state INTEGER NOT NULL,
     doc TEXT NOT NULL,
     UNIQUE (tenant, client_request_id)
-);
-CREATE TABLE IF NOT EXISTS events (
+)""",
+        """CREATE TABLE IF NOT EXISTS events (
     event_id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
     tenant TEXT NOT NULL,
     doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_tenant ON events (tenant, event_id);
-CREATE TABLE IF NOT EXISTS sites (
+)""",
+        "CREATE INDEX IF NOT EXISTS events_by_tenant ON events (tenant, event_id)",
+        """CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grid_events (
+)""",
+        """CREATE TABLE IF NOT EXISTS grid_events (
     event_id TEXT PRIMARY KEY,
     received_at REAL NOT NULL,
     doc TEXT NOT NULL
-);
-"""
-
-
-_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
-_spec_docs: dict[int, tuple[JobSpec, dict]] = {}  # id(spec) -> (spec, its document): a job's versions share one spec
-
-
-def _spec_doc(spec: JobSpec) -> dict:
-    cached = _spec_docs.get(id(spec))
-    if cached is not None and cached[0] is spec:
-        return cached[1]
-    doc = dataclasses.asdict(spec)
-    doc["kind"] = spec.kind.name
-    if len(_spec_docs) > 100_000:
-        _spec_docs.clear()
-    _spec_docs[id(spec)] = (spec, doc)
-    return doc
-
-
-def job_to_doc(job: Job) -> str:
-    """The job as JSON: its fields, read one level deep (dataclasses.asdict copied the
-    whole tree each time; the spec's document is made once per spec)."""
-    doc = {name: getattr(job, name) for name in _JOB_FIELDS}
-    doc["spec"] = _spec_doc(job.spec)
-    doc["state"] = job.state.name
-    doc["stop_outcome"] = job.stop_outcome.name if job.stop_outcome else None
-    return json.dumps(doc, separators=(",", ":"))
-
-
-def job_from_doc(text: str) -> Job:
-    doc = json.loads(text)
-    spec = doc["spec"]
-    spec["kind"] = JobKind[spec["kind"]]
-    spec["resources"] = Resources(**spec["resources"])
-    spec["allowed_regions"] = tuple(spec["allowed_regions"])
-    doc["spec"] = JobSpec(**spec)
-    doc["state"] = JobState[doc["state"]]
-    doc["stop_outcome"] = JobState[doc["stop_outcome"]] if doc["stop_outcome"] else None
-    doc["lingering"] = tuple((site, run) for site, run in doc.get("lingering", ()))
-    return Job(**doc)
-
-
-def event_to_doc(event: JobEvent) -> str:
-    doc = dataclasses.asdict(event)
-    doc.pop("event_id")
-    doc["from_state"] = event.from_state.name if event.from_state else None
-    doc["to_state"] = event.to_state.name
-    return json.dumps(doc, separators=(",", ":"))
-
-
-def event_from_row(event_id: int, text: str) -> JobEvent:
-    doc = json.loads(text)
-    doc["from_state"] = JobState[doc["from_state"]] if doc["from_state"] else None
-    doc["to_state"] = JobState[doc["to_state"]]
-    return JobEvent(event_id=event_id, **doc)
-
-
-def site_to_doc(site: Site) -> str:
-    return json.dumps(dataclasses.asdict(site), separators=(",", ":"))
-
-
-def site_from_doc(text: str) -> Site:
-    doc = json.loads(text)
-    doc["inventory"] = tuple(GpuNode(**n) for n in doc["inventory"])
-    return Site(**doc)
-
-
-def grid_record_to_doc(record: GridEventRecord) -> str:
-    doc = dataclasses.asdict(record)
-    doc["event"]["kind"] = record.event.kind.name
-    return json.dumps(doc, separators=(",", ":"))  # an open end is stored as Infinity
-
-
-def grid_record_from_doc(text: str) -> GridEventRecord:
-    doc = json.loads(text)
-    doc["event"]["kind"] = GridEventKind[doc["event"]["kind"]]
-    doc["event"] = GridEvent(**doc["event"])
-    doc["response"] = tuple(doc["response"])
-    return GridEventRecord(**doc)
+)""",
+    )),
+    Migration(2, "events by job: one job's watch seeks its events", (
+        "CREATE INDEX events_by_job ON events (tenant, job_id, event_id)",
+    )),
+))
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, migrate: bool = True):
+        """Open (creating) the database; `migrate`: bring its schema to the newest version
+        (else only refuse a newer one). SchemaTooNew if it was written by a newer powerplane."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +76,45 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self.migration: MigrationReport | None = None  # what opening did to the schema, when it migrated
+        try:
+            if migrate:
+                self.migration = self.migrate()
+            else:
+                pending(self.schema_version()[0], MIGRATIONS, self.path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def schema_version(self) -> tuple[int, bool]:
+        """(version, adopted): 0 for an empty database; 1 and adopted=True for the tables
+        of a release before versions (no schema_version table yet)."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" in tables:
+            (version,) = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            return version, False
+        return (1, True) if "jobs" in tables else (0, False)
+
+    def migrate(self) -> MigrationReport:
+        """Bring the schema to the newest version, in one transaction; idempotent."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # a second process migrating at once waits here
+        try:
+            current, adopted = self.schema_version()
+            todo = pending(current, MIGRATIONS, self.path)
+            if todo or adopted:
+                db.execute(VERSION_TABLE)
+            if adopted:
+                db.execute("INSERT INTO schema_version VALUES (1, ?, ?)", ("adopted: " + MIGRATIONS[0].description, time.time()))
+            for migration in todo:
+                for statement in migration.statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (migration.version, migration.description, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return MigrationReport(current, MIGRATIONS[-1].version, adopted)
 
     def load(self) -> Snapshot:
         jobs = [job_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM jobs ORDER BY seq")]
@@ -164,8 +144,10 @@ class SqliteStore:
                 [(r.event.event_id, r.received_at, grid_record_to_doc(r)) for r in grid_events],
             )
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as err:
             db.execute("ROLLBACK")
+            if isinstance(err, sqlite3.IntegrityError) and "client_request_id" in str(err):
+                raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
             raise
         return ids
 
@@ -181,3 +163,23 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def backup(path: str | Path, to: str | Path) -> None:
+    """Copy the database at `path` to the new file `to` with SQLite's online backup: the
+    copy is consistent even while a scheduler writes (it waits for no one)."""
+    path, to = Path(path), Path(to)
+    if not path.exists():
+        raise StoreError(f"no database at {path}")
+    if to.exists():
+        raise StoreError(f"{to} exists: back up to a new file")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(to)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()

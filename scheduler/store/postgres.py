@@ -1,0 +1,202 @@
+"""PostgreSQL store (psycopg 3): the same tables and documents as SQLite (documents.py).
+
+Commits go through one dedicated connection, reads (load, events_after) through a
+small pool (psycopg_pool), so a read never waits behind a commit's round trips; all
+connections are in autocommit mode with explicit transactions. Durable: every
+session runs with `synchronous_commit = on`, so a commit is flushed to the server's
+WAL when it returns.
+
+Event ids come from an identity column (a sequence). A sequence hands out numbers
+when rows are inserted, not when they commit, so two writers committing at once
+could make id 7 visible before id 6 and a watcher resuming after 7 would miss 6.
+Here commits are serialised, so ids become visible in commit order: the shell
+commits from its one committer thread through the one writer connection, and every
+commit also takes a transaction-level advisory lock (`COMMIT_LOCK`) first, which
+keeps the order even if a second process were ever to write to the same database.
+
+The DSN (it may hold a password) is never logged, nor kept where a repr would show it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from scheduler.core.grid import GridEventRecord
+from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.sites import Site
+from scheduler.store import documents as docs
+from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
+from scheduler.store.migrations import VERSION_TABLE, Migration, MigrationReport, check_ordered, pending
+
+COMMIT_LOCK = 0x706F_7765_7270_6C61  # pg_advisory_xact_lock keys ("powerpla"): commits
+MIGRATE_LOCK = COMMIT_LOCK + 1  # and migrations
+REQUEST_CONSTRAINT = "jobs_tenant_request_unique"
+
+# The same versions as SQLite's (sqlite.py), in PostgreSQL's types; documents are TEXT
+# (JSONB refuses the Infinity a grid event's open end is stored as).
+MIGRATIONS = check_ordered((
+    Migration(1, "jobs, the event log, sites and grid events", (
+        f"""CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    client_request_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    state INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    CONSTRAINT {REQUEST_CONSTRAINT} UNIQUE (tenant, client_request_id)
+)""",
+        """CREATE TABLE events (
+    event_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    doc TEXT NOT NULL
+)""",
+        "CREATE INDEX events_by_tenant ON events (tenant, event_id)",
+        "CREATE TABLE sites (site_id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        "CREATE TABLE grid_events (event_id TEXT PRIMARY KEY, received_at DOUBLE PRECISION NOT NULL, doc TEXT NOT NULL)",
+    )),
+    Migration(2, "events by job: one job's watch seeks its events", (
+        "CREATE INDEX events_by_job ON events (tenant, job_id, event_id)",
+    )),
+))
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET synchronous_commit TO on")
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="powerplane")
+    except psycopg.Error as err:  # libpq's message names host and port, never the password
+        raise StoreError(f"cannot connect to PostgreSQL: {str(err).strip().splitlines()[0]}") from None
+    _configure(conn)
+    return conn
+
+
+class PostgresStore:
+    def __init__(self, dsn: str, pool_size: int = 4, migrate: bool = True):
+        """Connect (StoreError, one line, if the server cannot be reached); `migrate`: bring
+        the schema to the newest version (else only refuse a newer one: SchemaTooNew)."""
+        self._writer = _connect(dsn)
+        self._lock = threading.Lock()  # the writer is one connection: one transaction at a time
+        self._pool: ConnectionPool | None = None
+        self.migration: MigrationReport | None = None  # what opening did to the schema, when it migrated
+        try:
+            if migrate:
+                self.migration = self.migrate()
+            else:
+                pending(self.schema_version()[0], MIGRATIONS, "PostgreSQL database")
+            self._pool = ConnectionPool(
+                dsn, min_size=1, max_size=max(1, pool_size), kwargs={"autocommit": True, "application_name": "powerplane"}, configure=_configure, open=True, name="powerplane-reads"
+            )
+            self._pool.wait(timeout=10)
+        except PoolTimeout:
+            self.close()
+            raise StoreError("cannot open PostgreSQL read connections (timed out after 10 s)") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return "PostgresStore(<dsn hidden>)"
+
+    def schema_version(self) -> tuple[int, bool]:
+        """(version, adopted) as SqliteStore.schema_version: 0 for an empty database."""
+        with self._lock:
+            return self._version(self._writer)
+
+    @staticmethod
+    def _version(conn: psycopg.Connection) -> tuple[int, bool]:
+        names = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL, to_regclass('jobs') IS NOT NULL").fetchone()
+        if names[0]:
+            return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0], False
+        return (1, True) if names[1] else (0, False)
+
+    def migrate(self) -> MigrationReport:
+        """Bring the schema to the newest version in one transaction (PostgreSQL's DDL is
+        transactional); idempotent; concurrent migrations wait for each other."""
+        with self._lock, self._writer.transaction():
+            conn = self._writer
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            current, adopted = self._version(conn)
+            todo = pending(current, MIGRATIONS, "PostgreSQL database")
+            if todo or adopted:
+                conn.execute(VERSION_TABLE)
+            if adopted:
+                conn.execute("INSERT INTO schema_version VALUES (1, %s, %s)", ("adopted: " + MIGRATIONS[0].description, time.time()))
+            for migration in todo:
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (%s, %s, %s)", (migration.version, migration.description, time.time()))
+        return MigrationReport(current, MIGRATIONS[-1].version, adopted)
+
+    def load(self) -> Snapshot:
+        assert self._pool is not None
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for the three tables
+            jobs = [docs.job_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM jobs ORDER BY seq")]
+            sites = [docs.site_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM sites ORDER BY site_id")]
+            grid = [docs.grid_record_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
+        return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
+
+    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
+        ids: list[int] = []
+        try:
+            with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
+                if jobs:
+                    cur.executemany(
+                        "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc",
+                        [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), docs.job_to_doc(j)) for j in jobs],
+                    )
+                if events:
+                    cur.executemany(
+                        "INSERT INTO events (job_id, tenant, doc) VALUES (%s, %s, %s) RETURNING event_id",
+                        [(e.job_id, e.tenant, docs.event_to_doc(e)) for e in events],
+                        returning=True,
+                    )
+                    while True:  # one result per event, in the order they were inserted
+                        ids.append(cur.fetchone()[0])
+                        if not cur.nextset():
+                            break
+                if sites:
+                    cur.executemany(
+                        "INSERT INTO sites (site_id, doc) VALUES (%s, %s) ON CONFLICT (site_id) DO UPDATE SET doc = EXCLUDED.doc",
+                        [(s.site_id, docs.site_to_doc(s)) for s in sites],
+                    )
+                if grid_events:
+                    cur.executemany(
+                        "INSERT INTO grid_events (event_id, received_at, doc) VALUES (%s, %s, %s) ON CONFLICT (event_id) DO UPDATE SET doc = EXCLUDED.doc",
+                        [(r.event.event_id, r.received_at, docs.grid_record_to_doc(r)) for r in grid_events],
+                    )
+        except errors.UniqueViolation as err:
+            if err.diag.constraint_name == REQUEST_CONSTRAINT:
+                raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
+            raise
+        return ids
+
+    def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]:
+        assert self._pool is not None
+        query = "SELECT event_id, doc FROM events WHERE tenant = %s AND event_id > %s"
+        params: list = [tenant, after_event_id]
+        if job_id:
+            query += " AND job_id = %s"
+            params.append(job_id)
+        query += " ORDER BY event_id LIMIT %s"
+        params.append(limit)
+        with self._pool.connection() as conn:
+            return [docs.event_from_row(i, doc) for i, doc in conn.execute(query, params)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self._writer.close()
