@@ -3,8 +3,9 @@
 #   .venv/ with Python >= 3.11 and powerplane installed editable with its dev extras,
 #   a helm 3 binary in .tools/ (for the chart tests; skipped with POWERPLANE_SKIP_HELM=1),
 #   and, where apt is available and we are root, the real servers some tests run against:
-#   Debian's prometheus (with promtool) and chromium + chromium-driver (the dashboard's
-#   browser test). Without them those tests skip and say why. POWERPLANE_SKIP_APT=1 skips.
+#   Debian's prometheus (with promtool), chromium + chromium-driver (the dashboard's
+#   browser test) and postgresql (the PostgreSQL store's tests run its binaries in a
+#   temporary folder). Without them those tests skip and say why. POWERPLANE_SKIP_APT=1 skips.
 # Re-runs are no-ops until pyproject.toml changes. PYTHON=/path/to/python3.11 to choose.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,7 @@ install_debian_packages() {
     command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || wanted+=(prometheus)
     command -v chromium >/dev/null 2>&1 || wanted+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || wanted+=(chromium-driver)
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || wanted+=(postgresql)
     [[ ${#wanted[@]} -gt 0 ]] || return 0
     if [[ -n "${POWERPLANE_SKIP_APT:-}" ]] || ! command -v apt-get >/dev/null 2>&1 || [[ $(id -u) -ne 0 ]]; then
         echo "not installing ${wanted[*]} (no apt-get, not root, or POWERPLANE_SKIP_APT set): the tests that need them skip"
@@ -28,6 +30,12 @@ install_debian_packages() {
     fi
     # Debian starts a prometheus service on install; the tests run their own, on loopback only.
     if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
+    # So may postgresql (a cluster on port 5432): stop the one it just created; the tests start their own.
+    if [[ " ${wanted[*]} " == *" postgresql "* ]] && command -v pg_ctlcluster >/dev/null 2>&1; then
+        for cluster in /etc/postgresql/*/main; do
+            [[ -d "$cluster" ]] && pg_ctlcluster "$(basename "$(dirname "$cluster")")" main stop >/dev/null 2>&1 || true
+        done
+    fi
     return 0
 }
 

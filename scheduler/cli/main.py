@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from scheduler.cli import grid_commands, operator_commands, tenant_commands, top
+from scheduler.cli import admin_commands, grid_commands, operator_commands, tenant_commands, top
 from scheduler.cli.logs import FORMATS, configure_logging
 from scheduler.sim.cli import add_parser as add_simulate_parser
 
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=300.0, help="give up if the demo's training job is not done by then")
     p.set_defaults(server="demo")
     add_simulate_parser(sub)
+    admin_commands.add_parser(sub)  # needs no scheduler (admin migrate, admin backup)
 
     client_parent = argparse.ArgumentParser(add_help=False)
     client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port, or several comma-separated (scheduler replicas: a standby names the leader) (or $POWERPLANE_SCHEDULER)")
@@ -86,9 +87,11 @@ def _run_server(args) -> int:
         except (OSError, ValueError) as err:
             print(f"powerplane scheduler: bad config {args.config}: {err}", file=sys.stderr)
             return 2
+        from scheduler.store.base import StoreError
+
         try:
             return asyncio.run(serve(config))
-        except OSError as err:  # e.g. the port is taken, the database is not writable
+        except (OSError, StoreError) as err:  # e.g. the port is taken, the database is not writable or has a newer schema
             print(f"powerplane scheduler: {err}", file=sys.stderr)
             return 1
     if args.server == "agent":
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, args.log_format, **({"site_id": site} if site else {}))
     if getattr(args, "server", None):
         return _run_server(args)
-    if getattr(args, "run", None):  # needs no scheduler (simulate)
+    if getattr(args, "run", None):  # needs no scheduler (simulate, admin)
         return args.run(args)
     if not args.token:
         print("powerplane: no token; pass --token or set POWERPLANE_TOKEN", file=sys.stderr)

@@ -20,9 +20,9 @@ from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.operator_service import OperatorService
+from scheduler.server.stores import describe_store, open_store
 from scheduler.server.tenant_service import TenantService
 from scheduler.server.views import Views
-from scheduler.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -36,7 +36,9 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 class SchedulerServer:
     def __init__(self, config: SchedulerConfig):
         self.config = config
-        self.store = SqliteStore(config.database)
+        self.store = open_store(config)  # migrated to the newest schema; SchemaTooNew refuses a newer one
+        migration = getattr(self.store, "migration", None)
+        log.info("store: %s%s", describe_store(config), f", {migration.line()}" if migration else "")
         self.controller = Controller(self.store, config)
         self.views = Views(self.controller)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()

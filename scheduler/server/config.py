@@ -3,7 +3,9 @@
     listen: "127.0.0.1:50051"       # host:port to serve gRPC on
     metrics_listen: ""              # host:port for Prometheus' /metrics ("": off; port 0: any free port)
     dashboard_listen: ""            # host:port for the live web dashboard (same tokens as gRPC; "": off)
-    database: "powerplane.db"       # SQLite file (WAL)
+    database: "powerplane.db"       # SQLite file (WAL), the store unless `store` names another
+    store: {postgres: {dsn_file: pg.dsn, pool_size: 4}}   # optional: PostgreSQL instead (docs/store.md);
+                                    # the file holds the DSN (a Kubernetes Secret), never logged
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
@@ -55,6 +57,22 @@ class Tokens(BaseModel):
         return value
 
 
+class PostgresConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dsn_file: Path  # holds the DSN ("host=... dbname=... user=... password=..." or a postgresql:// URI)
+    pool_size: int = Field(default=4, ge=1, le=64)  # read connections; commits have one of their own
+
+    def read_dsn(self) -> str:
+        return self.dsn_file.read_text().strip()
+
+
+class StoreConfig(BaseModel):
+    """Where jobs, events and sites are kept: SQLite at `database` unless `postgres` is given."""
+
+    model_config = ConfigDict(extra="forbid")
+    postgres: PostgresConfig | None = None
+
+
 class MiningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     margin_usd_per_mwh: float = 0.0
@@ -68,6 +86,7 @@ class SchedulerConfig(Tokens):
     metrics_listen: str = ""
     dashboard_listen: str = ""
     database: Path = Path("powerplane.db")
+    store: StoreConfig = Field(default_factory=StoreConfig)
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
@@ -148,6 +167,21 @@ def _read(path: Path, model: type[BaseModel], prefix: str = ""):
         raise ValueError(prefix + _problems(err)) from None
 
 
+def _checked_dsn_file(base: Path, postgres: PostgresConfig) -> PostgresConfig:
+    """`postgres` with its dsn_file resolved against the config's folder; ValueError unless
+    the file can be read and holds something (its content is never quoted)."""
+    resolved = postgres.model_copy(update={"dsn_file": base / postgres.dsn_file})
+    try:
+        dsn = resolved.read_dsn()
+    except FileNotFoundError:
+        raise ValueError(f"store.postgres.dsn_file: {resolved.dsn_file} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"store.postgres.dsn_file: cannot read {resolved.dsn_file}: {getattr(err, 'strerror', None) or type(err).__name__}") from None
+    if not dsn:
+        raise ValueError(f"store.postgres.dsn_file: {resolved.dsn_file} is empty")
+    return resolved
+
+
 def load_config(path: str | Path) -> SchedulerConfig:
     """Read and validate a config file; raises ValueError with the problems, on one line."""
     path = Path(path)
@@ -160,6 +194,8 @@ def load_config(path: str | Path) -> SchedulerConfig:
         updates["checkpoint_root"] = str((base / config.database).resolve().parent / "checkpoints")
     if config.tls:
         updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
+    if config.store.postgres:
+        updates["store"] = StoreConfig(postgres=_checked_dsn_file(base, config.store.postgres))
     if config.tokens_file:
         tokens_path = base / config.tokens_file
         tokens = _read(tokens_path, Tokens, f"tokens_file {config.tokens_file}: ")

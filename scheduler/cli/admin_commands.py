@@ -1,0 +1,87 @@
+"""`powerplane admin`: maintenance of the scheduler's store, run beside the scheduler on
+its config file; no scheduler connection and no token needed.
+
+    powerplane admin migrate --config scheduler.yaml    # schema to the newest version (idempotent)
+    powerplane admin backup --config scheduler.yaml --to backup.db
+
+`backup` copies a SQLite database online (SQLite's backup API: consistent while the
+scheduler writes). For PostgreSQL it prints the pg_dump command to use and exits 2.
+Exit codes: 0 done, 1 the store failed, 2 bad config or nothing this command can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register `admin` and its subcommands on the `powerplane` subcommands."""
+    p = sub.add_parser("admin", help="maintain the scheduler's store: migrate its schema, back it up")
+    admin = p.add_subparsers(dest="admin_command", required=True, metavar="ADMIN_COMMAND")
+    m = admin.add_parser("migrate", help="bring the store's schema to this release's version (the scheduler also does at start)")
+    m.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
+    m.set_defaults(run=migrate)
+    b = admin.add_parser("backup", help="copy a SQLite store, online; for PostgreSQL, print the pg_dump command")
+    b.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
+    b.add_argument("--to", type=Path, required=True, help="the new backup file (must not exist)")
+    b.set_defaults(run=backup)
+    return p
+
+
+def _config(args, command: str):
+    from scheduler.server.config import load_config
+
+    try:
+        return load_config(args.config)
+    except (OSError, ValueError) as err:
+        print(f"powerplane admin {command}: bad config {args.config}: {err}", file=sys.stderr)
+        return None
+
+
+def migrate(args) -> int:
+    from scheduler.server.stores import describe_store, open_store
+    from scheduler.store.base import StoreError
+
+    config = _config(args, "migrate")
+    if config is None:
+        return 2
+    try:
+        store = open_store(config, migrate=False)
+        try:
+            report = store.migrate()
+        finally:
+            store.close()
+    except (OSError, StoreError) as err:
+        print(f"powerplane admin migrate: {err}", file=sys.stderr)
+        return 1
+    print(f"{describe_store(config)}: {report.line()}")
+    return 0
+
+
+def backup(args) -> int:
+    from scheduler.store.base import StoreError
+    from scheduler.store.sqlite import backup as backup_sqlite
+
+    config = _config(args, "backup")
+    if config is None:
+        return 2
+    postgres = config.store.postgres
+    if postgres is not None:
+        dsn = f'"$(cat {shlex.quote(str(postgres.dsn_file))})"'
+        print(
+            "powerplane admin backup: the store is PostgreSQL; back it up with pg_dump (online, consistent):\n"
+            f"  pg_dump --format=custom --file={shlex.quote(str(args.to))} --dbname={dsn}\n"
+            "and restore with pg_restore --dbname=... (docs/store.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        backup_sqlite(config.database, args.to)
+    except (OSError, StoreError) as err:
+        print(f"powerplane admin backup: {err}", file=sys.stderr)
+        return 1
+    print(f"backed up {config.database} to {args.to}")
+    return 0
