@@ -131,7 +131,7 @@ def test_admin_commands_need_no_token(tmp_path, capsys, monkeypatch):
 
 
 def test_the_scheduler_refuses_to_start_on_a_newer_schema_in_one_line(tmp_path, capsys):
-    config = write_config(tmp_path, listen="127.0.0.1:0")
+    config = write_config(tmp_path, listen="256.0.0.1:1")  # were the store to open, serving would fail at once, not run on
     store = SqliteStore(tmp_path / "db" / "pp.db")
     store._db.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     store.close()

@@ -11,7 +11,7 @@ from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.jobs import JobState, transition
 from scheduler.core.sites import GpuNode, Site
 from scheduler.store.base import DuplicateRequest
-from scheduler.store.documents import job_from_doc, job_to_doc
+from scheduler.store.documents import event_to_doc, job_from_doc, job_to_doc
 from tests.builders import a_job
 
 
@@ -129,3 +129,33 @@ def test_the_shell_submits_commits_restarts_and_finds_its_job_on_either_store(st
 
     job = asyncio.run(first_run())
     asyncio.run(after_restart(job))
+
+
+def test_postgres_commits_wait_for_each_other_so_ids_become_visible_in_commit_order(postgres_dsn):
+    """Another writer holds the commit lock with event N inserted but not committed: a commit
+    meanwhile would take N+1 and be seen before N (a watcher resuming after N+1 would miss N
+    for good), so the store's commit waits, and its event comes after N."""
+    import threading
+
+    import psycopg
+
+    from scheduler.store.postgres import COMMIT_LOCK, PostgresStore
+
+    store = PostgresStore(postgres_dsn)
+    job = a_job().build()
+    _, event = transition(job, JobState.CANCELLED, "mine", 1.0)
+    try:
+        with psycopg.connect(postgres_dsn) as other:  # a transaction until the block ends
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
+            theirs = event_to_doc(transition(job, JobState.CANCELLED, "theirs", 1.0)[1])
+            (first,) = other.execute("INSERT INTO events (job_id, tenant, doc) VALUES (%s, %s, %s) RETURNING event_id", (job.job_id, job.tenant, theirs)).fetchone()
+            ids: list[int] = []
+            committing = threading.Thread(target=lambda: ids.extend(store.commit([], [event], [])))
+            committing.start()
+            committing.join(0.3)
+            assert committing.is_alive() and store.events_after(job.tenant, 0) == []
+        committing.join(10)
+        assert ids and ids[0] > first
+        assert [e.event_id for e in store.events_after(job.tenant, 0)] == [first, ids[0]]
+    finally:
+        store.close()
