@@ -1,4 +1,4 @@
-"""Group commit: many concurrent writes share one SQLite transaction.
+"""Group commit: many concurrent writes share one store transaction.
 
 Callers `await commit(...)`; a single loop takes everything queued since the last
 transaction and writes it as one (one fsync for a whole batch), then wakes every
@@ -26,6 +26,7 @@ T = TypeVar("T")
 class GroupCommitter:
     def __init__(self, store: Store):
         self.store = store
+        self.epoch: int | None = None  # the leader's epoch, with several replicas: every commit carries it (the store's fence)
         self._queue: list[tuple[Sequence[Job], Sequence[JobEvent], Sequence[Site], Sequence[GridEventRecord], asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -63,7 +64,7 @@ class GroupCommitter:
             sites = [s for item in batch for s in item[2]]
             grid = [g for item in batch for g in item[3]]
             try:
-                ids = await loop.run_in_executor(self._thread, self.store.commit, jobs, events, sites, grid)
+                ids = await loop.run_in_executor(self._thread, self._commit, jobs, events, sites, grid)
             except BaseException as err:  # the store is broken: every waiter learns it
                 log.critical("store commit failed: %r", err, exc_info=err)
                 self.failed = err
@@ -78,6 +79,11 @@ class GroupCommitter:
                 if not future.done():
                     future.set_result(ids[start : start + len(item_events)])
                 start += len(item_events)
+
+    def _commit(self, jobs, events, sites, grid) -> list[int]:
+        if self.epoch is None:
+            return self.store.commit(jobs, events, sites, grid)
+        return self.store.commit(jobs, events, sites, grid, epoch=self.epoch)
 
     async def close(self) -> None:
         while self._queue:

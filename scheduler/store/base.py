@@ -6,6 +6,8 @@ Invariants every implementation keeps:
 - Event ids strictly increase in commit order; `events_after` returns them in order.
 - (tenant, client_request_id) is unique across jobs: a commit that would break it
   raises `DuplicateRequest` and stores nothing.
+- With several scheduler replicas, one row holds the leader's lease; a commit that
+  carries an epoch other than the lease's is refused (`Fenced`) and stores nothing.
 - The schema is versioned (migrations.py): a store opens a database it knows, migrates
   it when asked, and refuses one written by a newer powerplane (`SchemaTooNew`).
 """
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.leadership import Lease
 from scheduler.core.sites import Site
 
 
@@ -47,9 +50,18 @@ class Snapshot:
 class Store(Protocol):
     def load(self) -> Snapshot: ...
 
-    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
-        """Store everything in one transaction (grid events upserted by event id); return the new job events' ids in order."""
+    def commit(
+        self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
+    ) -> list[int]:
+        """Store everything in one transaction (grid events upserted by event id); return the new job events' ids in order.
+        `epoch`: a leading replica's; the commit is refused (`Fenced`, nothing written) unless it is the lease's."""
         ...
+
+    def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
+        """Take or renew the leader's lease in one transaction (scheduler/core/leadership.py); None if another holds it."""
+        ...
+
+    def current_lease(self) -> Lease | None: ...
 
     def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]: ...
 

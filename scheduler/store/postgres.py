@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.leadership import Fenced, Lease, claim
 from scheduler.core.sites import Site
 from scheduler.store import documents as docs
 from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
@@ -63,6 +64,16 @@ MIGRATIONS = check_ordered((
     )),
     Migration(2, "events by job: one job's watch seeks its events", (
         "CREATE INDEX events_by_job ON events (tenant, job_id, event_id)",
+    )),
+    Migration(3, "the leader's lease: every commit of a replica that leads carries its epoch", (
+        """CREATE TABLE leadership (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    address TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+)""",
+        "INSERT INTO leadership VALUES (1, '', '', 0, 0)",
     )),
 ))
 
@@ -146,11 +157,17 @@ class PostgresStore:
             grid = [docs.grid_record_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
         return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
 
-    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
+    def commit(
+        self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
+    ) -> list[int]:
         ids: list[int] = []
         try:
             with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
+                if epoch is not None:  # FOR SHARE: a claim of the lease (FOR UPDATE) waits for this commit, and this one for it
+                    held = cur.execute("SELECT epoch FROM leadership WHERE id = 1 FOR SHARE").fetchone()[0]
+                    if held != epoch:
+                        raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
                 if jobs:
                     cur.executemany(
                         "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (%s, %s, %s, %s, %s, %s) "
@@ -182,6 +199,24 @@ class PostgresStore:
                 raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
             raise
         return ids
+
+    # ------------------------------------------------------------- the leader's lease
+    def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
+        """Take or renew the lease (scheduler/core/leadership.py) in one transaction, by the
+        database's clock: the replicas' clocks never have to agree."""
+        with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
+            row = cur.execute("SELECT holder, address, epoch, expires_at, extract(epoch FROM clock_timestamp()) FROM leadership WHERE id = 1 FOR UPDATE").fetchone()
+            current = Lease(row[0], row[1], row[2], row[3]) if row[0] else None
+            lease = claim(current if current is not None else Lease("", "", row[2], 0.0), holder, address, float(row[4]), ttl_s)
+            if lease is not None:
+                cur.execute("UPDATE leadership SET holder = %s, address = %s, epoch = %s, expires_at = %s WHERE id = 1", (lease.holder, lease.address, lease.epoch, lease.expires_at))
+        return lease
+
+    def current_lease(self) -> Lease | None:
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
+        return Lease(*row) if row is not None and row[0] else None
 
     def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]:
         assert self._pool is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.leadership import Fenced, Lease, claim
 from scheduler.core.sites import Site
 from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
 from scheduler.store.documents import (
@@ -61,6 +62,16 @@ MIGRATIONS = check_ordered((
     )),
     Migration(2, "events by job: one job's watch seeks its events", (
         "CREATE INDEX events_by_job ON events (tenant, job_id, event_id)",
+    )),
+    Migration(3, "the leader's lease: every commit of a replica that leads carries its epoch", (
+        """CREATE TABLE leadership (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    address TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+)""",
+        "INSERT INTO leadership VALUES (1, '', '', 0, 0)",
     )),
 ))
 
@@ -122,11 +133,17 @@ class SqliteStore:
         grid = [grid_record_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
         return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
 
-    def commit(self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = ()) -> list[int]:
+    def commit(
+        self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
+    ) -> list[int]:
         ids: list[int] = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if epoch is not None:
+                (held,) = db.execute("SELECT epoch FROM leadership WHERE id = 1").fetchone()
+                if held != epoch:
+                    raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
             db.executemany(
                 "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, doc = excluded.doc",
@@ -150,6 +167,30 @@ class SqliteStore:
                 raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
             raise
         return ids
+
+    # ------------------------------------------------------------- the leader's lease
+    def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
+        """Take or renew the lease (scheduler/core/leadership.py) in one transaction, by this
+        machine's clock (every replica on one SQLite file runs on this machine)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            holder_now, address_now, epoch_now, expires_now = db.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
+            lease = claim(Lease(holder_now, address_now, epoch_now, expires_now if holder_now else 0.0), holder, address, time.time(), ttl_s)
+            if lease is not None:
+                db.execute("UPDATE leadership SET holder = ?, address = ?, epoch = ?, expires_at = ? WHERE id = 1", (lease.holder, lease.address, lease.epoch, lease.expires_at))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return lease
+
+    def current_lease(self) -> Lease | None:
+        return self._lease_row()
+
+    def _lease_row(self) -> Lease | None:
+        row = self._db.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
+        return Lease(*row) if row is not None and row[0] else None
 
     def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]:
         query = "SELECT event_id, doc FROM events WHERE tenant = ? AND event_id > ?"
