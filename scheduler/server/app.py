@@ -1,5 +1,6 @@
 """Builds and runs the scheduler's gRPC server (grpc.aio): the three Powerplane
-services, grpc.health.v1.Health and server reflection, optionally over TLS.
+services, grpc.health.v1.Health and server reflection, optionally over TLS; with
+several replicas (config.leadership), a standby until it holds the lease.
 SIGINT/SIGTERM stop it gracefully: health goes NOT_SERVING, in-flight calls get
 a grace period, the store is flushed and closed."""
 
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +21,7 @@ from scheduler.server.agent_service import AgentService
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
+from scheduler.server.leadership import Leadership
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.stores import describe_store, open_store
@@ -46,23 +50,55 @@ class SchedulerServer:
         self.port = 0
         self.metrics_port = 0
         self.dashboard = None  # the web dashboard's server (dashboard.py), when dashboard_listen is set
+        self.leadership: Leadership | None = None  # with several replicas (config.leadership)
+        self._leading: asyncio.Task | None = None
 
     async def start(self) -> int:
+        """Serve gRPC. Alone, the store is loaded first and every service serves at once.
+        With `leadership`, the replica serves as a standby (refusing every call, naming the
+        leader) until it holds the lease; then it loads the store and serves (`_lead`)."""
+        auth = Authenticator(self.config.token_owners())
+        if self.config.leadership is None:
+            await self._lead(auth)
+            return await self._serve_grpc(auth)
+        lead = self.config.leadership
+        replica_id = lead.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.leadership = Leadership(self.store, replica_id, lead.advertise, lead.lease())
+        port = await self._serve_grpc(auth, self.leadership)
+        for name in ("", *SERVICE_NAMES):  # readiness is leadership
+            await _set_status(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.leadership.start()
+        self._leading = asyncio.create_task(self._lead_when_elected(auth), name="lead")
+        log.info("replica %s standing by at %s", replica_id, lead.advertise)
+        return port
+
+    async def _lead_when_elected(self, auth: Authenticator) -> None:
+        await self.leadership.leading.wait()
+        self.controller.committer.epoch = self.leadership.epoch  # every commit is fenced by it
+        await self._lead(auth)
+        if not self.leadership.lost.is_set():
+            for name in ("", *SERVICE_NAMES):
+                await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
+            log.warning("leading (epoch %d): store loaded, serving", self.leadership.epoch)
+
+    async def _lead(self, auth: Authenticator) -> None:
+        """Load the store and start what only a leader runs: passes, metrics, dashboard."""
         await self.controller.start()
         metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop())
         if self.config.metrics_listen:
             host, _, port = self.config.metrics_listen.rpartition(":")
             self.metrics_port = metrics.serve(host or "127.0.0.1", int(port))
             log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port)
-        auth = Authenticator(self.config.token_owners())
         if self.config.dashboard_listen:
             from scheduler.server.dashboard import start_dashboard
 
             host, _, port = self.config.dashboard_listen.rpartition(":")
             self.dashboard = await start_dashboard(self.views, self.controller.changes, auth, host or "127.0.0.1", int(port))
             log.info("dashboard on http://%s:%d/", host or "127.0.0.1", self.dashboard.port)
+
+    async def _serve_grpc(self, auth: Authenticator, leader: Leadership | None = None) -> int:
         server = grpc.aio.server(
-            interceptors=[PowerplaneInterceptor(auth)],
+            interceptors=[PowerplaneInterceptor(auth, leader)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)],
         )
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views), server)
@@ -79,14 +115,19 @@ class SchedulerServer:
             raise OSError(f"cannot listen on {self.config.listen}")
         await server.start()
         self.server = server
-        for name in ("", *SERVICE_NAMES):
-            await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
+        if leader is None:
+            for name in ("", *SERVICE_NAMES):
+                await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
         log.info("scheduler serving on %s (port %d, %s)", self.config.listen, self.port, "TLS" if self.config.tls else "plaintext")
         return self.port
 
     async def stop(self, grace_s: float = 5.0) -> None:
         for name in ("", *SERVICE_NAMES):
             await _set_status(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._leading is not None:
+            self._leading.cancel()
+        if self.leadership is not None:
+            await self.leadership.stop()
         await self.controller.stop()
         if self.dashboard is not None:
             await self.dashboard.close()
@@ -102,8 +143,9 @@ async def _set_status(servicer, name: str, status) -> None:
 
 
 async def serve(config: SchedulerConfig) -> int:
-    """Serve until SIGINT/SIGTERM (exit code 0) or a failed store commit (exit code 1:
-    memory may be ahead of the disk, so the process stops and a restart reloads the store)."""
+    """Serve until SIGINT/SIGTERM (exit code 0), a failed store commit (exit code 1:
+    memory may be ahead of the disk, so the process stops and a restart reloads the store)
+    or, with several replicas, the loss of the lease (exit code 1: a restart stands by)."""
     server = SchedulerServer(config)
     await server.start()
     stopping = asyncio.Event()
@@ -111,7 +153,12 @@ async def serve(config: SchedulerConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     broken = server.controller.committer.broken
-    await asyncio.wait([asyncio.create_task(stopping.wait()), asyncio.create_task(broken.wait())], return_when=asyncio.FIRST_COMPLETED)
-    log.info("stopping scheduler%s", " after a failed store commit" if broken.is_set() else "")
+    lost = server.leadership.lost if server.leadership is not None else asyncio.Event()
+    waits = [asyncio.create_task(e.wait()) for e in (stopping, broken, lost)]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    why = " after a failed store commit" if broken.is_set() else f" after losing the lease ({server.leadership.why_lost})" if lost.is_set() else ""
+    log.info("stopping scheduler%s", why)
     await server.stop()
-    return 1 if broken.is_set() else 0
+    return 1 if broken.is_set() or lost.is_set() else 0

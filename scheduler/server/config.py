@@ -6,6 +6,8 @@
     database: "powerplane.db"       # SQLite file (WAL), the store unless `store` names another
     store: {postgres: {dsn_file: pg.dsn, pool_size: 4}}   # optional: PostgreSQL instead (docs/store.md);
                                     # the file holds the DSN (a Kubernetes Secret), never logged
+    leadership: {advertise: "10.0.0.5:50051", lease_ttl_s: 10, renew_every_s: 2, step_down_margin_s: 2}
+                                    # optional: several replicas on one database, one leads (docs/store.md)
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
@@ -73,6 +75,33 @@ class StoreConfig(BaseModel):
     postgres: PostgresConfig | None = None
 
 
+class LeadershipConfig(BaseModel):
+    """Several replicas on one database (PostgreSQL, or one SQLite file on one machine): the
+    one holding the lease serves, the others stand by (scheduler/core/leadership.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    advertise: str  # host:port where clients and agents reach this replica (a standby names the leader's)
+    replica_id: str = ""  # unique per replica; "": the host name and process id
+    lease_ttl_s: float = Field(default=10.0, gt=0)
+    renew_every_s: float = Field(default=2.0, gt=0)
+    step_down_margin_s: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _leader_gets_two_tries(self) -> LeadershipConfig:
+        host, sep, port = self.advertise.rpartition(":")
+        if not (host and sep and port.isdigit()):
+            raise ValueError(f"leadership.advertise must be host:port, got {self.advertise!r}")
+        problems = self.lease().problems()
+        if problems:
+            raise ValueError("leadership: " + "; ".join(problems))
+        return self
+
+    def lease(self):
+        from scheduler.core.leadership import LeaseSettings
+
+        return LeaseSettings(ttl_s=self.lease_ttl_s, renew_every_s=self.renew_every_s, step_down_margin_s=self.step_down_margin_s)
+
+
 class MiningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     margin_usd_per_mwh: float = 0.0
@@ -87,6 +116,7 @@ class SchedulerConfig(Tokens):
     dashboard_listen: str = ""
     database: Path = Path("powerplane.db")
     store: StoreConfig = Field(default_factory=StoreConfig)
+    leadership: LeadershipConfig | None = None
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError
 
+from scheduler.api.leader import LEADER_KEY
 from scheduler.core import errors
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,17 @@ def _wrap_stream(behavior: Callable, method: str, parse: Callable | None = None)
     return wrapper
 
 
-def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str, trailing: tuple = ()) -> grpc.RpcMethodHandler:
     """Ends the call with `code` without parsing the request (bytes are not read as a message)."""
 
     async def reject_unary(request, context):
+        if trailing:
+            context.set_trailing_metadata(trailing)
         await context.abort(code, message)
 
     async def reject_stream(request, context):
+        if trailing:
+            context.set_trailing_metadata(trailing)
         await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
@@ -157,8 +162,13 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, me
 
 
 class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator):
+    """`leader`: with several replicas, whether this one serves and where the leader is
+    (scheduler/server/leadership.py); a standby refuses every Powerplane call UNAVAILABLE,
+    naming the leader in the trailing metadata (scheduler/api/leader.py)."""
+
+    def __init__(self, authenticator: Authenticator, leader=None):
         self.authenticator = authenticator
+        self.leader = leader
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # method -> error-mapping handler, built once
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -172,6 +182,10 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             self.authenticator.principal(handler_call_details.invocation_metadata, role)
         except (errors.Unauthenticated, errors.PermissionDenied) as err:
             return _rejecting_handler(handler, _status_of(err), str(err))
+        if self.leader is not None and not self.leader.serving():
+            where = self.leader.leader_address
+            message = f"this scheduler replica is a standby; the leader is at {where}" if where else "this scheduler replica is a standby; no leader is known yet"
+            return _rejecting_handler(handler, grpc.StatusCode.UNAVAILABLE, message, ((LEADER_KEY, where),))
         wrapped = self._wrapped.get(method)
         if wrapped is None:
             wrapped = self._wrapped[method] = self._wrap(handler, method)

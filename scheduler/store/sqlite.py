@@ -10,6 +10,7 @@ a live database with SQLite's online backup.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,6 +88,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._lock = threading.RLock()  # the committer's thread and the lease's share the connection: one transaction at a time
         self.migration: MigrationReport | None = None  # what opening did to the schema, when it migrated
         try:
             if migrate:
@@ -128,6 +130,10 @@ class SqliteStore:
         return MigrationReport(current, MIGRATIONS[-1].version, adopted)
 
     def load(self) -> Snapshot:
+        with self._lock:
+            return self._load()
+
+    def _load(self) -> Snapshot:
         jobs = [job_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM jobs ORDER BY seq")]
         sites = [site_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM sites ORDER BY site_id")]
         grid = [grid_record_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
@@ -136,6 +142,10 @@ class SqliteStore:
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
     ) -> list[int]:
+        with self._lock:
+            return self._commit(jobs, events, sites, grid_events, epoch)
+
+    def _commit(self, jobs, events, sites, grid_events, epoch) -> list[int]:
         ids: list[int] = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -172,6 +182,10 @@ class SqliteStore:
     def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
         """Take or renew the lease (scheduler/core/leadership.py) in one transaction, by this
         machine's clock (every replica on one SQLite file runs on this machine)."""
+        with self._lock:
+            return self._claim_lease(holder, address, ttl_s)
+
+    def _claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -186,7 +200,8 @@ class SqliteStore:
         return lease
 
     def current_lease(self) -> Lease | None:
-        return self._lease_row()
+        with self._lock:
+            return self._lease_row()
 
     def _lease_row(self) -> Lease | None:
         row = self._db.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
@@ -200,7 +215,8 @@ class SqliteStore:
             params.append(job_id)
         query += " ORDER BY event_id LIMIT ?"
         params.append(limit)
-        return [event_from_row(i, doc) for i, doc in self._db.execute(query, params)]
+        with self._lock:
+            return [event_from_row(i, doc) for i, doc in self._db.execute(query, params)]
 
     def close(self) -> None:
         self._db.close()

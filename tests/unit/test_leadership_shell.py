@@ -1,0 +1,84 @@
+"""This replica's part in the election (scheduler/server/leadership.py) on a real SQLite
+store: it leads when the lease is free; standing by, it knows the leader's address; it steps
+down before its lease can run out when the database stops answering (a partition: renewals
+hang), and at once when another replica holds the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from scheduler.core.leadership import LeaseSettings
+from scheduler.server.leadership import Leadership
+from scheduler.store.sqlite import SqliteStore
+
+FAST = LeaseSettings(ttl_s=1.0, renew_every_s=0.1, step_down_margin_s=0.3)
+
+
+class Partitionable:
+    """A real store whose lease calls hang, as over a cut network, once `cut` is set."""
+
+    def __init__(self, store):
+        self.store, self.cut = store, threading.Event()
+
+    def claim_lease(self, *args):
+        if self.cut.is_set():
+            time.sleep(3 * FAST.ttl_s)  # the thread hangs past the lease; the replica must not wait for it
+        return self.store.claim_lease(*args)
+
+    def current_lease(self):
+        return self.store.current_lease()
+
+
+async def until(event: asyncio.Event, timeout_s: float = 10.0) -> None:
+    await asyncio.wait_for(event.wait(), timeout_s)
+
+
+def test_a_leader_cut_off_from_its_database_steps_down_before_its_lease_runs_out(tmp_path):
+    async def main():
+        store = Partitionable(SqliteStore(tmp_path / "pp.db"))
+        replica = Leadership(store, "a", "a:1", FAST)
+        replica.start()
+        try:
+            await until(replica.leading)
+            lease = store.store.current_lease()
+            store.cut.set()
+            cut_at = time.time()
+            await until(replica.lost)
+            assert "no renewal confirmed" in replica.why_lost
+            assert time.time() < lease.expires_at + 0.05  # down before the lease it held could expire
+            assert time.time() - cut_at < FAST.ttl_s
+        finally:
+            await replica.stop()
+
+    asyncio.run(main())
+
+
+def test_a_standby_knows_the_leader_and_a_leader_whose_lease_was_taken_steps_down(tmp_path):
+    async def main():
+        a_store, b_store = SqliteStore(tmp_path / "pp.db"), SqliteStore(tmp_path / "pp.db")
+        a = Leadership(a_store, "a", "a:1", FAST)
+        a.start()
+        b = Leadership(b_store, "b", "b:1", FAST)
+        try:
+            await until(a.leading)
+            b.start()
+            for _ in range(100):
+                if b.leader_address:
+                    break
+                await asyncio.sleep(0.02)
+            assert b.leader_address == "a:1" and not b.serving()
+            await a.stop()  # a stops renewing (its process froze, say)...
+            await until(b.leading)  # ...b takes the lease once it has expired
+            assert b.epoch == a.epoch + 1
+            a.lost.clear()
+            a._last_asked = a.clock()  # a wakes up believing its lease fresh: its next renewal finds b's
+            a.start()
+            await until(a.lost)
+            assert "the lease went to b" in a.why_lost
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())
