@@ -30,6 +30,7 @@ Relative paths are taken relative to the config file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -80,7 +81,7 @@ class LeadershipConfig(BaseModel):
     one holding the lease serves, the others stand by (scheduler/core/leadership.py)."""
 
     model_config = ConfigDict(extra="forbid")
-    advertise: str  # host:port where clients and agents reach this replica (a standby names the leader's)
+    advertise: str  # host:port where clients and agents reach this replica (a standby names the leader's); $POWERPLANE_ADVERTISE overrides it
     replica_id: str = ""  # unique per replica; "": the host name and process id
     lease_ttl_s: float = Field(default=10.0, gt=0)
     renew_every_s: float = Field(default=2.0, gt=0)
@@ -231,6 +232,9 @@ def load_config(path: str | Path) -> SchedulerConfig:
         tokens = _read(tokens_path, Tokens, f"tokens_file {config.tokens_file}: ")
         for role in ("tenants", "operators", "sites"):
             updates[role] = {**getattr(config, role), **getattr(tokens, role)}
+    advertise = os.environ.get("POWERPLANE_ADVERTISE", "")
+    if config.leadership is not None and advertise:  # per replica: the chart sets it from the pod's IP
+        updates["leadership"] = LeadershipConfig.model_validate({**config.leadership.model_dump(), "advertise": advertise})
     config = config.model_copy(update=updates)
     config.token_owners()  # refuse a token shared by two owners
     return config

@@ -28,6 +28,7 @@ import pytest
 from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, can_host_miners, emulated_fleet
 from scheduler.api.v1 import types_pb2
 from scheduler.client import Client
+from tests.postgres import postgres_dsn, postgres_server  # noqa: F401 (the fail-over test's PostgreSQL)
 
 TERMINAL = {types_pb2.JOB_STATE_SUCCEEDED, types_pb2.JOB_STATE_FAILED, types_pb2.JOB_STATE_CANCELLED}
 

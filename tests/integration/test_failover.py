@@ -1,5 +1,5 @@
-"""Fail-over between two scheduler replicas fenced in one database (here one SQLite file
-on this machine; the same code runs against PostgreSQL): one leads, the other stands by
+"""Fail-over between two scheduler replicas fenced in one database (a real PostgreSQL
+started for the session, tests/postgres.py, and one SQLite file on this machine): one leads, the other stands by
 and refuses every call UNAVAILABLE naming the leader; kill -9 the leader while 8 clients
 submit, and the standby takes the lease once it runs out, loads the store and serves.
 Every acknowledged job is there afterwards, no request id has two jobs, and the clients,
@@ -28,7 +28,7 @@ LEASE = {"lease_ttl_s": 3.0, "renew_every_s": 0.5, "step_down_margin_s": 1.0}
 
 
 class Replica:
-    def __init__(self, workdir, name: str):
+    def __init__(self, workdir, name: str, dsn: str | None):
         self.name, self.port = name, free_port()
         self.address = f"127.0.0.1:{self.port}"
         config = {
@@ -36,8 +36,11 @@ class Replica:
             "database": "shared.db",
             "regions": ["us"],
             "tokens_file": "tokens.yaml",
-            "leadership": {"advertise": self.address, "replica_id": name, **LEASE},
+            "leadership": {"advertise": "127.0.0.1:1", "replica_id": name, **LEASE},  # $POWERPLANE_ADVERTISE overrides it
         }
+        if dsn is not None:
+            (workdir / "pg.dsn").write_text(dsn)
+            config["store"] = {"postgres": {"dsn_file": "pg.dsn"}}
         path = workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         argv = [str(BIN / "powerplane"), "scheduler", "--config", str(path)]
@@ -48,13 +51,14 @@ class Replica:
             return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
 
 
-@pytest.fixture
-def replicas(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def replicas(request, tmp_path):
+    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
     started = []
     for name in ("a", "b"):
-        replica = Replica(tmp_path, name)
-        replica.process.env = dict(os.environ)
+        replica = Replica(tmp_path, name, dsn)
+        replica.process.env = {**os.environ, "POWERPLANE_ADVERTISE": replica.address}  # as the chart sets it from the pod's IP
         started.append(replica)
     try:
         yield started
