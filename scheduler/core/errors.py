@@ -31,6 +31,10 @@ class FailedPrecondition(PowerplaneError):
     """The object is in a state where the request cannot apply."""
 
 
+class OutOfRange(PowerplaneError):
+    """A position no longer kept (a watch resuming from a compacted event id)."""
+
+
 class Unauthenticated(PowerplaneError):
     """Missing or unknown credentials."""
 

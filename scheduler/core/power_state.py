@@ -193,6 +193,16 @@ class PowerState:
         live = {e.event_id for e in self.events(now)}
         self.grid = {k: r for k, r in self.grid.items() if k in live or k in planned}
 
+    def expired_prices(self, ended_before: float) -> list[str]:
+        """Price and hashprice events that ended before `ended_before` (retention drops them)."""
+        kinds = (GridEventKind.PRICE, GridEventKind.HASHPRICE)
+        return sorted(k for k, r in self.grid.items() if r.event.kind in kinds and r.event.end < ended_before)
+
+    def forget(self, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            self.grid.pop(event_id, None)
+        self._live = None
+
     # ------------------------------------------------------------- the step
     def handle(self, stimulus: Stimulus, jobs: JobTable, now: float) -> Decision:
         match stimulus:

@@ -8,6 +8,8 @@
                                     # the file holds the DSN (a Kubernetes Secret), never logged
     leadership: {advertise: "10.0.0.5:50051", lease_ttl_s: 10, renew_every_s: 2, step_down_margin_s: 2}
                                     # optional: several replicas on one database, one leads (docs/store.md)
+    retention: {events: 1000000, prices_s: 2592000, interval_s: 3600}   # the event log's newest events kept;
+                                    # price events kept 30 days after they end
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
@@ -103,6 +105,16 @@ class LeadershipConfig(BaseModel):
         return LeaseSettings(ttl_s=self.lease_ttl_s, renew_every_s=self.renew_every_s, step_down_margin_s=self.step_down_margin_s)
 
 
+class RetentionConfig(BaseModel):
+    """What the store keeps: the newest `events` of the event log (a watch resuming from
+    before them gets OUT_OF_RANGE), price events until `prices_s` after they end."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: int = Field(default=1_000_000, ge=1000)
+    prices_s: float = Field(default=30 * 86400.0, gt=0)
+    interval_s: float = Field(default=3600.0, gt=0)  # how often retention runs
+
+
 class MiningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     margin_usd_per_mwh: float = 0.0
@@ -118,6 +130,7 @@ class SchedulerConfig(Tokens):
     database: Path = Path("powerplane.db")
     store: StoreConfig = Field(default_factory=StoreConfig)
     leadership: LeadershipConfig | None = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

@@ -138,6 +138,7 @@ class Controller:
             asyncio.create_task(self._liveness_loop(), name="liveness"),
             asyncio.create_task(self._power_loop(), name="power"),
             asyncio.create_task(self._scaling_loop(), name="serve-scaling"),
+            asyncio.create_task(self._retention_loop(), name="retention"),
         ]
         log.info("controller started: %d jobs, %d sites loaded", len(self.jobs), len(self.sites))
 
@@ -478,6 +479,27 @@ class Controller:
                 await self.check_liveness()
             except Exception:
                 log.exception("liveness check failed")
+
+    async def apply_retention(self) -> tuple[int, int]:
+        """Compact the event log to its newest `retention.events` and drop price events
+        ended `retention.prices_s` ago, from the store and from memory: (events, prices) gone."""
+        retention, store = self.config.retention, self.committer.store
+        events = await self.committer.read(store.compact_events, retention.events)
+        prices = self.power.expired_prices(self.clock() - retention.prices_s)
+        if prices:
+            await self.committer.read(store.delete_grid_events, prices)
+            self.power.forget(prices)
+        if events or prices:
+            log.info("retention: %d events compacted, %d ended price events dropped", events, len(prices))
+        return events, len(prices)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.retention.interval_s)
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("retention failed")
 
 
 __all__ = ["AgentSession", "Controller", "StartRun", "StopRun", "Watcher"]

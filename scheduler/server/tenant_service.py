@@ -9,7 +9,7 @@ import grpc
 
 from scheduler.api import convert
 from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc, types_pb2
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import InvalidArgument, OutOfRange
 from scheduler.core.jobs import Job
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
@@ -62,9 +62,15 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         tenant = self._tenant(context)
         if request.job_id:
             self.controller.job_of(tenant, request.job_id)  # NOT_FOUND for someone else's job
+        store = self.controller.committer
+        compacted = await store.read(store.store.compacted_through)
+        if 0 < request.after_event_id < compacted:
+            raise OutOfRange(
+                f"events up to {compacted} were compacted away (retention keeps the newest {self.controller.config.retention.events}); "
+                f"resume with after_event_id={compacted} and read the jobs' current state with GetJob or ListJobs"
+            )
         watcher = self.controller.watch(tenant, request.job_id)  # subscribe before reading the backlog
         last = request.after_event_id
-        store = self.controller.committer
         try:
             while True:
                 backlog = await store.read(store.store.events_after, tenant, last, request.job_id, BACKLOG_CHUNK)

@@ -75,6 +75,10 @@ MIGRATIONS = check_ordered((
 )""",
         "INSERT INTO leadership VALUES (1, '', '', 0, 0)",
     )),
+    Migration(4, "event log retention: the highest event id compacted away", (
+        "CREATE TABLE event_log (id INTEGER PRIMARY KEY CHECK (id = 1), compacted_through BIGINT NOT NULL)",
+        "INSERT INTO event_log VALUES (1, 0)",
+    )),
 ))
 
 
@@ -199,6 +203,31 @@ class PostgresStore:
                 raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
             raise
         return ids
+
+    # ------------------------------------------------------------- retention
+    def compact_events(self, keep: int) -> int:
+        """Delete all but the newest `keep` events; returns how many went."""
+        with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))  # after every commit before it
+            newest = cur.execute("SELECT COALESCE(MAX(event_id), 0) FROM events").fetchone()[0]
+            through = cur.execute("SELECT compacted_through FROM event_log WHERE id = 1 FOR UPDATE").fetchone()[0]
+            cutoff = newest - keep
+            if cutoff <= through:
+                return 0
+            deleted = cur.execute("DELETE FROM events WHERE event_id <= %s", (cutoff,)).rowcount
+            cur.execute("UPDATE event_log SET compacted_through = %s WHERE id = 1", (cutoff,))
+        return deleted
+
+    def compacted_through(self) -> int:
+        """The highest event id compacted away (0: none): a watch must resume after it."""
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            return conn.execute("SELECT compacted_through FROM event_log WHERE id = 1").fetchone()[0]
+
+    def delete_grid_events(self, event_ids: Sequence[str]) -> int:
+        with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
+            cur.execute("DELETE FROM grid_events WHERE event_id = ANY(%s)", (list(event_ids),))
+            return cur.rowcount
 
     # ------------------------------------------------------------- the leader's lease
     def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:

@@ -74,6 +74,10 @@ MIGRATIONS = check_ordered((
 )""",
         "INSERT INTO leadership VALUES (1, '', '', 0, 0)",
     )),
+    Migration(4, "event log retention: the highest event id compacted away", (
+        "CREATE TABLE event_log (id INTEGER PRIMARY KEY CHECK (id = 1), compacted_through INTEGER NOT NULL)",
+        "INSERT INTO event_log VALUES (1, 0)",
+    )),
 ))
 
 
@@ -177,6 +181,43 @@ class SqliteStore:
                 raise DuplicateRequest("a job with the same (tenant, client_request_id) is already stored; nothing was written") from err
             raise
         return ids
+
+    # ------------------------------------------------------------- retention
+    def compact_events(self, keep: int) -> int:
+        """Delete all but the newest `keep` events; returns how many went."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                (newest,) = db.execute("SELECT COALESCE(MAX(event_id), 0) FROM events").fetchone()
+                (through,) = db.execute("SELECT compacted_through FROM event_log WHERE id = 1").fetchone()
+                cutoff = newest - keep
+                deleted = 0
+                if cutoff > through:
+                    deleted = db.execute("DELETE FROM events WHERE event_id <= ?", (cutoff,)).rowcount
+                    db.execute("UPDATE event_log SET compacted_through = ? WHERE id = 1", (cutoff,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return deleted
+
+    def compacted_through(self) -> int:
+        """The highest event id compacted away (0: none): a watch must resume after it."""
+        with self._lock:
+            return self._db.execute("SELECT compacted_through FROM event_log WHERE id = 1").fetchone()[0]
+
+    def delete_grid_events(self, event_ids: Sequence[str]) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = sum(db.execute("DELETE FROM grid_events WHERE event_id = ?", (i,)).rowcount for i in event_ids)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return deleted
 
     # ------------------------------------------------------------- the leader's lease
     def claim_lease(self, holder: str, address: str, ttl_s: float) -> Lease | None:
