@@ -48,8 +48,8 @@ class PostgresServer:
         self.bin_dir, self.workdir, self.port, self.run_as = bin_dir, workdir, port, run_as
         self._names = itertools.count(1)
 
-    def dsn(self, dbname: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={USER} dbname={dbname}"
+    def dsn(self, dbname: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"host={host} port={self.port} user={USER} dbname={dbname}"
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*self.run_as, str(self.bin_dir / tool), *args], capture_output=True, text=True, timeout=60, check=False)
@@ -64,8 +64,10 @@ class PostgresServer:
         return self.dsn(name)
 
 
-def start_postgres():
-    """Start a server (a generator: yields it, stops it when resumed); pytest.skip without one."""
+def start_postgres(also_listen: str = "", trust_net: str = ""):
+    """Start a server (a generator: yields it, stops it when resumed); pytest.skip without one.
+    `also_listen`: one more address to listen on, `trust_net` (a CIDR) the clients allowed there
+    (the partition test's veth)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         pytest.skip(NOT_FOUND)
@@ -84,7 +86,11 @@ def start_postgres():
         done = server.run("initdb", "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C")
         if done.returncode != 0:
             pytest.fail(f"initdb failed: {done.stderr.strip()[-2000:]}")
-        options = f"-k {workdir} -h 127.0.0.1 -p {server.port} -F -c max_connections=200"
+        if trust_net:
+            with open(data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {trust_net} trust\n")
+        listen = ",".join(a for a in ("127.0.0.1", also_listen) if a)
+        options = f"-k {workdir} -h {listen} -p {server.port} -F -c max_connections=200"
         done = server.run("pg_ctl", "start", "-D", str(data), "-l", str(workdir / "server.log"), "-w", "-t", "60", "-o", options)
         if done.returncode != 0:
             log = (workdir / "server.log").read_text() if (workdir / "server.log").exists() else ""

@@ -86,9 +86,14 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SET synchronous_commit TO on")
 
 
+# A database out of reach (a partition, a dead host) must fail calls within seconds, not
+# after TCP's retransmissions run out: a leader's renewal would otherwise hang for minutes.
+NETWORK = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": 5000}
+
+
 def _connect(dsn: str) -> psycopg.Connection:
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="powerplane")
+        conn = psycopg.connect(dsn, autocommit=True, application_name="powerplane", **NETWORK)
     except psycopg.Error as err:  # libpq's message names host and port, never the password
         raise StoreError(f"cannot connect to PostgreSQL: {str(err).strip().splitlines()[0]}") from None
     _configure(conn)
@@ -109,7 +114,7 @@ class PostgresStore:
             else:
                 pending(self.schema_version()[0], MIGRATIONS, "PostgreSQL database")
             self._pool = ConnectionPool(
-                dsn, min_size=1, max_size=max(1, pool_size), kwargs={"autocommit": True, "application_name": "powerplane"}, configure=_configure, open=True, name="powerplane-reads"
+                dsn, min_size=1, max_size=max(1, pool_size), kwargs={"autocommit": True, "application_name": "powerplane", **NETWORK}, configure=_configure, open=True, name="powerplane-reads"
             )
             self._pool.wait(timeout=10)
         except PoolTimeout:
