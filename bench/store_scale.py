@@ -1,0 +1,206 @@
+"""What a big store costs the scheduler at start: load time and memory over 1,000,000
+finished jobs.
+
+Today the scheduler loads EVERY job into memory when it starts (or takes the lease):
+`Controller.start` reads the whole jobs table (Store.load) and indexes each job; bounded
+memory (finished jobs paged out, loaded on demand) is not done yet. This benchmark shows
+that cost; it is the baseline the bounded-memory work has to beat.
+
+Fill: `--jobs` (default 1,000,000) SUCCEEDED jobs, each with its four events (submitted ->
+SCHEDULED -> RUNNING -> SUCCEEDED), written as the stores write them (documents.py's
+job and event documents) but through a fast path: the store's schema (SqliteStore /
+PostgresStore, migrated), then executemany on SQLite (batches of 50,000 jobs, one
+transaction each) or COPY on PostgreSQL. The fill's time is printed, not the point.
+
+Start: in a fresh subprocess, import the scheduler, open the store, then time
+`Controller(store, config).start(loops=False)` (load + index) and read the process's
+peak RSS (resource.getrusage ru_maxrss). The same subprocess on an EMPTY store is run
+side by side as the baseline (what the process costs with no jobs).
+
+`--store sqlite` (default), `postgres` (a throwaway server, bench/submit_throughput.py's
+postgres_server, fsync on) or `both`.
+
+    .venv/bin/python bench/store_scale.py [--jobs 1000000] [--store sqlite|postgres|both]
+
+Prints figures, then one JSON line: jobs, start_s, rss_mb (+ empty-store baseline, file
+size, and postgres_* for PostgreSQL). Run PostgreSQL inside a network namespace as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+BATCH = 50_000
+T0 = 1_800_000_000.0
+
+# Run in a fresh interpreter: argv[1] is "sqlite:<path>" or "postgres:<dsn>"; prints one JSON line.
+START_PROBE = r"""
+import asyncio, json, resource, sys, time
+t0 = time.perf_counter()
+from scheduler.server.config import SchedulerConfig
+from scheduler.server.controller import Controller
+kind, _, where = sys.argv[1].partition(":")
+if kind == "sqlite":
+    from scheduler.store.sqlite import SqliteStore
+    store = SqliteStore(where)
+else:
+    from scheduler.store.postgres import PostgresStore
+    store = PostgresStore(where)
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+async def main():
+    controller = Controller(store, SchedulerConfig(regions=["us"]))
+    start = time.perf_counter()
+    await controller.start(loops=False)
+    took = time.perf_counter() - start
+    jobs = len(controller.jobs)
+    await controller.stop()
+    return took, jobs
+took, jobs = asyncio.run(main())
+store.close()
+print(json.dumps({"start_s": took, "jobs_loaded": jobs, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_before_start_mb": rss_before / 1024}))
+"""
+
+
+def batches(jobs: int):
+    """(job rows, event rows) per batch of BATCH jobs, as documents.py writes them."""
+    from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resources, amend
+    from scheduler.store.documents import event_to_doc, job_to_doc
+
+    S = JobState
+    spec = JobSpec(kind=JobKind.TRAINING, entrypoint="python train.py", resources=Resources(gpus=1), allowed_regions=("us",))
+    template = Job(
+        job_id="", tenant="acme", client_request_id="", spec=spec, state=S.SUCCEEDED, seq=0, created_at=T0, updated_at=T0 + 60,
+        reason="run succeeded", site_id="us-1", attempt=1, started_at=T0 + 2,
+    )
+    steps = ((None, S.PENDING, "submitted", ""), (S.PENDING, S.SCHEDULED, "placed on us-1", "us-1"), (S.SCHEDULED, S.RUNNING, "run started", "us-1"), (S.RUNNING, S.SUCCEEDED, "run succeeded", "us-1"))
+    for first in range(0, jobs, BATCH):
+        job_rows, event_rows = [], []
+        for n in range(first, min(jobs, first + BATCH)):
+            job_id, at = f"job-{n:016x}", T0 + n * 0.001
+            job = amend(template, job_id=job_id, client_request_id=f"req-{n}", seq=n + 1, created_at=at, updated_at=at + 60, last_event_id=4 * n + 4)
+            job_rows.append((job_id, "acme", job.client_request_id, job.seq, int(S.SUCCEEDED), job_to_doc(job)))
+            for i, (source, target, reason, site) in enumerate(steps):
+                event = JobEvent(job_id, "acme", source, target, reason, at + i, site_id=site, run_id=f"{job_id}-r1" if site else "")
+                event_rows.append((job_id, "acme", event_to_doc(event)))
+        yield job_rows, event_rows
+
+
+def fill_sqlite(path: Path, jobs: int) -> float:
+    from scheduler.store.sqlite import SqliteStore
+
+    store = SqliteStore(path)  # the schema, migrated
+    db = store._db  # the fast path: executemany on the store's own connection, a transaction per batch
+    started = time.perf_counter()
+    for job_rows, event_rows in batches(jobs):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (?, ?, ?, ?, ?, ?)", job_rows)
+        db.executemany("INSERT INTO events (job_id, tenant, doc) VALUES (?, ?, ?)", event_rows)
+        db.execute("COMMIT")
+        print(f"  sqlite: {job_rows[-1][3]:,} jobs written", end="\r", flush=True)
+    print()
+    store.close()
+    return time.perf_counter() - started
+
+
+def fill_postgres(dsn: str, jobs: int) -> float:
+    import psycopg
+
+    from scheduler.store.postgres import PostgresStore
+
+    PostgresStore(dsn).close()  # the schema, migrated
+    started = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for job_rows, event_rows in batches(jobs):
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy("COPY jobs (job_id, tenant, client_request_id, seq, state, doc) FROM STDIN") as copy:
+                    for row in job_rows:
+                        copy.write_row(row)
+                with cur.copy("COPY events (job_id, tenant, doc) FROM STDIN") as copy:
+                    for row in event_rows:
+                        copy.write_row(row)
+            print(f"  postgres: {job_rows[-1][3]:,} jobs written", end="\r", flush=True)
+        print()
+        conn.execute("VACUUM ANALYZE jobs")
+        conn.execute("VACUUM ANALYZE events")
+    return time.perf_counter() - started
+
+
+def probe(where: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", START_PROBE, where], capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the start probe failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(kind: str, jobs: int, workdir: Path, dsn_of=None) -> dict:
+    """Fill a store of `kind` with `jobs` finished jobs; probe the start on it and on an empty one."""
+    if kind == "sqlite":
+        empty, full = workdir / "empty.db", workdir / "full.db"
+        fill_sqlite(empty, 0)
+        fill_s = fill_sqlite(full, jobs)
+        where_empty, where_full = f"sqlite:{empty}", f"sqlite:{full}"
+    else:
+        empty, full = dsn_of(), dsn_of()
+        fill_postgres(empty, 0)
+        fill_s = fill_postgres(full, jobs)
+        where_empty, where_full = f"postgres:{empty}", f"postgres:{full}"
+    baseline = probe(where_empty)
+    result = probe(where_full)
+    if result["jobs_loaded"] != jobs:
+        raise SystemExit(f"{kind}: loaded {result['jobs_loaded']} jobs, expected {jobs}")
+    figures = {
+        "fill_s": round(fill_s, 1),
+        "start_s": round(result["start_s"], 3),
+        "rss_mb": round(result["rss_mb"], 1),
+        "baseline_empty_start_s": round(baseline["start_s"], 4),
+        "baseline_empty_rss_mb": round(baseline["rss_mb"], 1),
+        "rss_per_job_kb": round((result["rss_mb"] - baseline["rss_mb"]) * 1024 / max(jobs, 1), 2),
+    }
+    if kind == "sqlite":
+        figures["db_mb"] = round(sum(p.stat().st_size for p in workdir.glob("full.db*")) / 2**20, 1)
+    print(
+        f"[{kind}] {jobs:,} finished jobs ({4 * jobs:,} events), filled in {fill_s:.1f}s: start {result['start_s']:.2f}s, peak RSS {result['rss_mb']:.0f} MB "
+        f"(empty store: {baseline['start_s'] * 1000:.1f} ms, {baseline['rss_mb']:.0f} MB; {figures['rss_per_job_kb']} KB per job)",
+        flush=True,
+    )
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="pp-bench-store-scale-"))
+    result: dict = {"jobs": args.jobs, "events_per_job": 4, "stores": []}
+    if args.store in ("sqlite", "both"):
+        result["stores"].append("sqlite")
+        result.update(measure("sqlite", args.jobs, workdir))
+        for path in workdir.glob("*.db*"):
+            path.unlink()
+    if args.store in ("postgres", "both"):
+        from submit_throughput import postgres_server
+
+        result["stores"].append("postgres")
+        with postgres_server() as server:
+            figures = measure("postgres", args.jobs, workdir, server.new_database)
+        result.update({f"postgres_{k}": v for k, v in figures.items()})
+    result["note"] = "the scheduler loads every job at start (no bounded memory yet): start_s and rss_mb grow with the jobs kept"
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
