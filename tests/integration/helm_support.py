@@ -20,13 +20,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions, major_minor
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "powerplane"
 MULTISITE_VALUES = REPO / "helm" / "values-multisite.yaml"
 PRODUCTION_VALUES = REPO / "helm" / "values-production.yaml"
+HA_VALUES = REPO / "helm" / "values-ha.yaml"
 ALERT_RULES = CHART / "files" / "alerts" / "powerplane.rules.yaml"
 DASHBOARD = CHART / "files" / "dashboards" / "powerplane-power.json"
 LOCAL_HELM = REPO / ".tools" / "node_modules" / ".bin" / "helm"
@@ -94,6 +97,51 @@ VARIANTS = {
     "production": {"values": (MULTISITE_VALUES, PRODUCTION_VALUES), "sets": ()},
 }
 
+# Several scheduler replicas on PostgreSQL (test_helm_ha.py); kept out of
+# VARIANTS, whose tests expect one scheduler on SQLite. "ha": values-ha.yaml
+# alone (plaintext); "ha-production": layered over the multisite and
+# production files (TLS, so the gRPC probe in TLS mode, Kubernetes 1.37+).
+HA_VARIANTS = {
+    "ha": {"values": (HA_VALUES,), "sets": ()},
+    "ha-production": {"values": (MULTISITE_VALUES, PRODUCTION_VALUES, HA_VALUES), "sets": ()},
+}
+
+# Where the chart mounts the PostgreSQL DSN (store.postgres.dsn_file).
+POSTGRES_DSN_PATH = "/etc/powerplane/postgres/dsn"
+
+
+# The two newest Kubernetes minor versions the installed kubernetes-validate
+# has schemas for (all_versions() lists some twice).
+K8S_VERSIONS = sorted({major_minor(v) for v in all_versions()}, key=lambda v: tuple(int(x) for x in v.split(".")))[-2:]
+
+# Prometheus Operator CRDs: kubernetes-validate has no schema for them, so
+# they are left out of validation_errors and checked field by field in
+# test_helm_monitoring.py.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def validation_errors(docs: list[dict], k8s: str) -> tuple[list[str], set[str]]:
+    """Every rendered object validated (strict: unknown fields are errors) for
+    Kubernetes `k8s`: the errors, one line each, and the kinds checked."""
+    errors, checked = [], set()
+    for doc in docs:
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in CRD_KINDS:
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1", name
+            continue
+        try:
+            used = kubernetes_validate.validate(doc, k8s, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            errors.append(f"{name}: {path}: {e.message}")
+            continue
+        except kubernetes_validate.SchemaNotFoundError as e:
+            errors.append(f"{name}: {e.message}")
+            continue
+        assert used == k8s, (name, used)
+        checked.add(doc["kind"])
+    return errors, checked
+
 
 # --------------------------------------------------------------------------
 # helm plumbing
@@ -158,7 +206,7 @@ def template(values=(), sets=()) -> subprocess.CompletedProcess:
 
 @functools.lru_cache(maxsize=None)
 def _rendered_text(variant: str) -> str:
-    spec = VARIANTS[variant]
+    spec = VARIANTS[variant] if variant in VARIANTS else HA_VARIANTS[variant]
     result = template(spec["values"], spec["sets"])
     assert result.returncode == 0, f"helm template ({variant}) failed:\n{result.stderr}"
     return result.stdout
@@ -256,7 +304,8 @@ def scheduler_config(docs) -> dict:
 def load_rendered_config(docs, tmp_path: Path):
     """The rendered scheduler.yaml (and tokens.yaml), through the real load_config.
 
-    Paths inside the pod (tokens, TLS) are pointed at files in tmp_path."""
+    Paths inside the pod (tokens, TLS, the PostgreSQL DSN) are pointed at
+    files in tmp_path."""
     from scheduler.server.config import load_config
 
     config = scheduler_config(docs)
@@ -270,6 +319,10 @@ def load_rendered_config(docs, tmp_path: Path):
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(tokens))
     if config.get("tls"):
         config["tls"] = {"cert_file": str(tmp_path / "tls.crt"), "key_file": str(tmp_path / "tls.key")}
+    postgres = (config.get("store") or {}).get("postgres")
+    if postgres:  # load_config reads the DSN file: a Secret in the pod
+        (tmp_path / "pg.dsn").write_text("host=db.invalid dbname=powerplane user=powerplane\n")
+        postgres["dsn_file"] = str(tmp_path / "pg.dsn")
     (tmp_path / "scheduler.yaml").write_text(yaml.safe_dump(config))
     return load_config(tmp_path / "scheduler.yaml")
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
-from kubernetes_validate.utils import all_versions, major_minor
+from kubernetes_validate.utils import major_minor
 
 from tests.integration.helm_support import (
     CHART,
+    K8S_VERSIONS,
     MULTISITE_VALUES,
     NAMESPACE,
     PRODUCTION_VALUES,
@@ -30,15 +31,12 @@ from tests.integration.helm_support import (
     render,
     run_helm,
     template,
+    validation_errors,
 )
 
-# The two newest Kubernetes minor versions the installed kubernetes-validate
-# has schemas for (all_versions() lists some twice).
-K8S_VERSIONS = sorted({major_minor(v) for v in all_versions()}, key=lambda v: tuple(int(x) for x in v.split(".")))[-2:]
-
-# Prometheus Operator CRDs: kubernetes-validate has no schema for them, so
-# they are left out here and checked field by field in test_helm_monitoring.py.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# K8S_VERSIONS (the two newest Kubernetes versions kubernetes-validate knows)
+# and validation_errors (which leaves out the Prometheus Operator's CRDs) are
+# in helm_support.py, shared with test_helm_ha.py.
 
 # tls-inline asks for the native gRPC probe over TLS (scheduler.probes.tlsProbe:
 # grpc), whose `mode: TLS` Kubernetes has from 1.37 on (values.yaml says so);
@@ -83,24 +81,7 @@ def test_two_newest_kubernetes_versions():
 @pytest.mark.parametrize("k8s", K8S_VERSIONS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_kubernetes_validate_strict(variant, k8s):
-    errors = []
-    checked = set()
-    for doc in render(variant):
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        if doc["kind"] in CRD_KINDS:
-            assert doc["apiVersion"] == "monitoring.coreos.com/v1", name
-            continue
-        try:
-            used = kubernetes_validate.validate(doc, k8s, strict=True)
-        except kubernetes_validate.ValidationError as e:
-            path = ".".join(str(p) for p in e.path)
-            errors.append(f"{name}: {path}: {e.message}")
-            continue
-        except kubernetes_validate.SchemaNotFoundError as e:
-            errors.append(f"{name}: {e.message}")
-            continue
-        assert used == k8s, (name, used)
-        checked.add(doc["kind"])
+    errors, checked = validation_errors(render(variant), k8s)
     if variant in NEEDS_GRPC_PROBE_TLS and tuple(int(x) for x in k8s.split(".")) < GRPC_PROBE_TLS_SINCE:
         assert errors and all(e.startswith("Deployment/powerplane-scheduler: ") and "Probe.grpc" in e and "'mode' was unexpected" in e for e in errors), errors
         return

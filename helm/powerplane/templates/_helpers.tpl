@@ -194,10 +194,52 @@ Usage: include "powerplane.validateSitePower" (dict "index" $i "site" $site)
 {{- end }}
 
 {{/*
+Whether the scheduler runs with leadership (several replicas on one
+database, scheduler.yaml `leadership`): "true" when scheduler.replicas > 1
+or scheduler.leadership.enabled, else "".
+Usage: if include "powerplane.leadership" .
+*/}}
+{{- define "powerplane.leadership" -}}
+{{- if or (gt (int .Values.scheduler.replicas) 1) .Values.scheduler.leadership.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the PostgreSQL DSN: store.postgres.existingSecret,
+or the one the chart makes from store.postgres.dsn.
+*/}}
+{{- define "powerplane.postgresSecretName" -}}
+{{- .Values.scheduler.store.postgres.existingSecret | default (printf "%s-postgres" (include "powerplane.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Checks of the scheduler's replicas, store and leadership values.
+*/}}
+{{- define "powerplane.validateScheduler" -}}
+{{- $s := .Values.scheduler }}
+{{- $pg := $s.store.postgres }}
+{{- if and (gt (int $s.replicas) 1) (not $pg.enabled) }}
+{{- fail (printf "scheduler.replicas is %d but the store is SQLite: several scheduler replicas need a shared database, set scheduler.store.postgres.enabled (with existingSecret or dsn); SQLite (one writer on a ReadWriteOnce volume) runs one replica" (int $s.replicas)) }}
+{{- end }}
+{{- if and $pg.enabled (not $pg.existingSecret) (not $pg.dsn) }}
+{{- fail "scheduler.store.postgres.enabled is true but neither scheduler.store.postgres.existingSecret nor scheduler.store.postgres.dsn is set: name a Secret holding the DSN (key scheduler.store.postgres.secretKey), or give the DSN inline" }}
+{{- end }}
+{{- if include "powerplane.leadership" . }}
+{{- $l := $s.leadership }}
+{{- if gt (mulf 2.0 ($l.renewEveryS | float64)) (subf ($l.leaseTtlS | float64) ($l.stepDownMarginS | float64)) }}
+{{- fail (printf "scheduler.leadership.renewEveryS (%v) must be at most half of leaseTtlS (%v) less stepDownMarginS (%v): a leader must get two tries to renew before it steps down" $l.renewEveryS $l.leaseTtlS $l.stepDownMarginS) }}
+{{- end }}
+{{- if and $s.tls.enabled (ne $s.probes.tlsProbe "grpc") }}
+{{- fail "scheduler.probes.tlsProbe is tcp but leadership is on (scheduler.replicas > 1 or scheduler.leadership.enabled) with TLS: readiness must be the gRPC health check, which only the leader passes; a TCP check would make standbys Ready and put them behind the Service. Set scheduler.probes.tlsProbe: grpc (native gRPC probe with mode TLS, Kubernetes 1.37+)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that need more than the JSON schema; fails the render with a clear
 message. Included once from the scheduler Deployment.
 */}}
 {{- define "powerplane.validate" -}}
+{{- include "powerplane.validateScheduler" . }}
 {{- if and .Values.scheduler.tls.enabled (not .Values.scheduler.tls.secretName) }}
 {{- fail "scheduler.tls.enabled is true but scheduler.tls.secretName is empty: name a kubernetes.io/tls Secret holding tls.crt, tls.key and ca.crt" }}
 {{- end }}
@@ -271,6 +313,20 @@ grpc:
 {{- else }}
 tcpSocket:
   port: grpc
+{{- end }}
+{{- end }}
+
+{{/*
+Handler of the scheduler's liveness probe. Alone: the readiness handler. With
+leadership a standby's gRPC health is NOT_SERVING (readiness is leadership),
+but it is alive: liveness is a TCP connect to the gRPC port.
+*/}}
+{{- define "powerplane.schedulerLivenessHandler" -}}
+{{- if include "powerplane.leadership" . }}
+tcpSocket:
+  port: grpc
+{{- else }}
+{{- include "powerplane.schedulerProbeHandler" . }}
 {{- end }}
 {{- end }}
 
