@@ -14,7 +14,9 @@ transaction each) or COPY on PostgreSQL. The fill's time is printed, not the poi
 
 Start: in a fresh subprocess, import the scheduler, open the store, then time
 `Controller(store, config).start(loops=False)` (load + index) and read the process's
-peak RSS (resource.getrusage ru_maxrss). The same subprocess on an EMPTY store is run
+peak RSS (VmHWM in /proc/self/status, not resource.getrusage's ru_maxrss: on Linux a
+child's ru_maxrss keeps the peak its parent had when it forked, the bench's own
+hundreds of MB after a fill). The same subprocess on an EMPTY store is run
 side by side as the baseline (what the process costs with no jobs).
 
 `--store sqlite` (default), `postgres` (a throwaway server, bench/submit_throughput.py's
@@ -45,8 +47,13 @@ T0 = 1_800_000_000.0
 
 # Run in a fresh interpreter: argv[1] is "sqlite:<path>" or "postgres:<dsn>"; prints one JSON line.
 START_PROBE = r"""
-import asyncio, json, resource, sys, time
-t0 = time.perf_counter()
+import asyncio, json, sys, time
+def peak_rss_mb():
+    # VmHWM, the peak RSS of this process's own memory: ru_maxrss would keep the peak of the
+    # (forked) parent's memory, which exec does not reset on Linux
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 kind, _, where = sys.argv[1].partition(":")
@@ -56,7 +63,7 @@ if kind == "sqlite":
 else:
     from scheduler.store.postgres import PostgresStore
     store = PostgresStore(where)
-rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss_before = peak_rss_mb()
 async def main():
     controller = Controller(store, SchedulerConfig(regions=["us"]))
     start = time.perf_counter()
@@ -67,8 +74,7 @@ async def main():
     return took, jobs
 took, jobs = asyncio.run(main())
 store.close()
-print(json.dumps({"start_s": took, "jobs_loaded": jobs, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_start_mb": rss_before / 1024}))
+print(json.dumps({"start_s": took, "jobs_loaded": jobs, "rss_mb": peak_rss_mb(), "rss_before_start_mb": rss_before}))
 """
 
 
