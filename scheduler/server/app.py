@@ -128,7 +128,9 @@ class SchedulerServer:
             self._leading.cancel()
         if self.leadership is not None:
             await self.leadership.stop()
-        await self.controller.stop()
+        await self.controller.stop()  # the last commits are in
+        if self.leadership is not None:
+            await self.leadership.release()
         if self.dashboard is not None:
             await self.dashboard.close()
         if self.server is not None:

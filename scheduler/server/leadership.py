@@ -30,6 +30,8 @@ class LeaseStore(Protocol):
 
     def current_lease(self) -> Lease | None: ...
 
+    def release_lease(self, holder: str, epoch: int) -> bool: ...
+
 
 class Leadership:
     def __init__(self, store: LeaseStore, holder: str, address: str, settings: LeaseSettings, clock: Callable[[], float] = time.monotonic):
@@ -57,6 +59,18 @@ class Leadership:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def release(self) -> None:
+        """On a graceful stop, once the last commit is in: let the lease go, so that a standby
+        takes over at its next try instead of waiting for the lease to run out."""
+        if self.epoch is not None and not self.lost.is_set():
+            try:
+                released = await asyncio.to_thread(self.store.release_lease, self.holder, self.epoch)
+            except Exception as err:
+                log.warning("lease: could not release it (it runs out by itself): %s", err)
+                return
+            if released:
+                log.warning("lease released (epoch %d): a standby takes over at its next try", self.epoch)
 
     def _step_down(self, why: str) -> None:
         if not self.lost.is_set():

@@ -63,6 +63,10 @@ class Store(Protocol):
 
     def current_lease(self) -> Lease | None: ...
 
+    def release_lease(self, holder: str, epoch: int) -> bool:
+        """Let the lease go now if `holder` still holds it in `epoch` (a graceful stop)."""
+        ...
+
     def compact_events(self, keep: int) -> int:
         """Event log retention: delete all but the newest `keep` events; returns how many went."""
         ...

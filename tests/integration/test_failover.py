@@ -28,7 +28,7 @@ LEASE = {"lease_ttl_s": 3.0, "renew_every_s": 0.5, "step_down_margin_s": 1.0}
 
 
 class Replica:
-    def __init__(self, workdir, name: str, dsn: str | None):
+    def __init__(self, workdir, name: str, dsn: str | None, lease: dict = LEASE):
         self.name, self.port = name, free_port()
         self.address = f"127.0.0.1:{self.port}"
         config = {
@@ -36,7 +36,7 @@ class Replica:
             "database": "shared.db",
             "regions": ["us"],
             "tokens_file": "tokens.yaml",
-            "leadership": {"advertise": "127.0.0.1:1", "replica_id": name, **LEASE},  # $POWERPLANE_ADVERTISE overrides it
+            "leadership": {"advertise": "127.0.0.1:1", "replica_id": name, **lease},  # $POWERPLANE_ADVERTISE overrides it
         }
         if dsn is not None:
             (workdir / "pg.dsn").write_text(dsn)
@@ -140,3 +140,24 @@ def test_the_standby_names_the_leader_then_takes_over_when_it_is_killed_and_noth
     assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
     assert all(by_request[r] == [j] for r, j in acknowledged.items())
     assert took_over_s < LEASE["lease_ttl_s"] + 10, took_over_s
+
+
+def test_a_leader_stopped_on_purpose_hands_over_at_once(tmp_path):
+    """SIGTERM (a rolling update): the leader lets its lease go after its last commit, so the
+    standby leads at its next try; with a 60 s lease nothing else could make it lead sooner."""
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
+    long_lease = {"lease_ttl_s": 60.0, "renew_every_s": 0.5, "step_down_margin_s": 2.0}
+    a, b = (Replica(tmp_path, name, None, long_lease) for name in ("a", "b"))
+    for replica in (a, b):
+        replica.process.env = {**os.environ, "POWERPLANE_ADVERTISE": replica.address}
+    try:
+        a.process.start()
+        wait_until(lambda: serving(a), 60, "replica a leading")
+        b.process.start()
+        wait_until(lambda: health_of(b) == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
+        a.process.terminate()
+        wait_until(lambda: serving(b), 30, "replica b leading well before a's 60 s lease could run out")
+        assert "lease released" in a.process.log_path.read_text()
+    finally:
+        a.process.kill()
+        b.process.kill()

@@ -49,3 +49,14 @@ def test_a_deposed_leaders_commit_is_refused_and_writes_nothing(store_backend):
     assert b_store.load().jobs == [job] and b_store.events_after(job.tenant, 0) == []
     b_store.commit([cancelled], [event], [], epoch=b.epoch)
     assert [j.state for j in b_store.load().jobs] == [JobState.CANCELLED]
+
+
+def test_a_leader_stopping_on_purpose_lets_its_lease_go_at_once(store_backend):
+    a_store, b_store = store_backend.open(), store_backend.open()
+    a = a_store.claim_lease("a", "a:1", ttl_s=60)
+    assert not a_store.release_lease("a", a.epoch + 1)  # not its epoch: nothing happens
+    assert b_store.claim_lease("b", "b:1", ttl_s=60) is None
+    assert a_store.release_lease("a", a.epoch)
+    taken = b_store.claim_lease("b", "b:1", ttl_s=60)  # at once, not in 60 s
+    assert taken is not None and taken.epoch == a.epoch + 1
+    assert not a_store.release_lease("a", a.epoch)  # b's now: a cannot let it go
