@@ -76,6 +76,7 @@ class SchedulerServer:
         await self.leadership.leading.wait()
         self.controller.committer.epoch = self.leadership.epoch  # every commit is fenced by it
         await self._lead(auth)
+        self.leadership.ready.set()  # the store is loaded: calls may come in
         if not self.leadership.lost.is_set():
             for name in ("", *SERVICE_NAMES):
                 await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)

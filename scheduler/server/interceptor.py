@@ -185,7 +185,10 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             return _rejecting_handler(handler, _status_of(err), str(err))
         if self.leader is not None and not self.leader.serving():
             where = self.leader.leader_address
-            message = f"this scheduler replica is a standby; the leader is at {where}" if where else "this scheduler replica is a standby; no leader is known yet"
+            if self.leader.leading.is_set():
+                message = "this scheduler replica has just taken over and is loading its store; try again shortly"
+            else:
+                message = f"this scheduler replica is a standby; the leader is at {where}" if where else "this scheduler replica is a standby; no leader is known yet"
             return _rejecting_handler(handler, grpc.StatusCode.UNAVAILABLE, message, ((LEADER_KEY, where),))
         wrapped = self._wrapped.get(method)
         if wrapped is None:

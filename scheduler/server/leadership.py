@@ -38,7 +38,8 @@ class Leadership:
         self.store, self.holder, self.address, self.settings, self.clock = store, holder, address, settings, clock
         self.lease: Lease | None = None  # the last lease seen: ours while leading, else the leader's
         self.epoch: int | None = None  # ours, once leading
-        self.leading = asyncio.Event()
+        self.leading = asyncio.Event()  # it holds the lease
+        self.ready = asyncio.Event()  # and has loaded the store: it serves (set by the server)
         self.lost = asyncio.Event()
         self.why_lost = ""
         self._last_asked = 0.0
@@ -50,7 +51,9 @@ class Leadership:
         return self.lease.address if self.lease is not None else ""
 
     def serving(self) -> bool:
-        return self.leading.is_set() and not self.lost.is_set()
+        """Leading with the store loaded: a call let through before the load would not find
+        what the last leader committed (a retried submission would be stored twice)."""
+        return self.ready.is_set() and not self.lost.is_set()
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._claims(), name="lease"), asyncio.create_task(self._watchdog(), name="lease-watchdog")]

@@ -82,3 +82,51 @@ def test_a_standby_knows_the_leader_and_a_leader_whose_lease_was_taken_steps_dow
             await b.stop()
 
     asyncio.run(main())
+
+
+def test_a_new_leader_refuses_calls_until_its_store_is_loaded(tmp_path):
+    """Between taking the lease and loading the store, a call would miss what the last leader
+    committed (a retried submission stored twice): it is refused UNAVAILABLE until the load is done."""
+    import grpc
+
+    from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc
+    from scheduler.server.app import SchedulerServer
+    from scheduler.server.config import SchedulerConfig
+
+    token = "acme-" + "a" * 24
+
+    async def main():
+        config = SchedulerConfig(
+            listen="127.0.0.1:0", database=tmp_path / "pp.db", regions=["us"], tenants={"acme": token},
+            leadership={"advertise": "127.0.0.1:1", "lease_ttl_s": 1.0, "renew_every_s": 0.1, "step_down_margin_s": 0.3},
+        )
+        server = SchedulerServer(config)
+        loading = asyncio.Event()
+        release = asyncio.Event()
+        real_start = server.controller.start
+
+        async def slow_start(loops: bool = True):
+            loading.set()
+            await release.wait()
+            await real_start(loops)
+
+        server.controller.start = slow_start
+        port = await server.start()
+        try:
+            await asyncio.wait_for(loading.wait(), 10)  # it leads and is loading
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = tenant_pb2_grpc.TenantServiceStub(channel)
+                metadata = (("authorization", f"Bearer {token}"),)
+                try:
+                    await stub.ListJobs(tenant_pb2.ListJobsRequest(), metadata=metadata, timeout=10)
+                    raise AssertionError("a call got through before the store was loaded")
+                except grpc.aio.AioRpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAVAILABLE and "loading" in err.details()
+                release.set()
+                await asyncio.wait_for(server.leadership.ready.wait(), 10)
+                assert (await stub.ListJobs(tenant_pb2.ListJobsRequest(), metadata=metadata, timeout=10)).jobs == []
+        finally:
+            release.set()
+            await server.stop(0)
+
+    asyncio.run(main())
