@@ -5,7 +5,7 @@ Two replicas (`powerplane scheduler`, real processes, each its own port on 127.0
 $POWERPLANE_ADVERTISE set to it) share one store: by default a throwaway PostgreSQL
 server the bench starts (bench/submit_throughput.py's postgres_server: fsync on), or
 with `--store sqlite` one SQLite file. Leadership runs with the DEFAULT lease settings
-(lease_ttl_s 10, renew_every_s 2, step_down_margin_s 2; `--ttl/--renew/--margin` to
+(lease_ttl_s 8, renew_every_s 1, step_down_margin_s 2; `--ttl/--renew/--margin` to
 try others); the settings used are printed and are in the JSON line.
 
 Eight submitting clients (threads, each its own scheduler.client.Client given both

@@ -27,8 +27,8 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeaseSettings:
-    ttl_s: float = 10.0
-    renew_every_s: float = 2.0
+    ttl_s: float = 8.0  # a dead leader is replaced 7-9 s after it died (expiry, the next claim, the load)
+    renew_every_s: float = 1.0
     step_down_margin_s: float = 2.0
 
     def problems(self) -> list[str]:

@@ -6,7 +6,7 @@
     database: "powerplane.db"       # SQLite file (WAL), the store unless `store` names another
     store: {postgres: {dsn_file: pg.dsn, pool_size: 4}}   # optional: PostgreSQL instead (docs/store.md);
                                     # the file holds the DSN (a Kubernetes Secret), never logged
-    leadership: {advertise: "10.0.0.5:50051", lease_ttl_s: 10, renew_every_s: 2, step_down_margin_s: 2}
+    leadership: {advertise: "10.0.0.5:50051", lease_ttl_s: 8, renew_every_s: 1, step_down_margin_s: 2}
                                     # optional: several replicas on one database, one leads (docs/store.md)
     retention: {events: 1000000, prices_s: 2592000, interval_s: 3600}   # the event log's newest events kept;
                                     # price events kept 30 days after they end
@@ -85,8 +85,8 @@ class LeadershipConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     advertise: str  # host:port where clients and agents reach this replica (a standby names the leader's); $POWERPLANE_ADVERTISE overrides it
     replica_id: str = ""  # unique per replica; "": the host name and process id
-    lease_ttl_s: float = Field(default=10.0, gt=0)
-    renew_every_s: float = Field(default=2.0, gt=0)
+    lease_ttl_s: float = Field(default=8.0, gt=0)
+    renew_every_s: float = Field(default=1.0, gt=0)
     step_down_margin_s: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")

@@ -97,7 +97,7 @@ def test_config_loads_with_postgres_and_leadership(variant, tmp_path, monkeypatc
     dep = scheduler_deployment(docs)
     cfg = scheduler_config(docs)
     assert cfg["store"] == {"postgres": {"dsn_file": POSTGRES_DSN_PATH, "pool_size": 4}}
-    assert cfg["leadership"] == {"advertise": f"{SCHEDULER}:50051", "lease_ttl_s": 10, "renew_every_s": 2, "step_down_margin_s": 2}
+    assert cfg["leadership"] == {"advertise": f"{SCHEDULER}:50051", "lease_ttl_s": 8, "renew_every_s": 1, "step_down_margin_s": 2}
     assert cfg["checkpoint_root"] == "s3://powerplane-checkpoints"
 
     # the DSN file is the existing Secret's key, mounted read-only
@@ -123,7 +123,7 @@ def test_config_loads_with_postgres_and_leadership(variant, tmp_path, monkeypatc
     loaded = load_rendered_config(docs, tmp_path)
     assert loaded.store.postgres is not None and loaded.store.postgres.pool_size == 4
     assert loaded.leadership.advertise == f"10.42.7.19:{grpc_port}"
-    assert (loaded.leadership.lease_ttl_s, loaded.leadership.renew_every_s, loaded.leadership.step_down_margin_s) == (10, 2, 2)
+    assert (loaded.leadership.lease_ttl_s, loaded.leadership.renew_every_s, loaded.leadership.step_down_margin_s) == (8, 1, 2)
     assert loaded.checkpoint_root == "s3://powerplane-checkpoints"
 
 
@@ -171,8 +171,8 @@ def test_several_replicas_on_sqlite_are_refused():
         (("scheduler.replicas=0",), "scheduler.replicas: Must be greater than or equal to 1"),
         (("scheduler.store.postgres.enabled=true",), "neither scheduler.store.postgres.existingSecret nor scheduler.store.postgres.dsn is set"),
         (
-            (*PG, "scheduler.replicas=2", "scheduler.leadership.renewEveryS=5"),
-            "scheduler.leadership.renewEveryS (5) must be at most half of leaseTtlS (10) less stepDownMarginS (2)",
+            (*PG, "scheduler.replicas=2", "scheduler.leadership.renewEveryS=4"),
+            "scheduler.leadership.renewEveryS (4) must be at most half of leaseTtlS (8) less stepDownMarginS (2)",
         ),
         ((*PG, "scheduler.replicas=2", "scheduler.tls.enabled=true", "scheduler.tls.secretName=t"), "scheduler.probes.tlsProbe is tcp but leadership is on"),
         ((*PG, "scheduler.store.postgres.poolSize=65"), "scheduler.store.postgres.poolSize: Must be less than or equal to 64"),
@@ -299,5 +299,5 @@ def test_own_anti_affinity_is_kept_and_one_replica_gets_none(tmp_path):
 
 def test_lease_timing_limit_matches_load_config(tmp_path):
     """The render's limit on renewEveryS is the scheduler's: at the limit both accept."""
-    docs = rendered(template(sets=(*PG, "scheduler.replicas=2", "scheduler.leadership.renewEveryS=4")))
-    assert load_rendered_config(docs, tmp_path).leadership.renew_every_s == 4
+    docs = rendered(template(sets=(*PG, "scheduler.replicas=2", "scheduler.leadership.renewEveryS=3")))
+    assert load_rendered_config(docs, tmp_path).leadership.renew_every_s == 3
