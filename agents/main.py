@@ -124,13 +124,15 @@ async def run_agent(args: argparse.Namespace) -> None:
     endpoint = None
     if getattr(args, "metrics_listen", ""):
         from agents.metrics import AgentEndpoint
+        from scheduler.core.validation import split_host_port
 
-        host, sep, port = args.metrics_listen.rpartition(":")
-        if not sep or not port.isdigit():
-            raise SystemExit(f"powerplane agent: --metrics-listen must be host:port, got {args.metrics_listen!r}")
+        try:
+            host, port = split_host_port(args.metrics_listen)
+        except ValueError as err:
+            raise SystemExit(f"powerplane agent: --metrics-listen {err}") from None
         endpoint = AgentEndpoint(agent)
-        bound = await endpoint.start(host or "127.0.0.1", int(port))
-        log.info("metrics and probes on http://%s:%d/metrics (/healthz, /readyz)", host or "127.0.0.1", bound)
+        bound = await endpoint.start(host, port)
+        log.info("metrics and probes on http://%s:%d/metrics (/healthz, /readyz)", host, bound)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.stop)

@@ -39,6 +39,15 @@ _URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
 
 
+def split_host_port(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """`host:port` (port 0..65535; 0: any free port) as (host, port), `default_host` for an
+    empty host; ValueError naming the value otherwise. Every listen and advertise setting."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port (port 0..65535; 0: any free port), got {value!r}")
+    return host or default_host, int(port)
+
+
 def check_ids(**ids: str) -> None:
     """Refuse an id longer than MAX_ID characters (whether an empty one is allowed is the caller's call)."""
     for field_name, value in ids.items():

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc, operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc
+from scheduler.core.validation import split_host_port
 from scheduler.server.agent_service import AgentService
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
@@ -87,15 +88,15 @@ class SchedulerServer:
         await self.controller.start()
         metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop())
         if self.config.metrics_listen:
-            host, _, port = self.config.metrics_listen.rpartition(":")
-            self.metrics_port = metrics.serve(host or "127.0.0.1", int(port))
-            log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port)
+            host, port = split_host_port(self.config.metrics_listen)
+            self.metrics_port = metrics.serve(host, port)
+            log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
         if self.config.dashboard_listen:
             from scheduler.server.dashboard import start_dashboard
 
-            host, _, port = self.config.dashboard_listen.rpartition(":")
-            self.dashboard = await start_dashboard(self.views, self.controller.changes, auth, host or "127.0.0.1", int(port))
-            log.info("dashboard on http://%s:%d/", host or "127.0.0.1", self.dashboard.port)
+            host, port = split_host_port(self.config.dashboard_listen)
+            self.dashboard = await start_dashboard(self.views, self.controller.changes, auth, host, port)
+            log.info("dashboard on http://%s:%d/", host, self.dashboard.port)
 
     async def _serve_grpc(self, auth: Authenticator, leader: Leadership | None = None) -> int:
         server = grpc.aio.server(

@@ -38,6 +38,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from scheduler.core.validation import split_host_port
+
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 
 
@@ -91,9 +93,12 @@ class LeadershipConfig(BaseModel):
 
     @model_validator(mode="after")
     def _leader_gets_two_tries(self) -> LeadershipConfig:
-        host, sep, port = self.advertise.rpartition(":")
-        if not (host and sep and port.isdigit()):
-            raise ValueError(f"leadership.advertise must be host:port, got {self.advertise!r}")
+        try:
+            host, _ = split_host_port(self.advertise, default_host="")
+        except ValueError as err:
+            raise ValueError(f"leadership.advertise {err}") from None
+        if not host:
+            raise ValueError(f"leadership.advertise must name a host, got {self.advertise!r}")
         problems = self.lease().problems()
         if problems:
             raise ValueError("leadership: " + "; ".join(problems))
@@ -148,9 +153,10 @@ class SchedulerConfig(Tokens):
     @classmethod
     def _listen_is_host_port(cls, value: str, info) -> str:
         if value:
-            host, sep, port = value.rpartition(":")
-            if not sep or not port.isdigit() or int(port) > 65535:
-                raise ValueError(f"{info.field_name} must be host:port (port 0..65535; 0: any free port), got {value!r}")
+            try:
+                split_host_port(value)
+            except ValueError as err:
+                raise ValueError(f"{info.field_name} {err}") from None
         return value
 
     @field_validator("regions")
