@@ -240,8 +240,7 @@ class PostgresStore:
         database's clock: the replicas' clocks never have to agree."""
         with self._lock, self._writer.transaction(), self._writer.cursor() as cur:
             row = cur.execute("SELECT holder, address, epoch, expires_at, extract(epoch FROM clock_timestamp()) FROM leadership WHERE id = 1 FOR UPDATE").fetchone()
-            current = Lease(row[0], row[1], row[2], row[3]) if row[0] else None
-            lease = claim(current if current is not None else Lease("", "", row[2], 0.0), holder, address, float(row[4]), ttl_s)
+            lease = claim(Lease(*row[:4]), holder, address, float(row[4]), ttl_s)  # no holder yet: "", expired at 0
             if lease is not None:
                 cur.execute("UPDATE leadership SET holder = %s, address = %s, epoch = %s, expires_at = %s WHERE id = 1", (lease.holder, lease.address, lease.epoch, lease.expires_at))
         return lease

@@ -79,6 +79,7 @@ MIGRATIONS = check_ordered((
         "INSERT INTO event_log VALUES (1, 0)",
     )),
 ))
+LEASE_ROW = "SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1"  # no holder yet: "", expired at 0
 
 
 class SqliteStore:
@@ -230,8 +231,7 @@ class SqliteStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            holder_now, address_now, epoch_now, expires_now = db.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
-            lease = claim(Lease(holder_now, address_now, epoch_now, expires_now if holder_now else 0.0), holder, address, time.time(), ttl_s)
+            lease = claim(Lease(*db.execute(LEASE_ROW).fetchone()), holder, address, time.time(), ttl_s)  # no holder yet: expired
             if lease is not None:
                 db.execute("UPDATE leadership SET holder = ?, address = ?, epoch = ?, expires_at = ? WHERE id = 1", (lease.holder, lease.address, lease.epoch, lease.expires_at))
             db.execute("COMMIT")
@@ -250,7 +250,7 @@ class SqliteStore:
             return self._db.execute("UPDATE leadership SET expires_at = 0 WHERE id = 1 AND holder = ? AND epoch = ?", (holder, epoch)).rowcount == 1
 
     def _lease_row(self) -> Lease | None:
-        row = self._db.execute("SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1").fetchone()
+        row = self._db.execute(LEASE_ROW).fetchone()
         return Lease(*row) if row is not None and row[0] else None
 
     def events_after(self, tenant: str, after_event_id: int, job_id: str = "", limit: int = 1000) -> list[JobEvent]:
