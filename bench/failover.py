@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import random
 import statistics
 import sys
@@ -59,10 +58,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_health.v1 import health_pb2  # noqa: E402
 
-from powerplane_dev.cluster import BIN, Process, free_port, wait_for  # noqa: E402
-from scheduler.client import Client, channel, spec  # noqa: E402
+from powerplane_dev.cluster import SchedulerReplica, wait_for  # noqa: E402
+from scheduler.client import Client, spec  # noqa: E402
 from scheduler.server.config import LeadershipConfig  # noqa: E402
 
 TOKEN = "acme-" + "b" * 24
@@ -72,33 +71,8 @@ GOAL_FAILOVER_S = 10.0
 NOT_MEASURED = ["double_runs", "agents_reconnected_s", "cap_exceeded_s"]
 
 
-class Replica:
-    """One scheduler replica: its config (shared database, tokens and DSN files) and process."""
-
-    def __init__(self, workdir: Path, name: str, leadership: dict, postgres: bool):
-        self.name, self.port = name, free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        config = {
-            "listen": self.address,
-            "database": "shared.db",
-            "regions": ["us"],
-            "tokens_file": "tokens.yaml",
-            "leadership": {"advertise": self.address, "replica_id": name, **leadership},
-        }
-        if postgres:
-            config["store"] = {"postgres": {"dsn_file": "pg.dsn"}}
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        argv = [str(BIN / "powerplane"), "scheduler", "--config", str(path)]
-        env = {**os.environ, "POWERPLANE_ADVERTISE": self.address, "PYTHONUNBUFFERED": "1"}
-        self.process = Process(name, argv, workdir / "logs" / f"{name}.log", env)
-        self._channel = channel(self.address)
-
-    def health(self) -> int | None:
-        try:
-            return health_pb2_grpc.HealthStub(self._channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
-        except grpc.RpcError:
-            return None  # not listening yet, or gone
+class Replica(SchedulerReplica):
+    """One scheduler replica (powerplane_dev.cluster.SchedulerReplica) the bench starts, kills and restarts."""
 
     def start(self) -> None:
         self.process.start()
@@ -234,10 +208,7 @@ def run(args, workdir: Path, dsn: str | None) -> dict:
     print(f"store: {args.store}; lease settings: {used}", flush=True)
     (workdir / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
     (workdir / "tokens.yaml").chmod(0o600)
-    if dsn is not None:
-        (workdir / "pg.dsn").write_text(dsn)
-        (workdir / "pg.dsn").chmod(0o600)
-    replicas = [Replica(workdir, name, leadership, dsn is not None) for name in ("a", "b")]
+    replicas = [Replica(workdir, name, leadership, dsn=dsn) for name in ("a", "b")]
     leader, standby = replicas
     rounds: list[dict] = []
     load = Load(",".join(r.address for r in replicas), args.clients)

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -210,6 +211,45 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class SchedulerReplica:
+    """One scheduler replica sharing its store with others (`leadership:` in its config):
+    its config file in `workdir` (tokens from `tokens.yaml` there, one SQLite file
+    `shared.db`, or PostgreSQL when `dsn` is given) and its process, not started.
+    `leadership` may override `advertise` (the config's; $POWERPLANE_ADVERTISE, set to
+    `listen`, wins); `wrap` prefixes the command (e.g. `ip netns exec NS`)."""
+
+    def __init__(self, workdir: Path, name: str, leadership: dict, listen: str = "", dsn: str | None = None, wrap: tuple[str, ...] = ()):
+        self.name = name
+        self.address = listen or f"127.0.0.1:{free_port()}"
+        config = {
+            "listen": self.address,
+            "database": "shared.db",
+            "regions": ["us"],
+            "tokens_file": "tokens.yaml",
+            "leadership": {"advertise": self.address, "replica_id": name, **leadership},
+        }
+        if dsn is not None:
+            dsn_file = workdir / f"{name}.dsn"
+            dsn_file.write_text(dsn)
+            dsn_file.chmod(0o600)
+            config["store"] = {"postgres": {"dsn_file": dsn_file.name}}
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        argv = [*wrap, str(BIN / "powerplane"), "scheduler", "--config", str(path)]
+        env = {**os.environ, "POWERPLANE_ADVERTISE": self.address, "PYTHONUNBUFFERED": "1"}
+        self.process = Process(name, argv, workdir / "logs" / f"{name}.log", env)
+
+    def health(self) -> int | None:
+        """Its gRPC health (SERVING: it leads; NOT_SERVING: it stands by), None if it does not answer."""
+        from scheduler.client import channel as open_channel
+
+        try:
+            with open_channel(self.address) as ch:
+                return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+        except grpc.RpcError:
+            return None
 
 
 @dataclass

@@ -7,16 +7,15 @@ given both addresses, carry on by themselves."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 import grpc
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from powerplane_dev.cluster import BIN, Process, free_port
+from powerplane_dev.cluster import SchedulerReplica
 from scheduler.api.leader import leader_hint
 from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc
 from scheduler.client import Client, channel, spec
@@ -27,39 +26,14 @@ TOKENS = {"tenants": {"acme": "acme-" + "a" * 24}, "operators": {"ops": "ops-" +
 LEASE = {"lease_ttl_s": 3.0, "renew_every_s": 0.5, "step_down_margin_s": 1.0}
 
 
-class Replica:
-    def __init__(self, workdir, name: str, dsn: str | None, lease: dict = LEASE):
-        self.name, self.port = name, free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        config = {
-            "listen": self.address,
-            "database": "shared.db",
-            "regions": ["us"],
-            "tokens_file": "tokens.yaml",
-            "leadership": {"advertise": "127.0.0.1:1", "replica_id": name, **lease},  # $POWERPLANE_ADVERTISE overrides it
-        }
-        if dsn is not None:
-            (workdir / "pg.dsn").write_text(dsn)
-            config["store"] = {"postgres": {"dsn_file": "pg.dsn"}}
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        argv = [str(BIN / "powerplane"), "scheduler", "--config", str(path)]
-        self.process = Process(name, argv, workdir / "logs" / f"{name}.log", {})
-
-    def health(self) -> int:
-        with channel(self.address) as ch:
-            return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def replicas(request, tmp_path):
     dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
     started = []
     for name in ("a", "b"):
-        replica = Replica(tmp_path, name, dsn)
-        replica.process.env = {**os.environ, "POWERPLANE_ADVERTISE": replica.address}  # as the chart sets it from the pod's IP
-        started.append(replica)
+        # The config's advertise is wrong on purpose: $POWERPLANE_ADVERTISE (as the chart sets it from the pod's IP) must win.
+        started.append(SchedulerReplica(tmp_path, name, {**LEASE, "advertise": "127.0.0.1:1"}, dsn=dsn))
     try:
         yield started
     finally:
@@ -67,15 +41,8 @@ def replicas(request, tmp_path):
             replica.process.kill()
 
 
-def health_of(replica: Replica) -> int | None:
-    try:
-        return replica.health()
-    except grpc.RpcError:
-        return None  # not listening yet, or gone
-
-
-def serving(replica: Replica) -> bool:
-    return health_of(replica) == health_pb2.HealthCheckResponse.SERVING
+def serving(replica: SchedulerReplica) -> bool:
+    return replica.health() == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_the_standby_names_the_leader_then_takes_over_when_it_is_killed_and_nothing_acknowledged_is_lost(replicas):
@@ -83,7 +50,7 @@ def test_the_standby_names_the_leader_then_takes_over_when_it_is_killed_and_noth
     a.process.start()
     wait_until(lambda: serving(a), 60, "replica a leading")
     b.process.start()
-    wait_until(lambda: health_of(b) == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
+    wait_until(lambda: b.health() == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
 
     with channel(b.address) as raw:  # a plain stub: no following
         stub = tenant_pb2_grpc.TenantServiceStub(raw)
@@ -147,14 +114,12 @@ def test_a_leader_stopped_on_purpose_hands_over_at_once(tmp_path):
     standby leads at its next try; with a 60 s lease nothing else could make it lead sooner."""
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
     long_lease = {"lease_ttl_s": 60.0, "renew_every_s": 0.5, "step_down_margin_s": 2.0}
-    a, b = (Replica(tmp_path, name, None, long_lease) for name in ("a", "b"))
-    for replica in (a, b):
-        replica.process.env = {**os.environ, "POWERPLANE_ADVERTISE": replica.address}
+    a, b = (SchedulerReplica(tmp_path, name, long_lease) for name in ("a", "b"))
     try:
         a.process.start()
         wait_until(lambda: serving(a), 60, "replica a leading")
         b.process.start()
-        wait_until(lambda: health_of(b) == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
+        wait_until(lambda: b.health() == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
         a.process.terminate()
         wait_until(lambda: serving(b), 30, "replica b leading well before a's 60 s lease could run out")
         assert "lease released" in a.process.log_path.read_text()

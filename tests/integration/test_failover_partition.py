@@ -14,14 +14,12 @@ import subprocess
 import time
 from datetime import datetime
 
-import grpc
 import psycopg
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from powerplane_dev.cluster import BIN, Process, free_port
-from scheduler.client import channel
+from powerplane_dev.cluster import SchedulerReplica, free_port
 from tests.integration.conftest import wait_until
 from tests.postgres import USER, start_postgres
 
@@ -72,28 +70,6 @@ def database(leader_namespace):
         next(server_run, None)
 
 
-def write_replica(workdir, name: str, listen: str, dsn: str) -> Process:
-    (workdir / f"{name}.dsn").write_text(dsn)
-    config = {
-        "listen": listen,
-        "regions": ["us"],
-        "tokens_file": "tokens.yaml",
-        "store": {"postgres": {"dsn_file": f"{name}.dsn"}},
-        "leadership": {"advertise": listen, "replica_id": name, **LEASE},
-    }
-    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    argv = [str(BIN / "powerplane"), "scheduler", "--config", str(workdir / f"{name}.yaml")]
-    return Process(name, argv, workdir / "logs" / f"{name}.log", dict(os.environ))
-
-
-def health(address: str) -> int | None:
-    try:
-        with channel(address) as ch:
-            return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
-    except grpc.RpcError:
-        return None
-
-
 def logged_at(log_text: str, pattern: str) -> float:
     """The time of the first log line matching `pattern` (the scheduler logs local time)."""
     for line in log_text.splitlines():
@@ -105,18 +81,18 @@ def logged_at(log_text: str, pattern: str) -> float:
 def test_a_leader_cut_off_from_its_database_steps_down_before_the_standby_takes_over(tmp_path, leader_namespace, database):
     ns, veth = leader_namespace
     (tmp_path / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
-    a_address, b_address = f"{NET}.2:{free_port()}", f"127.0.0.1:{free_port()}"
-    a = write_replica(tmp_path, "a", a_address, f"host={NET}.1 port={database.port} user={USER} dbname=failover")
-    a.argv = ["ip", "netns", "exec", ns, *a.argv]  # the leader lives behind the veth
-    b = write_replica(tmp_path, "b", b_address, database.dsn("failover"))
+    a_dsn = f"host={NET}.1 port={database.port} user={USER} dbname=failover"
+    replica_a = SchedulerReplica(tmp_path, "a", LEASE, listen=f"{NET}.2:{free_port()}", dsn=a_dsn, wrap=("ip", "netns", "exec", ns))  # behind the veth
+    replica_b = SchedulerReplica(tmp_path, "b", LEASE, dsn=database.dsn("failover"))
+    a, b = replica_a.process, replica_b.process
     try:
         a.start()
-        wait_until(lambda: health(a_address) == health_pb2.HealthCheckResponse.SERVING, 60, "replica a leading")
+        wait_until(lambda: replica_a.health() == health_pb2.HealthCheckResponse.SERVING, 60, "replica a leading")
         b.start()
-        wait_until(lambda: health(b_address) == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
+        wait_until(lambda: replica_b.health() == health_pb2.HealthCheckResponse.NOT_SERVING, 60, "replica b standing by")
 
         ip("link", "set", veth, "down")  # the partition: a can no longer reach the database (nor we a)
-        wait_until(lambda: health(b_address) == health_pb2.HealthCheckResponse.SERVING, 60, "replica b leading")
+        wait_until(lambda: replica_b.health() == health_pb2.HealthCheckResponse.SERVING, 60, "replica b leading")
         deadline = time.monotonic() + 60
         while a.alive and time.monotonic() < deadline:
             time.sleep(0.2)
