@@ -8,7 +8,8 @@ every write, so that no pass scans every job ever submitted:
 - the RUNNING Serve services (what the scaler sizes).
 
 Pure: plain dictionaries and sets. The scheduler's controller and the simulator both
-keep their jobs in one.
+keep their jobs in one. The controller keeps only active and recent jobs: older finished
+ones are `evict`ed (their counts stay) and read from the store when asked for.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ class JobTable(Mapping[str, Job]):
             self._pending.pop(job_id, None)
             self._served.pop(job_id, None)
 
+    def evict(self, job_id: str) -> None:
+        """Drop a finished job from memory but keep it in `counts` (it is still in the store)."""
+        job = self._jobs[job_id]
+        if job.state in ACTIVE or job.state == JobState.PENDING:
+            raise ValueError(f"job {job_id} is {job.state.name}: only finished jobs leave memory")
+        self.discard(job_id)
+        self._counts[(job.state, job.tenant)] += 1
+
+    def count_elsewhere(self, counts: Mapping[tuple[JobState, str], int]) -> None:
+        """Count jobs kept only in the store (a bounded snapshot's `paged_out`)."""
+        self._counts.update(counts)
+
     def take(self, decision: Decision) -> None:
         """A decision's new job versions, and the reasons PENDING jobs wait (derived: never
         persisted). The controller and the simulator apply decisions to memory with this."""
@@ -104,7 +117,7 @@ class JobTable(Mapping[str, Job]):
         return [self._jobs[j] for j in self._served]
 
     def counts(self) -> dict[tuple[JobState, str], int]:
-        """Jobs by (state, tenant), kept as jobs change (the metrics read it at each scrape)."""
+        """Jobs by (state, tenant), in memory or not, kept as jobs change (the metrics read it at each scrape)."""
         return {key: n for key, n in self._counts.items() if n}
 
     def gpus_in_use(self) -> dict[str, tuple[int, int]]:

@@ -1,12 +1,14 @@
 """Builds and runs the scheduler's gRPC server (grpc.aio): the three Powerplane
 services, grpc.health.v1.Health and server reflection, optionally over TLS; with
-several replicas (config.leadership), a standby until it holds the lease.
+several replicas (config.leadership), a standby until it holds the lease, kept warm
+meanwhile (the store loaded once, then the leader's commits followed every renewal).
 SIGINT/SIGTERM stop it gracefully: health goes NOT_SERVING, in-flight calls get
 a grace period, the store is flushed and closed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -74,7 +76,11 @@ class SchedulerServer:
         return port
 
     async def _lead_when_elected(self, auth: Authenticator) -> None:
+        warm = asyncio.create_task(self._stand_by_warm(), name="warm-standby")
         await self.leadership.leading.wait()
+        warm.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warm
         self.controller.committer.epoch = self.leadership.epoch  # every commit is fenced by it
         await self._lead(auth)
         self.leadership.ready.set()  # the store is loaded: calls may come in
@@ -82,6 +88,20 @@ class SchedulerServer:
             for name in ("", *SERVICE_NAMES):
                 await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
             log.warning("leading (epoch %d): store loaded, serving", self.leadership.epoch)
+
+    async def _stand_by_warm(self) -> None:
+        """Keep what the leader committed in memory, so that taking over only catches up."""
+        period = self.config.leadership.renew_every_s
+        warm = False
+        while True:
+            try:
+                await self.controller.refresh()
+                if not warm:
+                    warm = True
+                    log.info("standing by warm: %d jobs in memory, following the leader's commits every %gs", len(self.controller.jobs), period)
+            except Exception as err:  # the store is away for now: the lease's watchdog decides, not this
+                log.warning("standby could not read the store: %s", err)
+            await asyncio.sleep(period)
 
     async def _lead(self, auth: Authenticator) -> None:
         """Load the store and start what only a leader runs: passes, metrics, dashboard."""

@@ -10,6 +10,8 @@
                                     # optional: several replicas on one database, one leads (docs/store.md)
     retention: {events: 1000000, prices_s: 2592000, interval_s: 3600}   # the event log's newest events kept;
                                     # price events kept 30 days after they end
+    memory: {recent_jobs: 100000}   # finished jobs older than the newest 100000 submissions stay in the
+                                    # store only, read from it when asked for (unfinished jobs stay in memory)
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
@@ -120,6 +122,14 @@ class RetentionConfig(BaseModel):
     interval_s: float = Field(default=3600.0, gt=0)  # how often retention runs
 
 
+class MemoryConfig(BaseModel):
+    """What the scheduler keeps in memory: every unfinished job and the newest `recent_jobs`
+    submissions; older finished jobs are read from the store when a call asks for them."""
+
+    model_config = ConfigDict(extra="forbid")
+    recent_jobs: int = Field(default=100_000, ge=1)
+
+
 class MiningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     margin_usd_per_mwh: float = 0.0
@@ -136,6 +146,7 @@ class SchedulerConfig(Tokens):
     store: StoreConfig = Field(default_factory=StoreConfig)
     leadership: LeadershipConfig | None = None
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

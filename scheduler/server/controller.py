@@ -1,6 +1,8 @@
 """The controller: the scheduler's in-memory state and the one place it changes.
 
-It loads jobs, sites and grid events from the store at start, feeds events
+It loads sites, grid events and the jobs it keeps in memory (unfinished and recent ones:
+core/resident_jobs.py; older finished jobs are read from the store when asked for) at
+start, or follows the leader's commits while it stands by warm (`catch_up`); it feeds events
 (submissions, agent messages, cancels, grid events, ticks) to the pure core (the
 job rules in core/runs.py, placement, and the power state machine core/power_state.py)
 and applies each `Decision`: memory first (synchronously, so the next decision sees
@@ -15,13 +17,11 @@ Recovery rule after a restart: every site starts DISCONNECTED with a fresh
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import dataclasses
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from scheduler.core import runs
@@ -46,12 +46,13 @@ from scheduler.core.power_state import (
     SiteResized,
     Stimulus,
 )
+from scheduler.core.resident_jobs import ResidentJobs
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
 from scheduler.core.validation import check_ids, validate_submission
 from scheduler.server.committer import GroupCommitter
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.views import ChangeFeed
-from scheduler.store.base import Store
+from scheduler.store.base import Snapshot, Store
 
 log = logging.getLogger(__name__)
 WATCH_QUEUE_LIMIT = 10_000
@@ -103,10 +104,8 @@ class Controller:
         self.clock = clock
         self.committer = GroupCommitter(store)
         self.regions = frozenset(config.regions)
-        self.jobs = JobTable()
-        self.by_request: dict[tuple[str, str], str] = {}
-        self.tenant_seqs: dict[str, list[int]] = defaultdict(list)  # ascending seqs per tenant
-        self.seq_to_job: dict[int, str] = {}
+        self.resident = ResidentJobs(config.memory.recent_jobs)
+        self.jobs: JobTable = self.resident.table
         self.sites: dict[str, Site] = {}
         self.sessions: dict[str, AgentSession] = {}
         self.watchers: set[Watcher] = set()
@@ -114,22 +113,54 @@ class Controller:
         self._kick = asyncio.Event()
         self._power_kick = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._seq = 0
+        self._changed_through: int | None = None  # the store's commits memory includes (None: not loaded yet)
         self.power = PowerState(power_settings(config))
         self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
         self.decided: Callable[[Decision], None] = lambda decision: None  # each decision, before it is applied (the metrics count it)
         self.changes = ChangeFeed()  # moves with every applied decision: the snapshots follow it
 
     # ----------------------------------------------------------------- life cycle
-    async def start(self, loops: bool = True) -> None:
-        """Load the store and start committing; `loops=False`: no background passes (a
-        caller that drives scheduling, dispatch and scaling itself, e.g. a replay test)."""
-        snapshot = await asyncio.get_running_loop().run_in_executor(None, self.committer.store.load)
-        now = self.clock()
+    async def load(self) -> None:
+        """Read the store: sites, grid events, unfinished jobs and the `memory.recent_jobs`
+        newest (the others are counted, and read when asked for)."""
+        snapshot = await asyncio.get_running_loop().run_in_executor(None, self.committer.store.load, self.config.memory.recent_jobs)
         for job in snapshot.jobs:
-            self._index(job)
+            self.resident.add(job)
+        self.jobs.count_elsewhere(snapshot.paged_out)
+        self.resident.paged = bool(snapshot.paged_out)
+        self._follow(snapshot)
+
+    async def catch_up(self) -> int:
+        """A warm standby follows the leader: the jobs its commits wrote since the last
+        read, sites and grid events as they are now. Returns how many jobs changed."""
+        changes = await asyncio.get_running_loop().run_in_executor(None, self.committer.store.changes_after, self._changed_through)
+        old_floor = self.resident.floor
+        for job in changes.jobs:
+            self.resident.add(job)
+        self.resident.evict([*self.resident.passed_floor(old_floor), *(j.job_id for j in changes.jobs)])
+        self._follow(changes)
+        return len(changes.jobs)
+
+    def _follow(self, snapshot: Snapshot) -> None:
         self.power = PowerState(power_settings(self.config), snapshot.grid_events)
-        for site in snapshot.sites:
+        self.sites = {site.site_id: site for site in snapshot.sites}
+        self._changed_through = snapshot.changed_through
+        self.changes.bump()
+
+    async def refresh(self) -> int:
+        """Load the store the first time, then catch up with it (a standby keeping warm)."""
+        if self._changed_through is None:
+            await self.load()
+            return len(self.jobs)
+        return await self.catch_up()
+
+    async def start(self, loops: bool = True) -> None:
+        """Load the store (or catch up, after standing by warm) and start committing;
+        `loops=False`: no background passes (a caller that drives scheduling, dispatch and
+        scaling itself, e.g. a replay test)."""
+        await self.refresh()
+        now = self.clock()
+        for site in self.sites.values():
             # Grace after a restart: no site is declared lost before it had a chance to reconnect.
             self.sites[site.site_id] = dataclasses.replace(site, connected=False, last_seen=now)
         self.committer.start()
@@ -153,13 +184,6 @@ class Controller:
                 watcher.queue.put_nowait(None)
         await self.committer.close()
 
-    def _index(self, job: Job) -> None:
-        self.jobs[job.job_id] = job
-        self.by_request[(job.tenant, job.client_request_id)] = job.job_id
-        bisect.insort(self.tenant_seqs[job.tenant], job.seq)
-        self.seq_to_job[job.seq] = job.job_id
-        self._seq = max(self._seq, job.seq)
-
     # ------------------------------------------------------------- applying
     async def apply(self, decision: Decision, sites: Iterable[Site] = ()) -> list[JobEvent]:
         """Apply a decision made on the current state. Must be called with no await
@@ -176,7 +200,11 @@ class Controller:
         if not (decision.writes or sites):
             self._send(decision.orders)
             return []
-        ids = await self.committer.commit(decision.jobs, decision.events, sites, decision.grid)
+        self.resident.saving(decision.jobs, +1)
+        try:
+            ids = await self.committer.commit(decision.jobs, decision.events, sites, decision.grid)
+        finally:
+            self.resident.saving(decision.jobs, -1)
         events = [dataclasses.replace(e, event_id=i) for e, i in zip(decision.events, ids)]
         for event in events:
             log.info(
@@ -193,6 +221,7 @@ class Controller:
             for watcher in list(self.watchers):
                 watcher.offer(event)
         self._send(decision.orders)
+        self.resident.evict(job.job_id for job in decision.jobs)  # finished ones below the floor: in the store now
         if any(e.to_state in (JobState.PENDING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED) for e in events):
             self._kick.set()  # capacity freed or work queued: schedule soon
         return events
@@ -212,16 +241,20 @@ class Controller:
     # ------------------------------------------------------------- tenants
     async def submit(self, tenant: str, client_request_id: str, spec: JobSpec) -> tuple[Job, bool]:
         validate_submission(client_request_id, spec, self.regions)
-        existing = self.by_request.get((tenant, client_request_id))
+        existing = self.resident.by_request.get((tenant, client_request_id))
+        if existing is None and self.resident.paged:  # an old request's job may be in the store only
+            stored = await self.committer.read(self.committer.store.job_by_request, tenant, client_request_id)
+            existing = self.resident.by_request.get((tenant, client_request_id))  # a twin submitted meanwhile
+            if existing is None and stored is not None:
+                return stored, False
         if existing is not None:
             inflight = self._inflight.get(existing)
             if inflight is not None:
                 await asyncio.shield(inflight)
             return self.jobs[existing], False
         started = time.perf_counter()
-        self._seq += 1
-        job, event = new_job(f"job-{uuid.uuid4().hex[:16]}", tenant, client_request_id, spec, self._seq, self.clock())
-        self._index(job)
+        job, event = new_job(f"job-{uuid.uuid4().hex[:16]}", tenant, client_request_id, spec, self.resident.next_seq(), self.clock())
+        self.resident.add(job)
         future = asyncio.get_running_loop().create_future()
         self._inflight[job.job_id] = future
         try:
@@ -236,37 +269,44 @@ class Controller:
         self.timings("submit", time.perf_counter() - started)
         return self.jobs[job.job_id], True
 
-    def job_of(self, tenant: str, job_id: str) -> Job:
+    async def job_of(self, tenant: str, job_id: str) -> Job:
+        """The tenant's job, from memory or (a finished job paged out) from the store."""
         check_ids(job_id=job_id)
         job = self.jobs.get(job_id)
+        if job is None and self.resident.paged:
+            job = await self.committer.read(self.committer.store.get_job, job_id)
         if job is None or job.tenant != tenant or job.job_id in self._inflight:
             raise NotFound(f"job {shown(job_id)} not found")
         return job
 
-    def list_jobs(self, tenant: str, states: frozenset[JobState], page_size: int, page_token: str) -> tuple[list[Job], str]:
-        """Newest first. The page token is the seq of the last job returned."""
+    async def list_jobs(self, tenant: str, states: frozenset[JobState], page_size: int, page_token: str) -> tuple[list[Job], str]:
+        """Newest first: from memory, then below its floor from the store merged with memory.
+        The page token is the seq of the last job returned."""
         if page_token:
             check_ids(page_token=page_token)
             if not page_token.isdigit():
                 raise InvalidArgument("page_token is not one this server issued")
             before = int(page_token)
         else:
-            before = self._seq + 1
-        seqs = self.tenant_seqs.get(tenant, [])
-        index = bisect.bisect_left(seqs, before) - 1
-        page: list[Job] = []
-        while index >= 0 and len(page) < page_size:
-            job = self.jobs[self.seq_to_job[seqs[index]]]
-            if (not states or job.state in states) and job.job_id not in self._inflight:
-                page.append(job)
-            index -= 1
-        more = index >= 0 and len(page) == page_size
+            before = self.resident.seq + 1
+        hidden = self._inflight.keys()
+        page, more = self.resident.newest_first(tenant, before, states, page_size, hidden)
+        if len(page) < page_size and self.resident.paged:
+            below = min(before, self.resident.floor + 1)
+            in_memory = self.resident.below_floor(tenant, below)
+            need = page_size - len(page)
+            stored = await self.committer.read(self.committer.store.tenant_jobs, tenant, below, states, need + len(in_memory) + 1)
+            rest, more = self.resident.merge_page(stored, in_memory, states, need, self._inflight.keys())
+            page += rest
+        else:
+            more = more and len(page) == page_size
         return page, (str(page[-1].seq) if more and page else "")
 
     async def cancel(self, tenant: str, job_id: str, reason: str) -> Job:
-        job = self.job_of(tenant, job_id)
-        await self.apply(runs.cancel(job, reason, self.clock()))
-        return self.jobs[job_id]
+        job = await self.job_of(tenant, job_id)
+        decision = runs.cancel(job, reason, self.clock())
+        await self.apply(decision)
+        return next((j for j in reversed(decision.jobs) if j.job_id == job_id), self.jobs.get(job_id, job))
 
     def watch(self, tenant: str, job_id: str) -> Watcher:
         watcher = Watcher(tenant, job_id)

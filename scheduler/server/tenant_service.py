@@ -41,14 +41,14 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         return tenant_pb2.SubmitJobResponse(job=self._job(job), created=created)
 
     async def GetJob(self, request: tenant_pb2.GetJobRequest, context) -> types_pb2.Job:
-        return self._job(self.controller.job_of(self._tenant(context), request.job_id))
+        return self._job(await self.controller.job_of(self._tenant(context), request.job_id))
 
     async def ListJobs(self, request: tenant_pb2.ListJobsRequest, context) -> tenant_pb2.ListJobsResponse:
         tenant = self._tenant(context)
         if request.page_size > MAX_PAGE:
             raise InvalidArgument(f"page_size is {request.page_size}; at most {MAX_PAGE}")
         states = convert.states_from_proto(request.states)
-        jobs, token = self.controller.list_jobs(tenant, states, request.page_size or DEFAULT_PAGE, request.page_token)
+        jobs, token = await self.controller.list_jobs(tenant, states, request.page_size or DEFAULT_PAGE, request.page_token)
         return tenant_pb2.ListJobsResponse(jobs=[self._job(j) for j in jobs], next_page_token=token)
 
     async def CancelJob(self, request: tenant_pb2.CancelJobRequest, context) -> types_pb2.Job:
@@ -61,7 +61,7 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         """Backlog from the store, then live events; no gap, no duplicate."""
         tenant = self._tenant(context)
         if request.job_id:
-            self.controller.job_of(tenant, request.job_id)  # NOT_FOUND for someone else's job
+            await self.controller.job_of(tenant, request.job_id)  # NOT_FOUND for someone else's job
         store = self.controller.committer
         compacted = await store.read(store.store.compacted_through)
         if 0 < request.after_event_id < compacted:

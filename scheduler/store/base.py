@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from scheduler.core.grid import GridEventRecord
-from scheduler.core.jobs import Job, JobEvent
+from scheduler.core.jobs import Job, JobEvent, JobState
 from scheduler.core.leadership import Lease
 from scheduler.core.sites import Site
 
@@ -42,13 +42,32 @@ class SchemaBehind(StoreError):
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a scheduler starts from (or a warm standby follows: job_queries.py)."""
+
     jobs: list[Job]
     sites: list[Site]
     grid_events: list[GridEventRecord] = field(default_factory=list)
+    paged_out: dict[tuple[JobState, str], int] = field(default_factory=dict)  # finished jobs left in the store, by (state, tenant)
+    changed_through: int = 0  # the last commit whose job writes it includes (`changes_after` goes on from there)
 
 
 class Store(Protocol):
-    def load(self) -> Snapshot: ...
+    def load(self, recent: int | None = None) -> Snapshot:
+        """Every job (`recent` None), or the unfinished ones and the newest `recent` submissions
+        (the rest counted in `paged_out`), with every site and grid event, as of one moment."""
+        ...
+
+    def changes_after(self, mark: int) -> Snapshot:
+        """The jobs written since `mark` (a snapshot's `changed_through`), every site and grid event."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def job_by_request(self, tenant: str, client_request_id: str) -> Job | None: ...
+
+    def tenant_jobs(self, tenant: str, before_seq: int, states: frozenset[JobState], limit: int) -> list[Job]:
+        """A tenant's jobs with seq below `before_seq` (in `states`, when given), newest first."""
+        ...
 
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None

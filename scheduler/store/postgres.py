@@ -32,7 +32,8 @@ from scheduler.core.jobs import Job, JobEvent
 from scheduler.core.leadership import Fenced, Lease, claim
 from scheduler.core.sites import Site
 from scheduler.store import documents as docs
-from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
+from scheduler.store import job_queries
+from scheduler.store.base import DuplicateRequest, StoreError
 from scheduler.store.migrations import VERSION_TABLE, Migration, MigrationReport, check_ordered, pending
 
 COMMIT_LOCK = 0x706F_7765_7270_6C61  # pg_advisory_xact_lock keys ("powerpla"): commits
@@ -79,6 +80,13 @@ MIGRATIONS = check_ordered((
         "CREATE TABLE event_log (id INTEGER PRIMARY KEY CHECK (id = 1), compacted_through BIGINT NOT NULL)",
         "INSERT INTO event_log VALUES (1, 0)",
     )),
+    Migration(5, "bounded memory: jobs paged by seq and by tenant, and by the commit that last changed them (warm standbys)", (
+        "ALTER TABLE jobs ADD COLUMN changed BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX jobs_by_seq ON jobs (seq)",
+        f"CREATE INDEX jobs_unfinished ON jobs (seq) WHERE state NOT IN {job_queries.FINISHED}",
+        "CREATE INDEX jobs_by_tenant ON jobs (tenant, seq, state)",
+        "CREATE INDEX jobs_by_change ON jobs (changed)",
+    )),
 ))
 
 
@@ -100,7 +108,7 @@ def _connect(dsn: str) -> psycopg.Connection:
     return conn
 
 
-class PostgresStore:
+class PostgresStore(job_queries.JobReads):
     def __init__(self, dsn: str, pool_size: int = 4, migrate: bool = True):
         """Connect (StoreError, one line, if the server cannot be reached); `migrate`: bring
         the schema to the newest version (else only refuse a newer one: SchemaTooNew)."""
@@ -157,14 +165,12 @@ class PostgresStore:
                 conn.execute("INSERT INTO schema_version VALUES (%s, %s, %s)", (migration.version, migration.description, time.time()))
         return MigrationReport(current, MIGRATIONS[-1].version, adopted)
 
-    def load(self) -> Snapshot:
+    def _read(self, reader, *args):
+        """Run a job_queries reader on a pooled connection in one REPEATABLE READ transaction (one snapshot of every table)."""
         assert self._pool is not None
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for the three tables
-            jobs = [docs.job_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM jobs ORDER BY seq")]
-            sites = [docs.site_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM sites ORDER BY site_id")]
-            grid = [docs.grid_record_from_doc(doc) for (doc,) in conn.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
-        return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return reader(lambda sql, params: conn.execute(sql.replace("?", "%s"), params).fetchall(), *args)
 
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
@@ -177,11 +183,12 @@ class PostgresStore:
                     held = cur.execute("SELECT epoch FROM leadership WHERE id = 1 FOR SHARE").fetchone()[0]
                     if held != epoch:
                         raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
-                if jobs:
+                if jobs:  # every commit that writes jobs takes the next change number (commits are serial under COMMIT_LOCK)
+                    change = cur.execute(job_queries.NEXT_CHANGE).fetchone()[0]
                     cur.executemany(
-                        "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (%s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc",
-                        [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), docs.job_to_doc(j)) for j in jobs],
+                        "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc, changed) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, changed = EXCLUDED.changed",
+                        [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), docs.job_to_doc(j), change) for j in jobs],
                     )
                 if events:
                     cur.executemany(

@@ -19,15 +19,13 @@ from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent
 from scheduler.core.leadership import Fenced, Lease, claim
 from scheduler.core.sites import Site
-from scheduler.store.base import DuplicateRequest, Snapshot, StoreError
+from scheduler.store import job_queries
+from scheduler.store.base import DuplicateRequest, StoreError
 from scheduler.store.documents import (
     event_from_row,
     event_to_doc,
-    grid_record_from_doc,
     grid_record_to_doc,
-    job_from_doc,
     job_to_doc,
-    site_from_doc,
     site_to_doc,
 )
 from scheduler.store.migrations import VERSION_TABLE, Migration, MigrationReport, check_ordered, pending
@@ -78,11 +76,18 @@ MIGRATIONS = check_ordered((
         "CREATE TABLE event_log (id INTEGER PRIMARY KEY CHECK (id = 1), compacted_through INTEGER NOT NULL)",
         "INSERT INTO event_log VALUES (1, 0)",
     )),
+    Migration(5, "bounded memory: jobs paged by seq and by tenant, and by the commit that last changed them (warm standbys)", (
+        "ALTER TABLE jobs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX jobs_by_seq ON jobs (seq)",
+        f"CREATE INDEX jobs_unfinished ON jobs (seq) WHERE state NOT IN {job_queries.FINISHED}",
+        "CREATE INDEX jobs_by_tenant ON jobs (tenant, seq, state)",
+        "CREATE INDEX jobs_by_change ON jobs (changed)",
+    )),
 ))
 LEASE_ROW = "SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1"  # no holder yet: "", expired at 0
 
 
-class SqliteStore:
+class SqliteStore(job_queries.JobReads):
     def __init__(self, path: str | Path, migrate: bool = True):
         """Open (creating) the database; `migrate`: bring its schema to the newest version
         (else only refuse a newer one). SchemaTooNew if it was written by a newer powerplane."""
@@ -134,15 +139,17 @@ class SqliteStore:
             raise
         return MigrationReport(current, MIGRATIONS[-1].version, adopted)
 
-    def load(self) -> Snapshot:
+    def _read(self, reader, *args):
+        """Run a job_queries reader in one read transaction (one consistent view in WAL mode)."""
         with self._lock:
-            return self._load()
+            self._db.execute("BEGIN")
+            try:
+                return reader(self._query, *args)
+            finally:
+                self._db.execute("COMMIT")
 
-    def _load(self) -> Snapshot:
-        jobs = [job_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM jobs ORDER BY seq")]
-        sites = [site_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM sites ORDER BY site_id")]
-        grid = [grid_record_from_doc(doc) for (doc,) in self._db.execute("SELECT doc FROM grid_events ORDER BY received_at, event_id")]
-        return Snapshot(jobs=jobs, sites=sites, grid_events=grid)
+    def _query(self, sql: str, params) -> list[tuple]:
+        return self._db.execute(sql, params).fetchall()
 
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
@@ -159,11 +166,13 @@ class SqliteStore:
                 (held,) = db.execute("SELECT epoch FROM leadership WHERE id = 1").fetchone()
                 if held != epoch:
                     raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
-            db.executemany(
-                "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, doc = excluded.doc",
-                [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), job_to_doc(j)) for j in jobs],
-            )
+            if jobs:
+                (change,) = db.execute(job_queries.NEXT_CHANGE).fetchone()
+                db.executemany(
+                    "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc, changed) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, doc = excluded.doc, changed = excluded.changed",
+                    [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), job_to_doc(j), change) for j in jobs],
+                )
             for event in events:
                 cursor = db.execute("INSERT INTO events (job_id, tenant, doc) VALUES (?, ?, ?)", (event.job_id, event.tenant, event_to_doc(event)))
                 ids.append(cursor.lastrowid)

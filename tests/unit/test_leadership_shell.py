@@ -130,3 +130,52 @@ def test_a_new_leader_refuses_calls_until_its_store_is_loaded(tmp_path):
             await server.stop(0)
 
     asyncio.run(main())
+
+
+def test_a_standby_keeps_warm_and_takes_over_without_loading_the_store_again(tmp_path):
+    """The standby loads the store once, follows the leader's commits while it stands by,
+    and on taking over only catches up: what it serves is what the leader committed."""
+    from scheduler.server.app import SchedulerServer
+    from scheduler.server.config import SchedulerConfig
+    from tests.builders import a_job
+
+    async def eventually(check, what: str) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def main():
+        servers = []
+        for name in ("a", "b"):
+            config = SchedulerConfig(
+                listen="127.0.0.1:0", database=tmp_path / "pp.db", regions=["us"],
+                leadership={"advertise": f"127.0.0.1:{len(servers) + 1}", "replica_id": name, "lease_ttl_s": 2.0, "renew_every_s": 0.05, "step_down_margin_s": 0.5},
+            )
+            servers.append(SchedulerServer(config))
+        a, b = servers
+        loads = []
+        real_load = b.store.load
+        b.store.load = lambda recent=None: loads.append(recent) or real_load(recent)
+        await a.start()
+        await asyncio.wait_for(a.leadership.ready.wait(), 10)
+        await b.start()
+        try:
+            jobs = [(await a.controller.submit("acme", f"r{i}", a_job().training(gpus=1).in_regions("us").build().spec))[0] for i in range(3)]
+            await eventually(lambda: set(b.controller.jobs) == {j.job_id for j in jobs}, "the standby to follow the leader's submissions")
+            await a.controller.cancel("acme", jobs[0].job_id, "done")
+            await eventually(lambda: b.controller.jobs[jobs[0].job_id].state.name == "CANCELLED", "the standby to follow a cancel")
+            assert not b.leadership.leading.is_set() and loads == [b.config.memory.recent_jobs]
+            late = (await a.controller.submit("acme", "late", a_job().training(gpus=1).in_regions("us").build().spec))[0]
+            await a.stop(0)  # a graceful stop lets the lease go
+            await asyncio.wait_for(b.leadership.ready.wait(), 10)
+            assert late.job_id in b.controller.jobs and loads == [b.config.memory.recent_jobs]  # caught up, not reloaded
+            job, created = await b.controller.submit("acme", "late", a_job().training(gpus=1).in_regions("us").build().spec)
+            assert (job.job_id, created) == (late.job_id, False)
+        finally:
+            await b.stop(0)
+            if a.server is not None and a.leadership.leading.is_set():
+                await a.stop(0)
+
+    asyncio.run(main())
