@@ -170,7 +170,7 @@ class PostgresStore(job_queries.JobReads):
         assert self._pool is not None
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return reader(lambda sql, params: conn.execute(sql.replace("?", "%s"), params).fetchall(), *args)
+            return reader(lambda sql, params: conn.execute(sql.replace("?", "%s"), params), *args)
 
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None

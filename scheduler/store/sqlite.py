@@ -148,8 +148,8 @@ class SqliteStore(job_queries.JobReads):
             finally:
                 self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params) -> list[tuple]:
-        return self._db.execute(sql, params).fetchall()
+    def _query(self, sql: str, params) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)  # rows are read as the reader iterates: no list of a million documents
 
     def commit(
         self, jobs: Sequence[Job], events: Sequence[JobEvent], sites: Sequence[Site], grid_events: Sequence[GridEventRecord] = (), epoch: int | None = None
