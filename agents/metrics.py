@@ -4,7 +4,8 @@ Ray answers). It runs in the agent's event loop (aiohttp), so a scrape reads the
 state between its passes, never beside one.
 
 Metrics (every one labelled with the site): the stream's state, the cap the agent holds
-and the power it reads, each GPU's power and limit (NVML, or its fake), each fleet's
+and the power it reads (with a meter: whether it answers, and the computed figure
+beside it), each GPU's power and limit (NVML, or its fake), each fleet's
 measured and target power and its miners by health, runs by state, and how often the
 guard acted by itself (a stream down, or the site over its cap).
 """
@@ -20,6 +21,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from scheduler.core.meter_check import MeterSource
 
 if TYPE_CHECKING:
     from agents.session import SiteAgent
@@ -43,6 +46,13 @@ class AgentCollector(Collector):
         reading = power.reading()
         metered = GaugeMetricFamily("powerplane_agent_metered_watts", "The site's meter power as the agent reads it.", labels=["site"])
         metered.add_metric([site], reading.meter_w)
+        meter_up = GaugeMetricFamily(
+            "powerplane_agent_meter_answering", "1 while the site's meter answers; 0: the computed figure is reported (sites with a meter).", labels=["site"]
+        )
+        computed = GaugeMetricFamily("powerplane_agent_meter_computed_watts", "IT power x overhead, beside the metered figure (sites with a meter).", labels=["site"])
+        if power.meter is not None:
+            meter_up.add_metric([site], 1.0 if reading.meter_source == MeterSource.METER else 0.0)
+            computed.add_metric([site], reading.computed_w)
         gpu_power = GaugeMetricFamily("powerplane_agent_gpu_power_watts", "Each GPU's power draw (NVML).", labels=["site", "gpu", "model"])
         gpu_limit = GaugeMetricFamily("powerplane_agent_gpu_power_limit_watts", "Each GPU's power limit in force (NVML).", labels=["site", "gpu", "model"])
         for index, name, watts, limit in power.gpus.devices():
@@ -63,7 +73,7 @@ class AgentCollector(Collector):
         guard = CounterMetricFamily("powerplane_agent_guard_actions", "Times the guard cut power by itself, by reason.", labels=["site", "reason"])
         for reason in ("stream_down", "over_cap"):
             guard.add_metric([site, reason], power.guard_actions.get(reason, 0))
-        yield from (connected, cap, metered, gpu_power, gpu_limit, measured, target, miners, runs, guard)
+        yield from (connected, cap, metered, meter_up, computed, gpu_power, gpu_limit, measured, target, miners, runs, guard)
 
 
 def health(agent: SiteAgent, now: float | None = None) -> tuple[bool, str]:

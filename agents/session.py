@@ -107,7 +107,7 @@ class SiteAgent:
         return grpc.aio.insecure_channel(self.targets.current)
 
     async def run_forever(self) -> None:
-        power_tasks = [asyncio.create_task(self.power.driver.run()), asyncio.create_task(self._guard_loop())]
+        power_tasks = [*(asyncio.create_task(c) for c in self.power.background()), asyncio.create_task(self._guard_loop())]
         try:
             await self._sessions()
         finally:

@@ -35,6 +35,29 @@ without addresses is emulated in-process (agents.miners.fleet_driver); one with 
 is driven through pyasic_rs (agents.miners.driver). A site may mix both.
 Errors name the file and the field, in one line (`SiteConfigError`). The profile goes
 on the wire in the Register inventory (agents/wire.py).
+
+The site's revenue meter, read over Modbus TCP (agents/meter.py); without it the meter
+figure is computed (IT power x overhead):
+
+    meter:
+      host: 10.0.0.5
+      port: 502
+      unit_id: 1
+      power: {address: 100, type: float32, word_order: big, scale: 1000, table: holding}  # kW -> W
+      frequency: {address: 110, type: float32}    # optional: Hz, for frequency response
+      timeout_s: 0.5              # one read
+      poll_s: 1.0                 # the power register's period
+      stale_s: 5.0                # a power reading older than this is not used: the computed figure is
+      backoff_initial_s: 0.5      # reconnect delay, doubling up to backoff_max_s
+      backoff_max_s: 30.0
+      disagree_margin: 0.05       # |metered - computed| / computed above this: the scheduler alarms
+
+`type`: int16, uint16, int32, uint32, float32, int64, uint64, float64 (registers of 16
+bits, `word_order` big: the high word first); the value read times `scale` is W (Hz
+for frequency). `table`: holding (function 3) or input (function 4) registers.
+`disagree_margin` is the site's: it is as good as the site's meter accuracy class and
+its overhead figure (the computed side), which differ from site to site; it goes to the
+scheduler in the Register inventory, which raises the alarm.
 """
 
 from __future__ import annotations
@@ -180,6 +203,49 @@ class FleetConfig(BaseModel):
         return Fleet(self.fleet_id, self.miner_model(), self.count)
 
 
+class RegisterConfig(BaseModel):
+    """Where a figure sits in the meter's registers and how to read it."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: int = Field(ge=0, le=65535)
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"] = "float32"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = Field(default=1.0, allow_inf_nan=False)
+    table: Literal["holding", "input"] = "holding"
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("scale must not be 0")
+        return value
+
+
+class MeterConfig(BaseModel):
+    """The site's revenue meter over Modbus TCP (agents/meter.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=255)
+    power: RegisterConfig
+    frequency: RegisterConfig | None = None
+    timeout_s: float = Field(default=0.5, gt=0, le=30, allow_inf_nan=False)
+    poll_s: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
+    stale_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    backoff_initial_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    backoff_max_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    disagree_margin: float = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeterConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        if self.stale_s < self.poll_s:
+            raise ValueError("stale_s must be at least poll_s")
+        return self
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     interconnect_cap_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -190,6 +256,7 @@ class SiteConfig(BaseModel):
     gpu_backend: Literal["auto", "nvml", "fake"] = "auto"  # auto: NVML when it runs here and sees the site's GPUs
     market_node: str = ""
     fleets: list[FleetConfig] = Field(default_factory=list)
+    meter: MeterConfig | None = None  # None: the meter figure is computed (IT x overhead)
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteConfig:

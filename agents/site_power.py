@@ -8,6 +8,11 @@ The session feeds it the scheduler's orders, as the core's plain types
 until a heartbeat carries them to the scheduler. No protobuf here: agents/wire.py
 turns these into the wire's messages.
 
+With a meter in the site config (agents/meter.py) a reading's meter figure is what the
+meter read, and the computed one (IT x overhead) goes beside it; while the meter does
+not answer the computed figure stands in, marked FALLBACK (scheduler/core/meter_check.py).
+`background()` lists what runs beside the guard: the driver's loop and the meter's.
+
 Fleets whose site config lists miner addresses are real miners, driven through
 pyasic_rs (agents/miners/driver.py); the others are emulated (agents/miners/fleet_driver.py).
 What the driver reports as needing a person (miners not answering or stuck) is
@@ -29,14 +34,16 @@ import collections
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 
 from agents.gpu_power import GpuPower
+from agents.meter import ModbusMeter
 from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
 from agents.power_guard import TOLERANCE_W, FleetReading, GuardResult, hold_the_line
 from agents.site_config import SiteConfig
 from scheduler.core.decisions import CapRunPower, SetMiningTargets
+from scheduler.core.meter_check import MeterSource
 from scheduler.core.sites import GpuNode
 
 log = logging.getLogger(__name__)
@@ -57,8 +64,10 @@ class PowerReading:
 
     it_w: float
     gpu_w: float
-    meter_w: float
+    meter_w: float  # the meter's figure, or the computed one (meter_source)
     fleets: tuple[FleetPower, ...] = ()
+    computed_w: float = 0.0  # IT x overhead
+    meter_source: MeterSource = MeterSource.COMPUTED
 
 
 @dataclass(frozen=True, eq=False)  # each action is itself: two alike are still two
@@ -85,9 +94,11 @@ class SitePowerControl:
         driver: FleetDriver | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        meter: ModbusMeter | None = None,
     ):
         self.config = config
         self.driver: FleetDriver = driver if driver is not None else default_driver(config)
+        self.meter = meter if meter is not None or config.meter is None else ModbusMeter(config.meter)  # None: computed figures
         self.gpus = GpuPower(config.gpu_load_w, config.gpu_idle_w, config.gpu_backend)  # NVML or its fake (agents/gpu_power.py)
         self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
         self.cap_event_active = False
@@ -144,7 +155,17 @@ class SitePowerControl:
         gpu_w = self.gpus.power_w()  # every device's NVML reading
         it_w = gpu_w + sum(measured for measured, _ in readings.values())
         fleets = tuple(FleetPower(f, m, confirmed.get(f, t)) for f, (m, t) in sorted(readings.items()))
-        return PowerReading(it_w, gpu_w, it_w * self.overhead, fleets)
+        computed_w = it_w * self.overhead
+        if self.meter is None:
+            return PowerReading(it_w, gpu_w, computed_w, fleets, computed_w, MeterSource.COMPUTED)
+        metered_w = self.meter.power_w()
+        if metered_w is None:
+            return PowerReading(it_w, gpu_w, computed_w, fleets, computed_w, MeterSource.FALLBACK)
+        return PowerReading(it_w, gpu_w, metered_w, fleets, computed_w, MeterSource.METER)
+
+    def background(self) -> list[Coroutine]:
+        """What runs beside the guard while the agent runs: the fleets' driver and the meter."""
+        return [self.driver.run(), *([self.meter.run()] if self.meter is not None else [])]
 
     # ------------------------------------------------------------- holding the line
     def tick(self, stream_up: bool, active_run_ids: Iterable[str], horizon_s: float = 0.0) -> tuple[GuardResult, bool]:

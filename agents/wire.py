@@ -110,6 +110,7 @@ def site_power_to_proto(config: SiteConfig) -> types_pb2.SitePower:
         gpu_load_w=config.gpu_load_w,
         gpu_idle_w=config.gpu_idle_w,
         market_node=config.market_node,
+        meter_disagree_margin=config.meter.disagree_margin if config.meter is not None else 0.0,
     )
 
 
@@ -134,6 +135,8 @@ def heartbeat(runs: Iterable[RunReport], power: PowerReading, uris: Mapping[str,
         fleets=[agent_pb2.FleetPower(fleet_id=f.fleet_id, measured_w=f.measured_w, target_w=f.target_w) for f in power.fleets],
         gpu_power_w=power.gpu_w,
         meter_power_w=power.meter_w,
+        computed_meter_power_w=power.computed_w,
+        meter_source=int(power.meter_source),
     )
     return agent_pb2.AgentMessage(heartbeat=beat)
 

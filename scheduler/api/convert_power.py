@@ -46,11 +46,14 @@ def site_power_from_proto(site_id: str, inventory: types_pb2.Inventory, gpus: in
         problems.append(f"overhead must be between 1 and 3 (or cooling 'air'/'hydro'), got {power.overhead or power.cooling!r}")
     if not (math.isfinite(power.gpu_load_w) and power.gpu_load_w > power.gpu_idle_w >= 0):
         problems.append("gpu_load_w must be above gpu_idle_w >= 0")
+    if not 0 <= power.meter_disagree_margin <= 1:
+        problems.append(f"meter_disagree_margin must be between 0 and 1, got {power.meter_disagree_margin!r}")
     if problems:
         raise InvalidArgument("site power profile: " + "; ".join(problems))
     fleets = tuple(fleet_from_proto(f) for f in inventory.fleets)
     return SitePower(
-        site_id, power.interconnect_cap_w, overhead, fleets, gpus, gpu_load_w=power.gpu_load_w, gpu_idle_w=power.gpu_idle_w, market_node=power.market_node
+        site_id, power.interconnect_cap_w, overhead, fleets, gpus, gpu_load_w=power.gpu_load_w, gpu_idle_w=power.gpu_idle_w, market_node=power.market_node,
+        meter_disagree_margin=power.meter_disagree_margin,
     )
 
 

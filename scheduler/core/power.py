@@ -108,6 +108,7 @@ class SitePower:
     gpu_load_w: float = 1000.0  # per GPU at load, with its share of host and network
     gpu_idle_w: float = 150.0
     market_node: str = ""  # where its power price comes from
+    meter_disagree_margin: float = 0.0  # the site reads a meter: alarm above this fraction (core/meter_check.py); 0: no meter
 
     def it_budget_w(self, cap_w: float | None = None) -> float:
         """The IT power the cap allows."""

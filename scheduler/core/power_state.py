@@ -39,6 +39,7 @@ from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
+from scheduler.core.meter_check import MeterSource, check_meter
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
@@ -67,6 +68,8 @@ class PowerReading:
     meter_w: float
     local_actions: tuple[tuple[float, str], ...] = ()
     active_runs: frozenset[str] = frozenset()
+    computed_w: float = 0.0  # IT x overhead, beside a metered meter_w (core/meter_check.py)
+    meter_source: MeterSource = MeterSource.COMPUTED
 
 
 @dataclass
@@ -86,6 +89,7 @@ class SitePowerState:
     ladder_steps: dict[str, int] = field(default_factory=dict)  # ladder step kind -> how many were taken
     local_actions: int = 0  # what the agent reported doing by itself (its guard, fleet problems)
     waiting: dict[str, str] = field(default_factory=dict)  # job_id -> why its start or its Serve scale-up waits for power
+    meter_disagrees: bool = False  # metered and computed power apart by more than the site's margin
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
@@ -272,6 +276,9 @@ class PowerState:
         if st is None:
             return decision
         st.reading = reading
+        margin = st.power.meter_disagree_margin
+        st.meter_disagrees, notes = check_meter(site_id, st.meter_disagrees, reading.meter_source, reading.meter_w, reading.computed_w, margin)
+        decision.notes.extend(notes)
         for fleet_id, (measured, acked) in reading.fleets.items():
             if fleet_id in st.targets:
                 st.held[fleet_id] = held_after_reading(st.held.get(fleet_id, measured), st.targets[fleet_id], measured, acked)
@@ -583,4 +590,7 @@ class PowerState:
             local_actions=st.local_actions,
             ai_it_w=ai_it_w,
             mining_it_w=mining_it_w,
+            computed_w=(reading.computed_w or reading.meter_w) if reading else 0.0,
+            meter_source=reading.meter_source if reading else MeterSource.COMPUTED,
+            meter_disagrees=st.meter_disagrees,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scheduler.core.meter_check import MeterSource, disagreement
+
 
 @dataclass(frozen=True)
 class SiteFigures:
@@ -25,6 +27,14 @@ class SiteFigures:
     local_actions: int = 0
     ai_it_w: float = 0.0  # GPU IT power as read (no overhead)
     mining_it_w: float = 0.0  # mining IT power as read (no overhead)
+    computed_w: float = 0.0  # IT x overhead: measured_w when the site has no meter (core/meter_check.py)
+    meter_source: MeterSource = MeterSource.COMPUTED
+    meter_disagrees: bool = False  # metered and computed apart by more than the site's margin
+
+    @property
+    def meter_disagreement(self) -> float:
+        """|metered - computed| / metered; 0 unless the figure is the meter's."""
+        return disagreement(self.measured_w, self.computed_w) if self.meter_source == MeterSource.METER else 0.0
 
     @property
     def overhead_w(self) -> float:

@@ -16,6 +16,7 @@ from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
 from scheduler.core.errors import InvalidArgument, shown
 from scheduler.core.jobs import JobKind
+from scheduler.core.meter_check import MeterSource
 from scheduler.core.power_state import PowerReading
 from scheduler.core.runs import RUN_ACTIVE, RunReport
 from scheduler.server.config import SchedulerConfig
@@ -53,6 +54,8 @@ def reading_from_proto(beat: agent_pb2.Heartbeat, reports: list[RunReport]) -> P
         meter_w=beat.meter_power_w,
         local_actions=tuple((convert.seconds(a.at, field="local_actions.at"), a.what) for a in beat.local_actions),
         active_runs=frozenset(r.run_id for r in reports if r.state in RUN_ACTIVE),
+        computed_w=beat.computed_meter_power_w or beat.meter_power_w,  # an older agent sends only the computed figure
+        meter_source=MeterSource.of(beat.meter_source),
     )
 
 

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from scheduler.core.decisions import PREEMPTION_CAUSES, Decision
 from scheduler.core.grid import GridEventRecord, GridEventState
 from scheduler.core.jobs import JobState
+from scheduler.core.meter_check import MeterSource
 from scheduler.core.sites import SiteState
 from scheduler.server.controller import Controller
 
@@ -44,6 +45,16 @@ SITE_POWER = (  # metric name, SiteFigures field, help
     ("powerplane_site_mining_it_watts", "mining_it_w", "Mining IT power the agent read last (no overhead)."),
     ("powerplane_site_overhead_watts", "overhead_w", "Metered power that is neither GPU nor mining IT (cooling, conversion)."),
     ("powerplane_site_price_usd_per_mwh", "price_usd_per_mwh", "The power price the site dispatches on."),
+)
+SITE_METER = (  # sites with a revenue meter only: metric name, SiteFigures value, help
+    ("powerplane_site_meter_computed_watts", lambda f: f.computed_w, "IT power x overhead, beside the metered figure."),
+    ("powerplane_site_meter_disagreement_ratio", lambda f: f.meter_disagreement, "|metered - computed| / metered (0 while the meter does not answer)."),
+    ("powerplane_site_meter_disagrees", lambda f: float(f.meter_disagrees), "1 while metered and computed power differ by more than the site's margin."),
+    (
+        "powerplane_site_meter_fallback",
+        lambda f: float(f.meter_source == MeterSource.FALLBACK),
+        "1 while the site's meter does not answer and its agent reports the computed figure.",
+    ),
 )
 RESPONSE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 PENDING_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
@@ -73,6 +84,7 @@ class StateCollector(Collector):
         now = controller.clock()
         site_power = {name: GaugeMetricFamily(name, text, labels=["site"]) for name, _, text in SITE_POWER}
         headroom = GaugeMetricFamily("powerplane_site_headroom_watts", "Cap in force less metered power.", labels=["site"])
+        site_meter = {name: GaugeMetricFamily(name, text, labels=["site"]) for name, _, text in SITE_METER}
         emergency = GaugeMetricFamily("powerplane_site_grid_emergency", "1 while the site is under a grid emergency.", labels=["site"])
         fleet_measured = GaugeMetricFamily("powerplane_fleet_measured_watts", "A mining fleet's IT power as read.", labels=["site", "fleet"])
         fleet_target = GaugeMetricFamily("powerplane_fleet_target_watts", "A mining fleet's IT power target.", labels=["site", "fleet"])
@@ -92,6 +104,9 @@ class StateCollector(Collector):
             for name, field, _ in SITE_POWER:
                 site_power[name].add_metric([sid], getattr(figures, field))
             headroom.add_metric([sid], figures.cap_w - figures.measured_w)
+            if figures.meter_source != MeterSource.COMPUTED:
+                for name, value, _ in SITE_METER:
+                    site_meter[name].add_metric([sid], value(figures))
             emergency.add_metric([sid], 1.0 if figures.emergency else 0.0)
             for fleet_id, measured, target in figures.fleets:
                 fleet_measured.add_metric([sid, fleet_id], measured)
@@ -100,6 +115,7 @@ class StateCollector(Collector):
                 steps.add_metric([sid, kind], count)
             local.add_metric([sid], figures.local_actions)
         yield from site_power.values()
+        yield from site_meter.values()
         yield from (headroom, emergency, fleet_measured, fleet_target, steps, local, connected, heard, ready)
 
     def _jobs(self) -> Iterator:

@@ -86,6 +86,9 @@ class Views:
             ai_it_w=figures.ai_it_w,
             mining_it_w=figures.mining_it_w,
             overhead_w=figures.overhead_w,
+            computed_w=figures.computed_w,
+            meter_source=int(figures.meter_source),
+            meter_disagrees=figures.meter_disagrees,
         )
 
     def site(self, site: Site, usage: dict[str, tuple[int, int]] | None = None) -> operator_pb2.Site:

@@ -79,20 +79,24 @@ class LocalAction(_message.Message):
     def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., what: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("runs", "measured_power_w", "fleets", "gpu_power_w", "meter_power_w", "local_actions")
+    __slots__ = ("runs", "measured_power_w", "fleets", "gpu_power_w", "meter_power_w", "local_actions", "computed_meter_power_w", "meter_source")
     RUNS_FIELD_NUMBER: _ClassVar[int]
     MEASURED_POWER_W_FIELD_NUMBER: _ClassVar[int]
     FLEETS_FIELD_NUMBER: _ClassVar[int]
     GPU_POWER_W_FIELD_NUMBER: _ClassVar[int]
     METER_POWER_W_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_METER_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    METER_SOURCE_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[RunStatus]
     measured_power_w: float
     fleets: _containers.RepeatedCompositeFieldContainer[FleetPower]
     gpu_power_w: float
     meter_power_w: float
     local_actions: _containers.RepeatedCompositeFieldContainer[LocalAction]
-    def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ..., fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., gpu_power_w: _Optional[float] = ..., meter_power_w: _Optional[float] = ..., local_actions: _Optional[_Iterable[_Union[LocalAction, _Mapping]]] = ...) -> None: ...
+    computed_meter_power_w: float
+    meter_source: _types_pb2.MeterSource
+    def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ..., fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., gpu_power_w: _Optional[float] = ..., meter_power_w: _Optional[float] = ..., local_actions: _Optional[_Iterable[_Union[LocalAction, _Mapping]]] = ..., computed_meter_power_w: _Optional[float] = ..., meter_source: _Optional[_Union[_types_pb2.MeterSource, str]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("register", "heartbeat", "run_event", "nodes_changed")

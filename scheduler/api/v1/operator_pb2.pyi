@@ -93,7 +93,7 @@ class ListGridEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[GridEventStatus, _Mapping]]] = ...) -> None: ...
 
 class SitePowerStatus(_message.Message):
-    __slots__ = ("cap_w", "interconnect_cap_w", "committed_w", "measured_w", "ai_w", "mining_w", "mining_target_w", "price_usd_per_mwh", "emergency", "fleets", "ai_it_w", "mining_it_w", "overhead_w")
+    __slots__ = ("cap_w", "interconnect_cap_w", "committed_w", "measured_w", "ai_w", "mining_w", "mining_target_w", "price_usd_per_mwh", "emergency", "fleets", "ai_it_w", "mining_it_w", "overhead_w", "computed_w", "meter_source", "meter_disagrees")
     CAP_W_FIELD_NUMBER: _ClassVar[int]
     INTERCONNECT_CAP_W_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_W_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +107,9 @@ class SitePowerStatus(_message.Message):
     AI_IT_W_FIELD_NUMBER: _ClassVar[int]
     MINING_IT_W_FIELD_NUMBER: _ClassVar[int]
     OVERHEAD_W_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_W_FIELD_NUMBER: _ClassVar[int]
+    METER_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    METER_DISAGREES_FIELD_NUMBER: _ClassVar[int]
     cap_w: float
     interconnect_cap_w: float
     committed_w: float
@@ -120,7 +123,10 @@ class SitePowerStatus(_message.Message):
     ai_it_w: float
     mining_it_w: float
     overhead_w: float
-    def __init__(self, cap_w: _Optional[float] = ..., interconnect_cap_w: _Optional[float] = ..., committed_w: _Optional[float] = ..., measured_w: _Optional[float] = ..., ai_w: _Optional[float] = ..., mining_w: _Optional[float] = ..., mining_target_w: _Optional[float] = ..., price_usd_per_mwh: _Optional[float] = ..., emergency: _Optional[bool] = ..., fleets: _Optional[_Iterable[_Union[_agent_pb2.FleetPower, _Mapping]]] = ..., ai_it_w: _Optional[float] = ..., mining_it_w: _Optional[float] = ..., overhead_w: _Optional[float] = ...) -> None: ...
+    computed_w: float
+    meter_source: _types_pb2.MeterSource
+    meter_disagrees: bool
+    def __init__(self, cap_w: _Optional[float] = ..., interconnect_cap_w: _Optional[float] = ..., committed_w: _Optional[float] = ..., measured_w: _Optional[float] = ..., ai_w: _Optional[float] = ..., mining_w: _Optional[float] = ..., mining_target_w: _Optional[float] = ..., price_usd_per_mwh: _Optional[float] = ..., emergency: _Optional[bool] = ..., fleets: _Optional[_Iterable[_Union[_agent_pb2.FleetPower, _Mapping]]] = ..., ai_it_w: _Optional[float] = ..., mining_it_w: _Optional[float] = ..., overhead_w: _Optional[float] = ..., computed_w: _Optional[float] = ..., meter_source: _Optional[_Union[_types_pb2.MeterSource, str]] = ..., meter_disagrees: _Optional[bool] = ...) -> None: ...
 
 class Site(_message.Message):
     __slots__ = ("site_id", "region", "state", "gpus_total", "gpus_free", "active_runs", "last_heartbeat", "drain_reason", "power")

@@ -29,6 +29,13 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_CANCELLED: _ClassVar[JobState]
     JOB_STATE_PREEMPTED: _ClassVar[JobState]
 
+class MeterSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METER_SOURCE_UNSPECIFIED: _ClassVar[MeterSource]
+    METER_SOURCE_COMPUTED: _ClassVar[MeterSource]
+    METER_SOURCE_METER: _ClassVar[MeterSource]
+    METER_SOURCE_FALLBACK: _ClassVar[MeterSource]
+
 class SiteState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SITE_STATE_UNSPECIFIED: _ClassVar[SiteState]
@@ -49,6 +56,10 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 JOB_STATE_PREEMPTED: JobState
+METER_SOURCE_UNSPECIFIED: MeterSource
+METER_SOURCE_COMPUTED: MeterSource
+METER_SOURCE_METER: MeterSource
+METER_SOURCE_FALLBACK: MeterSource
 SITE_STATE_UNSPECIFIED: SiteState
 SITE_STATE_READY: SiteState
 SITE_STATE_DRAINED: SiteState
@@ -244,20 +255,22 @@ class MinerFleet(_message.Message):
     def __init__(self, fleet_id: _Optional[str] = ..., model: _Optional[str] = ..., count: _Optional[int] = ..., rated_w: _Optional[float] = ..., ths: _Optional[float] = ..., min_w: _Optional[float] = ..., standby_w: _Optional[float] = ..., ramp_down_s: _Optional[float] = ..., ramp_up_s: _Optional[float] = ..., can_pause: _Optional[bool] = ..., takes_power_limit: _Optional[bool] = ...) -> None: ...
 
 class SitePower(_message.Message):
-    __slots__ = ("interconnect_cap_w", "cooling", "overhead", "gpu_load_w", "gpu_idle_w", "market_node")
+    __slots__ = ("interconnect_cap_w", "cooling", "overhead", "gpu_load_w", "gpu_idle_w", "market_node", "meter_disagree_margin")
     INTERCONNECT_CAP_W_FIELD_NUMBER: _ClassVar[int]
     COOLING_FIELD_NUMBER: _ClassVar[int]
     OVERHEAD_FIELD_NUMBER: _ClassVar[int]
     GPU_LOAD_W_FIELD_NUMBER: _ClassVar[int]
     GPU_IDLE_W_FIELD_NUMBER: _ClassVar[int]
     MARKET_NODE_FIELD_NUMBER: _ClassVar[int]
+    METER_DISAGREE_MARGIN_FIELD_NUMBER: _ClassVar[int]
     interconnect_cap_w: float
     cooling: str
     overhead: float
     gpu_load_w: float
     gpu_idle_w: float
     market_node: str
-    def __init__(self, interconnect_cap_w: _Optional[float] = ..., cooling: _Optional[str] = ..., overhead: _Optional[float] = ..., gpu_load_w: _Optional[float] = ..., gpu_idle_w: _Optional[float] = ..., market_node: _Optional[str] = ...) -> None: ...
+    meter_disagree_margin: float
+    def __init__(self, interconnect_cap_w: _Optional[float] = ..., cooling: _Optional[str] = ..., overhead: _Optional[float] = ..., gpu_load_w: _Optional[float] = ..., gpu_idle_w: _Optional[float] = ..., market_node: _Optional[str] = ..., meter_disagree_margin: _Optional[float] = ...) -> None: ...
 
 class Inventory(_message.Message):
     __slots__ = ("gpu_nodes", "fleets", "power")
