@@ -5,8 +5,9 @@ Written once with `?` placeholders; each store passes a `Query` (SQL, parameters
 rows that runs them on its own connection (PostgreSQL's turns `?` into `%s`), inside
 the transaction or lock it reads under. The indexes they rely on are migration 5 of
 both stores: jobs by seq, unfinished jobs by seq (partial), a tenant's jobs by seq,
-and jobs by the commit that last changed them (`changed`, a number every commit that
-writes jobs takes one above the highest before it).
+and jobs by the commit that last changed them (`changed`: SQLite numbers each commit
+that writes jobs one above the highest before it, PostgreSQL each row from a sequence
+taken under the commit lock; either way the numbers grow in commit order).
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ MIGRATIONS = check_ordered((
     )),
     Migration(5, "bounded memory: jobs paged by seq and by tenant, and by the commit that last changed them (warm standbys)", (
         "ALTER TABLE jobs ADD COLUMN changed BIGINT NOT NULL DEFAULT 0",
+        "CREATE SEQUENCE job_changes",  # taken under the commit lock: in commit order
         "CREATE INDEX jobs_by_seq ON jobs (seq)",
         f"CREATE INDEX jobs_unfinished ON jobs (seq) WHERE state NOT IN {job_queries.FINISHED}",
         "CREATE INDEX jobs_by_tenant ON jobs (tenant, seq, state)",
@@ -183,12 +184,11 @@ class PostgresStore(job_queries.JobReads):
                     held = cur.execute("SELECT epoch FROM leadership WHERE id = 1 FOR SHARE").fetchone()[0]
                     if held != epoch:
                         raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
-                if jobs:  # every commit that writes jobs takes the next change number (commits are serial under COMMIT_LOCK)
-                    change = cur.execute(job_queries.NEXT_CHANGE).fetchone()[0]
+                if jobs:  # each row written takes the next change number: in commit order, since commits are serial under COMMIT_LOCK
                     cur.executemany(
-                        "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc, changed) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                        "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc, changed) VALUES (%s, %s, %s, %s, %s, %s, nextval('job_changes')) "
                         "ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, changed = EXCLUDED.changed",
-                        [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), docs.job_to_doc(j), change) for j in jobs],
+                        [(j.job_id, j.tenant, j.client_request_id, j.seq, int(j.state), docs.job_to_doc(j)) for j in jobs],
                     )
                 if events:
                     cur.executemany(
