@@ -52,6 +52,7 @@ class SiteInputs:
     # Serve services that want more replicas: one claim per service for its *extra* GPUs
     # (keyed by its job id); they fit like waiting runs (make room first, then scale).
     growing: tuple[AiClaim, ...] = ()
+    price_unknown: bool = False  # the node's price feed went stale (price_watch.py): mining holds at its floor
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
 
     # 4. Mining fills what AI leaves (running and reserved), most efficient fleets first.
     ai_it_w = with_reserved.ai_it_w
-    if inputs.emergency:
+    if inputs.emergency or inputs.price_unknown:
         planned = {f.fleet_id: f.standby_w for f in site.fleets}
-        states = {f.fleet_id: dataclasses.replace(inputs.fleet_states.get(f.fleet_id, FleetState()), running=False, since=now) for f in site.fleets}
+        states = {f.fleet_id: _held_down(inputs.fleet_states.get(f.fleet_id, FleetState()), now, inputs.emergency) for f in site.fleets}
     else:
         mining_plan = plan_mining(site, ai_it_w, inputs.price_usd_per_mwh, inputs.hashprice_usd_per_ph_day, inputs.fleet_states, now, policy, cap)
         planned, states = dict(mining_plan.targets_w), dict(mining_plan.states)
@@ -162,3 +163,9 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
     return SiteDispatch(
         new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed, tuple(grow), grow_reasons, shrink
     )
+
+
+def _held_down(state: FleetState, now: float, emergency: bool) -> FleetState:
+    """A fleet held at its floor by an emergency (its dwell restarts at every pass) or for want of
+    a fresh price (it switches off once: prices back, it may run at once if it pays)."""
+    return dataclasses.replace(state, running=False, since=now if emergency or state.running else state.since)

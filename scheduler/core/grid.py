@@ -146,17 +146,24 @@ def emergency(events: Iterable[GridEvent], site_id: str, now: float) -> GridEven
     return None
 
 
-def price_now(events: Iterable[GridEvent], market_node: str, now: float) -> tuple[float | None, float | None]:
-    """(day-ahead forecast covering now, latest real-time price already started) for a node."""
-    forecast, forecast_start, real_time, real_time_start = None, -FOREVER, None, -FOREVER
+def newest_prices(events: Iterable[GridEvent], market_node: str, now: float) -> tuple[GridEvent | None, GridEvent | None]:
+    """(day-ahead forecast covering now, latest real-time price already started) for a node, as events."""
+    forecast: GridEvent | None = None
+    real_time: GridEvent | None = None
     for event in events:
         if event.kind != GridEventKind.PRICE or event.market_node != market_node or not event.start <= now < event.end:
             continue
-        if event.forecast and event.start >= forecast_start:
-            forecast, forecast_start = event.usd_per_mwh, event.start
-        elif not event.forecast and event.start >= real_time_start:
-            real_time, real_time_start = event.usd_per_mwh, event.start
+        if event.forecast and (forecast is None or event.start >= forecast.start):
+            forecast = event
+        elif not event.forecast and (real_time is None or event.start >= real_time.start):
+            real_time = event
     return forecast, real_time
+
+
+def price_now(events: Iterable[GridEvent], market_node: str, now: float) -> tuple[float | None, float | None]:
+    """(day-ahead forecast covering now, latest real-time price already started) for a node."""
+    forecast, real_time = newest_prices(events, market_node, now)
+    return (forecast.usd_per_mwh if forecast else None), (real_time.usd_per_mwh if real_time else None)
 
 
 def hashprice_now(events: Iterable[GridEvent], default: float, now: float) -> float:

@@ -43,6 +43,7 @@ from scheduler.core.meter_check import MeterSource, check_meter
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
+from scheduler.core.price_watch import PriceWatch, node_price
 from scheduler.core.serve_scaling import ServeScaling
 from scheduler.core.site_figures import SiteFigures
 
@@ -56,6 +57,7 @@ class PowerSettings:
     cap_lead_s: float = 30.0  # added to the slowest ramp-down: how early a cut is planned for
     hashprice_usd_per_ph_day: float = 50.0  # until a HASHPRICE event says otherwise
     serve_cooldown_s: float = 30.0
+    price_watches: tuple[PriceWatch, ...] = ()  # prices feeds bring: mining curtails when they go stale (price_watch.py)
 
 
 @dataclass(frozen=True)
@@ -430,12 +432,12 @@ class PowerState:
         cap, source, planned = self._planning_cap(site_id, st, grace, now)
         alarm = grid.emergency(events, site_id, now)
         cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
-        forecast, real_time = grid.price_now(events, st.power.market_node, now)
+        price = node_price(events, self.settings.price_watches, st.power.market_node, now)
         hashprice = grid.hashprice_now(events, self.settings.hashprice_usd_per_ph_day, now)
         inputs = SiteInputs(
             st.power,
             cap,
-            expected_price(forecast, real_time),
+            expected_price(price.forecast, price.real_time),
             hashprice,
             tuple(running),
             tuple(waiting),
@@ -445,6 +447,7 @@ class PowerState:
             st.states,
             alarm is not None,
             growing=self.serve.growing_claims(site_id, jobs),
+            price_unknown=price.unknown,
         )
         return inputs, cause, source, planned
 

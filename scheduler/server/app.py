@@ -27,6 +27,7 @@ from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.leadership import Leadership
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.operator_service import OperatorService
+from scheduler.server.price_feeds import PriceFeeds
 from scheduler.server.stores import describe_store, open_store
 from scheduler.server.tenant_service import TenantService
 from scheduler.server.views import Views
@@ -55,6 +56,7 @@ class SchedulerServer:
         self.dashboard = None  # the web dashboard's server (dashboard.py), when dashboard_listen is set
         self.leadership: Leadership | None = None  # with several replicas (config.leadership)
         self._leading: asyncio.Task | None = None
+        self.price_feeds = PriceFeeds(config.price_feeds, self.controller)  # polled by the leader only (`_lead`)
 
     async def start(self) -> int:
         """Serve gRPC. Alone, the store is loaded first and every service serves at once.
@@ -104,9 +106,10 @@ class SchedulerServer:
             await asyncio.sleep(period)
 
     async def _lead(self, auth: Authenticator) -> None:
-        """Load the store and start what only a leader runs: passes, metrics, dashboard."""
+        """Load the store and start what only a leader runs: passes, price feeds, metrics, dashboard."""
         await self.controller.start()
-        metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop())
+        self.price_feeds.start()
+        metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop(), price_feeds=self.price_feeds)
         if self.config.metrics_listen:
             host, port = split_host_port(self.config.metrics_listen)
             self.metrics_port = metrics.serve(host, port)
@@ -150,6 +153,7 @@ class SchedulerServer:
             self._leading.cancel()
         if self.leadership is not None:
             await self.leadership.stop()
+        await self.price_feeds.stop()
         await self.controller.stop()  # the last commits are in
         if self.leadership is not None:
             await self.leadership.release()

@@ -21,6 +21,12 @@
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
     serve_cooldown_s: 30            # a Serve service scales down only after its demand stayed low this long
+    price_feeds:                    # optional: prices pulled by the leader (docs/power.md, "Price feeds")
+      - {name: ercot-rt, url: "https://...", format: ercot_json, kind: real_time, market_nodes: [HB_SOUTH],
+         interval_s: 60, stale_after_s: 3600, on_stale: curtail, attempts: 4, timeout_s: 10}
+                                    # format: ercot_json | csv; kind: real_time | day_ahead; on_stale: curtail
+                                    # (mining held at its floor once the node's newest price is older than
+                                    # stale_after_s) | keep_last (dispatch on the last price); attempts per poll
     checkpoint_root: ""             # training checkpoints: <root>/<tenant>/<job_id> unless the job names its own;
                                     # a path or a URI (s3://...) every site can reach; "": <database dir>/checkpoints
     tls: {cert_file: ..., key_file: ...}   # optional
@@ -36,10 +42,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from scheduler.core.price_watch import PriceWatch
 from scheduler.core.validation import split_host_port
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -138,6 +146,42 @@ class MiningConfig(BaseModel):
     min_off_s: float = Field(default=300.0, ge=0)
 
 
+class PriceFeedConfig(BaseModel):
+    """One price feed (scheduler/server/price_feeds.py): `url` polled every `interval_s`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_ID)
+    url: str
+    format: Literal["ercot_json", "csv"]
+    kind: Literal["real_time", "day_ahead"]
+    market_nodes: list[str] = Field(min_length=1)
+    interval_s: float = Field(default=60.0, gt=0)
+    stale_after_s: float = Field(default=3600.0, gt=0)
+    on_stale: Literal["curtail", "keep_last"] = "curtail"
+    attempts: int = Field(default=4, ge=1, le=20)  # tries per poll, with exponential backoff between them
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    def watches(self) -> tuple[PriceWatch, ...]:
+        """What the core checks for staleness: one watch per market node of this feed."""
+        forecast, keep = self.kind == "day_ahead", self.on_stale == "keep_last"
+        return tuple(PriceWatch(self.name, node, forecast, self.stale_after_s, keep) for node in self.market_nodes)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("url must be an http:// or https:// URL without spaces")
+        return value
+
+    @field_validator("market_nodes")
+    @classmethod
+    def _nodes_are_names(cls, value: list[str]) -> list[str]:
+        for node in value:
+            if not node.strip() or node != node.strip():
+                raise ValueError(f"market node {node!r} must be a name without surrounding spaces")
+        return value
+
+
 class SchedulerConfig(Tokens):
     listen: str = "127.0.0.1:50051"
     metrics_listen: str = ""
@@ -156,6 +200,7 @@ class SchedulerConfig(Tokens):
     power_interval_s: float = Field(default=1.0, gt=0)
     cap_lead_s: float = Field(default=10.0, ge=0)
     serve_cooldown_s: float = Field(default=30.0, ge=0)
+    price_feeds: list[PriceFeedConfig] = Field(default_factory=list)
     checkpoint_root: str = ""
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
@@ -178,6 +223,15 @@ class SchedulerConfig(Tokens):
         for region in value:
             if not re.match(_ID, region):
                 raise ValueError(f"region {region!r} must be lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("price_feeds")
+    @classmethod
+    def _feed_names_are_unique(cls, value: list[PriceFeedConfig]) -> list[PriceFeedConfig]:
+        names = [f.name for f in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"price feed names must be unique: {', '.join(twice)} given twice")
         return value
 
     @model_validator(mode="after")

@@ -95,6 +95,7 @@ def power_settings(config: SchedulerConfig) -> PowerSettings:
         cap_lead_s=config.cap_lead_s,
         hashprice_usd_per_ph_day=config.hashprice_usd_per_ph_day,
         serve_cooldown_s=config.serve_cooldown_s,
+        price_watches=tuple(w for feed in config.price_feeds for w in feed.watches()),
     )
 
 

@@ -27,8 +27,10 @@ from scheduler.core.decisions import PREEMPTION_CAUSES, Decision
 from scheduler.core.grid import GridEventRecord, GridEventState
 from scheduler.core.jobs import JobState
 from scheduler.core.meter_check import MeterSource
+from scheduler.core.price_watch import node_price, price_age_s
 from scheduler.core.sites import SiteState
 from scheduler.server.controller import Controller
+from scheduler.server.price_feeds import PriceFeeds
 
 SCRAPE_TIMEOUT_S = 5.0
 PASS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -65,8 +67,8 @@ class StateCollector(Collector):
     its own thread; the state belongs to the event loop's thread, so the reading is done
     there (`loop`), never beside a pass that is changing it."""
 
-    def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None):
-        self.controller, self.loop = controller, loop
+    def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, price_feeds: PriceFeeds | None = None):
+        self.controller, self.loop, self.price_feeds = controller, loop, price_feeds
 
     def collect(self) -> Iterator:
         if self.loop is None or _running_loop() is self.loop:
@@ -77,7 +79,7 @@ class StateCollector(Collector):
         return self._families()
 
     def _families(self) -> list:
-        return [*self._sites(), *self._jobs(), *self._grid(self.controller.clock())]
+        return [*self._sites(), *self._jobs(), *self._grid(self.controller.clock()), *self._prices(self.controller.clock())]
 
     def _sites(self) -> Iterator:
         controller = self.controller
@@ -145,12 +147,36 @@ class StateCollector(Collector):
             breached.add_metric([site_id], short_by_site[site_id])
         yield from (active, met, breached)
 
+    def _prices(self, now: float) -> Iterator:
+        """Each price feed's age per node, as the mining decision reads it (core/price_watch.py),
+        its failed polls, and which sites' prices are stale (sites at a node some feed watches)."""
+        age = GaugeMetricFamily(
+            "powerplane_price_feed_age_seconds",
+            "Seconds since the newest interval a price feed brought for a node started (+Inf: none).",
+            labels=["feed", "market_node"],
+        )
+        errors = CounterMetricFamily("powerplane_price_feed_errors", "Price feed polls that failed (after their retries).", labels=["feed"])
+        stale = GaugeMetricFamily("powerplane_site_price_stale", "1 while a price feed for the site's market node has no fresh price.", labels=["site"])
+        power = self.controller.power
+        events = power.events(now)
+        for feed in self.controller.config.price_feeds:
+            for watch in feed.watches():
+                age.add_metric([feed.name, watch.market_node], price_age_s(events, watch, now))
+        for name, count in sorted((self.price_feeds.errors if self.price_feeds else {}).items()):
+            errors.add_metric([name], count)
+        for site_id, st in sorted(power.sites.items()):
+            if any(w.market_node == st.power.market_node for w in power.settings.price_watches):
+                stale.add_metric([site_id], 1.0 if node_price(events, power.settings.price_watches, st.power.market_node, now).stale else 0.0)
+        yield from (age, errors, stale)
+
 
 class SchedulerMetrics:
     """The scheduler's registry: the state collector, and histograms and counters of what
     only happens in passing, observed from each decision the controller applies."""
 
-    def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, registry: CollectorRegistry | None = None):
+    def __init__(
+        self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, registry: CollectorRegistry | None = None, price_feeds: PriceFeeds | None = None
+    ):
         self.controller = controller
         self.registry = registry or CollectorRegistry()
         self.passes = Histogram(
@@ -173,7 +199,7 @@ class SchedulerMetrics:
             self.response.labels(step)
         # Events answered before this process started are not observed again.
         self._observed = {(r.event.event_id, step) for r in controller.power.grid.values() for step, at in _response_steps(r) if at is not None}
-        self.registry.register(StateCollector(controller, loop))
+        self.registry.register(StateCollector(controller, loop, price_feeds))
         controller.timings = self.observe
         controller.decided = self.on_decision
 

@@ -1,0 +1,165 @@
+"""Price feeds: the leader pulls power prices from each configured feed (config.price_feeds)
+and posts them as PRICE grid events, as an operator's `PostGridEvent` would.
+
+One asyncio task per feed, started and stopped with the leader's other loops (app.py
+`_lead` and `stop`): every `interval_s` it GETs the feed's URL (aiohttp), retrying a
+connection error, a timeout, a 5xx or a 429 with exponential backoff (tenacity, at most
+`attempts` tries per poll), parses the body (core/price_parsing.py) and posts the events the
+scheduler does not have yet through `controller.post_grid_event` (ids are stable, so a
+repost is a no-op and a restarted leader starts where the store is). A failed poll counts
+an error for the feed (`errors`, the metric `powerplane_price_feed_errors_total`) and is
+logged; the next poll comes at the next interval.
+
+Staleness is decided in the core (core/price_watch.py: mining holds at its floor when a
+watched node's newest price is older than `stale_after_s`, unless `on_stale: keep_last`);
+this loop only logs a WARNING when a node goes stale and an INFO line when prices are back,
+reading the same state the decision reads. `newest` records the newest interval start each
+feed brought per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from scheduler.core.errors import PowerplaneError
+from scheduler.core.price_parsing import PriceBodyError, parse_prices
+from scheduler.core.price_watch import price_age_s
+from scheduler.server.config import PriceFeedConfig
+from scheduler.server.controller import Controller
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024 * 1024
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class FeedUnavailable(Exception):
+    """A try that may succeed later: the connection, a timeout, a 5xx or a 429."""
+
+
+class FeedRefused(Exception):
+    """A poll that will not succeed by trying again now (a 4xx, a body too large)."""
+
+
+class PriceFeeds:
+    def __init__(self, feeds: Iterable[PriceFeedConfig], controller: Controller, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
+        self.feeds = {feed.name: feed for feed in feeds}
+        self.controller = controller
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.errors: dict[str, int] = dict.fromkeys(self.feeds, 0)  # failed polls per feed
+        self.newest: dict[tuple[str, str], float] = {}  # (feed, market node) -> newest interval start brought
+        self.stale: set[tuple[str, str]] = set()  # (feed, market node) logged stale and not back yet
+        self.refused: set[str] = set()  # event ids the scheduler refused (content changed under the same id)
+        self._tasks: list[asyncio.Task] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        if not self.feeds:
+            return
+        self._session = aiohttp.ClientSession()
+        self._tasks = [asyncio.create_task(self._run(feed), name=f"price-feed-{feed.name}") for feed in self.feeds.values()]
+        log.info("price feeds: %s", ", ".join(f"{f.name} ({f.kind}, {f.format}, every {f.interval_s:g}s)" for f in self.feeds.values()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _run(self, feed: PriceFeedConfig) -> None:
+        while True:
+            try:
+                await self.poll(feed)
+            except Exception as err:  # the loop outlives any one poll
+                self.errors[feed.name] += 1
+                log.warning("price feed %s: poll failed: %s", feed.name, _one_line(err), extra={"price_feed": feed.name})
+            self.check_staleness(feed)
+            await asyncio.sleep(feed.interval_s)
+
+    async def poll(self, feed: PriceFeedConfig) -> int:
+        """Fetch (with retries), parse and post one feed's prices; returns how many were new."""
+        body = await self._fetch_with_retries(feed)
+        events = parse_prices(body, feed.format, feed.market_nodes, forecast=feed.kind == "day_ahead", reason=f"price feed {feed.name}")
+        posted = 0
+        for event in events:
+            key = (feed.name, event.market_node)
+            self.newest[key] = max(self.newest.get(key, event.start), event.start)
+            if event.event_id in self.controller.power.grid or event.event_id in self.refused:
+                continue
+            try:
+                await self.controller.post_grid_event(event)
+                posted += 1
+            except PowerplaneError as err:  # e.g. a price corrected under the same interval: the first one stays
+                self.refused.add(event.event_id)
+                log.warning("price feed %s: event %s refused: %s", feed.name, event.event_id, err, extra={"price_feed": feed.name})
+        return posted
+
+    async def _fetch_with_retries(self, feed: PriceFeedConfig) -> bytes:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(feed.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            retry=retry_if_exception_type(FeedUnavailable),
+            before_sleep=lambda state: log.info(
+                "price feed %s: try %d failed (%s), retrying", feed.name, state.attempt_number, _one_line(state.outcome.exception())
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._fetch(feed)
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    async def _fetch(self, feed: PriceFeedConfig) -> bytes:
+        assert self._session is not None, "start() first"
+        try:
+            async with self._session.get(feed.url, timeout=aiohttp.ClientTimeout(total=feed.timeout_s)) as response:
+                if response.status in RETRY_STATUSES:
+                    raise FeedUnavailable(f"HTTP {response.status}")
+                if response.status != 200:
+                    raise FeedRefused(f"HTTP {response.status}")
+                body = await response.content.read(MAX_BODY_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise FeedUnavailable(_one_line(err) or type(err).__name__) from err
+        if len(body) > MAX_BODY_BYTES:
+            raise FeedRefused(f"body larger than {MAX_BODY_BYTES} bytes")
+        return body
+
+    def check_staleness(self, feed: PriceFeedConfig) -> None:
+        """Log each node of the feed going stale (WARNING) and coming back (INFO), as the core sees it."""
+        now = self.controller.clock()
+        events = self.controller.power.events(now)
+        for watch in feed.watches():
+            key, age = (feed.name, watch.market_node), price_age_s(events, watch, now)
+            if age > watch.stale_after_s and key not in self.stale:
+                self.stale.add(key)
+                fallback = "dispatching on the last price (on_stale: keep_last)" if watch.keep_last else "mining at its sites held at its floor"
+                log.warning(
+                    "price feed %s: no fresh %s price for %s (newest: %s; stale after %gs): %s",
+                    feed.name,
+                    feed.kind,
+                    watch.market_node,
+                    "none" if age == float("inf") else f"{age:.0f}s old",
+                    watch.stale_after_s,
+                    fallback,
+                    extra={"price_feed": feed.name, "market_node": watch.market_node},
+                )
+            elif age <= watch.stale_after_s and key in self.stale:
+                self.stale.discard(key)
+                log.info("price feed %s: prices for %s are fresh again", feed.name, watch.market_node, extra={"price_feed": feed.name})
+
+
+def _one_line(err: BaseException | None) -> str:
+    return " ".join(str(err).split()) if err is not None else ""
+
+
+__all__ = ["FeedRefused", "FeedUnavailable", "PriceBodyError", "PriceFeeds"]
