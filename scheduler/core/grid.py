@@ -172,3 +172,22 @@ def hashprice_now(events: Iterable[GridEvent], default: float, now: float) -> fl
         if event.kind == GridEventKind.HASHPRICE and event.start <= now < event.end and event.start >= latest_start:
             latest, latest_start = event.hashprice_usd_per_ph_day, event.start
     return latest
+
+
+def prices_over_before(events: Iterable[GridEvent], before: float) -> list[str]:
+    """Price and hashprice events that stopped applying before `before`: ended, or superseded
+    by a newer one of the same node and kind (a feed posts open-ended prices, each one in
+    force until the next one starts). Retention drops them."""
+    series: dict[tuple, list[GridEvent]] = {}
+    for event in events:
+        if event.kind == GridEventKind.PRICE:
+            series.setdefault((event.kind, event.market_node, event.forecast), []).append(event)
+        elif event.kind == GridEventKind.HASHPRICE:
+            series.setdefault((event.kind,), []).append(event)
+    over = []
+    for members in series.values():
+        members.sort(key=lambda e: (e.start, e.event_id))
+        for event, successor in zip(members, [*members[1:], None]):
+            if min(event.end, successor.start if successor else FOREVER) < before:
+                over.append(event.event_id)
+    return sorted(over)

@@ -35,7 +35,7 @@ from scheduler.core.autoscale import ScalePolicy
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
 from scheduler.core.errors import FailedPrecondition, shown
-from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord
+from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, prices_over_before
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
@@ -200,9 +200,8 @@ class PowerState:
         self.grid = {k: r for k, r in self.grid.items() if k in live or k in planned}
 
     def expired_prices(self, ended_before: float) -> list[str]:
-        """Price and hashprice events that ended before `ended_before` (retention drops them)."""
-        kinds = (GridEventKind.PRICE, GridEventKind.HASHPRICE)
-        return sorted(k for k, r in self.grid.items() if r.event.kind in kinds and r.event.end < ended_before)
+        """Prices over (ended or superseded) before `ended_before`: retention drops them."""
+        return prices_over_before((r.event for r in self.grid.values()), ended_before)
 
     def forget(self, event_ids: list[str]) -> None:
         for event_id in event_ids:

@@ -88,3 +88,22 @@ def test_a_watch_resuming_from_a_compacted_id_is_told_where_to_resume(tmp_path):
             await server.stop(0)
 
     asyncio.run(main())
+
+
+def test_open_ended_prices_are_over_once_a_newer_one_of_their_node_and_kind_starts():
+    """A feed posts each interval's price open-ended (in force until the next): retention
+    drops the superseded ones, never the newest of a series, and keeps forecasts apart."""
+    from scheduler.core.grid import FOREVER, prices_over_before
+
+    def price(event_id, start, node="HB_WEST", forecast=False, end=FOREVER):
+        return GridEvent(event_id, GridEventKind.PRICE, start, end, market_node=node, usd_per_mwh=30.0, forecast=forecast)
+
+    events = [
+        price("rt-1", 0), price("rt-2", 900), price("rt-3", 1800),  # rt-1 over at 900, rt-2 at 1800
+        price("other-1", 0, node="HB_SOUTH"),  # the newest of its node: in force
+        price("da-1", 0, forecast=True), price("da-2", 3600, forecast=True),  # da-1 over at 3600
+        price("ended", 0, end=100, node="HB_NORTH"),
+        GridEvent("hp-1", GridEventKind.HASHPRICE, 0, hashprice_usd_per_ph_day=40), GridEvent("hp-2", GridEventKind.HASHPRICE, 500, hashprice_usd_per_ph_day=41),
+    ]
+    assert prices_over_before(events, 1000) == ["ended", "hp-1", "rt-1"]
+    assert prices_over_before(events, 10_000) == ["da-1", "ended", "hp-1", "rt-1", "rt-2"]
