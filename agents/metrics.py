@@ -49,10 +49,20 @@ class AgentCollector(Collector):
         meter_up = GaugeMetricFamily(
             "powerplane_agent_meter_answering", "1 while the site's meter answers; 0: the computed figure is reported (sites with a meter).", labels=["site"]
         )
-        computed = GaugeMetricFamily("powerplane_agent_meter_computed_watts", "IT power x overhead, beside the metered figure (sites with a meter).", labels=["site"])
+        computed = GaugeMetricFamily(
+            "powerplane_agent_meter_computed_watts", "IT power x overhead, beside the metered figure (sites with a meter).", labels=["site"]
+        )
         if power.meter is not None:
             meter_up.add_metric([site], 1.0 if reading.meter_source == MeterSource.METER else 0.0)
             computed.add_metric([site], reading.computed_w)
+        hz = GaugeMetricFamily("powerplane_agent_frequency_hz", "The grid frequency last read from the meter (sites with frequency response).", labels=["site"])
+        holding = GaugeMetricFamily("powerplane_agent_frequency_holding", "1 while frequency response holds the enrolled mining paused.", labels=["site"])
+        trips = CounterMetricFamily("powerplane_agent_frequency_trips", "Under-frequency trips the agent answered by itself.", labels=["site"])
+        if power.frequency is not None:
+            if power.frequency.hz is not None:
+                hz.add_metric([site], power.frequency.hz)
+            holding.add_metric([site], 1.0 if power.frequency.holding else 0.0)
+            trips.add_metric([site], power.frequency.trips)
         gpu_power = GaugeMetricFamily("powerplane_agent_gpu_power_watts", "Each GPU's power draw (NVML).", labels=["site", "gpu", "model"])
         gpu_limit = GaugeMetricFamily("powerplane_agent_gpu_power_limit_watts", "Each GPU's power limit in force (NVML).", labels=["site", "gpu", "model"])
         for index, name, watts, limit in power.gpus.devices():
@@ -73,7 +83,7 @@ class AgentCollector(Collector):
         guard = CounterMetricFamily("powerplane_agent_guard_actions", "Times the guard cut power by itself, by reason.", labels=["site", "reason"])
         for reason in ("stream_down", "over_cap"):
             guard.add_metric([site, reason], power.guard_actions.get(reason, 0))
-        yield from (connected, cap, metered, meter_up, computed, gpu_power, gpu_limit, measured, target, miners, runs, guard)
+        yield from (connected, cap, metered, meter_up, computed, hz, holding, trips, gpu_power, gpu_limit, measured, target, miners, runs, guard)
 
 
 def health(agent: SiteAgent, now: float | None = None) -> tuple[bool, str]:

@@ -55,6 +55,14 @@ figure is computed (IT power x overhead):
 `type`: int16, uint16, int32, uint32, float32, int64, uint64, float64 (registers of 16
 bits, `word_order` big: the high word first); the value read times `scale` is W (Hz
 for frequency). `table`: holding (function 3) or input (function 4) registers.
+Frequency response (agents/frequency_response.py, agents/frequency_guard.py): the agent
+polls the meter's frequency register every `poll_s` and, below `trip_hz`, pauses the
+fleets enrolled in the program at once, by itself; it gives them back to the
+scheduler's targets once the frequency has read at or above `reset_hz` for `restore_s`,
+`hold_s` after the last reading below the trip. Needs `meter.frequency`:
+
+    frequency_response: {trip_hz: 59.7, reset_hz: 59.9, hold_s: 900, restore_s: 30, poll_s: 0.02, fleets: [s21-a]}
+
 `disagree_margin` is the site's: it is as good as the site's meter accuracy class and
 its overhead figure (the computed side), which differ from site to site; it goes to the
 scheduler in the Register inventory, which raises the alarm.
@@ -246,6 +254,24 @@ class MeterConfig(BaseModel):
         return self
 
 
+class FrequencyResponseConfig(BaseModel):
+    """Under-frequency response: the enrolled fleets pause below the trip (agents/frequency_response.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    trip_hz: float = Field(default=59.7, gt=40, lt=70, allow_inf_nan=False)
+    reset_hz: float = Field(default=59.9, gt=40, lt=70, allow_inf_nan=False)
+    hold_s: float = Field(default=900.0, ge=0, allow_inf_nan=False)
+    restore_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    poll_s: float = Field(default=0.02, ge=0.005, le=1.0, allow_inf_nan=False)
+    fleets: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FrequencyResponseConfig:
+        if self.reset_hz < self.trip_hz:
+            raise ValueError("reset_hz must be at least trip_hz")
+        return self
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     interconnect_cap_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -257,6 +283,7 @@ class SiteConfig(BaseModel):
     market_node: str = ""
     fleets: list[FleetConfig] = Field(default_factory=list)
     meter: MeterConfig | None = None  # None: the meter figure is computed (IT x overhead)
+    frequency_response: FrequencyResponseConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteConfig:
@@ -268,6 +295,13 @@ class SiteConfig(BaseModel):
             raise ValueError(f"fleet ids must be unique: {', '.join(duplicates)}")
         if self.fleets and self.interconnect_cap_mw is None:
             raise ValueError("a site with fleets needs interconnect_cap_mw")
+        response = self.frequency_response
+        if response is not None:
+            if self.meter is None or self.meter.frequency is None:
+                raise ValueError("frequency_response needs the meter's frequency register (meter.frequency)")
+            unknown = sorted(set(response.fleets) - set(ids))
+            if unknown:
+                raise ValueError(f"frequency_response names fleets the site does not have: {', '.join(unknown)}")
         groups = [(f.fleet_id, g, addresses) for f in self.fleets for g, addresses in (f.address_groups() or [])]
         group_ids = [g for _, g, _ in groups]
         duplicates = sorted({i for i in group_ids if group_ids.count(i) > 1})

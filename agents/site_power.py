@@ -11,7 +11,10 @@ turns these into the wire's messages.
 With a meter in the site config (agents/meter.py) a reading's meter figure is what the
 meter read, and the computed one (IT x overhead) goes beside it; while the meter does
 not answer the computed figure stands in, marked FALLBACK (scheduler/core/meter_check.py).
-`background()` lists what runs beside the guard: the driver's loop and the meter's.
+`background()` lists what runs beside the guard: the driver's loop, the meter's and the
+frequency response's (agents/frequency_guard.py). Frequency response pauses the enrolled
+fleets by itself, at once (their targets go to standby through the driver); while it
+holds, the scheduler's targets for them are kept aside and applied when it restores.
 
 Fleets whose site config lists miner addresses are real miners, driven through
 pyasic_rs (agents/miners/driver.py); the others are emulated (agents/miners/fleet_driver.py).
@@ -37,6 +40,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 
+from agents.frequency_guard import FrequencyGuard
 from agents.gpu_power import GpuPower
 from agents.meter import ModbusMeter
 from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
@@ -99,6 +103,12 @@ class SitePowerControl:
         self.config = config
         self.driver: FleetDriver = driver if driver is not None else default_driver(config)
         self.meter = meter if meter is not None or config.meter is None else ModbusMeter(config.meter)  # None: computed figures
+        self.frequency: FrequencyGuard | None = None
+        if config.frequency_response is not None and self.meter is not None:
+            self.frequency = FrequencyGuard(config.frequency_response, self.meter.read_frequency, self._trip, self._restore, clock, wall_clock)
+        self.held_by_frequency: set[str] = set()  # fleets frequency response holds paused
+        self._asked: dict[str, float] = {}  # their targets from the scheduler, kept aside while held
+        self._report_now = False
         self.gpus = GpuPower(config.gpu_load_w, config.gpu_idle_w, config.gpu_backend)  # NVML or its fake (agents/gpu_power.py)
         self.cap_w = config.interconnect_cap_w  # until the scheduler says otherwise
         self.cap_event_active = False
@@ -126,6 +136,9 @@ class SitePowerControl:
             if fleet_id not in self.driver.fleets:
                 log.warning("power targets name fleet %r, which this site does not have; ignored", fleet_id)
                 continue
+            if fleet_id in self.held_by_frequency:
+                self._asked[fleet_id] = target_w  # applied when frequency response restores
+                target_w = self.driver.fleets[fleet_id].standby_w
             applied = self.driver.set_target(fleet_id, target_w)
             if abs(applied - target_w) > TOLERANCE_W:
                 log.warning("fleet %s: target %.0f W is outside what it can draw; %.0f W applied", fleet_id, target_w, applied)
@@ -164,8 +177,30 @@ class SitePowerControl:
         return PowerReading(it_w, gpu_w, metered_w, fleets, computed_w, MeterSource.METER)
 
     def background(self) -> list[Coroutine]:
-        """What runs beside the guard while the agent runs: the fleets' driver and the meter."""
-        return [self.driver.run(), *([self.meter.run()] if self.meter is not None else [])]
+        """What runs beside the guard while the agent runs: the fleets' driver, the meter, frequency response."""
+        return [self.driver.run(), *(part.run() for part in (self.meter, self.frequency) if part is not None)]
+
+    # ------------------------------------------------------------- frequency response
+    def _trip(self, what: str) -> None:
+        """Pause the enrolled fleets now (their targets to standby, sent by the driver at once)."""
+        assert self.config.frequency_response is not None
+        targets = {f: t for f, (_, t) in self.driver.read().items()}
+        for fleet_id in self.config.frequency_response.fleets:
+            self._asked.setdefault(fleet_id, targets[fleet_id])
+            self.held_by_frequency.add(fleet_id)
+            self.driver.set_target(fleet_id, self.driver.fleets[fleet_id].standby_w)
+        log.warning("%s", what)
+        self.record(what)
+        self._report_now = True
+
+    def _restore(self, what: str) -> None:
+        """Give the enrolled fleets back the scheduler's targets."""
+        for fleet_id in sorted(self.held_by_frequency):
+            self.driver.set_target(fleet_id, self._asked.pop(fleet_id))
+        self.held_by_frequency.clear()
+        log.warning("%s", what)
+        self.record(what)
+        self._report_now = True
 
     # ------------------------------------------------------------- holding the line
     def tick(self, stream_up: bool, active_run_ids: Iterable[str], horizon_s: float = 0.0) -> tuple[GuardResult, bool]:
@@ -186,7 +221,7 @@ class SitePowerControl:
         ramping = {f for f, (m, t) in readings.items() if abs(m - t) > TOLERANCE_W} | set(result.targets_w)
         settled = bool(self._ramping - ramping)
         self._ramping = ramping
-        reported = self.report_problems()
+        reported, self._report_now = self.report_problems() or self._report_now, False
         return result, result.acted or settled or reported
 
     def miner_health(self) -> dict[str, dict[str, int]]:
