@@ -125,6 +125,12 @@ class Client:
     def post_grid_event(self, event: operator_pb2.GridEvent) -> operator_pb2.GridEventStatus:
         return self._call("operator", "PostGridEvent", event)
 
+    def end_grid_event(self, event_id: str, end: float | None = None, reason: str = "") -> operator_pb2.GridEventStatus:
+        request = operator_pb2.EndGridEventRequest(event_id=event_id, reason=reason)
+        if end is not None:
+            request.end.FromNanoseconds(int(end * 1e9))
+        return self._call("operator", "EndGridEvent", request)
+
     def grid_events(self, site_id: str = "", active_only: bool = False) -> operator_pb2.ListGridEventsResponse:
         request = operator_pb2.ListGridEventsRequest(site_id=site_id, active_only=active_only)
         return self._call("operator", "ListGridEvents", request)

@@ -74,6 +74,7 @@ def grid_event_from_proto(msg: operator_pb2.GridEvent, now: float) -> GridEvent:
         forecast=msg.forecast,
         hashprice_usd_per_ph_day=msg.hashprice_usd_per_ph_day,
         reason=msg.reason,
+        modification=msg.modification,
     )
 
 
@@ -89,6 +90,7 @@ def grid_event_to_proto(event: GridEvent) -> operator_pb2.GridEvent:
         forecast=event.forecast,
         hashprice_usd_per_ph_day=event.hashprice_usd_per_ph_day,
         reason=event.reason,
+        modification=event.modification,
     )
     if event.end != FOREVER:
         msg.end.CopyFrom(timestamp(event.end))
@@ -98,13 +100,19 @@ def grid_event_to_proto(event: GridEvent) -> operator_pb2.GridEvent:
 
 
 def grid_status_to_proto(record: GridEventRecord, now: float, met: bool) -> operator_pb2.GridEventStatus:
-    return operator_pb2.GridEventStatus(
+    msg = operator_pb2.GridEventStatus(
         event=grid_event_to_proto(record.event),
         state=int(record.event.state(now)),
         received_at=timestamp(record.received_at),
         response=list(record.response),
         met=met,
+        end_reason=record.end_reason,
     )
+    for name in ("modified_at", "ended_at", "scheduled_end"):
+        at = getattr(record, name)
+        if at is not None and at != FOREVER:
+            getattr(msg, name).CopyFrom(timestamp(at))
+    return msg
 
 
 def fleet_power_to_proto(fleet_id: str, measured_w: float, target_w: float) -> agent_pb2.FleetPower:

@@ -1,5 +1,6 @@
-"""Operator commands for grid events: `powerplane grid-event` posts one,
-`powerplane grid-events` lists them with how each was met."""
+"""Operator commands for grid events: `powerplane grid-event` posts one (or a
+modification of one: the same --id with a higher --modification), `powerplane
+grid-event-end` ends one early, `powerplane grid-events` lists them with how each was met."""
 
 from __future__ import annotations
 
@@ -51,7 +52,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--forecast", action="store_true", help="price: a day-ahead forecast, not a real-time price")
     p.add_argument("--usd-per-ph-day", type=float, default=0.0, help="hashprice: USD/PH/day")
     p.add_argument("--reason", default="", help="e.g. 'ERCOT EEA2', '4CP peak'")
+    p.add_argument("--modification", type=int, default=0, help="with the id of an event posted before: a higher number replaces its content")
     p.set_defaults(func=post)
+    p = sub.add_parser("grid-event-end", help="end a grid event early (a cut ended lets mining back)")
+    p.add_argument("event_id")
+    p.add_argument("--at", default="", help="when it ends: +90s, +10m, epoch seconds (default now)")
+    p.add_argument("--reason", default="", help="why it ends early (kept in its record, with who ended it)")
+    p.set_defaults(func=end)
     p = sub.add_parser("grid-events", help="list grid events and how each was met")
     p.add_argument("--site", default="")
     p.add_argument("--active", action="store_true", help="only upcoming and active events")
@@ -71,12 +78,21 @@ def post(client, args) -> int:
         forecast=args.forecast,
         hashprice_usd_per_ph_day=args.usd_per_ph_day,
         reason=args.reason,
+        modification=args.modification,
     )
+    if args.modification and not args.id:
+        raise SystemExit("powerplane: --modification changes an event posted before: give its --id")
     for field, text in (("start", args.start), ("end", args.end), ("respond_by", args.respond_by)):
         if text:
             getattr(event, field).CopyFrom(timestamp(when(text, now)))
     status = client.post_grid_event(event)
     print(render.as_json(status) if args.output == "json" else events_table([status]))
+    return 0
+
+
+def end(client, args) -> int:
+    status = client.end_grid_event(args.event_id, when(args.at, time.time()) if args.at else None, args.reason)
+    print(render.as_json(status) if args.output == "json" else events_table([status], with_response=True))
     return 0
 
 
@@ -98,8 +114,9 @@ def events_table(statuses, with_response: bool = False) -> str:
     for s in statuses:
         e = s.event
         end = render.when(e.end) if e.HasField("end") else "open"
-        state = render.state_name(s.state, operator_pb2.GridEventState)
-        rows.append([e.event_id, e.site_id or "-", what(e), state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
+        state = render.state_name(s.state, operator_pb2.GridEventState) + (" (early)" if s.HasField("ended_at") else "")
+        asks = what(e) + (f" (mod {e.modification})" if e.modification else "")
+        rows.append([e.event_id, e.site_id or "-", asks, state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
     text = render.table(["EVENT", "SITE", "WHAT", "STATE", "START", "END", "MET", "REASON"], rows)
     if with_response:
         for s in statuses:

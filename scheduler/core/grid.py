@@ -5,7 +5,10 @@ by `respond_by`), a power price for a market node (real time, or a day-ahead
 forecast), an emergency (shed all flexible load at the site until `end`), and
 the global hashprice. Events are idempotent by the sender's `event_id`: the same
 id with the same content is the same event; the same id with other content is
-refused. Pure: every function takes `now`.
+refused unless it carries a higher `modification` number (OpenADR's
+modificationNumber): then it replaces the content (`modify`). An event may be ended
+early (`end_early`: OpenADR's cancellation, or an operator); its record keeps when,
+why and the end it had. Pure: every function takes `now`.
 
 A cap limit is *planned for* from `start - lead_s` (the site's slowest ramp-down
 plus the order's way to the agent) so that mining is down when the cap starts.
@@ -13,12 +16,14 @@ plus the order's way to the agent) so that mining is down when the cap starts.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from scheduler.core.errors import InvalidArgument, shown
+from scheduler.core.errors import FailedPrecondition, InvalidArgument, shown
 from scheduler.core.power import watts_text
 from scheduler.core.validation import MAX_ID as MAX_EVENT_ID
 
@@ -52,15 +57,16 @@ class GridEvent:
     forecast: bool = False
     hashprice_usd_per_ph_day: float = 0.0
     reason: str = ""
+    modification: int = 0  # a higher number replaces the content posted under the same id
 
     @property
     def deadline(self) -> float:
         return max(self.start, self.respond_by) if self.respond_by else self.start
 
     def state(self, now: float) -> GridEventState:
-        if now < self.start:
-            return GridEventState.UPCOMING
-        return GridEventState.ACTIVE if now < self.end else GridEventState.ENDED
+        if now >= self.end:  # an event ended before it started is ended, not upcoming
+            return GridEventState.ENDED
+        return GridEventState.UPCOMING if now < self.start else GridEventState.ACTIVE
 
     def describe(self) -> str:
         match self.kind:
@@ -86,6 +92,10 @@ class GridEventRecord:
     breaches: int = 0  # of those, readings that did not meet it
     responded_at: float | None = None  # cap limits, emergencies: the first orders sent for it
     met_at: float | None = None  # the first reading, once received, that met it
+    modified_at: float | None = None  # the last modification received
+    ended_at: float | None = None  # when the end-early was received
+    scheduled_end: float | None = None  # ended early: the end it had before
+    end_reason: str = ""  # ended early: by whom and why
 
     @property
     def met(self) -> bool:
@@ -117,6 +127,49 @@ def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:
         problems.append("hashprice_usd_per_ph_day must be a finite number >= 0")
     if problems:
         raise InvalidArgument("; ".join(problems))
+
+
+def modify(record: GridEventRecord, event: GridEvent, known_sites: Iterable[str], now: float) -> GridEventRecord | None:
+    """The record after `event` is posted again under its id: None when it is the event
+    already held (same modification, same content; a start left to default is ignored),
+    the record with the new content for a higher modification number. Refuses a lower
+    number, other content under the same number, a change of kind or site, or a change
+    to an event that has ended."""
+    held = record.event
+    name = shown(event.event_id)
+    if event.modification < held.modification:
+        raise FailedPrecondition(f"grid event {name} is at modification {held.modification}; modification {event.modification} is older")
+    original = dataclasses.replace(held, end=record.scheduled_end) if record.scheduled_end is not None else held
+    if event.modification == held.modification:
+        if event in (held, original) or dataclasses.replace(event, start=held.start) in (held, original):
+            return None
+        raise FailedPrecondition(f"grid event {name} was already posted with different content (post it with a modification above {held.modification} to change it)")
+    if record.ended_at is not None or now >= held.end:
+        raise FailedPrecondition(f"grid event {name} has ended: a modification cannot reopen it")
+    if (event.kind, event.site_id) != (held.kind, held.site_id):
+        raise FailedPrecondition(f"grid event {name}: a modification may not change its kind or site")
+    validate_event(event, known_sites)
+    return dataclasses.replace(record, event=event, modified_at=now)
+
+
+def end_early(record: GridEventRecord, end: float | None, reason: str, now: float) -> GridEventRecord:
+    """The record of an event ended at `end` (None, past, or before the event starts: now; an
+    event ended before it starts never takes effect). Refuses an event that has already
+    ended, or an end that is not before the one it has."""
+    held = record.event
+    name = shown(held.event_id)
+    if record.ended_at is not None:
+        raise FailedPrecondition(f"grid event {name} was already ended early ({record.end_reason})")
+    if now >= held.end:
+        raise FailedPrecondition(f"grid event {name} has already ended")
+    at = now if end is None or end < held.start else max(end, now)
+    if at >= held.end:
+        raise FailedPrecondition(f"grid event {name} already ends at {at_text(held.end)}: ending it at {at_text(at)} would not end it early")
+    return dataclasses.replace(record, event=dataclasses.replace(held, end=at), ended_at=now, scheduled_end=held.end, end_reason=reason)
+
+
+def at_text(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def planning_cap(interconnect_cap_w: float, events: Iterable[GridEvent], site_id: str, now: float, lead_s: float) -> tuple[float, GridEvent | None]:

@@ -25,7 +25,7 @@ once and placement counts GPUs only. Pure: no I/O, no clock; `now` is an argumen
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,7 +34,7 @@ from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.autoscale import ScalePolicy
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
-from scheduler.core.errors import FailedPrecondition, shown
+from scheduler.core.errors import NotFound, shown
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, prices_over_before
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
@@ -43,6 +43,18 @@ from scheduler.core.meter_check import MeterSource, check_meter
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
 from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
+from scheduler.core.power_stimuli import (
+    DispatchDue,
+    GridEventEnded,
+    GridEventPosted,
+    PowerRead,
+    PowerReading,
+    RunsReported,
+    ScalingDue,
+    SiteAttached,
+    SiteResized,
+    Stimulus,
+)
 from scheduler.core.price_watch import PriceWatch, node_price
 from scheduler.core.serve_scaling import ServeScaling
 from scheduler.core.site_figures import SiteFigures
@@ -58,20 +70,6 @@ class PowerSettings:
     hashprice_usd_per_ph_day: float = 50.0  # until a HASHPRICE event says otherwise
     serve_cooldown_s: float = 30.0
     price_watches: tuple[PriceWatch, ...] = ()  # prices feeds bring: mining curtails when they go stale (price_watch.py)
-
-
-@dataclass(frozen=True)
-class PowerReading:
-    """What an agent's heartbeat says about power."""
-
-    fleets: dict[str, tuple[float, float]]  # fleet_id -> (measured W, the target it ramps to)
-    it_w: float
-    gpu_w: float
-    meter_w: float
-    local_actions: tuple[tuple[float, str], ...] = ()
-    active_runs: frozenset[str] = frozenset()
-    computed_w: float = 0.0  # IT x overhead, beside a metered meter_w (core/meter_check.py)
-    meter_source: MeterSource = MeterSource.COMPUTED
 
 
 @dataclass
@@ -98,49 +96,7 @@ class SitePowerState:
         self.held = {f.fleet_id: f.max_w for f in self.power.fleets}
 
 
-# ----------------------------------------------------------------- stimuli
-@dataclass(frozen=True)
-class SiteAttached:
-    site_id: str
-    power: SitePower | None  # None: the site does not manage power
-
-
-@dataclass(frozen=True)
-class SiteResized:
-    site_id: str
-    gpus: int
-
-
-@dataclass(frozen=True)
-class PowerRead:
-    site_id: str
-    reading: PowerReading
-
-
-@dataclass(frozen=True)
-class RunsReported:
-    site_id: str
-    reports: tuple[runs.RunReport, ...]
-
-
-@dataclass(frozen=True)
-class GridEventPosted:
-    event: GridEvent
-    known_sites: frozenset[str]
-
-
-@dataclass(frozen=True)
-class DispatchDue:
-    sweep: bool = False  # every managed site, not only those with news
-
-
-@dataclass(frozen=True)
-class ScalingDue:
-    site_gpus: Mapping[str, int]  # site_id -> its GPUs (those no active run holds are free)
-
-
 DispatchPass = Callable[[SiteInputs, float, MiningPolicy, str], SiteDispatch]
-Stimulus = SiteAttached | SiteResized | PowerRead | RunsReported | GridEventPosted | DispatchDue | ScalingDue
 
 
 def longest_grace(jobs_on_site: Iterable[Job]) -> int:
@@ -229,8 +185,10 @@ class PowerState:
                     if report.state not in runs.RUN_ACTIVE and st is not None and st.stopping.pop(report.run_id, None) is not None:
                         self.dirty.add(site_id)
                 return Decision()
-            case GridEventPosted(event, known_sites):
-                return self._post(event, known_sites, jobs, now)
+            case GridEventPosted(event, known_sites, by):
+                return self._post(event, known_sites, by, jobs, now)
+            case GridEventEnded(event_id, end, reason):
+                return self._end(event_id, end, reason, jobs, now)
             case DispatchDue(sweep):
                 due, self.dirty = (set(self.sites) if sweep else self.dirty & set(self.sites)), set()
                 decision = Decision()
@@ -337,19 +295,41 @@ class PowerState:
         return updated
 
     # ------------------------------------------------------------- grid events
-    def _post(self, event: GridEvent, known_sites: frozenset[str], jobs: JobTable, now: float) -> Decision:
-        """Record an event (idempotent by id) and act on it at once."""
+    def _post(self, event: GridEvent, known_sites: frozenset[str], by: str, jobs: JobTable, now: float) -> Decision:
+        """Record an event (idempotent by id; a higher modification replaces it) and act on it at once."""
         existing = self.grid.get(event.event_id)
-        if existing is not None:
-            if existing.event != event and dataclasses.replace(event, start=existing.event.start) != existing.event:
-                raise FailedPrecondition(f"grid event {shown(event.event_id)} was already posted with different content")
-            return Decision()
-        grid.validate_event(event, known_sites)
-        record = GridEventRecord(event, now)
+        if existing is None:
+            grid.validate_event(event, known_sites)
+            record = GridEventRecord(event, now)
+            line = f"grid event {event.event_id}: {event.describe()}"
+        else:
+            modified = grid.modify(existing, event, known_sites, now)
+            if modified is None:
+                return Decision()
+            who = f" by {by}" if by else ""
+            record = dataclasses.replace(modified, response=(*modified.response, f"{clock_text(now)} modification {event.modification}{who}: {event.describe()}")[-MAX_RESPONSE_LINES:])
+            line = f"grid event {event.event_id} modified (modification {event.modification}{who}): {event.describe()}"
+            for st in self.sites.values():  # re-planned from its new content, not held to the old
+                st.planned = st.planned - {event.event_id}
+        return self._changed(record, line, jobs, now)
+
+    def _end(self, event_id: str, end: float | None, reason: str, jobs: JobTable, now: float) -> Decision:
+        """End an event early (a cut ended lets mining back by the usual rules) and act at once."""
+        existing = self.grid.get(event_id)
+        if existing is None:
+            raise NotFound(f"grid event {shown(event_id)} is not known")
+        record = grid.end_early(existing, end, reason, now)
+        line = f"ended early at {clock_text(record.event.end)}" + (f": {reason}" if reason else "")
+        record = dataclasses.replace(record, response=(*record.response, f"{clock_text(now)} {line}")[-MAX_RESPONSE_LINES:])
+        return self._changed(record, f"grid event {event_id} {line}", jobs, now)
+
+    def _changed(self, record: GridEventRecord, line: str, jobs: JobTable, now: float) -> Decision:
+        """Keep a new or changed record, log it and dispatch the sites it touches at once."""
+        event = record.event
         self.grid[event.event_id] = record
         self._live = None
         ids = {"grid_event_id": event.event_id, **({"site_id": event.site_id} if event.site_id else {})}
-        decision = Decision(grid=[record], notes=[("info", f"grid event {event.event_id}: {event.describe()}", ids)])
+        decision = Decision(grid=[record], notes=[("info", line, ids)])
         affected = sorted(self.sites) if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) else [event.site_id]
         for site_id in affected:  # curtailment never waits for a scheduling cycle
             if site_id in self.sites:

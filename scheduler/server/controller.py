@@ -35,6 +35,7 @@ from scheduler.core.placement import SiteCapacity, place
 from scheduler.core.power import SitePower
 from scheduler.core.power_state import (
     DispatchDue,
+    GridEventEnded,
     GridEventPosted,
     PowerRead,
     PowerReading,
@@ -385,12 +386,18 @@ class Controller:
             self._power_kick.set()
         return decision
 
-    async def post_grid_event(self, event: GridEvent) -> tuple[GridEventRecord, bool]:
-        """Record a grid event (idempotent by id) and act on it at once."""
+    async def post_grid_event(self, event: GridEvent, by: str = "") -> tuple[GridEventRecord, bool]:
+        """Record a grid event (idempotent by id; a higher modification replaces it) and act on it at once."""
         created = event.event_id not in self.power.grid
-        await self.apply(self._power(GridEventPosted(event, frozenset(self.sites))))
+        await self.apply(self._power(GridEventPosted(event, frozenset(self.sites), by)))
         self._kick.set()
         return self.power.grid[event.event_id], created
+
+    async def end_grid_event(self, event_id: str, end: float | None, reason: str) -> GridEventRecord:
+        """End a grid event early (`end` None: now) and act on it at once."""
+        await self.apply(self._power(GridEventEnded(event_id, end, reason)))
+        self._kick.set()
+        return self.power.grid[event_id]
 
     async def dispatch_power(self, sweep: bool = False) -> list[JobEvent]:
         """Dispatch every site with news (`sweep`: every managed site), applied."""

@@ -1,9 +1,11 @@
 """powerplane.v1.OperatorService: sites, their inventory, runs and power; drain/undrain;
-grid events in (PostGridEvent, idempotent by event id) and out (ListGridEvents); the
+grid events in (PostGridEvent, idempotent by event id, modified by a higher modification
+number; EndGridEvent ends one early) and out (ListGridEvents); the
 power snapshot stream (WatchSites). What it shows is built by `views.Views`."""
 
 from __future__ import annotations
 
+from scheduler.api.convert import seconds
 from scheduler.api.convert_power import grid_event_from_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc
 from scheduler.core.errors import InvalidArgument
@@ -40,10 +42,21 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
         return self.views.site(site)
 
     async def PostGridEvent(self, request, context) -> operator_pb2.GridEventStatus:
-        self.auth.of(context, "operator")
+        operator = self.auth.of(context, "operator")
         check_ids(event_id=request.event_id, site_id=request.site_id)
         now = self.controller.clock()
-        record, _ = await self.controller.post_grid_event(grid_event_from_proto(request, now))
+        record, _ = await self.controller.post_grid_event(grid_event_from_proto(request, now), by=operator.name)
+        return grid_status_to_proto(record, now, self.controller.power.met(record))
+
+    async def EndGridEvent(self, request, context) -> operator_pb2.GridEventStatus:
+        operator = self.auth.of(context, "operator")
+        check_ids(event_id=request.event_id)
+        if len(request.reason) > 512:
+            raise InvalidArgument("reason is longer than 512 characters")
+        end = seconds(request.end, field="end") if request.HasField("end") else None
+        reason = f"by {operator.name}" + (f": {request.reason}" if request.reason else "")
+        record = await self.controller.end_grid_event(request.event_id, end, reason)
+        now = self.controller.clock()
         return grid_status_to_proto(record, now, self.controller.power.met(record))
 
     async def ListGridEvents(self, request, context) -> operator_pb2.ListGridEventsResponse:

@@ -37,7 +37,7 @@ GRID_EVENT_STATE_ACTIVE: GridEventState
 GRID_EVENT_STATE_ENDED: GridEventState
 
 class GridEvent(_message.Message):
-    __slots__ = ("event_id", "kind", "site_id", "cap_w", "start", "end", "respond_by", "market_node", "usd_per_mwh", "forecast", "hashprice_usd_per_ph_day", "reason")
+    __slots__ = ("event_id", "kind", "site_id", "cap_w", "start", "end", "respond_by", "market_node", "usd_per_mwh", "forecast", "hashprice_usd_per_ph_day", "reason", "modification")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class GridEvent(_message.Message):
     FORECAST_FIELD_NUMBER: _ClassVar[int]
     HASHPRICE_USD_PER_PH_DAY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MODIFICATION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     kind: GridEventKind
     site_id: str
@@ -62,21 +63,40 @@ class GridEvent(_message.Message):
     forecast: bool
     hashprice_usd_per_ph_day: float
     reason: str
-    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[GridEventKind, str]] = ..., site_id: _Optional[str] = ..., cap_w: _Optional[float] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., respond_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., market_node: _Optional[str] = ..., usd_per_mwh: _Optional[float] = ..., forecast: _Optional[bool] = ..., hashprice_usd_per_ph_day: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+    modification: int
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[GridEventKind, str]] = ..., site_id: _Optional[str] = ..., cap_w: _Optional[float] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., respond_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., market_node: _Optional[str] = ..., usd_per_mwh: _Optional[float] = ..., forecast: _Optional[bool] = ..., hashprice_usd_per_ph_day: _Optional[float] = ..., reason: _Optional[str] = ..., modification: _Optional[int] = ...) -> None: ...
+
+class EndGridEventRequest(_message.Message):
+    __slots__ = ("event_id", "end", "reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    end: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, event_id: _Optional[str] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GridEventStatus(_message.Message):
-    __slots__ = ("event", "state", "received_at", "response", "met")
+    __slots__ = ("event", "state", "received_at", "response", "met", "modified_at", "ended_at", "scheduled_end", "end_reason")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     MET_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_END_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     event: GridEvent
     state: GridEventState
     received_at: _timestamp_pb2.Timestamp
     response: _containers.RepeatedScalarFieldContainer[str]
     met: bool
-    def __init__(self, event: _Optional[_Union[GridEvent, _Mapping]] = ..., state: _Optional[_Union[GridEventState, str]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response: _Optional[_Iterable[str]] = ..., met: _Optional[bool] = ...) -> None: ...
+    modified_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    scheduled_end: _timestamp_pb2.Timestamp
+    end_reason: str
+    def __init__(self, event: _Optional[_Union[GridEvent, _Mapping]] = ..., state: _Optional[_Union[GridEventState, str]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response: _Optional[_Iterable[str]] = ..., met: _Optional[bool] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ...) -> None: ...
 
 class ListGridEventsRequest(_message.Message):
     __slots__ = ("site_id", "active_only")

@@ -59,6 +59,11 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.GridEvent.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
                 _registered_method=True)
+        self.EndGridEvent = channel.unary_unary(
+                '/powerplane.v1.OperatorService/EndGridEvent',
+                request_serializer=powerplane_dot_v1_dot_operator__pb2.EndGridEventRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
+                _registered_method=True)
         self.ListGridEvents = channel.unary_unary(
                 '/powerplane.v1.OperatorService/ListGridEvents',
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.ListGridEventsRequest.SerializeToString,
@@ -99,7 +104,17 @@ class OperatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PostGridEvent(self, request, context):
-        """Idempotent by event_id: posting the same event again returns its status.
+        """Idempotent by event_id: posting the same event again returns its status. The same id
+        with a higher `modification` replaces the event's content (OpenADR's modificationNumber);
+        a lower number, or other content under the same number, is refused (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndGridEvent(self, request, context):
+        """End an event early (OpenADR's cancellation): NOT_FOUND for an unknown id,
+        FAILED_PRECONDITION for one that has already ended or would not end earlier.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +162,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
             'PostGridEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.PostGridEvent,
                     request_deserializer=powerplane_dot_v1_dot_operator__pb2.GridEvent.FromString,
+                    response_serializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.SerializeToString,
+            ),
+            'EndGridEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndGridEvent,
+                    request_deserializer=powerplane_dot_v1_dot_operator__pb2.EndGridEventRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_operator__pb2.GridEventStatus.SerializeToString,
             ),
             'ListGridEvents': grpc.unary_unary_rpc_method_handler(
@@ -294,6 +314,33 @@ class OperatorService:
             target,
             '/powerplane.v1.OperatorService/PostGridEvent',
             powerplane_dot_v1_dot_operator__pb2.GridEvent.SerializeToString,
+            powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndGridEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/EndGridEvent',
+            powerplane_dot_v1_dot_operator__pb2.EndGridEventRequest.SerializeToString,
             powerplane_dot_v1_dot_operator__pb2.GridEventStatus.FromString,
             options,
             channel_credentials,
