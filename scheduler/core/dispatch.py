@@ -27,6 +27,7 @@ Pure: prices, measurements and `now` are inputs.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ class SiteInputs:
     # (keyed by its job id); they fit like waiting runs (make room first, then scale).
     growing: tuple[AiClaim, ...] = ()
     price_unknown: bool = False  # the node's price feed went stale (price_watch.py): mining holds at its floor
+    resume_room_w: float = math.inf  # the most mining may rise by in this pass, at the meter (resume.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class SiteDispatch:
     grow: tuple[str, ...] = ()  # Serve services whose scale-up may go out now
     grow_reasons: dict[str, str] = field(default_factory=dict)  # scale-ups that keep waiting -> why
     shrink: dict[str, int] = field(default_factory=dict)  # Serve services the ladder scaled down -> GPUs they keep
+    raised_w: float = 0.0  # IT watts this pass let mining rise by (the resume pacing counts it)
 
 
 def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningPolicy(), cause: str = "") -> SiteDispatch:
@@ -148,20 +151,23 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
             why = f"waiting for mining to come down to {watts_text(sum(planned.values()))} to make room"
             (grow_reasons if claim.job_id in growing else waiting_reasons)[claim.job_id] = why
 
-    # 6. Fleets ramping up get only what the site has left, counted with measured power;
-    # a lowered target is sent as planned.
+    # 6. Fleets ramping up get only what the site has left, counted with measured power,
+    # and no more than the resume pacing allows now; a lowered target is sent as planned.
     room_it = cap / site.overhead - now_ledger.ai_it_w - sum(held.values())
+    pace_it = inputs.resume_room_w / site.overhead
     new_targets = dict(planned)
     for fleet in sorted(site.fleets, key=lambda f: (f.model.joules_per_th, f.fleet_id)):
         raise_w = planned[fleet.fleet_id] - held[fleet.fleet_id]
         if raise_w > 0:
-            granted = fleet.whole_miners_w(max(0.0, min(raise_w, room_it)))
+            granted = fleet.whole_miners_w(max(0.0, min(raise_w, room_it, pace_it)))
             room_it -= granted
+            pace_it -= granted
             new_targets[fleet.fleet_id] = held[fleet.fleet_id] + granted
     after = {fid: max(new_targets[fid], held[fid]) for fid in new_targets}
     committed = SiteLedger(site, cap, now_ledger.ai, after).committed_w  # stopping runs included
     return SiteDispatch(
-        new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed, tuple(grow), grow_reasons, shrink
+        new_targets, states, fractions, preempt, shed, tuple(start), requeue, waiting_reasons, tuple(steps), committed, tuple(grow), grow_reasons, shrink,
+        sum(max(0.0, new_targets[f] - held[f]) for f in new_targets),
     )
 
 

@@ -37,6 +37,8 @@ class MiningPolicy:
     hysteresis_usd_per_mwh: float = 2.0
     min_on_s: float = 0.0
     min_off_s: float = 0.0
+    resume_mw_per_min: float = 0.0  # how fast a site's mining may rise (resume.py); 0: at once
+    resume_step_s: float = 30.0  # in steps this far apart
 
 
 @dataclass(frozen=True)

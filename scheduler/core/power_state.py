@@ -56,6 +56,7 @@ from scheduler.core.power_stimuli import (
     Stimulus,
 )
 from scheduler.core.price_watch import PriceWatch, node_price
+from scheduler.core.resume import resume_room_w
 from scheduler.core.serve_scaling import ServeScaling
 from scheduler.core.site_figures import SiteFigures
 
@@ -90,6 +91,7 @@ class SitePowerState:
     local_actions: int = 0  # what the agent reported doing by itself (its guard, fleet problems)
     waiting: dict[str, str] = field(default_factory=dict)  # job_id -> why its start or its Serve scale-up waits for power
     meter_disagrees: bool = False  # metered and computed power apart by more than the site's margin
+    last_raise_at: float | None = None  # when a pass last let mining rise (the resume pacing: resume.py)
 
     def __post_init__(self) -> None:
         # Until the agent reports, every fleet may be drawing its full power.
@@ -427,6 +429,7 @@ class PowerState:
             alarm is not None,
             growing=self.serve.growing_claims(site_id, jobs),
             price_unknown=price.unknown,
+            resume_room_w=resume_room_w(self.settings.policy, st.last_raise_at, now),
         )
         return inputs, cause, source, planned
 
@@ -479,6 +482,8 @@ class PowerState:
             decision.orders.append(start)
         st.states = out.fleet_states
         st.committed_w = out.committed_w
+        if out.raised_w > 0:
+            st.last_raise_at = now
         st.waiting = {**out.waiting_reasons, **out.grow_reasons}
         for step in out.steps:
             st.ladder_steps[step.kind.value] = st.ladder_steps.get(step.kind.value, 0) + 1

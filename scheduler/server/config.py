@@ -17,7 +17,9 @@
     heartbeat_interval_s: 5         # told to agents when they register
     schedule_interval_s: 1.0        # scheduling pass period (submissions also trigger one)
     hashprice_usd_per_ph_day: 45    # until a HASHPRICE grid event says otherwise
-    mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300}
+    mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300,
+             resume_mw_per_min: 10, resume_step_s: 30}   # resume: mining rises at most this fast per
+                                    # site after a cut, in steps (here 5 MW every 30 s; 0: at once)
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
     serve_cooldown_s: 30            # a Serve service scales down only after its demand stayed low this long
@@ -144,6 +146,8 @@ class MiningConfig(BaseModel):
     hysteresis_usd_per_mwh: float = Field(default=2.0, ge=0)
     min_on_s: float = Field(default=300.0, ge=0)
     min_off_s: float = Field(default=300.0, ge=0)
+    resume_mw_per_min: float = Field(default=10.0, ge=0)  # mining's way back after a cut, per site (0: at once)
+    resume_step_s: float = Field(default=30.0, gt=0)  # in steps this far apart
 
 
 class PriceFeedConfig(BaseModel):

@@ -53,12 +53,15 @@ EXPECTED_SITE_POWER = {
 }
 
 
-def _scheduler_power(hashprice, interval, lead, margin, hysteresis, min_on, min_off) -> dict:
+def _scheduler_power(hashprice, interval, lead, margin, hysteresis, min_on, min_off, resume=(10, 30)) -> dict:
     return {
         "hashprice_usd_per_ph_day": hashprice,
         "power_interval_s": interval,
         "cap_lead_s": lead,
-        "mining": {"margin_usd_per_mwh": margin, "hysteresis_usd_per_mwh": hysteresis, "min_on_s": min_on, "min_off_s": min_off},
+        "mining": {
+            "margin_usd_per_mwh": margin, "hysteresis_usd_per_mwh": hysteresis, "min_on_s": min_on, "min_off_s": min_off,
+            "resume_mw_per_min": resume[0], "resume_step_s": resume[1],
+        },
     }
 
 
@@ -98,14 +101,14 @@ def test_fractional_and_zero_power_settings_render_exactly(tmp_path):
         "hashpriceUsdPerPhDay": 47.3,
         "intervalSeconds": 0.5,
         "capLeadSeconds": 12.5,
-        "mining": {"marginUsdPerMwh": -2.5, "hysteresisUsdPerMwh": 0.25, "minOnSeconds": 0, "minOffSeconds": 90},
+        "mining": {"marginUsdPerMwh": -2.5, "hysteresisUsdPerMwh": 0.25, "minOnSeconds": 0, "minOffSeconds": 90, "resumeMwPerMin": 0, "resumeStepSeconds": 7.5},
     }
     result = template(values=(write_values(tmp_path, {"scheduler": {"power": power}}),))
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     (tmp_path / "load").mkdir()
     loaded = load_rendered_config(docs, tmp_path / "load")
-    assert _power_settings(loaded) == _scheduler_power(47.3, 0.5, 12.5, -2.5, 0.25, 0, 90)
+    assert _power_settings(loaded) == _scheduler_power(47.3, 0.5, 12.5, -2.5, 0.25, 0, 90, (0, 7.5))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -211,6 +214,16 @@ GOOD_POWER_BLOCKS = {
     "overhead-bounds": {"interconnect_cap_mw": 5.5, "overhead": 1, "fleets": [_fleet(count=1)]},
     "overhead-max": {"interconnect_cap_mw": 0.5, "overhead": 3, "cooling": "hydro"},
     "overrides": {"interconnect_cap_mw": 5, "fleets": [_fleet(ramp_down_s=0.5, ramp_up_s=30, standby_w=0)]},
+    "meter-and-frequency-response": {
+        "interconnect_cap_mw": 5,
+        "fleets": [_fleet()],
+        "meter": {
+            "host": "10.0.0.5", "port": 502, "unit_id": 3, "disagree_margin": 0.1,
+            "power": {"address": 100, "type": "int32", "word_order": "little", "scale": 1000, "table": "input"},
+            "frequency": {"address": 110},
+        },
+        "frequency_response": {"trip_hz": 59.7, "reset_hz": 59.9, "hold_s": 600, "fleets": ["f1"]},
+    },
     **{
         f"standby-just-below-{model}": {"interconnect_cap_mw": 5, "fleets": [_fleet(model=model, standby_w=rated - 0.5)]}
         for model, rated in (("S19XP", 3010), ("S21", 3500), ("A2", 3730))
