@@ -189,3 +189,12 @@ def restore(ledger: SiteLedger, new_cap_w: float, cause: str) -> LadderPlan:
             LadderStep(StepKind.UNCAP_TRAINING, claim.job_id, -(fraction - claim.power_fraction) * per_fraction_w, cause, f"GPU power back to {fraction:.0%}")
         )
     return LadderPlan(tuple(steps), dataclasses.replace(ledger, ai=tuple(claims.values())))
+
+
+def floor_without_inference_w(ledger: SiteLedger) -> float:
+    """The lowest meter power the ladder can bring the site to without touching inference:
+    mining at its floor, training power-capped then preempted (what a demand-response
+    program can count on: inference is not offered)."""
+    plan = respond_to_cap(ledger, 0.0, "floor")
+    kept = (StepKind.SCALE_DOWN_INFERENCE, StepKind.SHED_INFERENCE)
+    return ledger.committed_w - sum(s.freed_w for s in plan.steps if s.kind not in kept)

@@ -38,6 +38,7 @@ from scheduler.core.errors import NotFound, shown
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, prices_over_before
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
+from scheduler.core.ladder import floor_without_inference_w
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.meter_check import MeterSource, check_meter
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
@@ -550,6 +551,15 @@ class PowerState:
             power_per_gpu_w=power_per_gpu_w,
             mining_value_usd_per_mwh=mining_value,
         )
+
+    def floor_without_inference_w(self, site_id: str, jobs: JobTable, now: float) -> float | None:
+        """The lowest meter power the site can be brought to without shedding or scaling down
+        inference, from its running work and what its fleets may draw (None: not managed)."""
+        st = self.sites.get(site_id)
+        if st is None:
+            return None
+        inputs = self.inputs(site_id, st, jobs, now)[0]
+        return floor_without_inference_w(SiteLedger(st.power, inputs.cap_w, (*inputs.running, *inputs.stopping), dict(st.held)))
 
     def figures(self, site_id: str, jobs: JobTable, now: float) -> SiteFigures | None:
         """A site's power as operators see it (GetSite, ListSites, the metrics), or None when

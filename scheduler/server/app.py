@@ -26,6 +26,7 @@ from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.leadership import Leadership
 from scheduler.server.metrics import SchedulerMetrics
+from scheduler.server.openadr_ven import OpenAdrVens
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.price_feeds import PriceFeeds
 from scheduler.server.stores import describe_store, open_store
@@ -57,6 +58,7 @@ class SchedulerServer:
         self.leadership: Leadership | None = None  # with several replicas (config.leadership)
         self._leading: asyncio.Task | None = None
         self.price_feeds = PriceFeeds(config.price_feeds, self.controller)  # polled by the leader only (`_lead`)
+        self.openadr = OpenAdrVens(config.openadr.programs, self.controller)  # a VEN per program, the leader's only (`_lead`)
 
     async def start(self) -> int:
         """Serve gRPC. Alone, the store is loaded first and every service serves at once.
@@ -106,9 +108,10 @@ class SchedulerServer:
             await asyncio.sleep(period)
 
     async def _lead(self, auth: Authenticator) -> None:
-        """Load the store and start what only a leader runs: passes, price feeds, metrics, dashboard."""
+        """Load the store and start what only a leader runs: passes, price feeds, OpenADR VENs, metrics, dashboard."""
         await self.controller.start()
         self.price_feeds.start()
+        self.openadr.start()
         metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop(), price_feeds=self.price_feeds)
         if self.config.metrics_listen:
             host, port = split_host_port(self.config.metrics_listen)
@@ -154,6 +157,7 @@ class SchedulerServer:
         if self.leadership is not None:
             await self.leadership.stop()
         await self.price_feeds.stop()
+        await self.openadr.stop()
         await self.controller.stop()  # the last commits are in
         if self.leadership is not None:
             await self.leadership.release()

@@ -29,6 +29,13 @@
                                     # format: ercot_json | csv; kind: real_time | day_ahead; on_stale: curtail
                                     # (mining held at its floor once the node's newest price is older than
                                     # stale_after_s) | keep_last (dispatch on the last price); attempts per poll
+    openadr:                        # optional: OpenADR 2.0b programs the sites are enrolled in (docs/power.md, "OpenADR")
+      programs:
+        - {name: utility-dr, vtn_url: "https://vtn.example/OpenADR2/Simple/2.0b", ven_name: powerplane-tx,
+           sites: [tx-1], baseline_w: {tx-1: 40000000}, levels: {1: 0.8, 2: 0.5, 3: 0.0},
+           market_node: HB_WEST, report_interval_s: 60}
+                                    # a VEN per program (leader only); tls: {cert_file, key_file, ca_file,
+                                    # vtn_fingerprint} for signed messages and an HTTPS VTN
     checkpoint_root: ""             # training checkpoints: <root>/<tenant>/<job_id> unless the job names its own;
                                     # a path or a URI (s3://...) every site can reach; "": <database dir>/checkpoints
     tls: {cert_file: ..., key_file: ...}   # optional
@@ -150,6 +157,12 @@ class MiningConfig(BaseModel):
     resume_step_s: float = Field(default=30.0, gt=0)  # in steps this far apart
 
 
+def http_url(value: str, field: str) -> str:
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ValueError(f"{field} must be an http:// or https:// URL without spaces")
+    return value
+
+
 class PriceFeedConfig(BaseModel):
     """One price feed (scheduler/server/price_feeds.py): `url` polled every `interval_s`."""
 
@@ -173,9 +186,7 @@ class PriceFeedConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url_is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
-            raise ValueError("url must be an http:// or https:// URL without spaces")
-        return value
+        return http_url(value, "url")
 
     @field_validator("market_nodes")
     @classmethod
@@ -184,6 +195,49 @@ class PriceFeedConfig(BaseModel):
             if not node.strip() or node != node.strip():
                 raise ValueError(f"market node {node!r} must be a name without surrounding spaces")
         return value
+
+
+class OpenAdrTls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None  # verifies the VTN's HTTPS certificate
+    vtn_fingerprint: str = ""  # verifies the VTN's signed messages
+
+
+class OpenAdrProgramConfig(BaseModel):
+    """One demand-response program (scheduler/server/openadr_ven.py runs a VEN for it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_ID)
+    vtn_url: str
+    ven_name: str = Field(min_length=1)
+    ven_id: str = ""  # "": the VTN assigns one at registration
+    sites: list[str] = Field(min_length=1)
+    baseline_w: dict[str, float]  # site -> the load it states to the program (meter W)
+    levels: dict[int, float] = Field(default_factory=lambda: {1: 0.8, 2: 0.5, 3: 0.0})  # SIMPLE level -> share of baseline
+    market_node: str = ""  # ELECTRICITY_PRICE signals become prices here ("": ignored)
+    report_interval_s: float = Field(default=60.0, gt=0)  # the fastest telemetry the VEN offers the VTN
+    tls: OpenAdrTls | None = None
+
+    @field_validator("vtn_url")
+    @classmethod
+    def _vtn_is_http(cls, value: str) -> str:
+        return http_url(value, "vtn_url")
+
+    @model_validator(mode="after")
+    def _every_site_has_a_baseline(self) -> OpenAdrProgramConfig:
+        missing = [s for s in self.sites if not self.baseline_w.get(s, 0) > 0]
+        if missing:
+            raise ValueError(f"program {self.name}: baseline_w must give every site a load > 0 (missing: {', '.join(missing)})")
+        if any(not 0 <= share <= 1 for share in self.levels.values()):
+            raise ValueError(f"program {self.name}: levels map a SIMPLE level to a share of the baseline between 0 and 1")
+        return self
+
+
+class OpenAdrConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    programs: list[OpenAdrProgramConfig] = Field(default_factory=list)
 
 
 class SchedulerConfig(Tokens):
@@ -205,6 +259,7 @@ class SchedulerConfig(Tokens):
     cap_lead_s: float = Field(default=10.0, ge=0)
     serve_cooldown_s: float = Field(default=30.0, ge=0)
     price_feeds: list[PriceFeedConfig] = Field(default_factory=list)
+    openadr: OpenAdrConfig = Field(default_factory=OpenAdrConfig)
     checkpoint_root: str = ""
     tls: TlsConfig | None = None
     tokens_file: Path | None = None

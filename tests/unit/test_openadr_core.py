@@ -1,0 +1,87 @@
+"""The pure half of the OpenADR VEN (scheduler/core/openadr.py): events as openleadr hands
+them become grid events (SIMPLE levels through the program's map, dispatches relative to
+the baseline, split over sites, prices at the node), and the opt follows what the ladder
+can free without shedding inference (scheduler/core/ladder.py floor_without_inference_w)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from scheduler.core import openadr
+from scheduler.core.grid import FOREVER, GridEventKind
+from scheduler.core.jobs import JobState
+from scheduler.core.ladder import floor_without_inference_w
+from scheduler.core.ledger import SiteLedger, claim_for
+from tests.builders import NOW, a_job, a_site_power
+
+PROGRAM = openadr.Program("dr", ("tx-1", "tx-2"), {"tx-1": 30e6, "tx-2": 10e6}, {1: 0.8, 2: 0.5, 3: 0.0}, market_node="HB_WEST")
+START = datetime.fromtimestamp(NOW + 60, UTC)
+
+
+def an_event(name="LOAD_DISPATCH", kind="delta", values=(4.0,), scale="M", targets=(), status="far", modification=0, duration_s=600):
+    intervals = [{"dtstart": START + timedelta(seconds=i * duration_s), "duration": timedelta(seconds=duration_s), "signal_payload": v} for i, v in enumerate(values)]
+    signal = {"signal_name": name, "signal_type": kind, "intervals": intervals, **({"measurement": {"unit": "W", "scale": scale}} if scale else {})}
+    return {
+        "event_descriptor": {"event_id": "e1", "modification_number": modification, "event_status": status},
+        "active_period": {"dtstart": START, "duration": timedelta(seconds=duration_s * len(values)), "notification_period": timedelta(seconds=60)},
+        "event_signals": [signal],
+        "targets": [{"resource_id": t} for t in targets] or [{"ven_id": "ven-1"}],
+    }
+
+
+def test_a_dispatch_is_a_cap_below_each_sites_baseline_shared_by_baseline():
+    adr = openadr.adr_event(an_event(values=(4.0,)))
+    assert (adr.start, adr.end, adr.notification_s) == (NOW + 60, NOW + 660, 60.0)
+    events = {e.site_id: e for e in openadr.grid_events(PROGRAM, adr)}
+    assert events["tx-1"].cap_w == 27e6 and events["tx-2"].cap_w == 9e6  # 4 MW shed, 3:1
+    assert events["tx-1"].event_id == "openadr-dr-e1-tx-1" and events["tx-1"].kind == GridEventKind.CAP_LIMIT
+    assert events["tx-1"].start == NOW + 60 and events["tx-1"].end == NOW + 660 and "60 s notice" in events["tx-1"].reason
+
+
+def test_a_dispatch_aimed_at_one_site_and_in_kw_caps_only_it():
+    events = openadr.grid_events(PROGRAM, openadr.adr_event(an_event(values=(2000.0,), scale="k", targets=("tx-2",))))
+    assert [(e.site_id, e.cap_w) for e in events] == [("tx-2", 8e6)]
+
+
+def test_simple_levels_map_through_the_program_and_the_strictest_interval_holds():
+    events = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(1, 2), scale="")))
+    assert {e.site_id: e.cap_w for e in events} == {"tx-1": 15e6, "tx-2": 5e6}  # level 2: half, over both intervals
+    assert all(e.end == NOW + 60 + 1200 for e in events)
+    assert openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(0,), scale=""))) == []
+
+
+def test_setpoints_capacity_and_prices():
+    setpoint = openadr.grid_events(PROGRAM, openadr.adr_event(an_event(kind="setpoint", values=(20.0,))))
+    assert {e.site_id: e.cap_w for e in setpoint} == {"tx-1": 15e6, "tx-2": 5e6}
+    capacity = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("LOAD_CONTROL", "x-loadControlCapacity", values=(0.25,), scale="")))
+    assert {e.site_id: e.cap_w for e in capacity} == {"tx-1": 7.5e6, "tx-2": 2.5e6}
+    price = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("ELECTRICITY_PRICE", "price", values=(0.12, 0.3), scale="", duration_s=0)))
+    assert [(e.kind, e.market_node, round(e.usd_per_mwh, 6), e.end) for e in price] == [(GridEventKind.PRICE, "HB_WEST", 300.0, FOREVER)]
+
+
+def test_the_modification_number_and_a_cancellation_are_read():
+    adr = openadr.adr_event(an_event(status="cancelled", modification=3))
+    assert adr.cancelled and all(e.modification == 3 for e in openadr.grid_events(PROGRAM, adr))
+
+
+def test_opt_in_only_when_each_site_can_reach_its_cap_without_shedding_inference():
+    events = openadr.grid_events(PROGRAM, openadr.adr_event(an_event(values=(4.0,))))
+    opt = openadr.decide(events, {"tx-1": 20e6, "tx-2": 9e6})
+    assert opt.opt_in and opt.opt_type == "optIn" and "tx-1 to 27.000 MW" in opt.reason
+    out = openadr.decide(events, {"tx-1": 20e6, "tx-2": 9.5e6})
+    assert not out.opt_in and "site tx-2 can come down to 9.500 MW without shedding inference; the event asks 9.000 MW" in out.reason
+    assert not openadr.decide(events, {"tx-1": 1.0}).opt_in  # tx-2 is not connected
+
+
+def test_the_floor_counts_mining_and_training_as_freeable_but_not_inference():
+    site = a_site_power("tx-1").cap_mw(7).with_miners("S21", 1000).with_gpus(64).build()
+    mining = {f.fleet_id: f.max_w for f in site.fleets}
+    empty = SiteLedger(site, site.cap_w, (), mining)
+    assert floor_without_inference_w(empty) == (site.gpus * site.gpu_idle_w + site.mining_floor_w) * site.overhead
+    training = dataclasses.replace(a_job().training(gpus=32).build(), state=JobState.RUNNING, site_id="tx-1", attempt=1)
+    serving = dataclasses.replace(a_job().inference(replicas=1, gpus=32).build(), state=JobState.RUNNING, site_id="tx-1", attempt=1)
+    with_training = SiteLedger(site, site.cap_w, (claim_for(training),), mining)
+    assert floor_without_inference_w(with_training) == floor_without_inference_w(empty)  # training can be preempted
+    with_inference = SiteLedger(site, site.cap_w, (claim_for(serving),), mining)
+    assert floor_without_inference_w(with_inference) == floor_without_inference_w(empty) + with_inference.claim_it_w(claim_for(serving)) * site.overhead
