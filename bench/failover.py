@@ -28,11 +28,29 @@ under another job id), duplicated (request ids with more than one job), duplicat
 (submission numbers two jobs share), per round and in all; and the same through the
 leader's ListJobs (api_lost, api_duplicated: what a tenant listing its jobs sees).
 
-NOT measured here: double_runs, agents_reconnected_s and cap_exceeded_s need sites
-with agents on Ray (and an emulated power site); this bench starts no Ray and no agent,
-so the JSON reports them null and lists them under "not_measured".
+Without `--system` no Ray and no agent run: double_runs, agents_reconnected_s and
+cap_exceeded_s are null in the JSON and listed under "not_measured".
 
-    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/failover.py [--rounds 3] [--store postgres|sqlite]'
+With `--system` (PostgreSQL only) the whole system runs: powerplane_dev/failover_drill.py,
+the drill tests/integration/test_failover_system.py runs once. Two replicas, one Ray node
+for a power-managed site (4 virtual GPUs, 4 emulated Braiins OS miners on port 80) whose
+agent is given both addresses, and a grid cap cut in force (mining curtailed) for every
+round. Each round submits a training job (checkpoints), waits until it is past its first
+checkpoint, starts 8 submitters (paced: one submission per client every 0.1 s; a few are
+small jobs that run on the site, the rest stay pending), kills the leader once K were
+acknowledged and a small job has started, waits until as many more were acknowledged,
+the training job and the small jobs ended, and restarts the killed replica as the
+standby. Besides the figures above it reports:
+
+* double_runs: jobs Ray's Jobs API holds more than one run for (nothing in the drill is
+  preempted or fails, so a second run is a job started twice);
+* agents_reconnected_s: from the kill to the agent's site READY on the new leader (the
+  worst round; per round in per_round);
+* cap_exceeded_s: seconds during which the agent's metered power (its /metrics, sampled
+  every 0.1 s from the cut in force to the end) was above the cap it held or the cut;
+* training_succeeded: rounds whose training job ended SUCCEEDED in its one run.
+
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/failover.py [--rounds 3] [--store postgres|sqlite] [--system]'
 
 Prints figures, then one JSON line. Run it as root inside a network namespace (the
 PostgreSQL server runs as the `postgres` user).
@@ -134,10 +152,10 @@ class Load:
             thread.join(130)
 
 
-def stored_jobs(target: str) -> dict[str, list[str]]:
+def stored_jobs(target: str, token: str = TOKEN) -> dict[str, list[str]]:
     """client_request_id -> job ids, every job read back from the leader."""
     by_request: dict[str, list[str]] = collections.defaultdict(list)
-    with Client(target, TOKEN, timeout_s=30) as client:
+    with Client(target, token, timeout_s=30) as client:
         for job in client.list_all():
             by_request[job.client_request_id].append(job.job_id)
     return by_request
@@ -202,9 +220,7 @@ def kill_points(args) -> list[int]:
 
 
 def run(args, workdir: Path, dsn: str | None) -> dict:
-    leadership = {k: v for k, v in (("lease_ttl_s", args.ttl), ("renew_every_s", args.renew), ("step_down_margin_s", args.margin)) if v is not None}
-    settings = LeadershipConfig(advertise="127.0.0.1:1", **leadership)  # the defaults the replicas run with, unless overridden
-    used = {"lease_ttl_s": settings.lease_ttl_s, "renew_every_s": settings.renew_every_s, "step_down_margin_s": settings.step_down_margin_s}
+    leadership, used = lease_settings(args)  # the defaults the replicas run with, unless overridden
     print(f"store: {args.store}; lease settings: {used}", flush=True)
     (workdir / "tokens.yaml").write_text(yaml.safe_dump(TOKENS))
     (workdir / "tokens.yaml").chmod(0o600)
@@ -263,41 +279,18 @@ def run(args, workdir: Path, dsn: str | None) -> dict:
         for replica in replicas:
             replica.process.kill()
 
-    rows = stored_rows(workdir, dsn)
-    by_request: dict[str, list[str]] = collections.defaultdict(list)
-    for request, job, _ in rows:
-        by_request[request].append(job)
-    seqs = collections.Counter(seq for _, _, seq in rows)
     acks = list(load.acks)
-    acknowledged = {request: job for request, job, _, _ in acks}
-    lost = {r for r, j in acknowledged.items() if j not in by_request.get(r, [])}
-    duplicated = {r for r, jobs in by_request.items() if len(jobs) > 1}
-    api_lost = {r for r, j in acknowledged.items() if j not in listed.get(r, [])}
-    api_duplicated = {r for r, jobs in listed.items() if len(jobs) > 1}
+    windows = []
     for index, result in enumerate(rounds):
         start = result.pop("_window")[0]
         end = rounds[index + 1]["_window"][0] if index + 1 < len(rounds) else len(acks)
-        mine = {r for r, _, _, _ in acks[start:end]}
-        result.update(acknowledged=len(mine), lost=len(mine & lost), duplicated=len(mine & duplicated), api_lost=len(mine & api_lost), api_duplicated=len(mine & api_duplicated))
-    failovers = [r["failover_s"] for r in rounds]
+        windows.append({r for r, _, _, _ in acks[start:end]})
+    acknowledged = {request: job for request, job, _, _ in acks}
     return {
         "store": args.store,
         "lease": used,
         "clients": args.clients,
-        "rounds": len(rounds),
-        "failover_s_median": round(statistics.median(failovers), 3),
-        "failover_s_max": round(max(failovers), 3),
-        "takeover_s_median": round(statistics.median(r["takeover_s"] for r in rounds), 3),
-        "new_leader_crashes": sum(len(r["new_leader_crashes"]) for r in rounds),
-        "goal_failover_s": GOAL_FAILOVER_S,
-        "acknowledged": len(acknowledged),
-        "stored_jobs": len(rows),
-        "lost": len(lost),
-        "duplicated": len(duplicated),
-        "duplicate_seqs": sum(1 for n in seqs.values() if n > 1),
-        "api_listed_jobs": sum(len(j) for j in listed.values()),
-        "api_lost": len(api_lost),
-        "api_duplicated": len(api_duplicated),
+        **tally(rounds, windows, acknowledged, stored_rows(workdir, dsn), listed),
         "client_errors": dict(load.errors),
         "double_runs": None,
         "agents_reconnected_s": None,
@@ -308,6 +301,125 @@ def run(args, workdir: Path, dsn: str | None) -> dict:
     }
 
 
+def tally(rounds: list[dict], windows: list[set[str]], acknowledged: dict[str, str], rows: list[tuple[str, str, int]], listed: dict[str, list[str]]) -> dict:
+    """The figures over all rounds (each round's own, from the request ids of its window,
+    go into it): fail-over times, and acknowledged jobs lost or stored twice, in the
+    database (`rows`) and as the leader's ListJobs shows them (`listed`)."""
+    by_request: dict[str, list[str]] = collections.defaultdict(list)
+    for request, job, _ in rows:
+        by_request[request].append(job)
+    seqs = collections.Counter(seq for _, _, seq in rows)
+    lost = {r for r, j in acknowledged.items() if j not in by_request.get(r, [])}
+    duplicated = {r for r, jobs in by_request.items() if len(jobs) > 1}
+    api_lost = {r for r, j in acknowledged.items() if j not in listed.get(r, [])}
+    api_duplicated = {r for r, jobs in listed.items() if len(jobs) > 1}
+    for result, mine in zip(rounds, windows):
+        result.update(acknowledged=len(mine), lost=len(mine & lost), duplicated=len(mine & duplicated), api_lost=len(mine & api_lost), api_duplicated=len(mine & api_duplicated))
+    failovers = [r["failover_s"] for r in rounds]
+    return {
+        "rounds": len(rounds),
+        "failover_s_median": round(statistics.median(failovers), 3),
+        "failover_s_max": round(max(failovers), 3),
+        "takeover_s_median": round(statistics.median(r["takeover_s"] for r in rounds), 3),
+        "new_leader_crashes": sum(len(r.get("new_leader_crashes", ())) for r in rounds),
+        "goal_failover_s": GOAL_FAILOVER_S,
+        "acknowledged": len(acknowledged),
+        "stored_jobs": len(rows),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "duplicate_seqs": sum(1 for n in seqs.values() if n > 1),
+        "api_listed_jobs": sum(len(j) for j in listed.values()),
+        "api_lost": len(api_lost),
+        "api_duplicated": len(api_duplicated),
+    }
+
+
+def run_system(args, workdir: Path, dsn: str) -> dict:
+    """The rounds with the whole system running (powerplane_dev/failover_drill.py)."""
+    from powerplane_dev.cluster import can_host_miners
+    from powerplane_dev.failover_drill import CUT_W, FailoverDrill
+    from scheduler.api.v1 import types_pb2
+
+    miners = "127.41.0.1"
+    if not can_host_miners(miners):
+        raise SystemExit("--system runs emulated miners on port 80: run it as root (or with CAP_NET_BIND_SERVICE)")
+    leadership, used = lease_settings(args)
+    print(f"store: postgres, whole system; lease settings: {used}", flush=True)
+    drill = FailoverDrill(workdir, dsn, leadership, miners_base=miners)
+    rounds: list[dict] = []
+    windows: list[set[str]] = []
+    acknowledged: dict[str, str] = {}
+    errors: collections.Counter[str] = collections.Counter()
+    try:
+        drill.start()
+        drill.cut_cap()
+        print(f"{drill.cluster.scheduler_target}: replicas up, site ready, cap cut to {CUT_W / 1e3:g} kW in force", flush=True)
+        for number, after in enumerate(kill_points(args), start=1):
+            done = drill.run_round(number, kill_after=after, clients=args.clients)
+            restarted_at = time.monotonic()
+            drill.restart(done.killed)
+            training = drill.job(done.training_job)
+            result = {
+                "round": number,
+                "killed": done.killed,
+                "kill_after_acknowledged": after,
+                "acknowledged_at_kill": done.acknowledged_at_kill,
+                "training_step_at_kill": done.training_step_at_kill,
+                "failover_s": round(done.failover_s, 3),
+                "takeover_s": round(done.takeover_s, 3),
+                "agents_reconnected_s": round(done.agents_reconnected_s, 3),
+                "restart_standby_s": round(time.monotonic() - restarted_at, 3),
+                "training": types_pb2.JobState.Name(training.state).removeprefix("JOB_STATE_"),
+                "training_attempts": training.attempt,
+                "client_errors": dict(done.submitters.errors),
+            }
+            print(
+                f"round {number}: killed {done.killed} after {done.acknowledged_at_kill} acknowledged (training at step {done.training_step_at_kill}); "
+                f"{done.leader} SERVING after {done.takeover_s:.2f}s, agent on it after {done.agents_reconnected_s:.2f}s, first acknowledged submit "
+                f"after {done.failover_s:.2f}s; training {result['training']}; client errors {result['client_errors']}",
+                flush=True,
+            )
+            rounds.append(result)
+            windows.append({a.request_id for a in done.submitters.acks})
+            acknowledged.update({a.request_id: a.job_id for a in done.submitters.acks})
+            errors.update(done.submitters.errors)
+        listed = stored_jobs(drill.cluster.leader().address, drill.cluster.tenant_token("acme"))
+        double_runs = drill.double_runs()
+        samples = drill.power_samples()
+        cap_exceeded_s = drill.cap_exceeded_s()
+        over = drill.cap_exceeded()
+        misses = drill.sampler.misses
+    finally:
+        drill.stop()
+    return {
+        "store": "postgres",
+        "system": True,
+        "lease": used,
+        "clients": args.clients,
+        **tally(rounds, windows, acknowledged, stored_rows(workdir, dsn), listed),
+        "client_errors": dict(errors),
+        "double_runs": len(double_runs),
+        "double_run_jobs": double_runs,
+        "agents_reconnected_s": max(r["agents_reconnected_s"] for r in rounds),
+        "agents_reconnected_s_median": round(statistics.median(r["agents_reconnected_s"] for r in rounds), 3),
+        "cap_exceeded_s": round(cap_exceeded_s, 3),
+        "cap_w": CUT_W,
+        "power_samples": len(samples),
+        "power_samples_over_cap": len(over),
+        "power_sample_misses": misses,
+        "max_metered_w": round(max(s.metered_w for s in samples), 1),
+        "training_succeeded": sum(1 for r in rounds if r["training"] == "SUCCEEDED" and r["training_attempts"] == 1),
+        "per_round": rounds,
+    }
+
+
+def lease_settings(args) -> tuple[dict, dict]:
+    """The lease settings given on the command line, and all of them as the replicas run (the config's defaults for the rest)."""
+    leadership = {k: v for k, v in (("lease_ttl_s", args.ttl), ("renew_every_s", args.renew), ("step_down_margin_s", args.margin)) if v is not None}
+    settings = LeadershipConfig(advertise="127.0.0.1:1", **leadership)
+    return leadership, {"lease_ttl_s": settings.lease_ttl_s, "renew_every_s": settings.renew_every_s, "step_down_margin_s": settings.step_down_margin_s}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
@@ -316,17 +428,20 @@ def main() -> int:
     parser.add_argument("--random", action="store_true", help="kill after a random 20..600 acknowledged instead")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--system", action="store_true", help="the whole system: Ray, an agent, emulated miners, a cap cut, a training job (PostgreSQL)")
     parser.add_argument("--ttl", type=float, default=None, help="lease_ttl_s (default: the config's default)")
     parser.add_argument("--renew", type=float, default=None, help="renew_every_s (default: the config's default)")
     parser.add_argument("--margin", type=float, default=None, help="step_down_margin_s (default: the config's default)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="pp-bench-failover-"))
+    if args.system and args.store != "postgres":
+        parser.error("--system runs on PostgreSQL only")
     if args.store == "postgres":
         from submit_throughput import postgres_server
 
         with postgres_server() as server:
-            result = run(args, workdir, server.new_database())
+            result = (run_system if args.system else run)(args, workdir, server.new_database())
     else:
         result = run(args, workdir, None)
     print(

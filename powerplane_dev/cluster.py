@@ -218,16 +218,28 @@ class SchedulerReplica:
     its config file in `workdir` (tokens from `tokens.yaml` there, one SQLite file
     `shared.db`, or PostgreSQL when `dsn` is given) and its process, not started.
     `leadership` may override `advertise` (the config's; $POWERPLANE_ADVERTISE, set to
-    `listen`, wins); `wrap` prefixes the command (e.g. `ip netns exec NS`)."""
+    `listen`, wins); `wrap` prefixes the command (e.g. `ip netns exec NS`); `settings` adds
+    scheduler.yaml keys and `env` replaces os.environ as the base of its environment."""
 
-    def __init__(self, workdir: Path, name: str, leadership: dict, listen: str = "", dsn: str | None = None, wrap: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        leadership: dict,
+        listen: str = "",
+        dsn: str | None = None,
+        wrap: tuple[str, ...] = (),
+        settings: dict | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.name = name
         self.address = listen or f"127.0.0.1:{free_port()}"
         config = {
-            "listen": self.address,
             "database": "shared.db",
             "regions": ["us"],
             "tokens_file": "tokens.yaml",
+            **(settings or {}),  # more scheduler.yaml keys (a LocalCluster's, see powerplane_dev/replicas.py)
+            "listen": self.address,
             "leadership": {"advertise": self.address, "replica_id": name, **leadership},
         }
         if dsn is not None:
@@ -238,7 +250,7 @@ class SchedulerReplica:
         path = workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         argv = [*wrap, str(BIN / "powerplane"), "scheduler", "--config", str(path)]
-        env = {**os.environ, "POWERPLANE_ADVERTISE": self.address, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if env is None else env), "POWERPLANE_ADVERTISE": self.address, "PYTHONUNBUFFERED": "1"}
         self.process = Process(name, argv, workdir / "logs" / f"{name}.log", env)
 
     def health(self) -> int | None:
@@ -381,23 +393,37 @@ class LocalCluster:
         JobSubmissionClient(self.ray_address).get_version()
         return True
 
+    def wait_jobs_accepted(self, timeout_s: float = 180.0) -> None:
+        """Wait until Ray's Jobs API takes a job: on a loaded machine the head's job agent can come
+        up well after the API answers ("No available agent to submit job"). A no-op job, sent until taken."""
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(self.ray_address)
+        wait_for(lambda: client.submit_job(entrypoint="true", metadata={"powerplane_probe": "1"}), timeout_s, "Ray's Jobs API to take a job", interval_s=1.0)
+
+    def ray_jobs(self, site_id: str | None = None) -> list:
+        """The Ray jobs the agents submitted, from Ray's Jobs API (JobDetails: a run each, its
+        submission id the run id, its Powerplane job in metadata["powerplane_job"]); one site's if given."""
+        from ray.job_submission import JobSubmissionClient
+
+        found = JobSubmissionClient(self.ray_address).list_jobs()
+        return [j for j in found if "powerplane_job" in (j.metadata or {}) and site_id in (None, j.metadata.get("powerplane_site"))]
+
     def _alive_ray_nodes(self) -> int:
         from ray.util.state import list_nodes
 
         return sum(1 for n in list_nodes(address=self.ray_address, raise_on_missing_output=False) if n.state == "ALIVE")
 
     # ----------------------------------------------------------------- scheduler
-    def write_config(self) -> Path:
+    def scheduler_config(self) -> dict:
+        """The scheduler's settings, without its listen addresses; writes tokens.yaml, which they name."""
         config = {
-            "listen": self.scheduler_target,
             "database": "powerplane.db",
             "regions": list(self.regions),
             "site_timeout_s": self.site_timeout_s,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "schedule_interval_s": 1.0,
             "tokens_file": "tokens.yaml",
-            "metrics_listen": f"127.0.0.1:{self.metrics_port}",
-            "dashboard_listen": f"127.0.0.1:{self.dashboard_port}",
             **self.scheduler_settings,
         }
         if self.tls:
@@ -405,6 +431,15 @@ class LocalCluster:
         tokens_path = self.workdir / "tokens.yaml"
         tokens_path.write_text(yaml.safe_dump(self.tokens))
         tokens_path.chmod(0o600)
+        return config
+
+    def write_config(self) -> Path:
+        config = {
+            "listen": self.scheduler_target,
+            "metrics_listen": f"127.0.0.1:{self.metrics_port}",
+            "dashboard_listen": f"127.0.0.1:{self.dashboard_port}",
+            **self.scheduler_config(),
+        }
         path = self.workdir / "scheduler.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
