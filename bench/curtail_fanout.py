@@ -39,16 +39,16 @@ direct_under_cap_s and a few more.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
 import os
 import re
 import secrets
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -59,8 +59,8 @@ _TOKEN.write_text(secrets.token_hex(32))
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(_TOKEN), RAY_USAGE_STATS_ENABLED="0")
 os.environ.pop("POWERPLANE_RAY_GCS_ADDRESS", None)
 
-from agents.emulator.fleet import MinerEmulator  # noqa: E402
-from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet, site_resource, wait_for  # noqa: E402
+from agents.emulator.fleet import loopback_addresses  # noqa: E402
+from powerplane_dev.cluster import LocalCluster, SitePowerSpec, SiteSpec, emulated_fleet, free_port, site_resource, wait_for  # noqa: E402
 from scheduler.api.convert import timestamp  # noqa: E402
 from scheduler.api.v1 import operator_pb2  # noqa: E402
 from scheduler.client import Client  # noqa: E402
@@ -89,44 +89,103 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-class HostedMiners:
-    """A MinerEmulator on a thread of its own; every read runs on its loop (no race with the miners)."""
+class EmulatorProcesses:
+    """The miners, hosted by `python -m agents.emulator` processes of their own (one per
+    --miners-per-emulator miners of a site, each with its own RLIMIT_NOFILE), read through
+    each one's loopback JSON status endpoint (agents/emulator/status.py)."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="miner-emulator", daemon=True)
-        self.thread.start()
-        self.emulator = MinerEmulator()
+    def __init__(self, workdir: Path, site_ips: dict[str, list[str]], per_emulator: int) -> None:
+        self.procs: list[tuple[str, subprocess.Popen, str]] = []  # (site, process, status host:port)
+        self.conns: dict[str, http.client.HTTPConnection] = {}
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            for site_id, ips in sorted(site_ips.items()):
+                for i in range(0, len(ips), per_emulator):
+                    chunk = ips[i : i + per_emulator]
+                    listen = f"127.0.0.1:{free_port()}"
+                    argv = [
+                        sys.executable,
+                        "-m",
+                        "agents.emulator",
+                        "--count",
+                        str(len(chunk)),
+                        "--model",
+                        MODEL,
+                        "--base",
+                        chunk[0],
+                        "--status-listen",
+                        listen,
+                    ]
+                    log = open(workdir / "logs" / f"miners-{site_id}-{i // per_emulator + 1}.log", "w")
+                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+                    self.procs.append((site_id, proc, listen))
+            for site_id, proc, listen in self.procs:
+                wait_for(lambda p=proc, a=listen: self._ready(p, a), 120, f"the miner emulator on {listen} ({site_id})")
+        except BaseException:
+            self.close()
+            raise
 
-    def wait(self, coro, timeout_s: float):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+    def _ready(self, proc: subprocess.Popen, listen: str) -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a miner emulator exited ({proc.returncode}); see its log in the workdir")
+        try:
+            self._get(listen, "/state")
+            return True
+        except OSError:
+            self.conns.pop(listen, None)
+            return False
 
-    def call(self, fn, *args, timeout_s: float = 30.0):
-        async def on_loop():
-            return fn(self.emulator, *args)
+    def _get(self, listen: str, path: str) -> dict:
+        conn = self.conns.get(listen)
+        if conn is None:
+            host, port = listen.rsplit(":", 1)
+            conn = self.conns[listen] = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self.conns.pop(listen, None)
+            raise
+        if response.status != 200:
+            raise RuntimeError(f"emulator {listen}{path}: HTTP {response.status}: {body[:200]!r}")
+        return json.loads(body)
 
-        return self.wait(on_loop(), timeout_s)
+    def _all(self, path: str) -> list[tuple[str, dict]]:
+        return [(site_id, self._get(listen, path)) for site_id, _, listen in self.procs]
+
+    def fill_state(self) -> tuple[float, int, float]:
+        """(total W, miners that carried out a command, time of the latest command)."""
+        states = [st for _, st in self._all("/state")]
+        return sum(st["total_w"] for st in states), sum(st["commanded"] for st in states), max(st["last_command_at"] for st in states)
+
+    def site_powers(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for site_id, st in self._all("/state"):
+            out[site_id] = out.get(site_id, 0.0) + st["total_w"]
+        return out
+
+    def targets(self) -> dict[str, float]:
+        return {ip: w for _, st in self._all("/targets") for ip, w in st["targets"].items()}
+
+    def commands_since(self, since: float) -> tuple[dict[str, float], int]:
+        """(ip -> its first command carried out at or after `since`, commands carried out since)."""
+        found = [st for _, st in self._all(f"/commands?since={since!r}")]
+        return {ip: at for st in found for ip, at in st["first"].items()}, sum(st["count"] for st in found)
 
     def close(self) -> None:
-        try:
-            self.wait(self.emulator.close(), 30.0)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-
-
-def fill_state(emu: MinerEmulator) -> tuple[float, int, float]:
-    """(total W, miners that carried out a command, time of the latest command)."""
-    commanded = [m.commands[-1][0] for m in emu.miners.values() if m.commands]
-    return emu.total_power_w(), len(commanded), max(commanded, default=0.0)
-
-
-def site_powers(emu: MinerEmulator, groups: dict[str, list[str]]) -> dict[str, float]:
-    return {site_id: emu.total_power_w(ips) for site_id, ips in groups.items()}
-
-
-def targets(emu: MinerEmulator) -> dict[str, float]:
-    return {ip: emu.target_w(ip) for ip in emu.ips}
+        for conn in self.conns.values():
+            conn.close()
+        for _, proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def log_lines(path: Path, pattern: str, since: float) -> list[tuple[float, str]]:
@@ -157,11 +216,11 @@ def wait_gpus_listed(cluster: LocalCluster, sites: list[SiteSpec]) -> None:
     wait_for(listed, 60, "Ray to list every site node's GPUs")
 
 
-def wait_filled(hosted: HostedMiners, ops: Client, sites: list[SiteSpec], miners: int, fraction: float) -> None:
+def wait_filled(hosted: EmulatorProcesses, ops: Client, sites: list[SiteSpec], miners: int, fraction: float) -> None:
     rated = miners * RATED_W
     deadline, next_note = time.monotonic() + FILL_TIMEOUT_S, 0.0
     while True:
-        total, commanded, last = hosted.call(fill_state)
+        total, commanded, last = hosted.fill_state()
         mining_targets = {s.site_id: s.power.mining_target_w for s in ops.sites().sites}
         site_rated = {s.site_id: s.power.fleets[0].count * RATED_W * OVERHEAD for s in sites}  # the scheduler shows meter W
         targets_full = all(mining_targets.get(k, 0.0) >= 0.95 * w for k, w in site_rated.items())
@@ -201,10 +260,10 @@ def post_cuts(ops: Client, label: str, caps: dict[str, float], hold_s: float) ->
     return t0, end
 
 
-def cut_round(mode: str, rnd: int, hosted: HostedMiners, ops: Client, site_ips: dict, idle_w: dict, hold_s: float) -> dict:
+def cut_round(mode: str, rnd: int, hosted: EmulatorProcesses, ops: Client, site_ips: dict, idle_w: dict, hold_s: float) -> dict:
     """Cut every site to CUT of its true meter; measure acks and the time to get under the cap."""
-    before = hosted.call(targets)
-    meter = {k: (w + idle_w[k]) * OVERHEAD for k, w in hosted.call(site_powers, site_ips).items()}
+    before = hosted.targets()
+    meter = {k: (w + idle_w[k]) * OVERHEAD for k, w in hosted.site_powers().items()}
     caps = {k: CUT * w for k, w in meter.items()}
     t0, end = post_cuts(ops, f"{mode}-r{rnd}", caps, hold_s)
     say(f"[{mode}] round {rnd}: cap cut posted: " + ", ".join(f"{k} {meter[k] / 1e6:.3f} -> {caps[k] / 1e6:.3f} MW" for k in sorted(caps)))
@@ -212,7 +271,7 @@ def cut_round(mode: str, rnd: int, hosted: HostedMiners, ops: Client, site_ips: 
     deadline = time.time() + min(UNDER_CAP_TIMEOUT_S, hold_s - ACK_SETTLE_S - 5)
     while len(under) < len(caps):
         polled = time.time()
-        powers = hosted.call(site_powers, site_ips)
+        powers = hosted.site_powers()
         for site_id, w in powers.items():
             if site_id not in under and (w + idle_w[site_id]) * OVERHEAD <= caps[site_id]:
                 under[site_id] = polled - t0[site_id]
@@ -223,12 +282,10 @@ def cut_round(mode: str, rnd: int, hosted: HostedMiners, ops: Client, site_ips: 
             break
         time.sleep(max(0.0, 0.05 - (time.time() - polled)))
     settle_until = time.time() + ACK_SETTLE_S  # late acknowledgements: until commands stop for QUIET_S
-    while time.time() < settle_until and time.time() - hosted.call(fill_state)[2] < QUIET_S:
+    while time.time() < settle_until and time.time() - hosted.fill_state()[2] < QUIET_S:
         time.sleep(0.2)
-    after = hosted.call(targets)
-    since = min(t0.values())
-    firsts = hosted.call(lambda emu: emu.first_command_after(since))
-    commands = hosted.call(lambda emu: sum(1 for m in emu.miners.values() for at, _ in m.commands if at >= since))
+    after = hosted.targets()
+    firsts, commands = hosted.commands_since(min(t0.values()))
     site_of = {ip: k for k, ips in site_ips.items() for ip in ips}
     expected = {ip for ip in before if abs(after[ip] - before[ip]) > 1.0}
     latency_ms = {ip: (at - t0[site_of[ip]]) * 1000 for ip, at in firsts.items() if at >= t0[site_of[ip]]}
@@ -237,9 +294,9 @@ def cut_round(mode: str, rnd: int, hosted: HostedMiners, ops: Client, site_ips: 
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
     per_site = args.miners // args.agents
-    hosted, cluster = HostedMiners(), None
+    hosted, cluster = None, None
     try:
-        ips = hosted.wait(hosted.emulator.add(args.miners, MODEL, BASE), 120.0)
+        ips = loopback_addresses(BASE, args.miners)
         sites, site_ips, group_of = [], {}, {}
         for k in range(args.agents):
             chunk = ips[k * per_site : (k + 1) * per_site]
@@ -251,7 +308,11 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             site_ips[site.site_id] = chunk
             group_of.update({ip: (site.site_id, g.group_id) for g in fleet.groups for ip in g.miners})
         workdir = Path(tempfile.mkdtemp(prefix=f"pp-bench-fanout-{mode}-"))
-        say(f"[{mode}] {args.miners} miners hosted from {ips[0]} to {ips[-1]}; starting Ray, the scheduler and {args.agents} agent(s) in {workdir}")
+        hosted = EmulatorProcesses(workdir, site_ips, args.miners_per_emulator)
+        say(
+            f"[{mode}] {args.miners} miners hosted from {ips[0]} to {ips[-1]} by {len(hosted.procs)} emulator process(es); "
+            f"starting Ray, the scheduler and {args.agents} agent(s) in {workdir}"
+        )
         cluster = LocalCluster(workdir, sites, scheduler_settings=dict(SETTINGS), miner_groups_on_ray=(mode == "ray"))
         cluster.start_ray()
         cluster.start_scheduler()
@@ -280,7 +341,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             if cluster is not None:
                 say(f"[{mode}] stopping the cluster ...")
                 cluster.stop()
-            hosted.close()
+            if hosted is not None:
+                hosted.close()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -347,10 +409,13 @@ def main() -> int:
     parser.add_argument("--group-size", type=int, default=250, help="miners per group (a Ray actor each in ray mode)")
     parser.add_argument("--mode", choices=("ray", "direct", "both"), default="both")
     parser.add_argument("--agents", type=int, default=1, help="K sites with one agent each, miners split evenly (e.g. 10,000 over 5)")
+    parser.add_argument(
+        "--miners-per-emulator", type=int, default=1000, help="miners per emulator process (a site's miners never share one with another site's)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help=f"cuts per mode; with more than one each lasts {HOLD_S:g} s, then mining refills")
     args = parser.parse_args()
-    if min(args.miners, args.group_size, args.agents, args.rounds) < 1 or args.miners % args.agents:
-        parser.error("--miners, --group-size, --agents and --rounds must be >= 1, and --miners a multiple of --agents")
+    if min(args.miners, args.group_size, args.agents, args.rounds, args.miners_per_emulator) < 1 or args.miners % args.agents:
+        parser.error("--miners, --group-size, --agents, --rounds and --miners-per-emulator must be >= 1, and --miners a multiple of --agents")
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt
@@ -382,7 +447,13 @@ def main() -> int:
             ray_r["ack_p99_ms"] is not None and ray_r["ack_p99_ms"] <= 250 and ray_r["under_cap_s"] is not None and ray_r["under_cap_s"] <= RAMP_DOWN_S + 1
         )
         print(f"  goal (Ray: p99 <= 250 ms, under cap within {RAMP_DOWN_S + 1:g} s): {'met' if goal_ok else 'MISSED'}")
-    summary = {"miners": args.miners, "agents": args.agents, "group_size": args.group_size, "rounds": args.rounds}
+    summary = {
+        "miners": args.miners,
+        "agents": args.agents,
+        "group_size": args.group_size,
+        "rounds": args.rounds,
+        "miners_per_emulator": args.miners_per_emulator,
+    }
     for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):
         summary[key] = ray_r.get(key)
     for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):

@@ -5,7 +5,9 @@
 Each miner answers as Braiins OS 25.07 on its own loopback address (ports 80 and
 4028; run as root or with CAP_NET_BIND_SERVICE, e.g. in `unshare -n`). Prints one
 JSON line when ready (addresses, start-up time, resident memory), then a status line
-every `--status-every` seconds (0: never); stops on SIGINT/SIGTERM.
+every `--status-every` seconds (0: never); stops on SIGINT/SIGTERM. With
+`--status-listen 127.0.0.1:PORT` it also serves the miners' physical truth (power,
+targets, command times) as JSON on that loopback port (`agents.emulator.status`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 
 from agents.emulator.braiins import HARDWARE
 from agents.emulator.fleet import MinerEmulator
+from agents.emulator.status import parse_listen, serve_status
 
 
 def rss_mib() -> float:
@@ -45,9 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paused", action="store_true", help="start paused (standby power)")
     parser.add_argument("--password", default="root", help="web password of every miner (user root)")
     parser.add_argument("--status-every", type=float, default=0.0, help="seconds between status lines (0: none)")
+    parser.add_argument("--status-listen", default="", help="loopback HOST:PORT of the JSON status endpoint (agents.emulator.status)")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be >= 1")
+    if args.status_listen:
+        try:
+            parse_listen(args.status_listen)
+        except ValueError as err:
+            parser.error(str(err))
     return args
 
 
@@ -69,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
             power_limit_w=args.power_limit_w,
             password=args.password,
         )
+        status_server = await serve_status(emulator, *parse_listen(args.status_listen)) if args.status_listen else None
         ready = {
             "event": "ready",
             "miners": len(ips),
@@ -80,6 +90,7 @@ async def serve(args: argparse.Namespace) -> None:
             "rss_mib": round(rss_mib(), 1),
             "rss_added_mib": round(rss_mib() - rss_before, 1),
             "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+            "status_listen": args.status_listen or None,
         }
         print(json.dumps(ready), flush=True)
         while not stop.is_set():
@@ -89,10 +100,20 @@ async def serve(args: argparse.Namespace) -> None:
             except TimeoutError:
                 status = {"event": "status", "total_power_w": round(emulator.total_power_w()), "rss_mib": round(rss_mib(), 1)}
                 print(json.dumps(status), flush=True)
+        if status_server is not None:
+            status_server.close()
+
+
+def raise_nofile() -> None:
+    """The soft RLIMIT_NOFILE up to the hard limit: every miner holds 2 listeners plus its connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    raise_nofile()
     try:
         asyncio.run(serve(args))
     except (OSError, ValueError) as err:
