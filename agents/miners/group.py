@@ -111,6 +111,7 @@ class MinerGroup:
         retry_s: float = 10.0,
         rediscover_s: float = 30.0,
         concurrency: int = 256,
+        read_concurrency: int = 16,
         connect_concurrency: int = 64,
         factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
@@ -129,8 +130,11 @@ class MinerGroup:
         self.wall_clock = wall_clock
         self.target_w: float | None = None
         self._factory = factory
-        self._sem = asyncio.Semaphore(concurrency)  # polls in flight
+        self._sem = asyncio.Semaphore(read_concurrency)  # polls in flight: few, so a cut finds few reads queued ahead of it
         self._command_sem = asyncio.Semaphore(concurrency)  # commands in flight: a cut never queues behind a read
+        self._sending = 0  # applies sending commands now; new polls wait for them (see _poll_one)
+        self._quiet = asyncio.Event()  # set while no apply is sending
+        self._quiet.set()
         self._connect_sem = asyncio.Semaphore(connect_concurrency)  # identifications (each several requests and a login)
         self._miners = {ip: _Miner(ip) for ip in addresses}
         self._identify_at = 0.0
@@ -199,6 +203,7 @@ class MinerGroup:
                 watts, hashrate = await asyncio.wait_for(both(), self.command_timeout_s)
             else:
                 async with self._sem:
+                    await self._commands_sent()
                     watts, hashrate = await asyncio.wait_for(both(), self.command_timeout_s)
         except Exception:
             watts, hashrate = None, None
@@ -238,6 +243,16 @@ class MinerGroup:
             elif m.ip in stuck_now and not m.stuck:
                 log.warning("%s: %s is stuck (%s): wanted %s, draws %.0f W", self.group_id, m.ip, m.failed or "over its setting", m.wanted.describe(), m.last_w)
                 m.stuck = True
+
+    async def _commands_sent(self) -> None:
+        """Wait while an apply is sending (at most half of command_timeout_s, so a read still
+        sees a miner whose command hangs): the miners, and the network and CPUs on the way,
+        serve a cut's commands before more polls."""
+        if not self._quiet.is_set():
+            try:
+                await asyncio.wait_for(self._quiet.wait(), self.command_timeout_s / 2)
+            except TimeoutError:
+                pass
 
     async def read(self) -> dict:
         """Poll every miner once; see the module docstring."""
@@ -390,7 +405,14 @@ class MinerGroup:
             jobs = self._jobs(plan, self.clock())
             if not jobs:
                 break
-            results = await asyncio.gather(*(self._send(m, gen) for m, gen in jobs))
+            self._sending += 1
+            self._quiet.clear()
+            try:
+                results = await asyncio.gather(*(self._send(m, gen) for m, gen in jobs))
+            finally:
+                self._sending -= 1
+                if not self._sending:
+                    self._quiet.set()
             sent = [ack for result in results for ack in result]
             acks.extend(sent)
             if all(ack["ok"] for ack in sent):

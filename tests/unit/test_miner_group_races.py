@@ -1,7 +1,8 @@
 """MinerGroup against stand-in miners (the pyasic_rs Miner surface it uses), for the
 races a real network makes rare: a read that lands while a new setting's commands are
 still in flight must not call those miners stuck (they were judged against the old
-command's time), and commands never wait behind a read."""
+command's time), commands never wait behind a read, and no new read goes out while a
+cut's commands are being sent (reads in flight hold few slots)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ class StandInMiner:
     def __init__(self, gate: asyncio.Event):
         self.watts, self.gate, self.read_gate = float(S21.rated_w), gate, asyncio.Event()
         self.read_gate.set()
+        self.reads = 0
 
     async def get_wattage(self):
+        self.reads += 1
         await self.read_gate.wait()
         return self.watts
 
@@ -85,7 +88,7 @@ def test_commands_do_not_wait_behind_a_read():
         gate.set()
         ips = [f"127.9.1.{i}" for i in range(1, 5)]
         miners = {ip: StandInMiner(gate) for ip in ips}
-        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), concurrency=2)
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), concurrency=2, read_concurrency=2)
         await group.connect()
         for miner in miners.values():
             miner.read_gate.clear()  # every read hangs, holding all the read slots
@@ -96,5 +99,34 @@ def test_commands_do_not_wait_behind_a_read():
         for miner in miners.values():
             miner.read_gate.set()
         await reading
+
+    asyncio.run(run())
+
+
+def test_no_read_goes_out_while_a_cuts_commands_are_being_sent():
+    async def run():
+        gate = asyncio.Event()
+        gate.set()
+        ips = [f"127.9.2.{i}" for i in range(1, 9)]
+        miners = {ip: StandInMiner(gate) for ip in ips}
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), command_timeout_s=30.0, read_concurrency=3)
+        await group.connect()
+        gate.clear()  # the cut's commands are in flight
+        applying = asyncio.create_task(group.apply(8 * 2600.0))
+        await asyncio.sleep(0.05)
+        before = sum(m.reads for m in miners.values())
+        reading = asyncio.create_task(group.read())
+        await asyncio.sleep(0.1)
+        assert sum(m.reads for m in miners.values()) == before  # held while commands go out
+        for miner in miners.values():
+            miner.read_gate.clear()
+        gate.set()
+        assert all(a["ok"] for a in (await applying)["acks"])
+        await asyncio.sleep(0.05)
+        assert sum(m.reads for m in miners.values()) - before == 3  # then at most read_concurrency at a time
+        for miner in miners.values():
+            miner.read_gate.set()
+        figures = await asyncio.wait_for(reading, 5.0)
+        assert figures["answering"] == 8 and sum(m.reads for m in miners.values()) - before == 8
 
     asyncio.run(run())
