@@ -75,6 +75,7 @@ def grid_event_from_proto(msg: operator_pb2.GridEvent, now: float) -> GridEvent:
         hashprice_usd_per_ph_day=msg.hashprice_usd_per_ph_day,
         reason=msg.reason,
         modification=msg.modification,
+        notified_at=seconds(msg.notified_at, 0.0, field="notified_at"),
     )
 
 
@@ -96,6 +97,8 @@ def grid_event_to_proto(event: GridEvent) -> operator_pb2.GridEvent:
         msg.end.CopyFrom(timestamp(event.end))
     if event.respond_by:
         msg.respond_by.CopyFrom(timestamp(event.respond_by))
+    if event.notified_at:
+        msg.notified_at.CopyFrom(timestamp(event.notified_at))
     return msg
 
 
@@ -107,6 +110,11 @@ def grid_status_to_proto(record: GridEventRecord, now: float, met: bool) -> oper
         response=list(record.response),
         met=met,
         end_reason=record.end_reason,
+        notice_s=record.notice_s,
+        over_cap_s=record.over_cap_s,
+        max_excess_w=record.max_excess_w,
+        floor_w=record.floor_w,
+        below_floor=record.below_floor,
     )
     for name in ("modified_at", "ended_at", "scheduled_end"):
         at = getattr(record, name)

@@ -20,21 +20,22 @@ KINDS = {
     "emergency": operator_pb2.GRID_EVENT_KIND_EMERGENCY,
     "hashprice": operator_pb2.GRID_EVENT_KIND_HASHPRICE,
 }
-_RELATIVE = re.compile(r"^\+(\d+(?:\.\d+)?)([smh])$")
+_RELATIVE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smh])$")
 
 
 def when(text: str, now: float) -> float:
-    """'+90s', '+10m', '+2h' from now, or seconds since the epoch."""
+    """'+90s', '+10m', '+2h' from now ('-5m': ago), or seconds since the epoch."""
     match = _RELATIVE.match(text)
     if match:
-        value = now + float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+        sign = 1 if match.group(1) == "+" else -1
+        value = now + sign * float(match.group(2)) * {"s": 1, "m": 60, "h": 3600}[match.group(3)]
     else:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
     if not 0 <= value <= MAX_TIMESTAMP_S:  # NaN fails too
-        raise SystemExit(f"powerplane: {text!r} is not a time: use +90s, +10m, +2h or epoch seconds (up to year 9999)")
+        raise SystemExit(f"powerplane: {text!r} is not a time: use +90s, +10m, +2h, -5m or epoch seconds (up to year 9999)")
     return value
 
 
@@ -47,6 +48,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--start", default="", help="when it starts: +90s, +10m, epoch seconds (default now)")
     p.add_argument("--end", default="", help="when it ends (default: open)")
     p.add_argument("--respond-by", default="", help="cap: load under the cap by then (default: at start)")
+    p.add_argument("--notified-at", default="", help="when the grid told of it, its notice: -5m, epoch seconds (default: now)")
     p.add_argument("--node", default="", help="price: the market node, e.g. HB_WEST")
     p.add_argument("--usd-per-mwh", type=float, default=0.0, help="price: USD/MWh")
     p.add_argument("--forecast", action="store_true", help="price: a day-ahead forecast, not a real-time price")
@@ -82,7 +84,7 @@ def post(client, args) -> int:
     )
     if args.modification and not args.id:
         raise SystemExit("powerplane: --modification changes an event posted before: give its --id")
-    for field, text in (("start", args.start), ("end", args.end), ("respond_by", args.respond_by)):
+    for field, text in (("start", args.start), ("end", args.end), ("respond_by", args.respond_by), ("notified_at", args.notified_at)):
         if text:
             getattr(event, field).CopyFrom(timestamp(when(text, now)))
     status = client.post_grid_event(event)
@@ -116,13 +118,23 @@ def events_table(statuses, with_response: bool = False) -> str:
         end = render.when(e.end) if e.HasField("end") else "open"
         state = render.state_name(s.state, operator_pb2.GridEventState) + (" (early)" if s.HasField("ended_at") else "")
         asks = what(e) + (f" (mod {e.modification})" if e.modification else "")
-        rows.append([e.event_id, e.site_id or "-", asks, state, render.when(e.start), end, "yes" if s.met else "no", e.reason])
+        rows.append([e.event_id, e.site_id or "-", asks, state, render.when(e.start), end, met_text(s), e.reason])
     text = render.table(["EVENT", "SITE", "WHAT", "STATE", "START", "END", "MET", "REASON"], rows)
     if with_response:
         for s in statuses:
             if s.response:
                 text += f"\n\n{s.event.event_id}:\n" + "\n".join(f"  {line}" for line in s.response)
     return text
+
+
+def met_text(status) -> str:
+    """yes / no, and for a cap how far and how long it was not (a cut with little notice can
+    be physically impossible to meet at once); a cap below the site's floor says so."""
+    if status.below_floor:
+        return f"no: below the site's floor {watts_text(status.floor_w)}"
+    if status.met or not status.max_excess_w:
+        return "yes" if status.met else "no"
+    return f"no: {status.over_cap_s:.0f} s over, up to {watts_text(status.max_excess_w)}"
 
 
 def list_events(client, args) -> int:

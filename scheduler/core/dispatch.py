@@ -10,6 +10,9 @@ the simulator runs it on every tick of its fake clock. In one pass, in this orde
 2. When nothing is over the cap, capped training gets its power back first (AI first),
    as far as the cap allows with every fleet counted at what it may still draw (`held`):
    power given back is load started, so it waits for mining to be read down too.
+   But a grid cut already in force that mining, still ramping down, cannot meet yet
+   (little or no notice) is bridged by the fastest loads: training is power-capped
+   (milliseconds) until mining is read down, then gets its power back by this step.
 3. Placed runs waiting for power are reserved in order while they fit with mining at
    its paused floor; one that no longer fits (the cap fell) goes back to the queue.
    A Serve service's scale-up (its extra replicas, `growing`) is reserved the same
@@ -31,7 +34,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scheduler.core.ladder import LadderStep, StepKind, respond_to_cap, restore
+from scheduler.core.ladder import LadderStep, StepKind, bridge_with_gpu_caps, respond_to_cap, restore
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, plan_mining
 from scheduler.core.power import SitePower, watts_text
@@ -55,6 +58,7 @@ class SiteInputs:
     growing: tuple[AiClaim, ...] = ()
     price_unknown: bool = False  # the node's price feed went stale (price_watch.py): mining holds at its floor
     resume_room_w: float = math.inf  # the most mining may rise by in this pass, at the meter (resume.py)
+    cut_in_force_w: float = math.inf  # a grid event's cap the meter must meet now (inf: none in force)
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,20 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
         plan = restore(dataclasses.replace(commanded, mining_w=drawing), cap, cause)
     steps.extend(plan.steps)
     running = plan.ledger.ai
+    # 2b. A cut in force that mining, still ramping down, cannot meet yet (little or no
+    # notice): training's GPU power caps, fast, carry the gap until mining is read down.
+    # Only the caps go out: mining and starts are planned with training at its own power,
+    # so the power the bridge frees is not handed on (and comes back by step 2).
+    capped = running
+    if not inputs.emergency and math.isfinite(inputs.cut_in_force_w):
+        drawing_now = {f: max(w, inputs.held_w.get(f, w)) for f, w in plan.ledger.mining_w.items()}
+        bridged = bridge_with_gpu_caps(dataclasses.replace(plan.ledger, mining_w=drawing_now), inputs.cut_in_force_w, f"{cause}, until mining is read down")
+        steps.extend(bridged.steps)
+        capped = bridged.ledger.ai
     preempt = tuple(plan.jobs(StepKind.PREEMPT_TRAINING))
     shed = tuple(plan.jobs(StepKind.SHED_INFERENCE))
     before = {c.job_id: c.power_fraction for c in inputs.running}
-    fractions = {c.job_id: c.power_fraction for c in running if abs(c.power_fraction - before[c.job_id]) > 1e-9}
+    fractions = {c.job_id: c.power_fraction for c in capped if abs(c.power_fraction - before[c.job_id]) > 1e-9}
     sizes = {c.job_id: c.gpus for c in inputs.running}
     shrink = {c.job_id: c.gpus for c in running if c.gpus < sizes[c.job_id]}
 

@@ -10,8 +10,11 @@ modificationNumber): then it replaces the content (`modify`). An event may be en
 early (`end_early`: OpenADR's cancellation, or an operator); its record keeps when,
 why and the end it had. Pure: every function takes `now`.
 
-A cap limit is *planned for* from `start - lead_s` (the site's slowest ramp-down
-plus the order's way to the agent) so that mining is down when the cap starts.
+A cap limit is *planned for* from `deadline - lead_s` (its respond-by, else its start,
+less the site's slowest ramp-down plus the order's way to the agent) so that mining is
+down when the cap must be met, and not earlier than that needs. An event carries when
+the grid told of it (`notified_at`, its notice); its record keeps how it was met: time
+over the cap and the largest excess, and the site's physical floor when it was posted.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class GridEvent:
     hashprice_usd_per_ph_day: float = 0.0
     reason: str = ""
     modification: int = 0  # a higher number replaces the content posted under the same id
+    notified_at: float = 0.0  # when the grid told of it (its notice); 0: when the scheduler received it
 
     @property
     def deadline(self) -> float:
@@ -96,11 +100,34 @@ class GridEventRecord:
     ended_at: float | None = None  # when the end-early was received
     scheduled_end: float | None = None  # ended early: the end it had before
     end_reason: str = ""  # ended early: by whom and why
+    last_read_at: float | None = None  # the last site reading counted against it while in force
+    over_cap_s: float = 0.0  # cap limits: time the meter was read over the cap while in force (reading to reading)
+    max_excess_w: float = 0.0  # cap limits: the most the meter was read over the cap
+    floor_w: float = 0.0  # cap limits: the least the site can draw at all (idle GPUs, paused miners), when posted
 
     @property
     def met(self) -> bool:
         """Met: the site was read while the event was in force, and never found short of it."""
         return self.readings_in_force > 0 and self.breaches == 0
+
+    @property
+    def notice_s(self) -> float:
+        """How long before its start the grid told us (0 or less: no notice, or a late post)."""
+        told = self.event.notified_at or self.received_at
+        return self.event.start - told
+
+    @property
+    def below_floor(self) -> bool:
+        """A cap the site cannot reach even with everything shed: it is flagged when posted."""
+        return self.event.kind == GridEventKind.CAP_LIMIT and self.event.cap_w < self.floor_w
+
+
+MAX_RESPONSE_LINES = 500
+
+
+def with_lines(record: GridEventRecord, lines: Iterable[str]) -> GridEventRecord:
+    """The record with response lines added (the newest MAX_RESPONSE_LINES kept)."""
+    return dataclasses.replace(record, response=(*record.response, *lines)[-MAX_RESPONSE_LINES:])
 
 
 def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:
@@ -110,6 +137,8 @@ def validate_event(event: GridEvent, known_sites: Iterable[str]) -> None:
         problems.append(f"event_id must be 1..{MAX_EVENT_ID} characters")
     if event.end <= event.start:
         problems.append("end must be after start")
+    if not (math.isfinite(event.notified_at) and event.notified_at >= 0):
+        problems.append(f"notified_at must be a time (or 0: on receipt), got {event.notified_at}")
     if event.kind in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
         if event.site_id not in set(known_sites):
             problems.append(f"site {shown(event.site_id)} is not a site this scheduler knows")
@@ -172,13 +201,18 @@ def at_text(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def clock_text(at: float) -> str:
+    """A response line's time stamp."""
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
+
+
 def planning_cap(interconnect_cap_w: float, events: Iterable[GridEvent], site_id: str, now: float, lead_s: float) -> tuple[float, GridEvent | None]:
     """The cap dispatch plans under now, and the event that sets it (None: the interconnect)."""
     cap, source = interconnect_cap_w, None
     for event in events:
         if event.kind != GridEventKind.CAP_LIMIT or event.site_id != site_id:
             continue
-        if event.start - lead_s <= now < event.end and event.cap_w < cap:
+        if event.deadline - lead_s <= now < event.end and event.cap_w < cap:  # a respond-by gives slack: used
             cap, source = event.cap_w, event
     return cap, source
 

@@ -114,22 +114,7 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
     training = _shed_order([c for c in tally.claims.values() if c.flexible])
     # 2. Power-cap training within its tolerance (not in an emergency: it is preempted outright).
     if not emergency:
-        for claim in training:
-            need = tally.excess()
-            if need <= TOLERANCE_W:
-                break
-            per_fraction_w = claim.gpus * site.gpu_load_w * site.overhead
-            lowest = claim.min_power_fraction
-            if claim.power_fraction <= lowest or per_fraction_w <= 0:
-                continue
-            fraction = max(lowest, claim.power_fraction - need / per_fraction_w)
-            freed = (claim.power_fraction - fraction) * per_fraction_w
-            tally.put(dataclasses.replace(claim, power_fraction=fraction))
-            steps.append(
-                LadderStep(
-                    StepKind.CAP_TRAINING, claim.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {claim.slowdown_tolerance_pct:g}% slowdown)"
-                )
-            )
+        steps.extend(_cap_training(tally, training, cause))
     # 3. Preempt training.
     for claim in training:
         if not emergency and tally.excess() <= TOLERANCE_W:
@@ -148,6 +133,37 @@ def respond_to_cap(ledger: SiteLedger, new_cap_w: float, cause: str, emergency: 
         steps.append(LadderStep(StepKind.SHED_INFERENCE, claim.job_id, ledger.claim_it_w(current) * site.overhead, cause, "inference shed"))
     after = dataclasses.replace(ledger, ai=tuple(tally.claims.values()), mining_w=mining)
     return LadderPlan(tuple(steps), after)
+
+
+def _cap_training(tally: _Tally, training: list[AiClaim], cause: str) -> list[LadderStep]:
+    """Lower training's GPU power within each run's tolerance, in order, until the excess is gone."""
+    site, steps = tally.ledger.site, []
+    for claim in training:
+        need = tally.excess()
+        if need <= TOLERANCE_W:
+            break
+        current = tally.claims[claim.job_id]
+        per_fraction_w = current.gpus * site.gpu_load_w * site.overhead
+        lowest = current.min_power_fraction
+        if current.power_fraction <= lowest or per_fraction_w <= 0:
+            continue
+        fraction = max(lowest, current.power_fraction - need / per_fraction_w)
+        freed = (current.power_fraction - fraction) * per_fraction_w
+        tally.put(dataclasses.replace(current, power_fraction=fraction))
+        steps.append(LadderStep(StepKind.CAP_TRAINING, current.job_id, freed, cause, f"GPU power to {fraction:.0%} (tolerates {current.slowdown_tolerance_pct:g}% slowdown)"))
+    return steps
+
+
+def bridge_with_gpu_caps(ledger: SiteLedger, cap_w: float, cause: str) -> LadderPlan:
+    """A cap in force that mining, still ramping down, cannot meet yet (a cut with little or
+    no notice): the fastest loads first. Training's GPU power caps act in milliseconds,
+    miners in seconds, so training is power-capped within its tolerance to carry the gap
+    until mining is read down (then the restore step gives the power back). `ledger` counts
+    mining at what it may still draw; nothing is preempted and mining is not touched."""
+    ledger = dataclasses.replace(ledger, cap_w=cap_w)
+    tally = _Tally(ledger, ledger.mining_w, cap_w)
+    steps = _cap_training(tally, _shed_order([c for c in tally.claims.values() if c.flexible]), cause)
+    return LadderPlan(tuple(steps), dataclasses.replace(ledger, ai=tuple(tally.claims.values())))
 
 
 def _scale_down_inference(tally: _Tally, cause: str) -> list[LadderStep]:

@@ -125,6 +125,11 @@ class SitePower:
         """IT power the miners draw even when every fleet is paused."""
         return sum(f.standby_w for f in self.fleets)
 
+    @property
+    def physical_floor_w(self) -> float:
+        """Meter power the site draws with everything shed: idle GPUs, paused miners."""
+        return (self.gpus * self.gpu_idle_w + self.mining_floor_w) * self.overhead
+
     def mining_headroom_w(self, ai_it_w: float, cap_w: float | None = None) -> float:
         """IT power mining may use above its paused floor, given the AI load."""
         return max(0.0, self.it_budget_w(cap_w) - ai_it_w - self.mining_floor_w)

@@ -25,9 +25,9 @@ once and placement counts GPUs only. Pure: no I/O, no clock; `now` is an argumen
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from scheduler.core import grid, runs
 from scheduler.core.admission import held_after_reading, held_after_target
@@ -35,7 +35,8 @@ from scheduler.core.autoscale import ScalePolicy
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
 from scheduler.core.errors import NotFound, shown
-from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, prices_over_before
+from scheduler.core.event_checks import check_reading
+from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, clock_text, prices_over_before, with_lines
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.ladder import floor_without_inference_w
@@ -61,7 +62,6 @@ from scheduler.core.resume import resume_room_w
 from scheduler.core.serve_scaling import ServeScaling
 from scheduler.core.site_figures import SiteFigures
 
-MAX_RESPONSE_LINES = 500
 TARGET_TOLERANCE_W = 1.0
 
 
@@ -105,10 +105,6 @@ DispatchPass = Callable[[SiteInputs, float, MiningPolicy, str], SiteDispatch]
 def longest_grace(jobs_on_site: Iterable[Job]) -> int:
     """The longest checkpoint grace of the training running at a site (0: none runs)."""
     return max((j.spec.checkpoint_grace_s for j in jobs_on_site if j.state == JobState.RUNNING and j.spec.kind == JobKind.TRAINING), default=0)
-
-
-def clock_text(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
 
 
 class PowerState:
@@ -246,7 +242,7 @@ class PowerState:
                 st.held[fleet_id] = held_after_reading(st.held.get(fleet_id, measured), st.targets[fleet_id], measured, acked)
         for run_id in [r for r in st.stopping if r not in reading.active_runs]:
             del st.stopping[run_id]
-        self._check_events(site_id, st, reading, jobs, now, decision)
+        check_reading(self.grid, self.events(now), site_id, st.power, reading, self.lead_s(site_id), now, decision)
         if reading.local_actions:
             st.local_actions += len(reading.local_actions)
             record = self._record_in_force(site_id, jobs, now)
@@ -258,42 +254,8 @@ class PowerState:
         self.dirty.add(site_id)
         return decision
 
-    def _check_events(self, site_id: str, st: SitePowerState, reading: PowerReading, jobs: JobTable, now: float, decision: Decision) -> None:
-        """Count a reading against every cap limit and emergency it must meet now, and stamp
-        the first reading that meets one (its response time, from when it was received)."""
-        for event in self.events(now):
-            if event.site_id != site_id or event.kind not in (GridEventKind.CAP_LIMIT, GridEventKind.EMERGENCY):
-                continue
-            record = self.grid[event.event_id]
-            if event.kind == GridEventKind.CAP_LIMIT:
-                short = reading.meter_w > event.cap_w + TARGET_TOLERANCE_W
-                what = f"meter {watts_text(reading.meter_w)} over the cap {watts_text(event.cap_w)}"
-            else:
-                floor = {f.fleet_id: f.standby_w for f in st.power.fleets}
-                short = any(measured > floor.get(fid, 0.0) + TARGET_TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
-                what = "mining still above its paused floor"
-            deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + self.lead_s(site_id)
-            first_met = not short and record.met_at is None and now < event.end
-            if first_met:
-                record = dataclasses.replace(record, met_at=now)
-                self.grid[event.event_id] = record
-            if not deadline <= now < event.end:
-                if first_met:
-                    decision.grid.append(record)
-                continue
-            updated = dataclasses.replace(record, readings_in_force=record.readings_in_force + 1, breaches=record.breaches + short)
-            self.grid[event.event_id] = updated
-            if short:
-                decision.notes.append(("warning", f"grid event {event.event_id} not met at {site_id}: {what}", {"site_id": site_id, "grid_event_id": event.event_id}))
-                if record.breaches == 0:
-                    self._append(updated, [f"{clock_text(now)} NOT MET: {what}"], decision)
-                    continue
-            if short or record.readings_in_force == 0 or first_met:
-                decision.grid.append(updated)
-
     def _append(self, record: GridEventRecord, lines: list[str], decision: Decision) -> GridEventRecord:
-        updated = dataclasses.replace(record, response=(*record.response, *lines)[-MAX_RESPONSE_LINES:])
-        self.grid[record.event.event_id] = updated
+        updated = self.grid[record.event.event_id] = with_lines(record, lines)
         decision.grid.append(updated)
         return updated
 
@@ -310,7 +272,7 @@ class PowerState:
             if modified is None:
                 return Decision()
             who = f" by {by}" if by else ""
-            record = dataclasses.replace(modified, response=(*modified.response, f"{clock_text(now)} modification {event.modification}{who}: {event.describe()}")[-MAX_RESPONSE_LINES:])
+            record = with_lines(modified, [f"{clock_text(now)} modification {event.modification}{who}: {event.describe()}"])
             line = f"grid event {event.event_id} modified (modification {event.modification}{who}): {event.describe()}"
             for st in self.sites.values():  # re-planned from its new content, not held to the old
                 st.planned = st.planned - {event.event_id}
@@ -323,16 +285,24 @@ class PowerState:
             raise NotFound(f"grid event {shown(event_id)} is not known")
         record = grid.end_early(existing, end, reason, now)
         line = f"ended early at {clock_text(record.event.end)}" + (f": {reason}" if reason else "")
-        record = dataclasses.replace(record, response=(*record.response, f"{clock_text(now)} {line}")[-MAX_RESPONSE_LINES:])
+        record = with_lines(record, [f"{clock_text(now)} {line}"])
         return self._changed(record, f"grid event {event_id} {line}", jobs, now)
 
     def _changed(self, record: GridEventRecord, line: str, jobs: JobTable, now: float) -> Decision:
-        """Keep a new or changed record, log it and dispatch the sites it touches at once."""
+        """Keep a new or changed record, log it and dispatch the sites it touches at once. A cap
+        below what the site can draw at all (idle GPUs, paused miners) is flagged, not refused:
+        the grid's order stands, and the record says it cannot be met."""
         event = record.event
+        warnings = []
+        if event.kind == GridEventKind.CAP_LIMIT and event.site_id in self.sites:
+            record = dataclasses.replace(record, floor_w=self.sites[event.site_id].power.physical_floor_w)
+            if record.below_floor:
+                warnings.append(f"cap {watts_text(event.cap_w)} is below {event.site_id}'s physical floor {watts_text(record.floor_w)} (idle GPUs, paused miners): it cannot be met")
+                record = with_lines(record, [f"{clock_text(now)} {warnings[-1]}"])
         self.grid[event.event_id] = record
         self._live = None
         ids = {"grid_event_id": event.event_id, **({"site_id": event.site_id} if event.site_id else {})}
-        decision = Decision(grid=[record], notes=[("info", line, ids)])
+        decision = Decision(grid=[record], notes=[("info", line, ids), *(("warning", f"grid event {event.event_id}: {w}", ids) for w in warnings)])
         affected = sorted(self.sites) if event.kind in (GridEventKind.PRICE, GridEventKind.HASHPRICE) else [event.site_id]
         for site_id in affected:  # curtailment never waits for a scheduling cycle
             if site_id in self.sites:
@@ -431,6 +401,7 @@ class PowerState:
             growing=self.serve.growing_claims(site_id, jobs),
             price_unknown=price.unknown,
             resume_room_w=resume_room_w(self.settings.policy, st.last_raise_at, now),
+            cut_in_force_w=cut if (cut := grid.enforced_cap(st.power.cap_w, events, site_id, now)) < st.power.cap_w else math.inf,
         )
         return inputs, cause, source, planned
 

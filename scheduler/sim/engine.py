@@ -11,7 +11,9 @@ what the world does. Each tick (`tick_s`, default 60 s), in this order:
    to, the meter, the runs still drawing);
 2. prices and hashprice that have changed are posted as grid events (what a price feed
    would post: the last settled real-time price, the day-ahead forecast), the
-   scenario's cap limits and emergencies are posted once at the start (announced ahead);
+   scenario's cap limits and emergencies are posted when the grid tells of them (their
+   `notified_at`, at the first tick from then; one with no notice time is announced at
+   the start of the run);
 3. jobs that have arrived are submitted;
 4. a scheduling pass (placement), a dispatch pass over every site, a Serve scaling pass
    and the overdue-stop check, as the controller's loops run them;
@@ -66,6 +68,7 @@ class SiteView:
     cap_changes: tuple[float, ...]
     totals: TickTotals = field(default_factory=TickTotals)
     violation_ticks: int = 0
+    event_figures: dict[str, list[float]] = field(default_factory=dict)  # cap limit -> [seconds over its cap, largest excess W]
     rows: list[Row] = field(default_factory=list)
     serve_readings: tuple = ()  # the latest ((job, requests/s, replicas), ...) of its Serve services
     fleets_read: dict[str, tuple[float, float]] = field(default_factory=dict)  # fleet readings of the tick being taken in
@@ -120,7 +123,9 @@ class Simulator:
                 events,
                 tuple(changes),
             )
-        for event in sorted(scenario.events, key=lambda e: (e.start, e.event_id)):  # announced ahead
+        told = sorted(scenario.events, key=lambda e: (e.notified_at, e.start, e.event_id))
+        self._untold = [e for e in told if e.notified_at > scenario.start]  # posted when the grid tells of them
+        for event in told[: len(told) - len(self._untold)]:  # announced ahead
             self.scheduler.post_grid_event(event, scenario.start)
 
     # ------------------------------------------------------------------ the loop
@@ -140,6 +145,8 @@ class Simulator:
         for view in self.sites.values():
             self._take_messages(view, t)
         self._post_prices(t)
+        while self._untold and self._untold[0].notified_at <= t:
+            self.scheduler.post_grid_event(self._untold.pop(0), t)
         self._admit_arrivals(t)
         scheduler.schedule(t)
         scheduler.dispatch(t)
@@ -329,6 +336,11 @@ class Simulator:
         st = view.power
         violated = totals.max_excess_w > 0
         view.violation_ticks += violated
+        cut = _cut_during(view.events, t, t + dt)
+        if cut is not None:
+            figures = view.event_figures.setdefault(cut.event_id, [0.0, 0.0])
+            figures[0] += totals.violation_s
+            figures[1] = max(figures[1], totals.max_excess_w)
         site, sc = view.spec.power, self.scenario
         it_w = (totals.ai_j + totals.mining_j) / dt if dt > 0 else 0.0
         # dispatch counted each fleet at max(new target, held); st.held is that now (held_after_target)
@@ -360,3 +372,9 @@ class Simulator:
                 self.row_sink(row)
             else:
                 self.sites[row.site].rows.append(row)
+
+
+def _cut_during(events: tuple[GridEvent, ...], t0: float, t1: float) -> GridEvent | None:
+    """The tightest cap limit enforced at some moment of [t0, t1) (its figures get the tick's)."""
+    cuts = [e for e in events if e.kind == GridEventKind.CAP_LIMIT and e.deadline < t1 and e.end > t0]
+    return min(cuts, key=lambda e: e.cap_w, default=None)

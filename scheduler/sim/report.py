@@ -26,6 +26,7 @@ import csv
 import json
 from pathlib import Path
 
+from scheduler.core.grid import GridEventKind
 from scheduler.sim.engine import Row, Simulator
 from scheduler.sim.files import iso
 
@@ -54,6 +55,15 @@ def _site_summary(view) -> dict:
         "cap_violation_s": round(tot.violation_s, 3),
         "max_excess_w": round(tot.max_excess_w, 3),
         "ladder_steps": dict(sorted(view.steps.items())),
+        "grid_events": {
+            e.event_id: {
+                "notice_s": round(e.start - e.notified_at, 3) if e.notified_at else None,
+                "over_cap_s": round(view.event_figures.get(e.event_id, (0.0, 0.0))[0], 3),
+                "max_excess_w": round(view.event_figures.get(e.event_id, (0.0, 0.0))[1], 3),
+            }
+            for e in view.events
+            if e.kind == GridEventKind.CAP_LIMIT
+        },
     }
 
 
@@ -79,7 +89,7 @@ def summarize(sim: Simulator) -> dict:
     total = {
         key: round(sum(s[key] for s in sites.values()), 3)
         for key in next(iter(sites.values()))
-        if key not in ("ladder_steps", "peak_meter_mw", "max_excess_w", "cap_violations", "cap_violation_s")
+        if key not in ("ladder_steps", "grid_events", "peak_meter_mw", "max_excess_w", "cap_violations", "cap_violation_s")
     }
     total["cap_violations"] = sum(s["cap_violations"] for s in sites.values())
     total["cap_violation_s"] = round(sum(s["cap_violation_s"] for s in sites.values()), 3)

@@ -6,8 +6,11 @@ Sites file: `sites:` a list of {site_id, region, market_node, cap_mw, cooling (a
 hydro) or overhead, gpus, gpu_load_w, gpu_idle_w, fleets: [{model, count, id?}]},
 model a key of scheduler.core.power.MINER_MODELS.
 Events file: `events:` a list of {kind: cap_limit|emergency, site, cap_mw (cap
-limits), start, end, respond_by?, reason?}; or a CSV with those columns. Times are
-ISO timestamps, seconds after the start of the run, or offsets like `+1d14h`.
+limits), start, end, respond_by?, reason?, notice_s? or notified_at?}; or a CSV with
+those columns. Times are ISO timestamps, seconds after the start of the run, or offsets
+like `+1d14h`. The notice (seconds before the start, or the time the grid told of the
+event) decides when the scheduler learns of it; without one it is announced at the
+start of the run.
 Arrivals CSV: time_s (after the start), kind (training|inference), gpus, duration_s
 (at full GPU power), priority, slowdown_tolerance_pct, allowed_regions (separated by
 `;` or spaces; empty: any), value_usd_per_gpu_hour; optional job_id, and for training
@@ -196,7 +199,14 @@ def _event(path: Path, n: int, item: dict, line: int | None, start: float, sites
     if respond_by and respond_by < t0:
         raise InputError(path, "respond_by must not be before start", *loc("respond_by"))
     reason = str(item.get("reason") or "")
-    return GridEvent(f"{path.name}#{n}", kind, t0, t1, site_id=site, cap_w=cap_w, respond_by=respond_by, reason=reason)
+    notified_at = 0.0  # none given: announced at the start of the run
+    if item.get("notified_at") not in (None, ""):
+        notified_at = at("notified_at")
+    elif item.get("notice_s") not in (None, ""):
+        notified_at = t0 - number(path, *loc("notice_s"), item["notice_s"], minimum=0)
+    if notified_at > t1:
+        raise InputError(path, "notified after it ends", *loc("notified_at" if item.get("notified_at") not in (None, "") else "notice_s"))
+    return GridEvent(f"{path.name}#{n}", kind, t0, t1, site_id=site, cap_w=cap_w, respond_by=respond_by, reason=reason, notified_at=notified_at)
 
 
 def load_events(path: Path, start: float, sites: list[ScenarioSite]) -> list[GridEvent]:

@@ -95,12 +95,14 @@ def test_a_cap_cut_curtails_mining_first_then_caps_then_preempts_training(tmp_pa
 
         floor_w = (POWER.gpus * POWER.gpu_idle_w + POWER.mining_floor_w) * POWER.overhead
         run_w = 8 * (POWER.gpu_load_w - POWER.gpu_idle_w) * POWER.overhead
-        # 1. Room for the run at full power: only mining comes down.
-        await controller.post_grid_event(GridEvent("cut-1", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + run_w + 1000))
+        # 1. Room for the run at full power: only mining comes down (the cut comes with a little
+        # notice: one in force at once also caps training until mining is read down, test_late_cuts.py).
+        await controller.post_grid_event(GridEvent("cut-1", GridEventKind.CAP_LIMIT, start=NOW + 1, end=NOW + 600, site_id="tx-1", cap_w=floor_w + run_w + 1000))
         orders = drain(session)
         assert isinstance(orders[0], SetMiningTargets) and not any(isinstance(o, (StopRun, CapRunPower)) for o in orders)
         assert sum(orders[0].targets_w.values()) <= POWER.mining_floor_w + 1000 / POWER.overhead + 1e-6
         assert orders[0].cap_event_active
+        await confirm(controller, orders)  # mining read down: nothing left for fast GPU caps to bridge
         # 2. Tighter: training is power-capped within its 25 % tolerance.
         await controller.post_grid_event(GridEvent("cut-2", GridEventKind.CAP_LIMIT, start=NOW, end=NOW + 600, site_id="tx-1", cap_w=floor_w + 0.8 * run_w))
         caps = [o for o in drain(session) if isinstance(o, CapRunPower)]

@@ -37,7 +37,7 @@ GRID_EVENT_STATE_ACTIVE: GridEventState
 GRID_EVENT_STATE_ENDED: GridEventState
 
 class GridEvent(_message.Message):
-    __slots__ = ("event_id", "kind", "site_id", "cap_w", "start", "end", "respond_by", "market_node", "usd_per_mwh", "forecast", "hashprice_usd_per_ph_day", "reason", "modification")
+    __slots__ = ("event_id", "kind", "site_id", "cap_w", "start", "end", "respond_by", "market_node", "usd_per_mwh", "forecast", "hashprice_usd_per_ph_day", "reason", "modification", "notified_at")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class GridEvent(_message.Message):
     HASHPRICE_USD_PER_PH_DAY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MODIFICATION_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     kind: GridEventKind
     site_id: str
@@ -64,7 +65,8 @@ class GridEvent(_message.Message):
     hashprice_usd_per_ph_day: float
     reason: str
     modification: int
-    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[GridEventKind, str]] = ..., site_id: _Optional[str] = ..., cap_w: _Optional[float] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., respond_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., market_node: _Optional[str] = ..., usd_per_mwh: _Optional[float] = ..., forecast: _Optional[bool] = ..., hashprice_usd_per_ph_day: _Optional[float] = ..., reason: _Optional[str] = ..., modification: _Optional[int] = ...) -> None: ...
+    notified_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[GridEventKind, str]] = ..., site_id: _Optional[str] = ..., cap_w: _Optional[float] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., respond_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., market_node: _Optional[str] = ..., usd_per_mwh: _Optional[float] = ..., forecast: _Optional[bool] = ..., hashprice_usd_per_ph_day: _Optional[float] = ..., reason: _Optional[str] = ..., modification: _Optional[int] = ..., notified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EndGridEventRequest(_message.Message):
     __slots__ = ("event_id", "end", "reason")
@@ -77,7 +79,7 @@ class EndGridEventRequest(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GridEventStatus(_message.Message):
-    __slots__ = ("event", "state", "received_at", "response", "met", "modified_at", "ended_at", "scheduled_end", "end_reason")
+    __slots__ = ("event", "state", "received_at", "response", "met", "modified_at", "ended_at", "scheduled_end", "end_reason", "notice_s", "over_cap_s", "max_excess_w", "floor_w", "below_floor")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +89,11 @@ class GridEventStatus(_message.Message):
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_END_FIELD_NUMBER: _ClassVar[int]
     END_REASON_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_S_FIELD_NUMBER: _ClassVar[int]
+    OVER_CAP_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXCESS_W_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_W_FIELD_NUMBER: _ClassVar[int]
+    BELOW_FLOOR_FIELD_NUMBER: _ClassVar[int]
     event: GridEvent
     state: GridEventState
     received_at: _timestamp_pb2.Timestamp
@@ -96,7 +103,12 @@ class GridEventStatus(_message.Message):
     ended_at: _timestamp_pb2.Timestamp
     scheduled_end: _timestamp_pb2.Timestamp
     end_reason: str
-    def __init__(self, event: _Optional[_Union[GridEvent, _Mapping]] = ..., state: _Optional[_Union[GridEventState, str]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response: _Optional[_Iterable[str]] = ..., met: _Optional[bool] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ...) -> None: ...
+    notice_s: float
+    over_cap_s: float
+    max_excess_w: float
+    floor_w: float
+    below_floor: bool
+    def __init__(self, event: _Optional[_Union[GridEvent, _Mapping]] = ..., state: _Optional[_Union[GridEventState, str]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response: _Optional[_Iterable[str]] = ..., met: _Optional[bool] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., notice_s: _Optional[float] = ..., over_cap_s: _Optional[float] = ..., max_excess_w: _Optional[float] = ..., floor_w: _Optional[float] = ..., below_floor: _Optional[bool] = ...) -> None: ...
 
 class ListGridEventsRequest(_message.Message):
     __slots__ = ("site_id", "active_only")
