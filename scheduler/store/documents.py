@@ -16,6 +16,9 @@ from scheduler.core.jobs import Job, JobEvent, JobKind, JobSpec, JobState, Resou
 from scheduler.core.sites import GpuNode, Site
 
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
+_RESOURCE_FIELDS = tuple(f.name for f in dataclasses.fields(Resources))
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(JobEvent) if f.name != "event_id")
 _spec_docs: dict[int, tuple[JobSpec, dict]] = {}  # id(spec) -> (spec, its document): a job's versions share one spec
 
 
@@ -23,8 +26,9 @@ def _spec_doc(spec: JobSpec) -> dict:
     cached = _spec_docs.get(id(spec))
     if cached is not None and cached[0] is spec:
         return cached[1]
-    doc = dataclasses.asdict(spec)
+    doc = {name: getattr(spec, name) for name in _SPEC_FIELDS}  # one level deep, like the job's (asdict deep-copies)
     doc["kind"] = spec.kind.name
+    doc["resources"] = {name: getattr(spec.resources, name) for name in _RESOURCE_FIELDS}
     if len(_spec_docs) > 100_000:
         _spec_docs.clear()
     _spec_docs[id(spec)] = (spec, doc)
@@ -55,8 +59,7 @@ def job_from_doc(text: str) -> Job:
 
 
 def event_to_doc(event: JobEvent) -> str:
-    doc = dataclasses.asdict(event)
-    doc.pop("event_id")
+    doc = {name: getattr(event, name) for name in _EVENT_FIELDS}
     doc["from_state"] = event.from_state.name if event.from_state else None
     doc["to_state"] = event.to_state.name
     return json.dumps(doc, separators=(",", ":"))
