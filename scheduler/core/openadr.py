@@ -18,6 +18,15 @@ strictest interval (the lowest cap, the highest price). Grid event ids are stabl
 (`openadr-<program>-<event>-<site>`), the OpenADR modificationNumber is the grid event's
 `modification`, so a modified event modifies the grid event and a repost is a no-op.
 
+The grid events' `notified_at` (when the grid told of them) is when the VTN issued this
+version of the event: its descriptor's modificationDateTime when it has one, else its
+createdDateTime (openleadr's VEN hands both over as datetimes; 0, on receipt, when
+neither is given). The notification period (x-eiNotification) is what the program
+promises, not when this event was told, so it stays in the reason text. openleadr's VTN
+stamps createdDateTime afresh whenever the event's status moves on (far to active), so
+an event delivered again under the same modification number (a VEN restarted on a new
+leader) can carry a later time: `keep_notice` keeps the notice first received.
+
 `decide` opts in when every site the event caps can come down to its cap without
 shedding inference (its floor: what is left once the ladder has taken mining to its
 floor and training capped and preempted, `ladder.floor_without_inference_w`), else out,
@@ -26,6 +35,7 @@ with the reason either way.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +86,7 @@ class AdrEvent:
     notification_s: float
     signals: tuple[Signal, ...]
     resources: tuple[str, ...] = ()  # resource ids it targets (site ids); empty: the whole program
+    issued_at: float = 0.0  # when the VTN issued this version (modificationDateTime, else createdDateTime); 0: not said
 
     @property
     def cancelled(self) -> bool:
@@ -88,6 +99,14 @@ def _seconds(value) -> float:
 
 def _epoch(value) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def _issued_at(descriptor: Mapping) -> float:
+    """When the VTN issued this version of the event (0: it does not say)."""
+    for key in ("modification_date_time", "created_date_time"):
+        if descriptor.get(key):
+            return max(0.0, _epoch(descriptor[key]))
+    return 0.0
 
 
 def adr_event(event: Mapping) -> AdrEvent:
@@ -118,6 +137,7 @@ def adr_event(event: Mapping) -> AdrEvent:
         notification_s=_seconds(period.get("notification_period")),
         signals=tuple(signals),
         resources=resources,
+        issued_at=_issued_at(descriptor),
     )
 
 
@@ -180,14 +200,22 @@ def grid_events(program: Program, event: AdrEvent) -> list[GridEvent]:
     reason = f"OpenADR {program.name} event {event.event_id}{notice}"
     out = [
         GridEvent(grid_event_id(program, event.event_id, site), GridEventKind.CAP_LIMIT, event.start, event.end, site_id=site, cap_w=cap,
-                  reason=reason, modification=event.modification)
+                  reason=reason, modification=event.modification, notified_at=event.issued_at)
         for site, cap in sorted(caps(program, event).items())
     ]
     price = price_usd_per_mwh(event)
     if price is not None and program.market_node:
         out.append(GridEvent(grid_event_id(program, event.event_id), GridEventKind.PRICE, event.start, event.end, market_node=program.market_node,
-                             usd_per_mwh=price, reason=reason, modification=event.modification))
+                             usd_per_mwh=price, reason=reason, modification=event.modification, notified_at=event.issued_at))
     return out
+
+
+def keep_notice(event: GridEvent, held: GridEvent | None) -> GridEvent:
+    """`event` as it is to be posted: under the modification number already held, with the
+    notice first received (a VTN may stamp a repost of the same version later)."""
+    if held is not None and held.modification == event.modification and held.notified_at != event.notified_at:
+        return dataclasses.replace(event, notified_at=held.notified_at)
+    return event
 
 
 @dataclass(frozen=True)

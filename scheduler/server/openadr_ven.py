@@ -6,7 +6,8 @@ asks), offers a TELEMETRY_USAGE report of each site's metered load (resource id:
 id; the power state's last reading, meter W) at the interval the VTN picks, and answers
 each event: the pure half (core/openadr.py) turns it into grid events and decides the
 opt; this module posts them through `controller.post_grid_event` (by `openadr:<program>`,
-so a modification number above the held one modifies them), ends them early through
+so a modification number above the held one modifies them; a repost under the held
+number keeps the notice first received, `openadr.keep_notice`), ends them early through
 `controller.end_grid_event` when the VTN cancels the event (or a modification is opted
 out of), logs the opt and its reason, and returns the opt to openleadr, which sends it
 to the VTN. What a VEN did per event is kept in `opts` (event id -> the last Opt).
@@ -98,6 +99,8 @@ class ProgramVen:
             await self._end(events, f"opted out of {name}: {opt.reason}")
             return opt.opt_type
         for grid_event in events:
+            held = self.controller.power.grid.get(grid_event.event_id)
+            grid_event = openadr.keep_notice(grid_event, held.event if held else None)
             try:
                 await self.controller.post_grid_event(grid_event, by=f"openadr:{self.program.name}")
             except PowerplaneError as err:  # e.g. a modification of an event that has ended

@@ -9,7 +9,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from scheduler.core import openadr
-from scheduler.core.grid import FOREVER, GridEventKind
+from scheduler.core.grid import FOREVER, GridEventKind, GridEventRecord
 from scheduler.core.jobs import JobState
 from scheduler.core.ladder import floor_without_inference_w
 from scheduler.core.ledger import SiteLedger, claim_for
@@ -58,6 +58,29 @@ def test_setpoints_capacity_and_prices():
     assert {e.site_id: e.cap_w for e in capacity} == {"tx-1": 7.5e6, "tx-2": 2.5e6}
     price = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("ELECTRICITY_PRICE", "price", values=(0.12, 0.3), scale="", duration_s=0)))
     assert [(e.kind, e.market_node, round(e.usd_per_mwh, 6), e.end) for e in price] == [(GridEventKind.PRICE, "HB_WEST", 300.0, FOREVER)]
+
+
+def test_the_grid_is_told_when_the_vtn_issued_the_event_not_at_its_notification_period():
+    created, modified = START - timedelta(seconds=300), START - timedelta(seconds=20)
+    event = an_event()
+    event["event_descriptor"]["created_date_time"] = created
+    events = openadr.grid_events(PROGRAM, openadr.adr_event(event))
+    assert {e.notified_at for e in events} == {NOW - 240}  # issued 300 s before its start, though its notification period says 60 s
+    record = GridEventRecord(events[0], received_at=NOW + 30)  # delivered late (a slow poll): the notice is still the grid's
+    assert record.notice_s == 300 and "60 s notice" in events[0].reason
+    event["event_descriptor"].update(modification_number=1, modification_date_time=modified)
+    assert {e.notified_at for e in openadr.grid_events(PROGRAM, openadr.adr_event(event))} == {NOW + 40}  # this version: when it was modified
+    assert all(e.notified_at == 0 for e in openadr.grid_events(PROGRAM, openadr.adr_event(an_event())))  # not said: on receipt
+
+
+def test_a_repost_under_the_same_modification_keeps_the_notice_first_received():
+    first = openadr.grid_events(PROGRAM, openadr.adr_event(an_event()))[0]
+    first = dataclasses.replace(first, notified_at=NOW - 240)
+    restamped = dataclasses.replace(first, notified_at=NOW + 60)  # openleadr's VTN stamps createdDateTime again when the event goes active
+    assert openadr.keep_notice(restamped, first) == first
+    assert openadr.keep_notice(restamped, None) == restamped
+    modified = dataclasses.replace(restamped, modification=1, cap_w=1e6)
+    assert openadr.keep_notice(modified, first) == modified  # a new version carries its own notice
 
 
 def test_the_modification_number_and_a_cancellation_are_read():

@@ -113,9 +113,11 @@ def run_with_vtn(tmp_path, body):
 def test_an_event_curtails_mining_is_modified_then_cancelled_and_reports_reach_the_vtn(tmp_path):
     async def body(controller, session, vtn, ven):
         start = datetime.now(UTC).replace(microsecond=0)
+        issued = time.time()
         vtn.add_event("e1", "LOAD_DISPATCH", "delta", 3e6, start)  # shed 3 MW of the 7 MW baseline
         record = await until(lambda: controller.power.grid.get("openadr-dr-e1-tx-1"), what="the grid event")
         assert record.event.cap_w == 4e6 and record.event.start == start.timestamp() and record.event.end == start.timestamp() + 600
+        assert issued <= record.event.notified_at <= record.received_at  # the VTN's createdDateTime, not the VEN's receipt
         await until(lambda: vtn.opts.get("e1") == "optIn", what="optIn at the VTN")
         meter_w = await report_at_targets(controller, session)  # mining was curtailed when the event was posted
         assert meter_w <= 4e6
