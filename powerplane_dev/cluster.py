@@ -275,6 +275,9 @@ class LocalCluster:
     tls: tuple[Path, Path] | None = None  # (cert, key) to serve TLS; the cert is also the clients' CA
     scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
     miner_groups_on_ray: bool = True  # False: agents drive their miner groups in their own process (no --ray-gcs-address)
+    # True: each Ray node's dashboard agent listens on a port of its own, not Ray's fixed 52365, which
+    # another local cluster's head holds when this one starts beside it (jobs then find no agent).
+    own_agent_ports: bool = False
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)
@@ -345,6 +348,8 @@ class LocalCluster:
         common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
         for index, site in enumerate(self.sites):
             node = ["--num-gpus", str(site.gpus), "--num-cpus", str(site.cpus), "--resources", f'{{"{site_resource(site.site_id)}": 1000}}']
+            if self.own_agent_ports:
+                node.append(f"--dashboard-agent-listen-port={free_port()}")
             if index == 0:
                 argv = [
                     ray,

@@ -193,6 +193,7 @@ class FailoverDrill:
             dsn=dsn,
             replica_count=replicas,
             leadership=leadership,
+            own_agent_ports=True,  # the shared integration cluster may be running beside this one
         )
         self.sampler: SystemSampler | None = None
         self.ops = self.acme = None
