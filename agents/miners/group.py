@@ -21,7 +21,11 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   (no resume after a failed limit). Commands to one miner are sent one after another
   and only for its latest setting, so overlapping applies never reorder them. If a
   command fails, the miner is stuck and the split is made once more around it.
-- `read()` polls every miner's wattage and hashrate at once. A miner that does not
+- `read()` polls every miner's wattage and hashrate, at most `read_concurrency` miners
+  at a time, and sends no new poll while an apply is sending (for at most half the
+  command timeout): a cut's commands never queue behind a group's worth of reads at the
+  miners or for the CPU, and each pyasic_rs call costs its caller far more CPU than the
+  miner. A miner that does not
   answer within `command_timeout_s` counts at its last reading (rated power if it
   was never read); one that still draws more than its setting `ramp_down_s +
   grace_s` after the command, or whose command failed, is stuck: counted at the
@@ -111,7 +115,7 @@ class MinerGroup:
         retry_s: float = 10.0,
         rediscover_s: float = 30.0,
         concurrency: int = 256,
-        read_concurrency: int = 16,
+        read_concurrency: int = 64,
         connect_concurrency: int = 64,
         factory: Any = None,
         clock: Callable[[], float] = time.monotonic,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import threading
 import time
 
@@ -34,30 +33,11 @@ CALL_TIMEOUT_S = 1.0  # a Ray round trip is milliseconds; past this the direct p
 RECREATE_BACKOFF_S = 5.0
 
 
-def unnice() -> int:
-    """Back to the default CPU priority where the process may: Ray starts its workers at
-    niceness 15 (its worker_niceness), and a curtailment's commands must not wait for the
-    CPU behind the site's batch work. On Linux niceness is per thread: every thread of the
-    process now (threads started later inherit it). Returns the calling thread's niceness."""
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]
-    for tid in threads:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) > 0:
-                os.setpriority(os.PRIO_PROCESS, tid, 0)
-        except OSError:  # no CAP_SYS_NICE (nor RLIMIT_NICE room), or the thread ended: it stays as it was
-            pass
-    return os.getpriority(os.PRIO_PROCESS, 0)
-
-
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=16)
 class MinerGroupActor:
     """A miner group's pyasic_rs connections, living in the site's Ray cluster."""
 
     def __init__(self, group_id: str, addresses: list[str], model: dict, command_timeout_s: float):
-        unnice()
         self.group = MinerGroup(group_id, addresses, MinerModel(**model), command_timeout_s=command_timeout_s)
         self.connected: dict | None = None
 
