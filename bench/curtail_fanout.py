@@ -4,14 +4,18 @@ agent's miner groups as Ray actors and, side by side, driven by the agent itself
 One site behind one agent (--agents K: K sites, one agent each, N/K miners each) with
 N emulated Braiins OS S21s (default 2,000, in racks of --group-size, default 250: 8
 groups), 8 virtual GPUs, air cooling (x1.1), interconnect cap (N x 3,500 W + GPUs
-idle) x 1.1, so mining fills it. The miners are hosted by a MinerEmulator in this
-process (a thread with its own asyncio loop, 127.30.0.1 upward), so each miner's
-command times and true power can be read. Ray, the scheduler (mining dwell 0,
-cap_lead_s 0, power_interval_s 0.5) and the agents run through LocalCluster. Once
-mining fills the cap (emulator >= 95 % of rated power, every miner given a setting, no
-command for 1.5 s), a CAP_LIMIT (start now, end +10 min; with --rounds R > 1 each cut
-lasts 40 s, then mining refills before the next) to 50 % of the true meter power is
-posted through OperatorService; t0 = the reply's received_at.
+idle) x 1.1, so mining fills it. The miners are hosted by `python -m agents.emulator`
+processes of their own (--miners-per-emulator, default 1,000 per process; a site's
+miners never share a process with another site's; 127.30.0.1 upward), each raising its
+soft RLIMIT_NOFILE to the hard limit (2 listeners per miner plus connections). The
+bench reads each miner's command times and true power from every emulator's loopback
+JSON status endpoint (--status-listen; agents/emulator/status.py: /state, /targets,
+/commands?since=T). Ray, the scheduler (mining dwell 0, cap_lead_s 0,
+power_interval_s 0.5) and the agents run through LocalCluster. Once mining fills the
+cap (emulators >= 95 % of rated power, every miner given a setting, no command for
+1.5 s), a CAP_LIMIT (start now, end +10 min; with --rounds R > 1 each cut lasts 40 s,
+then mining refills before the next) to 50 % of the true meter power is posted per
+site through OperatorService; t0 = the reply's received_at.
 
 Measured, per mode (all rounds pooled):
 - ack latency of every miner that carried out a command after t0: its first
@@ -23,12 +27,23 @@ Measured, per mode (all rounds pooled):
   applied" log line, each group's first and last miner command, all against t0, and
   the commands carried out in all (more than the miners: settings sent again).
 Modes: `ray` (agent with --ray-gcs-address: one MinerGroupActor per group) and
-`direct` (the agent's own MinerGroups); one fresh LocalCluster and emulator each.
-All processes share this machine's cores with the emulator: on a small machine its
-request rate (one Python thread) bounds the acknowledgement tail. The emulator needs
-2 descriptors per miner plus connections (10,000 miners: over 21,000; RLIMIT_NOFILE).
+`direct` (the agent's own MinerGroups); one fresh LocalCluster and emulators each.
 
-    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py [--miners 2000] [--group-size 250] [--mode both] [--rounds 1] [--agents 1]'
+Where the time goes (2 cores, measured with CPU time per process): one pyasic_rs call
+costs its caller about 250-300 us of CPU and the emulator about 70 us, so a 50 % cut
+of 2,000 miners (one set_power_limit each) is about 0.6 CPU-seconds: over 300 ms on
+two free cores, more in direct mode (one agent process, one core). Polling every
+miner once a second (wattage and hashrate: two calls) costs about 1.1 CPU-seconds per
+second at 2,000 miners, so the groups hold their polls while a cut is being sent and
+keep at most 64 polls in flight per group (agents/miners/group.py). Measured on a
+2-core machine that other engineers' tests loaded at the same time (load average
+5-20): 2,000 miners / 1 agent, Ray p99 460 ms and direct 716 ms before that change
+(emulators already in their own processes), after it Ray 950-1,240 ms and direct
+546-1,735 ms as the load rose; 10,000 / 5 agents did not fill the cap within minutes
+(identifications of 10,000 miners timed out and Ray calls fell back to direct).
+
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py [--miners 2000] [--group-size 250] [--mode both] [--rounds 1] [--agents 1] [--miners-per-emulator 1000]'
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/curtail_fanout.py --miners 10000 --agents 5'
 
 Run it in a network namespace as root: the miners bind ports 80 and 4028 on 127.x.y.z
 and Ray listens widely. Progress goes to stderr. Ends with one JSON line: miners,
@@ -77,6 +92,7 @@ SETTINGS = {"mining": {"min_on_s": 0, "min_off_s": 0}, "cap_lead_s": 0, "power_i
 QUIET_S = 1.5  # no miner command for this long: the settings are in place
 HOLD_S = 40.0  # how long each cut lasts when there is more than one round
 FILL_TIMEOUT_S, UNDER_CAP_TIMEOUT_S, ACK_SETTLE_S = 240.0, 60.0, 10.0
+STATUS_TIMEOUT_S = 120.0  # an emulator busy with thousands of identifications answers its status late
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 
 
@@ -139,7 +155,7 @@ class EmulatorProcesses:
         conn = self.conns.get(listen)
         if conn is None:
             host, port = listen.rsplit(":", 1)
-            conn = self.conns[listen] = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn = self.conns[listen] = http.client.HTTPConnection(host, int(port), timeout=STATUS_TIMEOUT_S)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
@@ -218,7 +234,8 @@ def wait_gpus_listed(cluster: LocalCluster, sites: list[SiteSpec]) -> None:
 
 def wait_filled(hosted: EmulatorProcesses, ops: Client, sites: list[SiteSpec], miners: int, fraction: float) -> None:
     rated = miners * RATED_W
-    deadline, next_note = time.monotonic() + FILL_TIMEOUT_S, 0.0
+    timeout_s = max(FILL_TIMEOUT_S, 0.06 * miners)  # agents identify every miner first: 10,000 take minutes on 2 cores
+    deadline, next_note = time.monotonic() + timeout_s, 0.0
     while True:
         total, commanded, last = hosted.fill_state()
         mining_targets = {s.site_id: s.power.mining_target_w for s in ops.sites().sites}
@@ -233,7 +250,7 @@ def wait_filled(hosted: EmulatorProcesses, ops: Client, sites: list[SiteSpec], m
             + ", ".join(f"{k} {w / 1e6:.3f} MW" for k, w in sorted(mining_targets.items()))
         )
         if time.monotonic() > deadline:
-            raise TimeoutError(f"mining did not fill the cap within {FILL_TIMEOUT_S:g} s: {state}")
+            raise TimeoutError(f"mining did not fill the cap within {timeout_s:g} s: {state}")
         if time.monotonic() >= next_note:
             say(f"  waiting for mining to fill the cap: {state}")
             next_note = time.monotonic() + 5.0
@@ -353,7 +370,9 @@ def steps(cluster: LocalCluster, sites: list[SiteSpec], t0: dict[str, float]) ->
     out = {}
     for site in sites:
         start = t0[site.site_id]
-        dispatched = log_lines(cluster.scheduler.log_path, f"site {site.site_id}: ", start)
+        dispatched = sorted(
+            log_lines(cluster.scheduler.log_path, f"site {site.site_id}: ", start) + log_lines(cluster.scheduler.log_path, f"site {site.site_id}, ", start)
+        )
         applied = log_lines(cluster.agents[site.site_id].log_path, "power targets applied", start)
         fallbacks = log_lines(cluster.agents[site.site_id].log_path, "driving the miners directly", start)
         out[site.site_id] = (
