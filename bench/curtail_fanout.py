@@ -309,21 +309,54 @@ def cut_round(mode: str, rnd: int, hosted: EmulatorProcesses, ops: Client, site_
     return {"t0": t0, "end": end, "under": under, "latency_ms": latency_ms, "expected": expected, "commands": commands}
 
 
+def fanout_sites(miners: int, agents: int, group_size: int) -> tuple[list[SiteSpec], dict[str, list[str]], dict[str, tuple[str, str]]]:
+    """`agents` sites of miners/agents emulated S21s each from BASE, capped so mining fills
+    them: (sites, site -> its miners' addresses, address -> (site, group))."""
+    per_site = miners // agents
+    ips = loopback_addresses(BASE, miners)
+    sites, site_ips, group_of = [], {}, {}
+    for k in range(agents):
+        chunk = ips[k * per_site : (k + 1) * per_site]
+        fleet = emulated_fleet("s21", MODEL, per_site, chunk[0], group_size)
+        assert [ip for g in fleet.groups for ip in g.miners] == chunk
+        cap_mw = (per_site * RATED_W + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6
+        site = SiteSpec(f"site-{k + 1}", "us", gpus=GPUS, power=SitePowerSpec(cap_mw, cooling="air", gpu_idle_w=GPU_IDLE_W, fleets=(fleet,)))
+        sites.append(site)
+        site_ips[site.site_id] = chunk
+        group_of.update({ip: (site.site_id, g.group_id) for g in fleet.groups for ip in g.miners})
+    return sites, site_ips, group_of
+
+
+def start_cluster(cluster: LocalCluster) -> Client:
+    """Start Ray, the scheduler and the agents; an operator client once every site is READY."""
+    cluster.start_ray()
+    cluster.start_scheduler()
+    wait_gpus_listed(cluster, cluster.sites)
+    cluster.start_agents()
+    ops = Client(cluster.scheduler_target, cluster.operator_token)
+    cluster.wait_sites_ready(ops, timeout_s=120)
+    return ops
+
+
+def stopped(cluster: LocalCluster | None, hosted: EmulatorProcesses | None, label: str) -> None:
+    """Stop the cluster and the emulators, not to be cut short by a second Ctrl-C (each stop has its own timeout)."""
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if cluster is not None:
+            say(f"[{label}] stopping the cluster ...")
+            cluster.stop()
+        if hosted is not None:
+            hosted.close()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
-    per_site = args.miners // args.agents
     hosted, cluster = None, None
     try:
         ips = loopback_addresses(BASE, args.miners)
-        sites, site_ips, group_of = [], {}, {}
-        for k in range(args.agents):
-            chunk = ips[k * per_site : (k + 1) * per_site]
-            fleet = emulated_fleet("s21", MODEL, per_site, chunk[0], args.group_size)
-            assert [ip for g in fleet.groups for ip in g.miners] == chunk
-            cap_mw = (per_site * RATED_W + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6
-            site = SiteSpec(f"site-{k + 1}", "us", gpus=GPUS, power=SitePowerSpec(cap_mw, cooling="air", gpu_idle_w=GPU_IDLE_W, fleets=(fleet,)))
-            sites.append(site)
-            site_ips[site.site_id] = chunk
-            group_of.update({ip: (site.site_id, g.group_id) for g in fleet.groups for ip in g.miners})
+        sites, site_ips, group_of = fanout_sites(args.miners, args.agents, args.group_size)
         workdir = Path(tempfile.mkdtemp(prefix=f"pp-bench-fanout-{mode}-"))
         hosted = EmulatorProcesses(workdir, site_ips, args.miners_per_emulator)
         say(
@@ -331,12 +364,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             f"starting Ray, the scheduler and {args.agents} agent(s) in {workdir}"
         )
         cluster = LocalCluster(workdir, sites, scheduler_settings=dict(SETTINGS), miner_groups_on_ray=(mode == "ray"))
-        cluster.start_ray()
-        cluster.start_scheduler()
-        wait_gpus_listed(cluster, sites)
-        cluster.start_agents()
-        ops = Client(cluster.scheduler_target, cluster.operator_token)
-        cluster.wait_sites_ready(ops, timeout_s=120)
+        ops = start_cluster(cluster)
         # The agent emulates the idle power of the GPUs it registered: the true meter counts those.
         idle_w = {s.site_id: s.gpus_total * GPU_IDLE_W for s in ops.sites().sites}
         for site_id, w in sorted(idle_w.items()):
@@ -352,17 +380,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             if rnd < args.rounds:
                 time.sleep(max(0.0, rounds[-1]["end"] - time.time() + 0.5))
         return summarize(mode, rounds)
-    finally:  # not to be cut short by a second Ctrl-C: each stop has its own timeout
-        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            if cluster is not None:
-                say(f"[{mode}] stopping the cluster ...")
-                cluster.stop()
-            if hosted is not None:
-                hosted.close()
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+    finally:
+        stopped(cluster, hosted, mode)
 
 
 def steps(cluster: LocalCluster, sites: list[SiteSpec], t0: dict[str, float]) -> dict:
