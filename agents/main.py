@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-site-resource", default="", help="custom Ray resource marking this site's nodes when several sites share one Ray cluster")
     parser.add_argument("--gpu-model", default="unknown", help="GPU model reported in the inventory, e.g. H100-SXM")
     parser.add_argument("--tls-ca", type=Path, help="CA certificate to verify the scheduler's TLS certificate")
+    parser.add_argument("--tls-cert", type=Path, help="this site's client certificate, for a scheduler requiring mutual TLS (read again on every reconnect)")
+    parser.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
     parser.add_argument("--ray-wait-s", type=float, default=120.0, help="how long to wait for Ray at start-up")
     parser.add_argument(
         "--ray-gcs-address",
@@ -106,8 +108,15 @@ def settings_from(args: argparse.Namespace):
         token = os.environ.get("POWERPLANE_AGENT_TOKEN", "")
     if not token:
         raise SystemExit("powerplane agent: no token; pass --token-file or set POWERPLANE_AGENT_TOKEN")
-    tls_ca = args.tls_ca.read_bytes() if args.tls_ca else None
-    return AgentSettings(site_id=args.site, region=args.region, scheduler=args.scheduler, token=token, tls_ca=tls_ca)
+    tls_cert, tls_key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if (tls_cert is None) != (tls_key is None):
+        raise SystemExit("powerplane agent: --tls-cert and --tls-key go together")
+    for path in (args.tls_ca, tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise SystemExit(f"powerplane agent: {path} not found")
+    return AgentSettings(
+        site_id=args.site, region=args.region, scheduler=args.scheduler, token=token, tls_ca_file=args.tls_ca, tls_cert_file=tls_cert, tls_key_file=tls_key
+    )
 
 
 async def run_agent(args: argparse.Namespace) -> None:

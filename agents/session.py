@@ -40,6 +40,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -72,6 +73,9 @@ class AgentSettings:
     scheduler: str  # host:port
     token: str
     tls_ca: bytes | None = None
+    tls_ca_file: Path | None = None  # read on every (re)connect, like the certificate below (rotation)
+    tls_cert_file: Path | None = None  # the site's client certificate for mutual TLS (docs/security.md) ...
+    tls_key_file: Path | None = None  # ... and its key
     poll_starting_s: float = 0.1  # status poll period while a run is starting
     poll_running_s: float = 1.0
     backoff_initial_s: float = 0.5
@@ -101,10 +105,15 @@ class SiteAgent:
         self._heartbeat_now = asyncio.Event()
 
     def _channel(self) -> grpc.aio.Channel:
-        """A channel to the scheduler address in use (settings.scheduler may list replicas)."""
-        if self.settings.tls_ca is not None:
-            return grpc.aio.secure_channel(self.targets.current, grpc.ssl_channel_credentials(self.settings.tls_ca))
-        return grpc.aio.insecure_channel(self.targets.current)
+        """A channel to the scheduler address in use (settings.scheduler may list replicas).
+        TLS files are read here, on every (re)connect, so rotated ones are picked up."""
+        s = self.settings
+        ca = s.tls_ca_file.read_bytes() if s.tls_ca_file else s.tls_ca
+        if ca is None and s.tls_cert_file is None:
+            return grpc.aio.insecure_channel(self.targets.current)
+        key = s.tls_key_file.read_bytes() if s.tls_cert_file and s.tls_key_file else None
+        cert = s.tls_cert_file.read_bytes() if key is not None else None
+        return grpc.aio.secure_channel(self.targets.current, grpc.ssl_channel_credentials(ca, key, cert))
 
     async def run_forever(self) -> None:
         power_tasks = [*(asyncio.create_task(c) for c in self.power.background()), asyncio.create_task(self._guard_loop())]

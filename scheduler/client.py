@@ -20,22 +20,25 @@ from scheduler.api.leader import Targets, leader_hint
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2
 
 
-def channel(target: str, tls_ca: bytes | None = None) -> grpc.Channel:
-    if tls_ca is not None:
-        return grpc.secure_channel(target, grpc.ssl_channel_credentials(tls_ca))
+def channel(target: str, tls_ca: bytes | None = None, tls_identity: tuple[bytes, bytes] | None = None) -> grpc.Channel:
+    """`tls_identity`: (key, certificate) to present to a scheduler requiring mutual TLS."""
+    if tls_ca is not None or tls_identity is not None:
+        key, cert = tls_identity or (None, None)
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(tls_ca, key, cert))
     return grpc.insecure_channel(target)
 
 
 class Client:
-    def __init__(self, target: str, token: str, tls_ca: bytes | None = None, timeout_s: float = 30.0):
+    def __init__(self, target: str, token: str, tls_ca: bytes | None = None, timeout_s: float = 30.0, tls_identity: tuple[bytes, bytes] | None = None):
         self.targets = Targets(target)
         self._tls_ca = tls_ca
+        self._tls_identity = tls_identity
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.timeout_s = timeout_s
         self._connect()
 
     def _connect(self) -> None:
-        self._channel = channel(self.targets.current, self._tls_ca)
+        self._channel = channel(self.targets.current, self._tls_ca, self._tls_identity)
         self.tenant = tenant_pb2_grpc.TenantServiceStub(self._channel)
         self.operator = operator_pb2_grpc.OperatorServiceStub(self._channel)
 

@@ -3,6 +3,10 @@ its config file; no scheduler connection and no token needed.
 
     powerplane admin migrate --config scheduler.yaml    # schema to the newest version (idempotent)
     powerplane admin backup --config scheduler.yaml --to backup.db
+    powerplane admin certs --out certs/ --sites us-1,eu-1 --clients ops --server-names scheduler.example
+
+`certs` writes a CA (reused when --out already holds one), the scheduler's server
+certificate and a client certificate per site and per user for mutual TLS (docs/security.md).
 
 `backup` copies a SQLite database online (SQLite's backup API: consistent while the
 scheduler writes). For PostgreSQL it prints the pg_dump command to use and exits 2.
@@ -19,7 +23,7 @@ from pathlib import Path
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register `admin` and its subcommands on the `powerplane` subcommands."""
-    p = sub.add_parser("admin", help="maintain the scheduler's store: migrate its schema, back it up")
+    p = sub.add_parser("admin", help="maintain the scheduler's store (migrate, backup) and write mTLS certificates (certs)")
     admin = p.add_subparsers(dest="admin_command", required=True, metavar="ADMIN_COMMAND")
     m = admin.add_parser("migrate", help="bring the store's schema to this release's version (the scheduler also does at start)")
     m.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
@@ -28,7 +32,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
     b.add_argument("--to", type=Path, required=True, help="the new backup file (must not exist)")
     b.set_defaults(run=backup)
+    c = admin.add_parser("certs", help="write a CA, the scheduler's certificate and site/user client certificates for mutual TLS")
+    c.add_argument("--out", type=Path, required=True, help="folder for the PEM files (keys 0600); an existing ca.crt/ca.key there is reused")
+    c.add_argument("--sites", default="", help="comma-separated site ids: one client certificate each (spiffe://powerplane/site/<id>)")
+    c.add_argument("--clients", default="", help="comma-separated tenant/operator user names: one client certificate each")
+    c.add_argument("--server-names", default="", help="comma-separated DNS names or IPs of the scheduler, besides 127.0.0.1 and localhost")
+    c.add_argument("--days", type=int, default=365, help="validity of the issued certificates")
+    c.add_argument("--new-ca", action="store_true", help="make a new CA even if --out holds one")
+    c.set_defaults(run=certs)
     return p
+
+
+def certs(args) -> int:
+    from scheduler.server.certs import write_cert_set
+
+    def listed(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    made = write_cert_set(args.out, listed(args.sites), listed(args.clients), listed(args.server_names), args.days, args.new_ca)
+    print(f"CA {made.ca_cert}; scheduler {made.server[0]}")
+    for who, (cert, _key) in [*made.sites.items(), *made.clients.items()]:
+        print(f"{who}: {cert}")
+    return 0
 
 
 def _config(args, command: str):

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port, or several comma-separated (scheduler replicas: a standby names the leader) (or $POWERPLANE_SCHEDULER)")
     client_parent.add_argument("--token", default=os.environ.get("POWERPLANE_TOKEN", ""), help="bearer token (or $POWERPLANE_TOKEN)")
     client_parent.add_argument("--tls-ca", type=Path, help="CA certificate, for a scheduler serving TLS")
+    client_parent.add_argument("--tls-cert", type=Path, help="client certificate, for a scheduler requiring mutual TLS (with --tls-key)")
+    client_parent.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
     client_parent.add_argument("--output", "-o", choices=["table", "json"], default="table")
     client_sub = _ClientSubparsers(sub, client_parent)
     tenant_commands.add_parsers(client_sub)
@@ -127,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     from scheduler.client import Client
 
     tls_ca = args.tls_ca.read_bytes() if args.tls_ca else None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("powerplane: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    identity = (args.tls_key.read_bytes(), args.tls_cert.read_bytes()) if args.tls_cert else None
     try:
-        with Client(args.scheduler, args.token, tls_ca) as client:
+        with Client(args.scheduler, args.token, tls_ca, tls_identity=identity) as client:
             return args.func(client, args)
     except grpc.RpcError as err:
         print(f"powerplane {args.command}: {err.code().name}: {err.details()}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """powerplane.v1.AgentService.Connect: one bidirectional stream per site agent.
 
-The first message must be Register, from the site the token belongs to. Then a
+The first message must be Register, from the site the token belongs to (with mutual
+TLS, also the site the client certificate names: PERMISSION_DENIED otherwise). Then a
 reader task feeds heartbeats, run events and node changes to the controller while
 this handler writes the session's orders. Either side ending ends the session.
 """
@@ -14,7 +15,7 @@ from scheduler.api import convert
 from scheduler.api.convert_power import site_power_from_proto
 from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import CapRunPower, Order, ScaleRun, SetMiningTargets, StartRun
-from scheduler.core.errors import InvalidArgument, shown
+from scheduler.core.errors import InvalidArgument, PermissionDenied, shown
 from scheduler.core.jobs import JobKind
 from scheduler.core.meter_check import MeterSource
 from scheduler.core.power_state import PowerReading
@@ -22,6 +23,7 @@ from scheduler.core.runs import RUN_ACTIVE, RunReport
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import AgentSession, Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.mtls import site_of_peer
 
 log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 30.0
@@ -73,6 +75,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         if first.WhichOneof("body") != "register":
             raise InvalidArgument("the first message on the stream must be Register")
         register = first.register
+        cert_site = site_of_peer(context)  # with mutual TLS the interceptor made sure it is the token's site
+        if cert_site is not None and register.site_id != cert_site:
+            raise PermissionDenied(f"this connection's certificate is site {cert_site!r}'s; it may not register site {shown(register.site_id)}")
         if register.site_id != site_id:
             raise InvalidArgument(f"this token belongs to site {site_id!r}, not {shown(register.site_id)}")
         reports = [convert.run_report_from_proto(r) for r in register.runs]

@@ -1,5 +1,6 @@
 """Builds and runs the scheduler's gRPC server (grpc.aio): the three Powerplane
-services, grpc.health.v1.Health and server reflection, optionally over TLS; with
+services, grpc.health.v1.Health and server reflection, optionally over TLS (mutual with
+tls.client_ca_file; certificates reloaded when their files change: scheduler/server/mtls.py); with
 several replicas (config.leadership), a standby until it holds the lease, kept warm
 meanwhile (the store loaded once, then the leader's commits followed every renewal).
 SIGINT/SIGTERM stop it gracefully: health goes NOT_SERVING, in-flight calls get
@@ -26,6 +27,7 @@ from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.leadership import Leadership
 from scheduler.server.metrics import SchedulerMetrics
+from scheduler.server.mtls import ReloadingCredentials, check_agent_peer
 from scheduler.server.openadr_ven import OpenAdrVens
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.price_feeds import PriceFeeds
@@ -55,6 +57,7 @@ class SchedulerServer:
         self.port = 0
         self.metrics_port = 0
         self.dashboard = None  # the web dashboard's server (dashboard.py), when dashboard_listen is set
+        self.tls: ReloadingCredentials | None = None  # with config.tls
         self.leadership: Leadership | None = None  # with several replicas (config.leadership)
         self._leading: asyncio.Task | None = None
         self.price_feeds = PriceFeeds(config.price_feeds, self.controller)  # polled by the leader only (`_lead`)
@@ -126,7 +129,7 @@ class SchedulerServer:
 
     async def _serve_grpc(self, auth: Authenticator, leader: Leadership | None = None) -> int:
         server = grpc.aio.server(
-            interceptors=[PowerplaneInterceptor(auth, leader)],
+            interceptors=[PowerplaneInterceptor(auth, leader, agent_peer_check=check_agent_peer if self.config.tls and self.config.tls.client_ca_file else None)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)],
         )
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views), server)
@@ -135,8 +138,8 @@ class SchedulerServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if self.config.tls:
-            creds = grpc.ssl_server_credentials([(self.config.tls.key_file.read_bytes(), self.config.tls.cert_file.read_bytes())])
-            self.port = server.add_secure_port(self.config.listen, creds)
+            self.tls = ReloadingCredentials(self.config.tls)  # read again when the files change (rotation without restart)
+            self.port = server.add_secure_port(self.config.listen, self.tls.credentials())
         else:
             self.port = server.add_insecure_port(self.config.listen)
         if not self.port:
@@ -146,7 +149,7 @@ class SchedulerServer:
         if leader is None:
             for name in ("", *SERVICE_NAMES):
                 await _set_status(self.health, name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("scheduler serving on %s (port %d, %s)", self.config.listen, self.port, "TLS" if self.config.tls else "plaintext")
+        log.info("scheduler serving on %s (port %d, %s)", self.config.listen, self.port, "mutual TLS" if self.tls and self.tls.requires_client_cert else "TLS" if self.tls else "plaintext")
         return self.port
 
     async def stop(self, grace_s: float = 5.0) -> None:

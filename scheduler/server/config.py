@@ -38,7 +38,9 @@
                                     # vtn_fingerprint} for signed messages and an HTTPS VTN
     checkpoint_root: ""             # training checkpoints: <root>/<tenant>/<job_id> unless the job names its own;
                                     # a path or a URI (s3://...) every site can reach; "": <database dir>/checkpoints
-    tls: {cert_file: ..., key_file: ...}   # optional
+    tls: {cert_file: ..., key_file: ..., client_ca_file: ...}   # optional; reloaded when the files change;
+                                    # client_ca_file: every connection must present a certificate from that CA,
+                                    # agents one naming their site (docs/security.md)
     tokens_file: tokens.yaml        # optional; same three maps as below, merged in
     tenants: {acme: "token"}        # tenant -> bearer token
     operators: {ops: "token"}       # operator -> bearer token
@@ -63,9 +65,19 @@ _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 
 
 class TlsConfig(BaseModel):
+    """The server's certificate and key, and with `client_ca_file` mutual TLS (scheduler/server/mtls.py)."""
+
     model_config = ConfigDict(extra="forbid")
     cert_file: Path
     key_file: Path
+    client_ca_file: Path | None = None  # CA bundle client certificates must chain to; then required on every connection
+
+    def resolved(self, base: Path) -> TlsConfig:
+        return TlsConfig(
+            cert_file=base / self.cert_file,
+            key_file=base / self.key_file,
+            client_ca_file=base / self.client_ca_file if self.client_ca_file else None,
+        )
 
 
 class Tokens(BaseModel):
@@ -367,7 +379,7 @@ def load_config(path: str | Path) -> SchedulerConfig:
     elif not config.checkpoint_root:  # resolved once here, not on every job shown
         updates["checkpoint_root"] = str((base / config.database).resolve().parent / "checkpoints")
     if config.tls:
-        updates["tls"] = TlsConfig(cert_file=base / config.tls.cert_file, key_file=base / config.tls.key_file)
+        updates["tls"] = config.tls.resolved(base)
     if config.store.postgres:
         updates["store"] = StoreConfig(postgres=_checked_dsn_file(base, config.store.postgres))
     if config.tokens_file:

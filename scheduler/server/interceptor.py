@@ -5,7 +5,9 @@ the token's role must match the service (TenantService: a tenant token,
 OperatorService: an operator token, AgentService: a site token). Health and
 reflection are open (Kubernetes probes and tooling use them).
 A missing or unknown token is UNAUTHENTICATED; a valid token of the wrong role is
-PERMISSION_DENIED.
+PERMISSION_DENIED. With mutual TLS (`agent_peer_check`), an AgentService call also needs
+a client certificate naming the token's site (scheduler/server/mtls.py); the token stays
+required beside it.
 Errors: a `PowerplaneError` raised by a handler becomes its status code with the
 exception's message; anything else becomes INTERNAL without internals.
 Requests: grpc turns a deserializer's exception into UNKNOWN before any handler runs,
@@ -107,11 +109,14 @@ def checked_parser(deserializer: Callable | None) -> Callable:
     return parse
 
 
-def _wrap_unary(behavior: Callable, method: str, parse: Callable | None = None):
-    """`parse`: for a unary request, which arrives as bytes; None: already parsed."""
+def _wrap_unary(behavior: Callable, method: str, parse: Callable | None = None, check: Callable | None = None):
+    """`parse`: for a unary request, which arrives as bytes; None: already parsed.
+    `check(context)`: raises a PowerplaneError to refuse the call before it runs."""
 
     async def wrapper(request, context):
         try:
+            if check is not None:
+                check(context)
             if parse is not None:
                 request = parse(request)
             return await behavior(request, context)
@@ -123,9 +128,11 @@ def _wrap_unary(behavior: Callable, method: str, parse: Callable | None = None):
     return wrapper
 
 
-def _wrap_stream(behavior: Callable, method: str, parse: Callable | None = None):
+def _wrap_stream(behavior: Callable, method: str, parse: Callable | None = None, check: Callable | None = None):
     async def wrapper(request, context):
         try:
+            if check is not None:
+                check(context)
             if parse is not None:
                 request = parse(request)
             async for response in behavior(request, context):
@@ -165,11 +172,14 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, me
 class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
     """`leader`: with several replicas, whether this one serves and where the leader is
     (scheduler/server/leadership.py); a standby refuses every Powerplane call UNAVAILABLE,
-    naming the leader in the trailing metadata (scheduler/api/leader.py)."""
+    naming the leader in the trailing metadata (scheduler/api/leader.py).
+    `agent_peer_check(context, site)`: with mutual TLS, refuses an AgentService call whose
+    client certificate is not the token's site's (scheduler/server/mtls.py)."""
 
-    def __init__(self, authenticator: Authenticator, leader=None):
+    def __init__(self, authenticator: Authenticator, leader=None, agent_peer_check: Callable | None = None):
         self.authenticator = authenticator
         self.leader = leader
+        self.agent_peer_check = agent_peer_check
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # method -> error-mapping handler, built once
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -192,19 +202,23 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             return _rejecting_handler(handler, grpc.StatusCode.UNAVAILABLE, message, ((LEADER_KEY, where),))
         wrapped = self._wrapped.get(method)
         if wrapped is None:
-            wrapped = self._wrapped[method] = self._wrap(handler, method)
+            check = self._peer_check if role == "site" and self.agent_peer_check is not None else None
+            wrapped = self._wrapped[method] = self._wrap(handler, method, check)
         return wrapped
 
+    def _peer_check(self, context) -> None:
+        self.agent_peer_check(context, self.authenticator.of(context, "site").name)
+
     @staticmethod
-    def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Callable | None = None) -> grpc.RpcMethodHandler:
         parse = checked_parser(handler.request_deserializer)
         raw = dict(request_deserializer=None, response_serializer=handler.response_serializer)
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, parse), **raw)
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, parse, check), **raw)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method, parse), **raw)
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method, parse, check), **raw)
         # A request stream's messages are parsed as the handler reads them: a bad one raises there.
         kw = dict(request_deserializer=parse, response_serializer=handler.response_serializer)
         if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, method), **kw)
-        return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary, method), **kw)
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, method, check=check), **kw)
+        return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary, method, check=check), **kw)
