@@ -272,7 +272,7 @@ class LocalCluster:
     site_timeout_s: float = 30.0
     heartbeat_interval_s: float = 5.0
     tenants: tuple[str, ...] = ("acme", "globex")
-    tls: tuple[Path, Path] | None = None  # (cert, key) to serve TLS; the cert is also the clients' CA
+    tls: tuple[Path, ...] | None = None  # (cert, key[, ca]) to serve TLS; the clients trust ca, else the cert itself
     scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
     miner_groups_on_ray: bool = True  # False: agents drive their miner groups in their own process (no --ray-gcs-address)
     # True: each Ray node's dashboard agent listens on a port of its own, not Ray's fixed 52365, which
@@ -328,7 +328,7 @@ class LocalCluster:
 
     @property
     def tls_ca(self) -> bytes | None:
-        return self.tls[0].read_bytes() if self.tls else None
+        return self.tls[-1 if len(self.tls) > 2 else 0].read_bytes() if self.tls else None
 
     def tenant_token(self, tenant: str) -> str:
         return self.tokens["tenants"][tenant]
