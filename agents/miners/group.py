@@ -15,7 +15,15 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   are not miners, are reported as missing and identified again in the background
   from later reads: first after FIRST_REDISCOVER_S, backing off to every `rediscover_s`.
 - `apply(target_w)` splits the target over the miners (`agents.miners.split`) and
-  sends every changed setting at once: `pause`, or `set_power_limit` then `resume`
+  sends the changed settings in two steps: first every setting that lowers a miner
+  (at once, never delayed), then the settings that raise one. While any miner is
+  still coming down (last read above its setting), the raises are held back in a
+  task of their own (apply returns them as `raising`): the group polls just those
+  miners every `settle_poll_s` and sends the raises once each reads at its setting,
+  or once the model's `ramp_down_s` has passed. So a lower target that pauses one
+  miner and raises the others never has the raised ones up before the paused one is
+  down (the site would go over its cap meanwhile). A setting is
+  sent as `pause`, or `set_power_limit` then `resume`
   (the limit first, so a resumed miner never runs above its new limit), chosen by
   each miner's `supports_*` flags. A command that fails stops that miner's sequence
   (no resume after a failed limit). Commands to one miner are sent one after another
@@ -48,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.miners.split import GroupPlan, MinerProgress, MinerState, Setting, capacity, find_stuck, reach_tolerance_w, split_group
+from agents.miners.split import TOLERANCE_W, GroupPlan, MinerProgress, MinerState, Setting, capacity, find_stuck, reach_tolerance_w, split_group
 from scheduler.core.power import MinerModel
 
 log = logging.getLogger(__name__)
@@ -117,6 +125,7 @@ class MinerGroup:
         concurrency: int = 256,
         read_concurrency: int = 64,
         connect_concurrency: int = 64,
+        settle_poll_s: float = 0.25,
         factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -128,6 +137,7 @@ class MinerGroup:
         self.command_timeout_s = float(command_timeout_s)
         self.grace_s = grace_s
         self.retry_s = retry_s
+        self.settle_poll_s = settle_poll_s
         self.rediscover_s = rediscover_s
         self._retry_s = min(FIRST_REDISCOVER_S, rediscover_s)  # backs off to rediscover_s
         self.clock = clock
@@ -143,6 +153,7 @@ class MinerGroup:
         self._miners = {ip: _Miner(ip) for ip in addresses}
         self._identify_at = 0.0
         self._identifying: asyncio.Task | None = None
+        self._raises_held: set[asyncio.Task] = set()  # raises waiting for the miners coming down
 
     # ------------------------------------------------------------- connect
     def _make_factory(self) -> Any:
@@ -400,24 +411,71 @@ class MinerGroup:
                 m.reached = False
         return acks
 
+    def _raises(self, m: _Miner) -> bool:
+        """Its latest setting draws more than the miner may draw now (the lower of its
+        reading and the setting it acknowledged): sent only once the others are down."""
+        if m.wanted is None or m.wanted.paused:
+            return False
+        now_w = m.last_w if m.last_w is not None else self.model.rated_w
+        if m.paused_state is True:
+            now_w = min(now_w, self.model.standby_w)
+        elif m.limit_state is not None:
+            now_w = min(now_w, m.limit_state)
+        return m.wanted.power_w(self.model) > now_w + TOLERANCE_W
+
+    def _coming_down(self, m: _Miner) -> bool:
+        """Answering, not stuck, and last read above its latest setting."""
+        if m.handle is None or not m.answering or m.stuck or m.wanted is None or m.last_w is None:
+            return False
+        return m.last_w > m.wanted.power_w(self.model) + reach_tolerance_w(self.model)
+
+    async def _until_down(self) -> None:
+        """Poll the miners coming down until each reads at its setting, for at most the
+        model's ramp_down_s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.model.ramp_down_s
+        while True:
+            coming = [m for m in self._miners.values() if self._coming_down(m)]
+            left = deadline - loop.time()
+            if not coming or left <= 0:
+                return
+            await asyncio.sleep(min(self.settle_poll_s, left))
+            await asyncio.gather(*(self._poll_one(m) for m in coming))
+
+    async def _raise_when_down(self, jobs: list[tuple[_Miner, int]]) -> None:
+        await self._until_down()
+        await self._send_all(jobs)  # a job a later apply planned again is skipped (its generation moved on)
+
+    async def _send_all(self, jobs: list[tuple[_Miner, int]]) -> list[dict]:
+        self._sending += 1
+        self._quiet.clear()
+        try:
+            results = await asyncio.gather(*(self._send(m, gen) for m, gen in jobs))
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._quiet.set()
+        return [ack for result in results for ack in result]
+
     async def apply(self, target_w: float) -> dict:
         """Split `target_w` over the miners and send what changed; see the module docstring."""
         self.target_w = float(target_w)
         acks: list[dict] = []
+        held: set[str] = set()
         plan = self.plan(self.target_w)
         for _ in range(2):  # a second round plans around the miners whose commands failed
             jobs = self._jobs(plan, self.clock())
             if not jobs:
                 break
-            self._sending += 1
-            self._quiet.clear()
-            try:
-                results = await asyncio.gather(*(self._send(m, gen) for m, gen in jobs))
-            finally:
-                self._sending -= 1
-                if not self._sending:
-                    self._quiet.set()
-            sent = [ack for result in results for ack in result]
+            raising = [(m, gen) for m, gen in jobs if self._raises(m)]
+            sent = await self._send_all([job for job in jobs if job not in raising])
+            if raising and any(self._coming_down(m) for m in self._miners.values()):
+                held.update(m.ip for m, _ in raising)
+                task = asyncio.create_task(self._raise_when_down(raising))
+                self._raises_held.add(task)
+                task.add_done_callback(self._raises_held.discard)
+            elif raising:
+                sent += await self._send_all(raising)
             acks.extend(sent)
             if all(ack["ok"] for ack in sent):
                 break
@@ -427,12 +485,17 @@ class MinerGroup:
             **plan.summary(),
             "target_w": self.target_w,
             "acks": acks,
+            "raising": sorted(held),  # raises held until the miners coming down are down
             "stuck": self._stuck_list(),
             "not_answering": [m.ip for m in self._miners.values() if not (m.handle is not None and m.answering)],
         }
 
     async def close(self) -> None:
-        """Stop the background identification, if any."""
+        """Stop the background identification and the raises held back, if any."""
+        held = list(self._raises_held)
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
         if self._identifying is not None:
             self._identifying.cancel()
             await asyncio.gather(self._identifying, return_exceptions=True)

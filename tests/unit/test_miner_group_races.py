@@ -130,3 +130,92 @@ def test_no_read_goes_out_while_a_cuts_commands_are_being_sent():
         assert figures["answering"] == 8 and sum(m.reads for m in miners.values()) - before == 8
 
     asyncio.run(run())
+
+
+class RampingMiner(StandInMiner):
+    """Takes a pause at once but draws its old power until `come_down()`; logs every
+    command with the draw of all its fleet-mates at that moment."""
+
+    def __init__(self, gate, log, fleet):
+        super().__init__(gate)
+        self.log, self.fleet, self.pausing = log, fleet, False
+
+    def come_down(self):
+        self.watts, self.pausing = S21.standby_w, False
+
+    async def pause(self):
+        await self.gate.wait()
+        self.pausing = True  # the miner ramps down over seconds
+        self.log.append(("pause", sum(m.watts for m in self.fleet)))
+        return True
+
+    async def set_power_limit(self, watts):
+        await self.gate.wait()
+        self.watts = float(watts)
+        self.log.append(("set_power_limit", sum(m.watts for m in self.fleet)))
+        return True
+
+
+async def _until(condition, timeout_s=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _ramping_group(prefix, model=S21):
+    import dataclasses
+
+    gate, log, fleet = asyncio.Event(), [], []
+    gate.set()
+    ips = [f"{prefix}.{i}" for i in range(1, 4)]
+    miners = {ip: RampingMiner(gate, log, fleet) for ip in ips}
+    fleet.extend(miners.values())
+    model = dataclasses.replace(S21, **model) if isinstance(model, dict) else model
+    group = MinerGroup("rack", ips, model, factory=StandInFactory(miners), settle_poll_s=0.01)
+    return group, ips, miners, log
+
+
+def test_a_lower_target_that_pauses_one_raises_the_others_only_once_it_is_down():
+    async def run():
+        group, ips, miners, log = _ramping_group("127.9.3")
+        await group.connect()
+        await group.apply(3 * 3000.0)  # all running at 3,000 W
+        await group.read()
+        before = sum(m.watts for m in miners.values())
+        log.clear()
+        # Lower: one pauses (25 W), the other two go up to (6,825 - 25) / 2 = 3,400 W.
+        result = await asyncio.wait_for(group.apply(25.0 + 2 * 3400.0), 1.0)  # the cut is not held up
+        paused = [a["ip"] for a in result["acks"] if a["action"] == "pause"]
+        assert len(paused) == 1
+        polled = miners[paused[0]].reads
+        await _until(lambda: miners[paused[0]].reads >= polled + 3)  # the group polls it meanwhile: still up
+        assert [action for action, _ in log] == ["pause"]  # nothing raised yet
+        assert result["raising"] == sorted(set(ips) - set(paused))
+        miners[paused[0]].come_down()
+        await _until(lambda: len(log) == 3)
+        assert [action for action, _ in log] == ["pause", "set_power_limit", "set_power_limit"]
+        assert max(total for _, total in log) <= before  # the site never went above where it was
+        assert {miners[ip].watts for ip in result["raising"]} == {3400.0}
+        await group.close()
+
+    asyncio.run(run())
+
+
+def test_raises_go_out_after_the_ramp_down_time_when_a_miner_never_reads_down():
+    async def run():
+        group, ips, miners, log = _ramping_group("127.9.4", {"ramp_down_s": 0.3})
+        await group.connect()
+        await group.apply(3 * 3000.0)
+        await group.read()
+        log.clear()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await group.apply(25.0 + 2 * 3400.0)
+        assert len(result["raising"]) == 2
+        await _until(lambda: len(log) == 3)
+        assert loop.time() - started >= 0.3  # held for the model's ramp_down_s, then sent
+        await group.close()
+
+    asyncio.run(run())
