@@ -35,7 +35,9 @@ rules to every causal strategy, and the LP holds them as constraints):
   during an event only the curtailment delivered counts as available;
 - 4CP: transmission charges of the next year follow the site's load in ERCOT's four
   monthly 15-minute system peaks of June-September. The trace has no system load, so
-  the proxy is the interval of highest real-time price in each summer month. Saving =
+  the proxy is the interval of highest real-time price in each summer month.
+  Program payments and 4CP savings are counted by scheduler/core/grid_money.py, as the
+  simulator counts them. Saving =
   60 USD/kW-year (an assumed tariff: TDSPs' 4CP rates are a few USD/kW-month) x the
   drop of the mean meter load at those intervals below always-on's, pro rata for the
   trace's length. The optimum knows the four intervals; the policies do not.
@@ -89,6 +91,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from economics_lp import Problem, lp_optimum  # noqa: E402  (bench/, beside this file)
 
+from scheduler.core.grid_money import cp4_usd_per_mw, grid_money, peak_intervals, program_events  # noqa: E402
 from scheduler.core.mining_outlook import FleetHistory, MiningLimits, Outlook, OutlookPolicy, Program, limit_targets, plan_outlook, step_history  # noqa: E402
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, SitePower  # noqa: E402
 from scheduler.sim import data as datasets  # noqa: E402
@@ -139,30 +142,9 @@ def texas_site() -> SitePower:
 
 
 def events_from(rtm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(in event, the interval before the event's start) per interval: an event runs for
-    EVENT_STEPS intervals after a settled price >= EVENT_PRICE (-1: none)."""
-    n = len(rtm)
-    base = np.full(n, -1)
-    t = 1
-    while t < n:
-        if rtm[t - 1] >= EVENT_PRICE:
-            start = t
-            for u in range(start, min(n, start + EVENT_STEPS)):
-                base[u] = start - 1
-            t = start + EVENT_STEPS
-        else:
-            t += 1
+    """(in event, the interval before the event's start) per interval (grid_money.program_events)."""
+    base = np.array(program_events(rtm.tolist(), EVENT_PRICE, EVENT_STEPS), dtype=int)
     return base >= 0, base
-
-
-def peak_intervals(rtm: np.ndarray, times: list[datetime]) -> list[int]:
-    """The 4CP proxy: the interval of highest real-time price in each of June-September."""
-    out = []
-    for month in (6, 7, 8, 9):
-        idx = [i for i, t in enumerate(times) if t.month == month]
-        if idx:
-            out.append(idx[int(np.argmax(rtm[idx]))])
-    return out
 
 
 class Bench:
@@ -174,7 +156,8 @@ class Bench:
         self.revenue = np.array([f.model.revenue_per_mwh(hashprice) for f in site.fleets])  # USD per MWh above floor (hashing linear in it)
         self.headroom = np.maximum(0.0, site.it_budget_w() - ai_it_w - self.floor)
         self.event, self.event_base = events_from(rtm)
-        self.peaks = peak_intervals(rtm, times)
+        self.event_base_list = self.event_base.tolist()
+        self.peaks = peak_intervals(rtm.tolist(), [t.month for t in times])
         self.days = self.n * INTERVAL_H / 24.0
         self.peak_season = np.array([t.month in (6, 7, 8, 9) for t in times])
         self.reference: np.ndarray | None = None  # always-on's levels, for 4CP savings
@@ -199,7 +182,7 @@ class Bench:
 
     def cp4_usd_per_mw(self) -> float:
         """USD saved per MW (meter) less load averaged over the four peaks, for the trace's length."""
-        return CP4_USD_PER_KW_YEAR * 1000.0 * self.days / 365.0
+        return cp4_usd_per_mw(CP4_USD_PER_KW_YEAR, self.days)
 
     def reference_peak_mw(self) -> float:
         assert self.reference is not None
@@ -265,13 +248,9 @@ class Bench:
         power = float(np.sum((x.sum(axis=1) + self.floor) / 1e6 * oh * self.rtm * INTERVAL_H))
         starts = np.maximum(0.0, np.diff(np.vstack([np.zeros(self.k), x]), axis=0))
         warmup = float(np.sum(starts * self.revenue) / 1e6 * WARMUP_H)
-        meter_mw = x.sum(axis=1) * oh / 1e6
-        committed = PROGRAM.committed_w / 1e6
-        delivered = np.where(self.event, np.clip(meter_mw[np.maximum(self.event_base, 0)] - meter_mw, 0.0, committed), 0.0)
-        available = np.where(self.event, delivered, np.minimum(meter_mw, committed))
-        program = float(np.sum(available) * PROGRAM.capacity_usd_per_mw_h * INTERVAL_H + np.sum(delivered) * PROGRAM.energy_usd_per_mwh * INTERVAL_H)
-        cp4 = (self.reference_peak_mw() - float(np.mean(meter_mw[self.peaks]))) * self.cp4_usd_per_mw()
-        return {"mining": hashing - power - warmup, "program": program, "cp4": cp4, "total": hashing - power - warmup + program + cp4}
+        meter_mw = (x.sum(axis=1) * oh / 1e6).tolist()
+        grid = grid_money(meter_mw, INTERVAL_H, PROGRAM, self.event_base_list, self.peaks, self.reference_peak_mw(), self.cp4_usd_per_mw())
+        return {"mining": hashing - power - warmup, "program": grid.program_usd, "cp4": grid.cp4_usd, "total": hashing - power - warmup + grid.total_usd}
 
     def cap_violations(self, x: np.ndarray) -> int:
         committed = (x.sum(axis=1) + self.floor + self.ai) * self.site.overhead

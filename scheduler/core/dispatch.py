@@ -17,7 +17,8 @@ the simulator runs it on every tick of its fake clock. In one pass, in this orde
    its paused floor; one that no longer fits (the cap fell) goes back to the queue.
    A Serve service's scale-up (its extra replicas, `growing`) is reserved the same
    way, in the same priority order; one that does not fit just keeps its size.
-4. Mining fills what AI (running and reserved) leaves, by merit order (mining.plan_mining).
+4. Mining fills what AI (running and reserved) leaves, by merit order (mining.plan_mining;
+   with `mining.policy: outlook`, outlook_dispatch.plan_mining_outlook on SiteInputs.outlook).
 5. A waiting run (or a scale-up) starts only when it fits with every fleet counted at what it may
    still draw (`held_w`, confirmed by the agent: see admission.py): make room first,
    then start.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from scheduler.core.ladder import LadderStep, StepKind, bridge_with_gpu_caps, respond_to_cap, restore
 from scheduler.core.ledger import AiClaim, SiteLedger
 from scheduler.core.mining import FleetState, MiningPolicy, plan_mining
+from scheduler.core.outlook_dispatch import OutlookInputs, plan_mining_outlook
 from scheduler.core.power import SitePower, watts_text
 
 
@@ -59,6 +61,7 @@ class SiteInputs:
     price_unknown: bool = False  # the node's price feed went stale (price_watch.py): mining holds at its floor
     resume_room_w: float = math.inf  # the most mining may rise by in this pass, at the meter (resume.py)
     cut_in_force_w: float = math.inf  # a grid event's cap the meter must meet now (inf: none in force)
+    outlook: OutlookInputs | None = None  # what the outlook policy reads (given when mining.policy is "outlook")
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,10 @@ def dispatch_site(inputs: SiteInputs, now: float, policy: MiningPolicy = MiningP
         planned = {f.fleet_id: f.standby_w for f in site.fleets}
         states = {f.fleet_id: _held_down(inputs.fleet_states.get(f.fleet_id, FleetState()), now, inputs.emergency) for f in site.fleets}
     else:
-        mining_plan = plan_mining(site, ai_it_w, inputs.price_usd_per_mwh, inputs.hashprice_usd_per_ph_day, inputs.fleet_states, now, policy, cap)
+        if policy.policy == "outlook" and inputs.outlook is not None:
+            mining_plan = plan_mining_outlook(site, ai_it_w, inputs.hashprice_usd_per_ph_day, inputs.outlook, inputs.fleet_states, targets, now, policy, cap)
+        else:
+            mining_plan = plan_mining(site, ai_it_w, inputs.price_usd_per_mwh, inputs.hashprice_usd_per_ph_day, inputs.fleet_states, now, policy, cap)
         planned, states = dict(mining_plan.targets_w), dict(mining_plan.states)
 
     # 5. Start waiting runs only once mining is measured down (raises not counted yet).

@@ -39,6 +39,14 @@ class MiningPolicy:
     min_off_s: float = 0.0
     resume_mw_per_min: float = 0.0  # how fast a site's mining may rise (resume.py); 0: at once
     resume_step_s: float = 30.0  # in steps this far apart
+    # Which rule sets the fleets' wants: "breakeven" (plan_mining below) or "outlook"
+    # (mining_outlook.plan_outlook, run in dispatch by outlook_dispatch.py); the rest serve "outlook".
+    policy: str = "breakeven"
+    warmup_s: float = 300.0  # a restarted miner draws without hashing this long: what stopping costs
+    peak_strike_usd_per_mwh: float = 70.0  # summer evenings: a price this high in the last hour pauses mining (4CP; 0: off)
+    peak_start_h: float = 18.5  # the coincident peaks' window, local hours of `timezone`
+    peak_end_h: float = 20.5
+    timezone: str = "America/Chicago"  # the market's (ERCOT: Central)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from scheduler.core.ladder import floor_without_inference_w
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.meter_check import MeterSource, check_meter
 from scheduler.core.mining import FleetState, MiningPolicy, expected_price
+from scheduler.core.outlook_dispatch import outlook_inputs, recent_price_ids
 from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower, watts_text
 from scheduler.core.power_stimuli import (
@@ -151,7 +152,7 @@ class PowerState:
         """Drop the records of events over and done with (a simulation keeps memory flat;
         the scheduler keeps its records for ListGridEvents, and they are in its store)."""
         planned = {event_id for st in self.sites.values() for event_id in st.planned}
-        live = {e.event_id for e in self.events(now)}
+        live = {e.event_id for e in self.events(now)} | recent_price_ids((r.event for r in self.grid.values()), now)  # the outlook reads the last hour
         self.grid = {k: r for k, r in self.grid.items() if k in live or k in planned}
 
     def expired_prices(self, ended_before: float) -> list[str]:
@@ -402,6 +403,7 @@ class PowerState:
             price_unknown=price.unknown,
             resume_room_w=resume_room_w(self.settings.policy, st.last_raise_at, now),
             cut_in_force_w=cut if (cut := grid.enforced_cap(st.power.cap_w, events, site_id, now)) < st.power.cap_w else math.inf,
+            outlook=outlook_inputs(price, events, (r.event for r in self.grid.values()), st.power.market_node, now) if self.settings.policy.policy == "outlook" else None,
         )
         return inputs, cause, source, planned
 

@@ -18,8 +18,10 @@
     schedule_interval_s: 1.0        # scheduling pass period (submissions also trigger one)
     hashprice_usd_per_ph_day: 45    # until a HASHPRICE grid event says otherwise
     mining: {margin_usd_per_mwh: 0, hysteresis_usd_per_mwh: 2, min_on_s: 300, min_off_s: 300,
-             resume_mw_per_min: 10, resume_step_s: 30}   # resume: mining rises at most this fast per
+             resume_mw_per_min: 10, resume_step_s: 30,   # resume: mining rises at most this fast per
                                     # site after a cut, in steps (here 5 MW every 30 s; 0: at once)
+             policy: breakeven}     # or outlook (with warmup_s: 300, peak_strike_usd_per_mwh: 70,
+                                    # peak_start_h: 18.5, peak_end_h: 20.5, timezone: America/Chicago)
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
     serve_cooldown_s: 30            # a Serve service scales down only after its demand stayed low this long
@@ -54,6 +56,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -167,6 +170,23 @@ class MiningConfig(BaseModel):
     min_off_s: float = Field(default=300.0, ge=0)
     resume_mw_per_min: float = Field(default=10.0, ge=0)  # mining's way back after a cut, per site (0: at once)
     resume_step_s: float = Field(default=30.0, gt=0)  # in steps this far apart
+    # What decides the fleets' wants (docs/power.md, "The outlook policy"): breakeven (the last price,
+    # hysteresis, dwell) or outlook (day-ahead prices to come, restart cost, summer 4CP evenings).
+    policy: Literal["breakeven", "outlook"] = "breakeven"
+    warmup_s: float = Field(default=300.0, ge=0)  # outlook: a restarted miner draws without hashing this long
+    peak_strike_usd_per_mwh: float = Field(default=70.0, ge=0)  # outlook: June-September, a price this high in the last hour (0: off) ...
+    peak_start_h: float = Field(default=18.5, ge=0, le=24)  # ... pauses mining in this window of local hours (4CP)
+    peak_end_h: float = Field(default=20.5, ge=0, le=24)
+    timezone: str = "America/Chicago"  # outlook: the market's local time (IANA name)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone must be an IANA time zone name such as America/Chicago, got {value!r}") from None
+        return value
 
 
 def http_url(value: str, field: str) -> str:

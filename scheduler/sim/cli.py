@@ -15,6 +15,7 @@ another; the wall clock is read only to show progress.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--training-share", type=float, default=0.35, help="generated training, as an average share of all GPUs (default: 0.35)")
     p.add_argument("--inference-slo-s", type=float, default=300.0, help="inference waiting longer than this for GPUs misses its SLO (default: 300)")
     p.add_argument("--deadline-factor", type=float, default=2.0, help="training finishing after arrival + this x its duration misses its SLO (default: 2)")
+    p.add_argument(
+        "--mining-policy", choices=("breakeven", "outlook"), default="breakeven", help="the scheduler's mining.policy (default: breakeven; docs/power.md)"
+    )
     p.add_argument("--out", type=Path, default=Path("sim-out"), help="output folder (default: sim-out/)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--seed", type=int, default=1, help="seed of the generated jobs (default: 1)")
@@ -151,6 +155,7 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
         reading_delay_s=args.reading_delay_s,
         inference_slo_s=args.inference_slo_s,
         training_deadline_factor=args.deadline_factor,
+        policy=dataclasses.replace(SimConfig().policy, policy=args.mining_policy),
     )
     return scenario, config
 

@@ -10,7 +10,8 @@ what the world does. Each tick (`tick_s`, default 60 s), in this order:
    and size) and one power reading per site (fleets measured and the targets they ramp
    to, the meter, the runs still drawing);
 2. prices and hashprice that have changed are posted as grid events (what a price feed
-   would post: the last settled real-time price, the day-ahead forecast), the
+   would post: the last settled real-time price; the day-ahead forecast of each interval
+   `SimConfig.forecast_ahead_s` ahead, as a day-ahead feed posts the market's), the
    scenario's cap limits and emergencies are posted when the grid tells of them (their
    `notified_at`, at the first tick from then; one with no notice time is announced at
    the start of the run);
@@ -72,6 +73,7 @@ class SiteView:
     rows: list[Row] = field(default_factory=list)
     serve_readings: tuple = ()  # the latest ((job, requests/s, replicas), ...) of its Serve services
     fleets_read: dict[str, tuple[float, float]] = field(default_factory=dict)  # fleet readings of the tick being taken in
+    by_interval: dict[int, list[float]] = field(default_factory=dict)  # price interval -> [mining J, J mining could have drawn under the cap, seconds] (report.py: program, 4CP)
 
     @property
     def steps(self) -> dict[str, int]:
@@ -104,6 +106,7 @@ class Simulator:
         self._now = scenario.start
         self._tick_rows: list[Row] = []
         self._posted: dict[tuple, float | None] = {}  # (kind, node) -> the value posted last
+        self._day_ahead_next: dict[str, int] = {}  # node -> the next forecast interval to post
         self._forgotten_at = scenario.start
         sites = [dataclasses.replace(s, power=dataclasses.replace(s.power, market_node=s.market_node)) for s in scenario.sites]  # prices by node
         self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch)
@@ -187,9 +190,12 @@ class Simulator:
             if settled is not None and self._changed(("rt", node), settled):
                 self.scheduler.post_grid_event(GridEvent(f"rt-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=settled), t)
             if sc.forecast is not None and view.forecast_column:
-                ahead = sc.forecast.at(view.forecast_column, t)
-                if self._changed(("da", node), ahead):
-                    self.scheduler.post_grid_event(GridEvent(f"da-{node}-{int(t)}", GridEventKind.PRICE, t, market_node=node, usd_per_mwh=ahead, forecast=True), t)
+                fc, i = sc.forecast, self._day_ahead_next.get(node, sc.forecast.index_at(t))
+                while i < len(fc.times) and fc.times[i] <= t + self.config.forecast_ahead_s:
+                    start, ahead = fc.times[i], fc.columns[view.forecast_column][i]
+                    self.scheduler.post_grid_event(GridEvent(f"da-{node}-{int(start)}", GridEventKind.PRICE, start, market_node=node, usd_per_mwh=ahead, forecast=True), t)
+                    i += 1
+                self._day_ahead_next[node] = i
         hashprice = sc.hashprice.at(t)
         if self._changed(("hashprice",), hashprice):
             self.scheduler.post_grid_event(GridEvent(f"hashprice-{int(t)}", GridEventKind.HASHPRICE, t, hashprice_usd_per_ph_day=hashprice), t)
@@ -328,6 +334,8 @@ class Simulator:
         for name in ("ai_j", "mining_j", "meter_j", "nameplate_j", "unused_headroom_j", "mining_usd", "ai_usd", "power_usd", "violation_s", "lost_gpu_s"):
             setattr(acc, name, getattr(acc, name) + getattr(totals, name))
         acc.peak_meter_w = max(acc.peak_meter_w, totals.peak_meter_w)
+        part = view.by_interval.setdefault(self.scenario.prices.index_at(t), [0.0, 0.0, 0.0])
+        part[0], part[1], part[2] = part[0] + totals.mining_j, part[1] + totals.mining_j + totals.unused_headroom_j, part[2] + dt
         acc.max_excess_w = max(acc.max_excess_w, totals.max_excess_w)
         for job_id, work in totals.work_gpu_s.items():
             self.jobs[job_id].work_gpu_s += work

@@ -10,6 +10,7 @@ from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.grid import GridEvent
 from scheduler.core.jobs import Job
 from scheduler.core.mining import MiningPolicy
+from scheduler.core.mining_outlook import Program
 from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.traces import Hashprice, PriceTrace
 
@@ -42,7 +43,16 @@ class SimConfig:
     lead_s: float | None = None  # the scheduler's cap_lead_s (added to the slowest ramp-down); None: order delay + one tick
     inference_slo_s: float = 300.0  # inference must get its GPUs within this of arriving (or of a shed)
     training_deadline_factor: float = 2.0  # training must finish by arrival + factor x its duration
-    policy: MiningPolicy = MiningPolicy(min_on_s=900.0, min_off_s=900.0)  # one ERCOT interval of dwell
+    # One ERCOT interval of dwell; the trace's clock is its local wall time read as UTC (files.py), so the
+    # outlook's 4CP window is read in UTC. policy="outlook" (--mining-policy) runs the outlook policy.
+    policy: MiningPolicy = MiningPolicy(min_on_s=900.0, min_off_s=900.0, timezone="UTC")
+    forecast_ahead_s: float = 6 * 3600.0  # day-ahead prices posted this far ahead (ERCOT publishes the next day by 13:30)
+    # Counted in the report (core/grid_money.py): an ERS-like commitment per site (bench/economics.py's example),
+    # its events after a settled price >= program_event_price for program_event_steps intervals, and 4CP.
+    program: Program | None = Program("ers-like", committed_w=10e6, capacity_usd_per_mw_h=8.0, energy_usd_per_mwh=100.0)
+    program_event_price: float = 1000.0
+    program_event_steps: int = 4
+    cp4_usd_per_kw_year: float = 60.0  # an assumed transmission tariff
     speed: SpeedCurve = ZEUS_SPEED_CURVE  # training speed at a GPU power fraction
     speed_source: str = "built-in (scheduler/core/gpu_speed.py)"
     serve_cooldown_s: float = 30.0  # the scheduler's default: a service scales down after demand stayed low this long

@@ -13,6 +13,14 @@ speed curve's relative speed (SimConfig.speed, from Zeus): `training_slowdown_s`
 how many training jobs were slowed (`training_slowed_jobs`).
 Work lost: full-power GPU-hours a stop threw away (done since the run's last checkpoint,
 and done again after): `gpu_hours_lost`; it earns nothing (physics.py).
+Program revenue and 4CP savings (per site, core/grid_money.py, with SimConfig's program and
+tariff): mining's load above its paused floor at the meter, averaged per price interval;
+program events by the price proxy (the `program_event_steps` intervals after a settled
+real-time price >= `program_event_price`); the 4CP peaks by the proxy the trace allows (it
+has no system load): the interval of highest real-time price of each of June-September in
+the window, in the clock of `SimConfig.policy.timezone`; the saving is against every fleet
+drawing what the cap and AI left it (mining plus its unused headroom) at those intervals,
+pro rata for the days simulated. Neither is in `profit_usd` (the books of the plant).
 Cap violations: site-ticks in which the meter exceeded the enforced cap at any moment
 (also their total seconds and the largest excess).
 SLO misses: an inference job that waited more than `inference_slo_s` for its GPUs
@@ -23,10 +31,14 @@ SLO misses: an inference job that waited more than `inference_slo_s` for its GPU
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from scheduler.core.grid import GridEventKind
+from scheduler.core.grid_money import GridMoney, cp4_usd_per_mw, grid_money, peak_intervals, program_events
 from scheduler.sim.engine import Row, Simulator
 from scheduler.sim.files import iso
 
@@ -34,8 +46,29 @@ J_PER_MWH = 3.6e9
 TIMESERIES_COLUMNS = Row._fields
 
 
-def _site_summary(view) -> dict:
+def site_grid_money(sim: Simulator, view) -> GridMoney:
+    """A site's program revenue and 4CP savings (see the module's docstring)."""
+    sc, cfg = sim.scenario, sim.config
+    if not view.by_interval:
+        return GridMoney(0.0, 0.0)
+    idx = range(min(view.by_interval), max(view.by_interval) + 1)
+    floor, oh = view.spec.power.mining_floor_w, view.spec.power.overhead
+    parts = [view.by_interval.get(i, [0.0, 0.0, 0.0]) for i in idx]
+    meter = [max(0.0, p[0] / p[2] - floor) * oh / 1e6 if p[2] > 0 else 0.0 for p in parts]
+    reference = [max(0.0, p[1] / p[2] - floor) * oh / 1e6 if p[2] > 0 else 0.0 for p in parts]
+    real_time = [sc.prices.columns[view.price_column][i] for i in idx]
+    zone = ZoneInfo(cfg.policy.timezone)
+    months = [datetime.fromtimestamp(sc.prices.times[i], zone).month for i in idx]
+    peaks = peak_intervals(real_time, months)
+    reference_mw = sum(reference[i] for i in peaks) / len(peaks) if peaks else 0.0
+    base = program_events(real_time, cfg.program_event_price, cfg.program_event_steps)
+    per_mw = cp4_usd_per_mw(cfg.cp4_usd_per_kw_year, (sc.end - sc.start) / 86400.0)
+    return grid_money(meter, sc.prices.interval_s / 3600.0, cfg.program, base, peaks, reference_mw, per_mw)
+
+
+def _site_summary(sim: Simulator, view) -> dict:
     tot, oh = view.totals, view.spec.power.overhead
+    grid = site_grid_money(sim, view)
     curtailed = (tot.nameplate_j - tot.mining_j) * oh / J_PER_MWH
     unused = tot.unused_headroom_j * oh / J_PER_MWH
     return {
@@ -43,6 +76,8 @@ def _site_summary(view) -> dict:
         "ai_revenue_usd": round(tot.ai_usd, 2),
         "power_cost_usd": round(tot.power_usd, 2),
         "profit_usd": round(tot.mining_usd + tot.ai_usd - tot.power_usd, 2),
+        "program_revenue_usd": round(grid.program_usd, 2),
+        "cp4_savings_usd": round(grid.cp4_usd, 2),
         "energy_mwh": round(tot.meter_j / J_PER_MWH, 3),
         "ai_energy_mwh": round(tot.ai_j * oh / J_PER_MWH, 3),
         "mining_energy_mwh": round(tot.mining_j * oh / J_PER_MWH, 3),
@@ -85,7 +120,7 @@ def _jobs_summary(sim: Simulator) -> dict:
 
 def summarize(sim: Simulator) -> dict:
     sc, cfg = sim.scenario, sim.config
-    sites = {sid: _site_summary(view) for sid, view in sim.sites.items()}
+    sites = {sid: _site_summary(sim, view) for sid, view in sim.sites.items()}
     total = {
         key: round(sum(s[key] for s in sites.values()), 3)
         for key in next(iter(sites.values()))
@@ -114,6 +149,10 @@ def summarize(sim: Simulator) -> dict:
             "cap_violations": "site-ticks in which the meter exceeded the enforced cap at any moment",
             "training_slowdown_s": "extra run time of power-capped training, summed over jobs",
             "speed_curve": [list(point) for point in cfg.speed.points],
+            "mining_policy": cfg.policy.policy,
+            "program": dataclasses.asdict(cfg.program) if cfg.program else None,
+            "program_events": f"{cfg.program_event_steps} intervals after a settled real-time price >= {cfg.program_event_price:g} USD/MWh",
+            "cp4": f"{cfg.cp4_usd_per_kw_year:g} USD/kW-year on the mean mining load at the highest-priced interval of each of June-September",
         },
         "sites": sites,
     }
@@ -166,6 +205,7 @@ def format_summary(summary: dict) -> str:
         f"  AI revenue       {s['ai_revenue_usd']:>14,.0f} USD   ({s['gpu_hours_of_work']:,.0f} GPU-h of work)",
         f"  power cost       {s['power_cost_usd']:>14,.0f} USD   ({s['energy_mwh']:,.0f} MWh at the meter)",
         f"  profit           {s['profit_usd']:>14,.0f} USD",
+        f"  grid programs    {s['program_revenue_usd']:>14,.0f} USD   program revenue; 4CP savings {s['cp4_savings_usd']:,.0f} USD",
         f"  energy curtailed {s['energy_curtailed_mwh']:>14,.1f} MWh   (unused headroom {s['curtailed_unused_headroom_mwh']:,.1f}; "
         f"to AI and grid caps {s['curtailed_for_ai_and_caps_mwh']:,.1f})",
         f"  cap violations   {s['cap_violations']:>14}     ({s['cap_violation_s']:g} s over, largest excess {s['max_excess_w']:,.0f} W)",
