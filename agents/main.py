@@ -73,8 +73,8 @@ def site_power_from(args: argparse.Namespace):
     log.info("connecting to the site's Ray cluster at %s for its miner groups", gcs)
     ensure_ray(gcs)
 
-    def ray_group(group_id, addresses, model):
-        return RayMinerGroup(args.site, group_id, addresses, model, site_resource=args.ray_site_resource)
+    def ray_group(group_id, addresses, model, auth=None):
+        return RayMinerGroup(args.site, group_id, addresses, model, site_resource=args.ray_site_resource, auth=auth)
 
     return SitePowerControl(config, driver=site_fleet_driver(config, group_factory=ray_group))
 

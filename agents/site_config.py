@@ -63,6 +63,19 @@ scheduler's targets once the frequency has read at or above `reset_hz` for `rest
 
     frequency_response: {trip_hz: 59.7, reset_hz: 59.9, hold_s: 900, restore_s: 30, poll_s: 0.02, fleets: [s21-a]}
 
+Miner credentials (what pyasic_rs logs in with, `Miner.set_auth`), per fleet or per
+group (a group's own replace its fleet's): `username` and `password`, or
+`credentials_file`, a YAML file `{username: ..., password: ...}` (a relative path is
+taken from the site config's folder), read when the config is loaded. Without them
+pyasic_rs uses each firmware's default login. Passwords never appear in logs, reprs or
+errors. A fleet whose miners take no power limit (firmware that only pauses, such as
+LuxOS or stock Antminer firmware) says `takes_power_limit: false`: it is curtailed in
+whole miners (scheduler.core.power `Fleet.whole_miners_w`).
+
+    fleets:
+      - {fleet_id: lux-racks, model: S19XP, count: 20, miners: ["10.2.0.1-20"],
+         takes_power_limit: false, credentials_file: secrets/lux.yaml}
+
 `disagree_margin` is the site's: it is as good as the site's meter accuracy class and
 its overhead figure (the computed side), which differ from site to site; it goes to the
 scheduler in the Register inventory, which raises the alarm.
@@ -76,7 +89,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from scheduler.core.power import MINER_MODELS, Cooling, Fleet, MinerModel
 
@@ -139,7 +152,44 @@ def _address(text: str) -> ipaddress.IPv4Address:
         raise ValueError(f"{text!r} is not an IPv4 address (expected an address, a dash range or a CIDR block)") from None
 
 
-class GroupConfig(BaseModel):
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """A miner login; the password stays out of reprs (and so out of logs)."""
+
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
+class _CredentialFields(BaseModel):
+    username: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    credentials_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.credentials_file is not None and (self.username is not None or self.password is not None):
+            raise ValueError("give either username and password or credentials_file, not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password")
+        return self
+
+    def credentials(self, base: Path | None = None) -> Credentials | None:
+        """The login these fields give (reading credentials_file), or None."""
+        if self.username is not None and self.password is not None:
+            return Credentials(self.username, self.password.get_secret_value())
+        if self.credentials_file is None:
+            return None
+        path = self.credentials_file if base is None or self.credentials_file.is_absolute() else base / self.credentials_file
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ValueError(f"credentials_file {path}: cannot be read ({type(err).__name__})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("username"), str) or not isinstance(data.get("password"), str):
+            raise ValueError(f"credentials_file {path}: expected a mapping with string username and password")
+        return Credentials(data["username"], data["password"])
+
+
+class GroupConfig(_CredentialFields):
     """Some of a fleet's miners driven as one unit (a rack, a container)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -152,7 +202,7 @@ class GroupConfig(BaseModel):
         return expand_addresses(value)
 
 
-class FleetConfig(BaseModel):
+class FleetConfig(_CredentialFields):
     model_config = ConfigDict(extra="forbid")
     fleet_id: str = Field(pattern=_FLEET_ID)
     model: str
@@ -160,6 +210,7 @@ class FleetConfig(BaseModel):
     ramp_down_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     ramp_up_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     standby_w: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    takes_power_limit: bool | None = None  # False: firmware that only pauses; curtailed in whole miners
     miners: list[str] | None = Field(default=None, min_length=1)  # expanded addresses once validated
     groups: list[GroupConfig] | None = Field(default=None, min_length=1)
 
@@ -203,8 +254,20 @@ class FleetConfig(BaseModel):
             return [(g.group_id, list(g.miners)) for g in self.groups]
         return None
 
+    def group_credentials(self, base: Path | None = None) -> dict[str, Credentials]:
+        """group_id -> the login its miners take (the group's own, else the fleet's)."""
+        fleet = self.credentials(base)
+        out: dict[str, Credentials] = {}
+        for group_id, _ in self.address_groups() or []:
+            group = next((g for g in self.groups or [] if g.group_id == group_id), None)
+            login = (group.credentials(base) if group is not None else None) or fleet
+            if login is not None:
+                out[group_id] = login
+        return out
+
     def miner_model(self) -> MinerModel:
-        overrides = {k: getattr(self, k) for k in ("ramp_down_s", "ramp_up_s", "standby_w") if getattr(self, k) is not None}
+        fields = ("ramp_down_s", "ramp_up_s", "standby_w", "takes_power_limit")
+        overrides = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
         return dataclasses.replace(MINER_MODELS[self.model], **overrides)
 
     def fleet(self) -> Fleet:
@@ -284,6 +347,8 @@ class SiteConfig(BaseModel):
     fleets: list[FleetConfig] = Field(default_factory=list)
     meter: MeterConfig | None = None  # None: the meter figure is computed (IT x overhead)
     frequency_response: FrequencyResponseConfig | None = None
+    _base: Path | None = PrivateAttr(default=None)  # where relative credentials_file paths start
+    _credentials: dict[str, Credentials] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> SiteConfig:
@@ -333,6 +398,12 @@ class SiteConfig(BaseModel):
         """True when some fleet lists real miners (driven through pyasic_rs)."""
         return any(f.address_groups() is not None for f in self.fleets)
 
+    def miner_credentials(self) -> dict[str, Credentials]:
+        """group_id -> its miners' login (read when the config was loaded)."""
+        if self._credentials is None:
+            self._credentials = {g: c for f in self.fleets for g, c in f.group_credentials(self._base).items()}
+        return dict(self._credentials)
+
 
 def _first_repeat(items) -> str | None:
     seen: set[str] = set()
@@ -375,4 +446,10 @@ def load_site_config(path: Path | None) -> SiteConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SiteConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
-    return parse_site_config(data, str(path))
+    config = parse_site_config(data, str(path))
+    config._base = Path(path).parent
+    try:
+        config.miner_credentials()  # read now: a bad credentials_file stops the agent at start
+    except ValueError as err:
+        raise SiteConfigError(f"{path}: {err}") from None
+    return config

@@ -25,7 +25,8 @@ and `CombinedFleets` over both when a site mixes them.
   under their target. The agent turns new lines into LocalActions.
 
 A group is anything with the `GroupHandle` methods; `group_factory(group_id,
-addresses, model)` makes them (default: an in-process `MinerGroup`), so a group
+addresses, model)` makes them (with `auth=(username, password)` for a group whose
+site config gives a login) (default: an in-process `MinerGroup`), so a group
 hosted elsewhere (a Ray actor) can replace it. Every call to a group is bounded by
 `call_timeout_s` (`connect_timeout_s` for connect); a group that fails a call keeps
 its last figures and is reported.
@@ -62,13 +63,13 @@ class GroupHandle(Protocol):
     async def read(self) -> dict: ...
 
 
-GroupFactory = Callable[[str, list[str], MinerModel], GroupHandle]
+GroupFactory = Callable[..., GroupHandle]  # (group_id, addresses, model[, auth=(username, password)])
 
 
-def in_process_group(group_id: str, addresses: list[str], model: MinerModel) -> GroupHandle:
+def in_process_group(group_id: str, addresses: list[str], model: MinerModel, auth: tuple[str, str] | None = None) -> GroupHandle:
     from agents.miners.group import MinerGroup
 
-    return MinerGroup(group_id, addresses, model)
+    return MinerGroup(group_id, addresses, model, auth=auth)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class MinerFleetSpec:
 
     fleet: Fleet
     groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group_id, addresses)
+    auth: tuple[tuple[str, tuple[str, str]], ...] = ()  # (group_id, (username, password)) of groups with a login
 
 
 def _addresses(ips: Sequence[str]) -> str:
@@ -112,8 +114,10 @@ class MinerFleets:
             fleet = spec.fleet
             self.fleets[fleet.fleet_id] = fleet
             self.groups[fleet.fleet_id] = {}
+            logins = dict(spec.auth)
             for group_id, addresses in spec.groups:
-                self.groups[fleet.fleet_id][group_id] = group_factory(group_id, list(addresses), fleet.model)
+                extra = {"auth": logins[group_id]} if group_id in logins else {}  # factories without logins keep 3 arguments
+                self.groups[fleet.fleet_id][group_id] = group_factory(group_id, list(addresses), fleet.model, **extra)
                 self._sizes[group_id] = len(addresses)
                 self._models[group_id] = fleet.model
         self._targets: dict[str, float | None] = {fleet_id: None for fleet_id in self.fleets}
@@ -378,12 +382,14 @@ class CombinedFleets:
 def site_fleet_driver(config: SiteConfig, group_factory: GroupFactory = in_process_group, **options: Any) -> FleetDriver:
     """The FleetDriver of a site: real fleets through MinerFleets, the rest emulated."""
     real, emulated = [], []
+    logins = config.miner_credentials()
     for fleet_config in config.fleets:
         groups = fleet_config.address_groups()
         if groups is None:
             emulated.append(fleet_config.fleet())
         else:
-            real.append(MinerFleetSpec(fleet_config.fleet(), tuple((g, tuple(addresses)) for g, addresses in groups)))
+            auth = tuple((g, (logins[g].username, logins[g].password)) for g, _ in groups if g in logins)
+            real.append(MinerFleetSpec(fleet_config.fleet(), tuple((g, tuple(addresses)) for g, addresses in groups), auth))
     if not real:
         return EmulatedFleets(emulated)
     miners = MinerFleets(real, group_factory, **options)

@@ -8,6 +8,8 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
     await group.apply(250_000.0)   # {"target_w", "planned_w", "acks": [...], "stuck": [...], ...}
     await group.read()      # {"measured_w", "hashrate_ths", "target_w", "answering", "not_answering", "stuck", ...}
 
+- Credentials (`auth`, from the site config) go to each miner with pyasic_rs's
+  `set_auth` as soon as it is identified, before any command.
 - `connect()` identifies every address at once (at most `connect_concurrency` in
   flight: identification is several requests and a login each) and logs in to each
   miner found with a first reading (pyasic_rs keeps the session, so
@@ -127,6 +129,7 @@ class MinerGroup:
         connect_concurrency: int = 64,
         settle_poll_s: float = 0.25,
         factory: Any = None,
+        auth: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -144,6 +147,7 @@ class MinerGroup:
         self.wall_clock = wall_clock
         self.target_w: float | None = None
         self._factory = factory
+        self._auth = auth  # (username, password) given to each miner found (pyasic_rs set_auth); never logged
         self._sem = asyncio.Semaphore(read_concurrency)  # polls in flight: few, so a cut finds few reads queued ahead of it
         self._command_sem = asyncio.Semaphore(concurrency)  # commands in flight: a cut never queues behind a read
         self._sending = 0  # applies sending commands now; new polls wait for them (see _poll_one)
@@ -173,6 +177,8 @@ class MinerGroup:
                 handle = None
             if handle is None:
                 return
+            if self._auth is not None:
+                handle.set_auth(*self._auth)  # before any command: pyasic_rs logs in with it
             m.handle = handle
             m.takes_power_limit = bool(getattr(handle, "supports_set_power_limit", False)) and self.model.takes_power_limit
             m.can_pause = bool(getattr(handle, "supports_pause", False) and getattr(handle, "supports_resume", False)) and self.model.can_pause

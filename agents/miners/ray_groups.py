@@ -37,8 +37,8 @@ RECREATE_BACKOFF_S = 5.0
 class MinerGroupActor:
     """A miner group's pyasic_rs connections, living in the site's Ray cluster."""
 
-    def __init__(self, group_id: str, addresses: list[str], model: dict, command_timeout_s: float):
-        self.group = MinerGroup(group_id, addresses, MinerModel(**model), command_timeout_s=command_timeout_s)
+    def __init__(self, group_id: str, addresses: list[str], model: dict, command_timeout_s: float, auth: tuple[str, str] | None = None):
+        self.group = MinerGroup(group_id, addresses, MinerModel(**model), command_timeout_s=command_timeout_s, auth=auth)
         self.connected: dict | None = None
 
     async def connect(self) -> dict:
@@ -83,11 +83,13 @@ class RayMinerGroup:
         site_resource: str = "",
         command_timeout_s: float = 2.0,
         call_timeout_s: float = CALL_TIMEOUT_S,
+        auth: tuple[str, str] | None = None,
     ):
         self.site_id, self.group_id, self.addresses, self.model = site_id, group_id, list(addresses), model
         self.site_resource = site_resource
         self.command_timeout_s = command_timeout_s
         self.call_timeout_s = call_timeout_s
+        self._auth = auth  # the miners' login (site config); passed on, never logged
         self._actor = None
         self._direct: MinerGroup | None = None
         self._direct_connected = False
@@ -99,7 +101,7 @@ class RayMinerGroup:
         options = dict(name=actor_name(self.site_id, self.group_id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True)
         if self.site_resource:
             options["resources"] = {self.site_resource: 0.001}
-        return MinerGroupActor.options(**options).remote(self.group_id, self.addresses, dataclasses.asdict(self.model), self.command_timeout_s)
+        return MinerGroupActor.options(**options).remote(self.group_id, self.addresses, dataclasses.asdict(self.model), self.command_timeout_s, self._auth)
 
     async def start(self) -> None:
         """Create (or find) the actor; blocking Ray calls run off the event loop."""
@@ -124,7 +126,8 @@ class RayMinerGroup:
 
     async def _direct_group(self) -> MinerGroup:
         if self._direct is None:
-            self._direct = MinerGroup(self.group_id, self.addresses, self.model, command_timeout_s=self.command_timeout_s)
+            login = {"auth": self._auth} if self._auth is not None else {}
+            self._direct = MinerGroup(self.group_id, self.addresses, self.model, command_timeout_s=self.command_timeout_s, **login)
         if not self._direct_connected:
             await self._direct.connect()
             self._direct_connected = True

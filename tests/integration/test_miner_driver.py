@@ -263,3 +263,27 @@ async def until_true(predicate, timeout_s: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def test_miners_with_a_changed_password_are_driven_with_the_site_configs_login(caplog):
+    async def body():
+        emu = MinerEmulator()
+        ips = await emu.add(3, "S21", "127.43.6.1", ramp_down_s=RAMP_S, ramp_up_s=RAMP_S, password="not-root-9")
+        without, with_login = group("rack-1", ips), group("rack-1", ips, auth=("root", "not-root-9"))
+        try:
+            await without.connect()  # pyasic_rs's default login (root/root) is refused
+            await without.apply(3 * 2_600)
+            assert (await without.read())["answering"] == 0  # every authenticated call refused
+            assert [emu.target_w(ip) for ip in ips] == [3_500] * 3  # nothing reached the miners
+            await with_login.connect()
+            result = await with_login.apply(3 * 2_600)
+            assert result["acks"] and all(a["ok"] for a in result["acks"])
+            assert [emu.target_w(ip) for ip in ips] == [2_600] * 3
+            assert "not-root-9" not in caplog.text
+        finally:
+            await without.close()
+            await with_login.close()
+            await emu.close()
+
+    with caplog.at_level("DEBUG"):
+        run(body())

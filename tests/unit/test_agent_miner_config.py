@@ -121,3 +121,60 @@ def test_a_site_gets_real_emulated_or_combined_drivers():
     assert mixed.set_target("e", 5_000) == 5_000 and mixed.set_target("a", 50) == 75  # clamped to its standby
     assert mixed.read()["a"][1] == 75 and mixed.problems() == []
     assert mixed.confirmed_targets() == {"a": 3 * 3_500, "e": 5_000}  # real: not acknowledged yet; emulated: at once
+
+
+def test_credentials_per_fleet_or_group_inline_or_from_a_file_and_never_shown(tmp_path):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "lux.yaml").write_text(yaml.safe_dump({"username": "admin", "password": "file-pw-42"}))
+    rack = {"group_id": "rack-2", "miners": ["10.0.2.1-2"], "username": "ops", "password": "group-pw-7"}
+    fleets = [
+        {
+            "fleet_id": "a",
+            "model": "S21",
+            "count": 4,
+            "username": "root",
+            "password": "fleet-pw-1",
+            "groups": [{"group_id": "rack-1", "miners": ["10.0.1.1-2"]}, rack],
+        },
+        {"fleet_id": "b", "model": "S19XP", "count": 2, "miners": ["10.0.3.1-2"], "credentials_file": "secrets/lux.yaml", "takes_power_limit": False},
+        {"fleet_id": "c", "model": "S21", "count": 1, "miners": ["10.0.4.1"]},
+    ]
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site(*fleets)))
+    config = load_site_config(path)
+    logins = config.miner_credentials()
+    assert {g: (c.username, c.password) for g, c in logins.items()} == {
+        "rack-1": ("root", "fleet-pw-1"),  # the fleet's
+        "rack-2": ("ops", "group-pw-7"),  # the group's own
+        "b": ("admin", "file-pw-42"),  # from the file, relative to the site config
+    }
+    shown = repr(config) + str(config.model_dump()) + repr(logins)
+    assert not any(pw in shown for pw in ("fleet-pw-1", "group-pw-7", "file-pw-42"))
+    # A pause-only fleet is curtailed in whole miners by the core.
+    (lux,) = [f for f in config.fleet_models() if f.fleet_id == "b"]
+    assert lux.model.takes_power_limit is False and lux.whole_miners_w(4000.0) == 3010.0 - 25.0  # one whole miner above standby
+    # The driver hands each group its login.
+    made = {}
+
+    def factory(group_id, addresses, model, auth=None):
+        made[group_id] = auth
+        return object()
+
+    site_fleet_driver(config, group_factory=factory)
+    assert made == {"rack-1": ("root", "fleet-pw-1"), "rack-2": ("ops", "group-pw-7"), "b": ("admin", "file-pw-42"), "c": None}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"username": "root"}, "give both username and password"),
+        ({"username": "root", "password": "x", "credentials_file": "c.yaml"}, "not both"),
+        ({"credentials_file": "missing.yaml"}, "credentials_file"),
+    ],
+)
+def test_bad_credentials_stop_the_agent_at_load(tmp_path, extra, message):
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site({"fleet_id": "a", "model": "S21", "count": 1, "miners": ["10.0.0.1"], **extra})))
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
