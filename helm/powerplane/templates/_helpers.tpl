@@ -235,10 +235,34 @@ Checks of the scheduler's replicas, store and leadership values.
 {{- end }}
 
 {{/*
+Mutual TLS (scheduler.tls.clientCaSecretName): needs TLS, a client
+certificate Secret per site, and the TCP probe (the kubelet's gRPC probe
+presents no client certificate, and the scheduler then requires one on every
+connection), hence no leadership, whose readiness needs the gRPC probe.
+*/}}
+{{- define "powerplane.validateMtls" -}}
+{{- $s := .Values.scheduler }}
+{{- if $s.tls.clientCaSecretName }}
+{{- if not $s.tls.enabled }}
+{{- fail "scheduler.tls.clientCaSecretName is set but scheduler.tls.enabled is false: mutual TLS needs TLS on" }}
+{{- end }}
+{{- if eq $s.probes.tlsProbe "grpc" }}
+{{- fail "scheduler.tls.clientCaSecretName (mutual TLS) needs scheduler.probes.tlsProbe: tcp: the kubelet's gRPC probe presents no client certificate and every connection must; so mutual TLS does not go with leadership (replicas > 1), whose readiness is the gRPC probe" }}
+{{- end }}
+{{- range .Values.sites }}
+{{- if not .clientCertSecret }}
+{{- fail (printf "sites: site %s has no clientCertSecret, which mutual TLS (scheduler.tls.clientCaSecretName) needs: a kubernetes.io/tls Secret with its certificate (URI SAN spiffe://powerplane/site/%s; `powerplane admin certs` writes one)" (toString .id) (toString .id)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that need more than the JSON schema; fails the render with a clear
 message. Included once from the scheduler Deployment.
 */}}
 {{- define "powerplane.validate" -}}
+{{- include "powerplane.validateMtls" . }}
 {{- include "powerplane.validateScheduler" . }}
 {{- if and .Values.scheduler.tls.enabled (not .Values.scheduler.tls.secretName) }}
 {{- fail "scheduler.tls.enabled is true but scheduler.tls.secretName is empty: name a kubernetes.io/tls Secret holding tls.crt, tls.key and ca.crt" }}
