@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--power-limit-w", type=float, default=None, help="initial power limit (default: rated power)")
     parser.add_argument("--paused", action="store_true", help="start paused (standby power)")
     parser.add_argument("--password", default="root", help="web password of every miner (user root)")
+    parser.add_argument("--firmware", default="braiins", choices=["braiins", "luxos"], help="braiins: power limit and pause; luxos: pause only")
     parser.add_argument("--status-every", type=float, default=0.0, help="seconds between status lines (0: none)")
     parser.add_argument("--status-listen", default="", help="loopback HOST:PORT of the JSON status endpoint (agents.emulator.status)")
     args = parser.parse_args(argv)
@@ -77,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
             paused=args.paused,
             power_limit_w=args.power_limit_w,
             password=args.password,
+            firmware=args.firmware,
         )
         status_server = await serve_status(emulator, *parse_listen(args.status_listen)) if args.status_listen else None
         ready = {

@@ -4,7 +4,8 @@
 `base` upward in 127.0.0.0/8 (last octets 0 and 255 are skipped, as in a real /24),
 binds each miner's own listeners there on the firmware's ports (HTTP 80 and the
 RPC 4028; binding port 80 needs root or CAP_NET_BIND_SERVICE) and answers as
-Braiins OS (`agents.emulator.braiins`) from the miner's physics
+Braiins OS (`agents.emulator.braiins`, power limit and pause), or with
+`firmware="luxos"` as LuxOS (`agents.emulator.luxos`, pause only), from the miner's physics
 (`agents.emulator.miner_physics`). Only loopback addresses are accepted.
 
 For tests and tools: `power_w(ip)` / `hashrate_ths(ip)` / `target_w(ip)` read the
@@ -27,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from agents.emulator.braiins import HARDWARE, BraiinsOS, invalid_rpc
+from agents.emulator.luxos import LuxOS
 from agents.emulator.miner_physics import MinerPhysics, with_ramps
 from agents.emulator.transport import Faults, Gate, serve_http, serve_rpc
 from scheduler.core.power import MINER_MODELS
@@ -36,6 +38,7 @@ RPC_PORT = 4028
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FDS_PER_MINER = 2  # listeners; connections come on top
 FD_HEADROOM = 1024
+FIRMWARES = {"braiins": BraiinsOS, "luxos": LuxOS}  # name -> the personality answering as that firmware
 
 
 def loopback_addresses(base: str, count: int) -> list[str]:
@@ -78,7 +81,7 @@ class EmulatedMiner:
     servers: list[asyncio.Server] = field(default_factory=list)
     connections: set[asyncio.Task] = field(default_factory=set)
     gate: Gate | None = None
-    firmware: BraiinsOS | None = None
+    firmware: BraiinsOS | LuxOS | None = None
 
     @property
     def octets(self) -> bytes:
@@ -125,10 +128,13 @@ class MinerEmulator:
         paused: bool = False,
         power_limit_w: float | None = None,
         password: str = "root",
+        firmware: str = "braiins",
     ) -> list[str]:
         """Start `count` miners of `model` (a MINER_MODELS key) from `base`; returns their addresses."""
         if model not in MINER_MODELS or model not in HARDWARE:
             raise ValueError(f"cannot emulate {model!r} on Braiins OS; emulated models: {sorted(HARDWARE)}")
+        if firmware not in FIRMWARES:
+            raise ValueError(f"unknown firmware {firmware!r}; emulated: {', '.join(sorted(FIRMWARES))}")
         ips = loopback_addresses(base, count)
         taken = [ip for ip in ips if ip in self.miners]
         if taken:
@@ -142,7 +148,7 @@ class MinerEmulator:
                 physics = MinerPhysics(physics_model, now=now, power_limit_w=power_limit_w, paused=paused)
                 miner = EmulatedMiner(ip, model, physics, started_at=now, password=password)
                 miner.gate = Gate(miner.faults)
-                miner.firmware = BraiinsOS(miner, self.clock)
+                miner.firmware = FIRMWARES[firmware](miner, self.clock)
                 await self._listen(miner)
                 self.miners[ip] = miner
                 added.append(miner)

@@ -15,6 +15,7 @@ periods are shortened to keep it fast.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pyasic_rs
@@ -287,3 +288,29 @@ def test_miners_with_a_changed_password_are_driven_with_the_site_configs_login(c
 
     with caplog.at_level("DEBUG"):
         run(body())
+
+
+def test_a_pause_only_fleet_on_luxos_is_curtailed_in_whole_miners():
+    async def body():
+        emu = MinerEmulator()
+        ips = await emu.add(4, "S19XP", "127.43.7.1", ramp_down_s=RAMP_S, ramp_up_s=RAMP_S, firmware="luxos")
+        xp = dataclasses.replace(with_ramps(MINER_MODELS["S19XP"], RAMP_S, RAMP_S), takes_power_limit=False)
+        g = MinerGroup("lux-1", ips, xp, command_timeout_s=TIMEOUT_S, grace_s=0.3, retry_s=1.0, rediscover_s=1.0)
+        try:
+            found = await g.connect()
+            assert found["found"] == ips and found["unexpected_model"] == {}
+            result = await g.apply(2 * 3_010 + 2 * 25 + 1_000)  # room for two whole miners, not three
+            assert {a["action"] for a in result["acks"]} <= {"pause", "resume"} and all(a["ok"] for a in result["acks"])
+            assert sorted(a["ip"] for a in result["acks"] if a["action"] == "pause") == ips[:2]
+            await asyncio.sleep(SETTLE_S)
+            assert sorted(emu.power_w(ip) for ip in ips) == [25, 25, 3_010, 3_010]
+            figures = await g.read()
+            assert figures["measured_w"] == pytest.approx(2 * 3_010 + 2 * 25) and figures["stuck"] == []
+            await g.apply(4 * 3_010)  # all back
+            await asyncio.sleep(SETTLE_S)
+            assert emu.total_power_w(ips) == 4 * 3_010
+        finally:
+            await g.close()
+            await emu.close()
+
+    run(body())
