@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import http.client
 import json
@@ -95,7 +96,8 @@ class Vtn:
         server = OpenADRServer(vtn_id="BENCHVTN", http_port=self.port, http_host="127.0.0.1", requested_poll_freq=timedelta(seconds=poll_s), show_fingerprint=False)
         server.add_handler("on_create_party_registration", self._on_registration)
         server.add_handler("on_register_report", self._on_register_report)
-        await server.run_async()
+        with contextlib.redirect_stdout(sys.stderr):  # its banner: stdout is for the JSON line
+            await server.run_async()
         return server
 
     def _on_registration(self, info: dict):
