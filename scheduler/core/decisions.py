@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent, JobSpec
 
-PREEMPTION_CAUSES = ("grid_emergency", "grid_cap_limit", "site_cap")  # why dispatch preempts or sheds a run
+# Why a run is preempted or shed: dispatch's power causes, and "priority" (placement made room
+# for a higher-priority job, core/priority.py).
+PREEMPTION_CAUSES = ("grid_emergency", "grid_cap_limit", "site_cap", "priority")
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,9 @@ class Job:
     # (site_id, run_id) pairs. A new run never starts on such a site until its agent
     # reports that run ended or lists it no more.
     lingering: tuple[tuple[str, str], ...] = ()
+    # PREEMPTED for a higher-priority job (core/priority.py): its id, while this run stops
+    # (the room it frees is that job's); cleared when the job leaves PREEMPTED.
+    preempted_for: str = ""
 
     @property
     def current_replicas(self) -> int:
@@ -223,7 +226,7 @@ def transition(job: Job, target: JobState, reason: str, now: float, **changes) -
     """Move `job` to `target`, returning the new job and the event recording it.
 
     `changes` sets other fields at the same time (site_id, attempt, pending_reason).
-    Leaving PENDING clears pending_reason.
+    Leaving PENDING clears pending_reason; leaving PREEMPTED clears preempted_for.
     """
     if not can_transition(job.state, target):
         raise IllegalTransition(f"job {job.job_id}: {job.state.name} -> {target.name} is not allowed ({reason})")
@@ -231,6 +234,8 @@ def transition(job: Job, target: JobState, reason: str, now: float, **changes) -
         raise ValueError("every transition needs a reason")
     if target != JobState.PENDING:
         changes.setdefault("pending_reason", "")
+    if job.preempted_for and target != JobState.PREEMPTED:
+        changes.setdefault("preempted_for", "")
     new = dataclasses.replace(job, state=target, reason=reason, updated_at=now, **changes)
     event = JobEvent(
         job_id=job.job_id,

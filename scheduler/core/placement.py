@@ -12,12 +12,21 @@ Power is the second resource: a site fits only if the meter power its AI runs
 leave free (with mining down to its paused floor) covers the job's GPUs at load.
 Among fitting sites the one where that power is worth least to mining goes first
 (the marginal miner's profit per MWh there), then best fit by GPUs.
+
+A job that fits nowhere may make room: placement asks the pass's `RoomMaker` (priority
+preemption, core/priority.py; a fair-share or contract policy can be another) for a site
+where stopping runs would let it start. A `Room` reserves the site's free GPUs and power
+the job will use, so the jobs behind it do not take them while the runs stop. Each
+waiting job's reason starts with how many jobs that could run where it can are still
+ahead of it in the queue ("3 jobs ahead; ...": counted per set of allowed regions as the
+queue is walked, so a long queue costs no more than one pass over it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from scheduler.core.jobs import Job, JobState
 
@@ -45,6 +54,27 @@ class SiteCapacity:
 class Placement:
     assignments: tuple[tuple[str, str], ...] = ()  # (job_id, site_id), in decision order
     pending_reasons: dict[str, str] = field(default_factory=dict)  # job_id -> why it waits
+
+
+@dataclass(frozen=True)
+class Room:
+    """Room a waiting job will have on one site once runs stop: what it takes now of the
+    site's free GPUs and power (reserved for it), and the reason it waits."""
+
+    site_id: str
+    gpus: int
+    power_w: float
+    reason: str
+
+
+class RoomMaker(Protocol):
+    def room(self, job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int], power: dict[str, float]) -> Room | str:
+        """A Room for a job that fits nowhere, or why none can be made ("": nothing to add)."""
+        ...
+
+    def stopping_for(self, job_id: str) -> bool:
+        """Whether runs are stopping to make room for this job (its look is its own, not its shape's)."""
+        ...
 
 
 def queue_order(jobs: Iterable[Job]) -> list[Job]:
@@ -82,8 +112,13 @@ def _why_waiting(job: Job, candidates: Sequence[SiteCapacity], free: dict[str, i
     return f"no site in {where} has {missing} ({'; '.join(details)}{more})"
 
 
-def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
-    """Decide placements for `pending` jobs given the sites' current capacity."""
+def _ahead_text(ahead: int) -> str:
+    return f"{ahead} job{'s' if ahead != 1 else ''} ahead; " if ahead else ""
+
+
+def place(pending: Iterable[Job], sites: Sequence[SiteCapacity], room_maker: RoomMaker | None = None) -> Placement:
+    """Decide placements for `pending` jobs given the sites' current capacity
+    (`room_maker`: what a job that fits nowhere may ask for, e.g. priority preemption)."""
     free = {s.site_id: s.gpus_free for s in sites}
     power = {s.site_id: s.power_free_w for s in sites}
     by_region: dict[str, list[SiteCapacity]] = {}
@@ -91,24 +126,45 @@ def place(pending: Iterable[Job], sites: Sequence[SiteCapacity]) -> Placement:
         by_region.setdefault(site.region, []).append(site)
     assignments: list[tuple[str, str]] = []
     reasons: dict[str, str] = {}
-    # (GPUs needed, regions) that fit nowhere since the last assignment, with why: a long
-    # queue of similar jobs costs one look per shape, not one per job, until capacity moves.
-    fits_nowhere: dict[tuple[int, tuple[str, ...]], str] = {}
+    # (GPUs needed, regions, priority) that fit nowhere since the last assignment, with why: a
+    # long queue of similar jobs costs one look per shape, not one per job, until capacity moves.
+    fits_nowhere: dict[tuple[int, tuple[str, ...], int], str] = {}
+    waiting: dict[tuple[str, ...], int] = {}  # allowed regions -> jobs still waiting, walked so far
+    overlaps: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
     for job in queue_order(pending):
         regions = job.spec.allowed_regions or tuple(by_region)
         need = job.spec.total_gpus
-        why = fits_nowhere.get((need, job.spec.allowed_regions))
-        if why is not None:
-            reasons[job.job_id] = why
-            continue
-        candidates = [s for r in regions for s in by_region.get(r, ())]
-        fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need and power[s.site_id] >= need * s.power_per_gpu_w]
-        if not fits:
-            reasons[job.job_id] = fits_nowhere[(need, job.spec.allowed_regions)] = _why_waiting(job, candidates, free, power)
-            continue
-        best = min(fits, key=lambda s: (s.mining_value_usd_per_mwh, free[s.site_id] - need, s.site_id))
-        free[best.site_id] -= need
-        power[best.site_id] -= need * best.power_per_gpu_w
-        assignments.append((job.job_id, best.site_id))
-        fits_nowhere.clear()  # capacity moved: the reasons' figures (GPUs and MW free) change
+        key = (need, job.spec.allowed_regions, job.spec.priority)
+        mine = job.spec.allowed_regions
+        ahead = 0
+        for theirs, count in waiting.items():
+            shared = overlaps.get((mine, theirs))
+            if shared is None:
+                shared = overlaps[(mine, theirs)] = not mine or not theirs or bool(set(mine) & set(theirs))
+            ahead += count if shared else 0
+        own = room_maker is not None and room_maker.stopping_for(job.job_id)
+        why = None if own else fits_nowhere.get(key)
+        if why is None:
+            candidates = [s for r in regions for s in by_region.get(r, ())]
+            fits = [s for s in candidates if s.accepts_work and free[s.site_id] >= need and power[s.site_id] >= need * s.power_per_gpu_w]
+            if fits:
+                best = min(fits, key=lambda s: (s.mining_value_usd_per_mwh, free[s.site_id] - need, s.site_id))
+                free[best.site_id] -= need
+                power[best.site_id] -= need * best.power_per_gpu_w
+                assignments.append((job.job_id, best.site_id))
+                fits_nowhere.clear()  # capacity moved: the reasons' figures (GPUs and MW free) change
+                continue
+            why = _why_waiting(job, candidates, free, power)
+            room = room_maker.room(job, candidates, free, power) if room_maker is not None else ""
+            if isinstance(room, Room):
+                free[room.site_id] -= room.gpus
+                power[room.site_id] -= room.power_w
+                fits_nowhere.clear()
+                why = room.reason
+            else:
+                why = f"{why}; {room}" if room else why
+                if not own:
+                    fits_nowhere[key] = why
+        reasons[job.job_id] = _ahead_text(ahead) + why
+        waiting[mine] = waiting.get(mine, 0) + 1
     return Placement(tuple(assignments), reasons)

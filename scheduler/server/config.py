@@ -25,6 +25,10 @@
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
     serve_cooldown_s: 30            # a Serve service scales down only after its demand stayed low this long
+    preemption: {enabled: true, min_run_s: 600, priority_gap: 1}   # a job that fits on no site stops
+                                    # RUNNING training runs at least priority_gap lower in priority that ran
+                                    # min_run_s or more, with their checkpoint grace, and keeps the room they
+                                    # free (docs/jobs.md, "Priorities and preemption"); inference is never stopped
     price_feeds:                    # optional: prices pulled by the leader (docs/power.md, "Price feeds")
       - {name: ercot-rt, url: "https://...", format: ercot_json, kind: real_time, market_nodes: [HB_SOUTH],
          interval_s: 60, stale_after_s: 3600, on_stale: curtail, attempts: 4, timeout_s: 10}
@@ -272,6 +276,16 @@ class OpenAdrConfig(BaseModel):
     programs: list[OpenAdrProgramConfig] = Field(default_factory=list)
 
 
+class PreemptionConfig(BaseModel):
+    """Preemption for priority (core/priority.py): a job that fits nowhere stops training runs
+    at least `priority_gap` lower in priority that ran `min_run_s` at least."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    min_run_s: float = Field(default=600.0, ge=0)
+    priority_gap: int = Field(default=1, ge=1)
+
+
 class SchedulerConfig(Tokens):
     listen: str = "127.0.0.1:50051"
     metrics_listen: str = ""
@@ -290,6 +304,7 @@ class SchedulerConfig(Tokens):
     power_interval_s: float = Field(default=1.0, gt=0)
     cap_lead_s: float = Field(default=10.0, ge=0)
     serve_cooldown_s: float = Field(default=30.0, ge=0)
+    preemption: PreemptionConfig = Field(default_factory=PreemptionConfig)
     price_feeds: list[PriceFeedConfig] = Field(default_factory=list)
     openadr: OpenAdrConfig = Field(default_factory=OpenAdrConfig)
     checkpoint_root: str = ""

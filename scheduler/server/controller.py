@@ -31,7 +31,7 @@ from scheduler.core.grid import GridEvent, GridEventRecord
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import Job, JobEvent, JobSpec, JobState, new_job
 from scheduler.core.mining import MiningPolicy
-from scheduler.core.placement import SiteCapacity, place
+from scheduler.core.placement import SiteCapacity
 from scheduler.core.power import SitePower
 from scheduler.core.power_state import (
     DispatchDue,
@@ -47,6 +47,7 @@ from scheduler.core.power_state import (
     SiteResized,
     Stimulus,
 )
+from scheduler.core.priority import PreemptionPolicy, schedule_pass
 from scheduler.core.resident_jobs import ResidentJobs
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
 from scheduler.core.validation import check_ids, validate_submission
@@ -117,6 +118,7 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._changed_through: int | None = None  # the store's commits memory includes (None: not loaded yet)
         self.power = PowerState(power_settings(config))
+        self.preemption = PreemptionPolicy(**config.preemption.model_dump())  # for priority (core/priority.py)
         self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
         self.decided: Callable[[Decision], None] = lambda decision: None  # each decision, before it is applied (the metrics count it)
         self.changes = ChangeFeed()  # moves with every applied decision: the snapshots follow it
@@ -452,8 +454,8 @@ class Controller:
         pending = [j for j in self.jobs.pending() if j.job_id not in self._inflight]
         if not pending:
             return
-        placement = place(pending, self.capacities(min(j.spec.total_gpus for j in pending)))
-        decision = runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, self.clock())
+        capacities = self.capacities(min(j.spec.total_gpus for j in pending))
+        decision = schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, self.clock())
         if decision:
             await self.apply(decision)
 

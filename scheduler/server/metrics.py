@@ -192,7 +192,7 @@ class SchedulerMetrics:
         self.pending = Histogram(
             "powerplane_job_pending_seconds", "How long a job waited PENDING before it was placed.", ["tenant"], registry=self.registry, buckets=PENDING_BUCKETS
         )
-        self.preemptions = Counter("powerplane_preemptions", "Runs preempted or shed to meet power, by cause.", ["cause"], registry=self.registry)
+        self.preemptions = Counter("powerplane_preemptions", "Runs preempted or shed to meet power, or stopped for a higher-priority job, by cause.", ["cause"], registry=self.registry)
         for cause in PREEMPTION_CAUSES:
             self.preemptions.labels(cause)
         for step in ("orders_sent", "cap_met"):

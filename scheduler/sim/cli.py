@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from scheduler.core.priority import PreemptionPolicy
 from scheduler.sim import data as datasets
 from scheduler.sim import workload
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
@@ -57,6 +58,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--mining-policy", choices=("breakeven", "outlook"), default="breakeven", help="the scheduler's mining.policy (default: breakeven; docs/power.md)"
     )
+    p.add_argument(
+        "--min-run-s", type=float, default=600.0, help="preemption for priority: a run is not preempted within this of its start (default: 600)"
+    )
+    p.add_argument("--no-priority-preemption", action="store_true", help="placement does not stop lower-priority training for a waiting job")
     p.add_argument("--out", type=Path, default=Path("sim-out"), help="output folder (default: sim-out/)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--seed", type=int, default=1, help="seed of the generated jobs (default: 1)")
@@ -156,6 +161,7 @@ def load_scenario(args: argparse.Namespace) -> tuple[Scenario, SimConfig]:
         inference_slo_s=args.inference_slo_s,
         training_deadline_factor=args.deadline_factor,
         policy=dataclasses.replace(SimConfig().policy, policy=args.mining_policy),
+        preemption=PreemptionPolicy(enabled=not args.no_priority_preemption, min_run_s=args.min_run_s),
     )
     return scenario, config
 

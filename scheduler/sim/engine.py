@@ -109,7 +109,7 @@ class Simulator:
         self._day_ahead_next: dict[str, int] = {}  # node -> the next forecast interval to post
         self._forgotten_at = scenario.start
         sites = [dataclasses.replace(s, power=dataclasses.replace(s.power, market_node=s.market_node)) for s in scenario.sites]  # prices by node
-        self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch)
+        self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch, config.preemption)
         reading_delay = config.tick_s if config.reading_delay_s is None else config.reading_delay_s
         self.sites: dict[str, SiteView] = {}
         for spec in scenario.sites:
@@ -253,6 +253,8 @@ class Simulator:
         if event.to_state == JobState.PENDING and event.from_state == JobState.PREEMPTED:
             sj.preemptions += 1
             sj.waiting_since = self._now
+        elif event.to_state == JobState.PREEMPTED and job.preempted_for:
+            sj.priority_preemptions += 1
         elif event.to_state == JobState.SUCCEEDED:
             del self.jobs[job.job_id]
             self.finished.add(sj, self.scenario.end, self.config)

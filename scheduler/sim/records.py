@@ -11,6 +11,7 @@ from scheduler.core.grid import GridEvent
 from scheduler.core.jobs import Job
 from scheduler.core.mining import MiningPolicy
 from scheduler.core.mining_outlook import Program
+from scheduler.core.priority import PreemptionPolicy
 from scheduler.sim.scenario import Arrival, ScenarioSite
 from scheduler.sim.traces import Hashprice, PriceTrace
 
@@ -56,6 +57,7 @@ class SimConfig:
     speed: SpeedCurve = ZEUS_SPEED_CURVE  # training speed at a GPU power fraction
     speed_source: str = "built-in (scheduler/core/gpu_speed.py)"
     serve_cooldown_s: float = 30.0  # the scheduler's default: a service scales down after demand stayed low this long
+    preemption: PreemptionPolicy = PreemptionPolicy()  # the scheduler's default: preemption for priority (core/priority.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class SimJob:
     first_start: float | None = None
     finished_at: float | None = None
     preemptions: int = 0
+    priority_preemptions: int = 0  # of which for a higher-priority job
     slo_missed: bool = False
     slowdown_s: float = 0.0  # how much longer it ran because its GPUs were power-capped
     work_gpu_s: float = 0.0  # full-power GPU-seconds done (less what stops lost)

@@ -23,6 +23,10 @@ drawing what the cap and AI left it (mining plus its unused headroom) at those i
 pro rata for the days simulated. Neither is in `profit_usd` (the books of the plant).
 Cap violations: site-ticks in which the meter exceeded the enforced cap at any moment
 (also their total seconds and the largest excess).
+Priority preemptions: training runs stopped to make room for a higher-priority job
+(core/priority.py; also counted in `preemptions`). Training delay: for each training job,
+the time from its arrival to its end (or the end of the run) less the work it kept, in
+hours summed over jobs (`training_delay_h`): queueing, stops, lost work done again, caps.
 SLO misses: an inference job that waited more than `inference_slo_s` for its GPUs
 (after arriving, or after being shed); a training job that finished after arrival +
 `training_deadline_factor` x its duration, or had not finished by then at the end.
@@ -115,6 +119,8 @@ def _jobs_summary(sim: Simulator) -> dict:
         "gpu_hours_lost": round(tally.lost_gpu_h, 1),
         "training_slowdown_s": round(tally.training_slowdown_s, 1),
         "training_slowed_jobs": tally.training_slowed,
+        "priority_preemptions": tally.priority_preemptions,
+        "training_delay_h": round(tally.training_delay_s / 3600, 1),
     }
 
 
@@ -210,6 +216,7 @@ def format_summary(summary: dict) -> str:
         f"to AI and grid caps {s['curtailed_for_ai_and_caps_mwh']:,.1f})",
         f"  cap violations   {s['cap_violations']:>14}     ({s['cap_violation_s']:g} s over, largest excess {s['max_excess_w']:,.0f} W)",
         f"  preemptions      {s['preemptions']:>14}     (inference shed: {s['inference_shed']}; work lost to stops: {s['gpu_hours_lost']:,.0f} GPU-h)",
+        f"  for priority     {s['priority_preemptions']:>14}     (training stopped for higher-priority jobs; training delay {s['training_delay_h']:,.0f} h in all)",
         f"  capped training  {s['training_slowdown_s'] / 3600:>14,.1f} h   longer in all ({s['training_slowed_jobs']} jobs slowed by GPU power caps)",
         f"  SLO misses       {s['slo_misses']['inference'] + s['slo_misses']['training']:>14}     "
         f"(inference {s['slo_misses']['inference']}: waited > {s['definitions']['inference_slo_s']:g} s; "

@@ -3,8 +3,9 @@
 `SimScheduler` keeps what the real controller keeps in memory (a JobTable, the power
 state machine core/power_state.py) and feeds it the same way: run reports through
 core.runs.on_run_reports and the power state's RunsReported, readings as PowerRead,
-grid events as GridEventPosted, placement through core.placement.place on the sites'
-capacities (PowerState.site_capacity) and core.runs.schedule, dispatch as DispatchDue,
+grid events as GridEventPosted, placement through core.priority.schedule_pass on the
+sites' capacities (PowerState.site_capacity: placement, preemption for priority under the
+same PreemptionPolicy, core.runs.schedule), dispatch as DispatchDue,
 Serve scaling as ScalingDue, and overdue stops as core.runs.overdue_preemptions.
 Each decision is applied as the controller applies it (memory first; the starts a
 power-managed site must hold go to the power state, every other order out), except
@@ -25,7 +26,6 @@ from scheduler.core.dispatch import dispatch_site
 from scheduler.core.grid import GridEvent
 from scheduler.core.job_table import JobTable
 from scheduler.core.jobs import TERMINAL, Job, JobEvent, JobSpec, new_job
-from scheduler.core.placement import place
 from scheduler.core.power_state import (
     DispatchDue,
     DispatchPass,
@@ -38,6 +38,7 @@ from scheduler.core.power_state import (
     ScalingDue,
     SiteAttached,
 )
+from scheduler.core.priority import PreemptionPolicy, schedule_pass
 from scheduler.sim.scenario import ScenarioSite
 
 
@@ -49,8 +50,10 @@ class SimScheduler:
         now: float,
         on_event: Callable[[Job, JobEvent], None] | None = None,
         dispatch: DispatchPass = dispatch_site,
+        preemption: PreemptionPolicy = PreemptionPolicy(),
     ):
         self.jobs = JobTable()
+        self.preemption = preemption
         self.power = PowerState(settings, dispatch=dispatch)
         self.sites = {s.site_id: s for s in sites}
         self.outbox: dict[str, list[Order]] = {site_id: [] for site_id in self.sites}
@@ -115,8 +118,7 @@ class SimScheduler:
         capacities = [
             self.power.site_capacity(s.site_id, s.region, (s.power.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now, need) for s in self.sites.values()
         ]
-        placement = place(pending, capacities)
-        self.apply(runs.schedule(placement.assignments, placement.pending_reasons, self.jobs, now))
+        self.apply(schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, now))
 
     def dispatch(self, now: float, sweep: bool = True) -> None:
         self.apply(self.power.handle(DispatchDue(sweep), self.jobs, now))

@@ -26,6 +26,8 @@ class JobTally:
     work_gpu_h: float = 0.0  # GPU-hours of work kept, as the plant counted it (a Serve service's follow its replicas; lost work is not in it)
     training_slowdown_s: float = 0.0
     lost_gpu_h: float = 0.0  # work that stops lost and that had to be done again
+    priority_preemptions: int = 0  # training runs stopped for a higher-priority job
+    training_delay_s: float = 0.0  # training's time not spent on work it kept (queued, stopped, redoing lost work, capped)
 
     def add(self, sj, end: float, config) -> None:
         """Fold one SimJob as it stands at `end`."""
@@ -40,6 +42,9 @@ class JobTally:
             self.slo_misses["inference"] += sj.slo_missed or waited_too_long
         else:
             self.preemptions += sj.preemptions
+            self.priority_preemptions += sj.priority_preemptions
+            done_s = sj.arrival.duration_s - sj.remaining_s
+            self.training_delay_s += max(0.0, (sj.finished_at if sj.finished_at is not None else end) - sj.arrived_at - done_s)
             self.training_slowdown_s += sj.slowdown_s
             self.training_slowed += sj.slowdown_s > 0
             deadline = sj.arrived_at + config.training_deadline_factor * sj.arrival.duration_s

@@ -1,0 +1,208 @@
+"""Priority preemption: which lower-priority training runs stop so that a waiting job can
+start, and the scheduling pass that places jobs and carries those stops out.
+
+Owns `PreemptionPolicy` (the scheduler config's `preemption:`), `PriorityRoom` (the
+RoomMaker placement consults, per pass, for a job that fits on no site) and
+`schedule_pass` (placement, core.runs.schedule, core.runs.preempt of each victim), which
+the controller and the simulator both call. Pure: jobs and `now` in, a Decision out.
+
+The rules:
+- Only a job that fits on no site (GPUs or power) makes room, and only on a site that
+  could hold it in all: in its regions, taking work, with as many GPUs in all.
+- Victims are RUNNING training runs of a priority at least `priority_gap` below the
+  job's. Inference is never a victim (of training or of anything placement makes room
+  for); neither is a run still starting (nothing to gain: it would start elsewhere).
+- Bounded: a run is not preempted for priority within `min_run_s` of its start (so one
+  job is stopped at most once per `min_run_s` of running). No thrash: a victim is of a
+  lower priority by at least the gap, so once requeued it never preempts back.
+- On a site, victims are taken lowest priority first, then the ones that lose least
+  work (time since their last checkpoint, or since their start without one), then the
+  newest, until the site's free GPUs and power, what runs already stopping for this job
+  free, and the victims' cover the job; victims not needed after all are put back.
+  Among sites, the one needing no new stop wins, then the lowest highest victim
+  priority, fewest victims, least work lost, site id.
+- Each victim is preempted with its checkpoint grace (core.runs.preempt): PREEMPTED,
+  `preempted_for` the job's id, its event reading "preempted for higher-priority job
+  X ..."; once its agent confirms it gone it is PENDING again and resumes from its
+  checkpoint. The decision counts each under the cause "priority".
+- Reservation: the waiting job takes (placement subtracts) the free GPUs and power it
+  will use on that site, so the jobs behind it do not; on later passes the runs
+  stopping for it (PREEMPTED with its id, persisted with the job) count as room coming
+  to it, so no new victim is taken while they suffice. A restart rebuilds this from the
+  jobs alone.
+
+Cheap on a long queue: placement asks only for jobs that fit nowhere, once per shape
+(GPUs, regions, priority) until capacity moves; a site's candidate runs are read and
+sorted once per pass, the first time a job could use that site.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from scheduler.core import runs
+from scheduler.core.decisions import Decision
+from scheduler.core.jobs import Job, JobKind, JobState
+from scheduler.core.placement import Room, SiteCapacity, place
+
+CAUSE = "priority"
+
+
+@dataclass(frozen=True)
+class PreemptionPolicy:
+    enabled: bool = True
+    min_run_s: float = 600.0  # a run is not preempted for priority within this of its start
+    priority_gap: int = 1  # a job preempts only runs at least this much lower in priority
+
+
+@dataclass
+class _SiteRuns:
+    """One site's runs as victims: those that may be stopped now, in victim order; those
+    still inside min_run_s (when they may be); what runs stopping for a job free."""
+
+    ready: list[Job] = field(default_factory=list)
+    young: list[tuple[float, Job]] = field(default_factory=list)  # (may be preempted from, run)
+    stopping: dict[str, list[Job]] = field(default_factory=dict)  # job id -> runs PREEMPTED for it
+
+
+def _lost_s(job: Job, now: float) -> float:
+    """Work a stop now would lose: since its last checkpoint, or since its start."""
+    return max(0.0, now - (job.checkpoint_at or job.started_at))
+
+
+def _watts(job: Job, site: SiteCapacity) -> float:
+    return job.total_gpus * site.power_per_gpu_w * job.power_fraction
+
+
+class PriorityRoom:
+    """The pass's RoomMaker: plans stops for jobs that fit nowhere and keeps them."""
+
+    def __init__(self, policy: PreemptionPolicy, runs_on: Callable[[str], Iterable[Job]], now: float):
+        self.policy, self.runs_on, self.now = policy, runs_on, now
+        self._sites: dict[str, _SiteRuns] = {}
+        self._stopping: set[str] = set()  # jobs runs stop for, on the sites read so far
+        self.victims: list[tuple[Job, Job]] = []  # (victim, the job it makes room for), in decision order
+
+    def _site(self, site_id: str) -> _SiteRuns:
+        site = self._sites.get(site_id)
+        if site is None:
+            site = self._sites[site_id] = _SiteRuns()
+            earliest = self.now - self.policy.min_run_s
+            for job in self.runs_on(site_id):
+                if job.state == JobState.PREEMPTED and job.preempted_for:
+                    site.stopping.setdefault(job.preempted_for, []).append(job)
+                elif job.state == JobState.RUNNING and job.spec.kind == JobKind.TRAINING:
+                    if job.started_at <= earliest:
+                        site.ready.append(job)
+                    else:
+                        site.young.append((job.started_at + self.policy.min_run_s, job))
+            self._stopping.update(site.stopping)
+            site.ready.sort(key=lambda j: (j.spec.priority, _lost_s(j, self.now), -j.started_at, j.job_id))
+            site.young.sort(key=lambda entry: (entry[0], entry[1].job_id))
+        return site
+
+    def stopping_for(self, job_id: str) -> bool:
+        """Exact where it matters: placement reuses a shape's answer only after this looked at
+        every site the shape could use (and so read the runs stopping there)."""
+        return job_id in self._stopping
+
+    def room(self, job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int], power: dict[str, float]) -> Room | str:
+        need, limit = job.spec.total_gpus, job.spec.priority - self.policy.priority_gap
+        best: tuple[tuple, SiteCapacity, list[Job], list[Job]] | None = None
+        soonest: float | None = None  # when runs still inside min_run_s would make room
+        for site in candidates:
+            if not site.accepts_work or site.gpus_total < need:
+                continue
+            runs_there = self._site(site.site_id)
+            stopping = runs_there.stopping.get(job.job_id, [])
+            need_w = need * site.power_per_gpu_w
+            gpus = free[site.site_id] + sum(j.total_gpus for j in stopping)
+            watts = power[site.site_id] + sum(_watts(j, site) for j in stopping)
+            chosen: list[Job] = []
+            for victim in runs_there.ready:
+                if (gpus >= need and watts >= need_w) or victim.spec.priority > limit:
+                    break
+                chosen.append(victim)
+                gpus, watts = gpus + victim.total_gpus, watts + _watts(victim, site)
+            if gpus < need or watts < need_w:
+                for at, young in runs_there.young:
+                    if young.spec.priority > limit:
+                        continue
+                    gpus, watts = gpus + young.total_gpus, watts + _watts(young, site)
+                    if gpus >= need and watts >= need_w:
+                        soonest = at if soonest is None else min(soonest, at)
+                        break
+                continue
+            for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
+                if gpus - victim.total_gpus >= need and watts - _watts(victim, site) >= need_w:
+                    chosen.remove(victim)
+                    gpus, watts = gpus - victim.total_gpus, watts - _watts(victim, site)
+            cost = (
+                bool(chosen),
+                max((v.spec.priority for v in chosen), default=0),
+                len(chosen),
+                sum(_lost_s(v, self.now) * v.total_gpus for v in chosen),
+                site.site_id,
+            )
+            if best is None or cost < best[0]:
+                best = (cost, site, chosen, stopping)
+        if best is None:
+            if soonest is None:
+                return ""
+            return f"lower-priority runs cannot be preempted yet (min run time {self.policy.min_run_s:g} s; in {max(0.0, soonest - self.now):.0f} s)"
+        _, site, chosen, stopping = best
+        runs_there = self._site(site.site_id)
+        for victim in chosen:
+            runs_there.ready.remove(victim)
+            self.victims.append((victim, job))
+        runs_there.stopping[job.job_id] = [*stopping, *chosen]
+        self._stopping.add(job.job_id)
+        freed = sum(j.total_gpus for j in runs_there.stopping[job.job_id])
+        freed_w = sum(_watts(j, site) for j in runs_there.stopping[job.job_id])
+        stops = runs_there.stopping[job.job_id]
+        grace = max((j.spec.checkpoint_grace_s for j in stops), default=0)
+        where = f"{site.site_id} ({site.region})"
+        reason = f"waiting for {need} GPUs on {where}: preempting {len(stops)} lower-priority run{'s' if len(stops) != 1 else ''} (grace {grace} s)"
+        return Room(
+            site.site_id,
+            max(0, min(free[site.site_id], need - freed)),
+            max(0.0, min(power[site.site_id], need * site.power_per_gpu_w - freed_w)),
+            reason,
+        )
+
+    def preempt(self, now: float) -> Decision:
+        """Stop the victims chosen this pass, each with its checkpoint grace."""
+        decision = Decision()
+        for victim, job in self.victims:
+            why = f"preempted for higher-priority job {job.job_id} (priority {job.spec.priority} over {victim.spec.priority})"
+            stop = runs.preempt(victim, why, now)
+            if stop.jobs:
+                stop.jobs[-1] = dataclasses.replace(stop.jobs[-1], preempted_for=job.job_id)
+                stop.preemptions.append(CAUSE)
+            decision.extend(stop)
+        return decision
+
+
+def schedule_pass(
+    pending: Sequence[Job],
+    capacities: Sequence[SiteCapacity],
+    jobs: Mapping[str, Job],
+    runs_on: Callable[[str], Iterable[Job]],
+    policy: PreemptionPolicy,
+    now: float,
+) -> Decision:
+    """One scheduling pass: placement (making room by priority under `policy`), the jobs
+    placed SCHEDULED with their start orders, the reasons the others wait, the victims'
+    stops. `runs_on(site)`: the site's active runs (read only for the sites a job that
+    fits nowhere could use)."""
+    room = PriorityRoom(policy, runs_on, now) if policy.enabled and pending else None
+    placement = place(pending, capacities, room)
+    decision = runs.schedule(placement.assignments, placement.pending_reasons, jobs, now)
+    if room is not None:
+        decision.extend(room.preempt(now))
+    return decision
+
+
+__all__ = ["CAUSE", "PreemptionPolicy", "PriorityRoom", "schedule_pass"]
