@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import grpc
 
+from scheduler.api.convert import timestamp
 from scheduler.api.leader import Targets, leader_hint
-from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2
+from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2, usage_pb2
 
 
 def channel(target: str, tls_ca: bytes | None = None, tls_identity: tuple[bytes, bytes] | None = None) -> grpc.Channel:
@@ -137,6 +138,17 @@ class Client:
     def grid_events(self, site_id: str = "", active_only: bool = False) -> operator_pb2.ListGridEventsResponse:
         request = operator_pb2.ListGridEventsRequest(site_id=site_id, active_only=active_only)
         return self._call("operator", "ListGridEvents", request)
+
+    def usage(self, tenant: str, start: float, end: float, max_jobs: int = 0) -> usage_pb2.Usage:
+        """A tenant's usage over [start, end) (epoch seconds): a tenant token reads its own
+        (TenantService), an operator token any tenant's (OperatorService)."""
+        request = usage_pb2.GetUsageRequest(tenant=tenant, to=timestamp(end), max_jobs=max_jobs, **{"from": timestamp(start)})
+        try:
+            return self._call("tenant", "GetUsage", request)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.PERMISSION_DENIED:
+                raise
+        return self._call("operator", "GetTenantUsage", request)
 
 
 def spec(entrypoint: str, gpus: int = 1, kind: int = types_pb2.JOB_KIND_TRAINING, **fields) -> types_pb2.JobSpec:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from scheduler.cli import admin_commands, grid_commands, operator_commands, tenant_commands, top
+from scheduler.cli import admin_commands, grid_commands, operator_commands, tenant_commands, top, usage_commands
 from scheduler.cli.logs import FORMATS, configure_logging
 from scheduler.sim.cli import add_parser as add_simulate_parser
 
@@ -59,12 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     client_parent.add_argument("--tls-ca", type=Path, help="CA certificate, for a scheduler serving TLS")
     client_parent.add_argument("--tls-cert", type=Path, help="client certificate, for a scheduler requiring mutual TLS (with --tls-key)")
     client_parent.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
-    client_parent.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    client_parent.add_argument("--output", "-o", choices=["table", "json", "csv"], default="table", help="csv: `usage` only (others show a table)")
     client_sub = _ClientSubparsers(sub, client_parent)
     tenant_commands.add_parsers(client_sub)
     operator_commands.add_parsers(client_sub)
     grid_commands.add_parsers(client_sub)
     top.add_parsers(client_sub)
+    usage_commands.add_parsers(client_sub)
     return parser
 
 

@@ -176,7 +176,12 @@ class Job:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """One transition, as appended to the event log (event_id is given by the store)."""
+    """One transition, as appended to the event log (event_id is given by the store).
+
+    A run's GPU power cap changing is logged too, as an event whose from_state and
+    to_state are both the job's state and whose `power_fraction` is the new cap
+    (`power_capped`); every other event leaves it None. Accounting (core/usage.py)
+    integrates a run's energy from these."""
 
     job_id: str
     tenant: str
@@ -187,6 +192,7 @@ class JobEvent:
     site_id: str = ""
     run_id: str = ""
     event_id: int = 0
+    power_fraction: float | None = None  # a power cap change: the run's new GPU power fraction
 
 
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
@@ -248,6 +254,15 @@ def transition(job: Job, target: JobState, reason: str, now: float, **changes) -
         run_id=new.run_id,
     )
     return new, event
+
+
+def power_capped(job: Job, fraction: float, cause: str, now: float) -> tuple[Job, JobEvent]:
+    """The job with its current run's GPU power cap set to `fraction`, and the event that
+    logs the change (no state change: from_state == to_state)."""
+    new = dataclasses.replace(job, power_fraction=fraction)
+    what = "lifted" if fraction >= 1.0 else f"{fraction:.0%}"
+    reason = f"GPU power cap {what}" + (f": {cause}" if cause else "")
+    return new, JobEvent(job.job_id, job.tenant, job.state, job.state, reason, now, job.site_id, job.run_id, power_fraction=fraction)
 
 
 def new_job(job_id: str, tenant: str, client_request_id: str, spec: JobSpec, seq: int, now: float) -> tuple[Job, JobEvent]:

@@ -38,7 +38,7 @@ from scheduler.core.errors import NotFound, shown
 from scheduler.core.event_checks import check_reading
 from scheduler.core.grid import GridEvent, GridEventKind, GridEventRecord, clock_text, prices_over_before, with_lines
 from scheduler.core.job_table import JobTable
-from scheduler.core.jobs import Job, JobKind, JobState
+from scheduler.core.jobs import Job, JobKind, JobState, power_capped
 from scheduler.core.ladder import floor_without_inference_w
 from scheduler.core.ledger import AiClaim, SiteLedger, claim_for
 from scheduler.core.meter_check import MeterSource, check_meter
@@ -431,7 +431,7 @@ class PowerState:
             decision.extend(runs.unplace(jobs[job_id], why, now))
         caps = []
         for job_id, fraction in out.power_fractions.items():
-            job = decision.record(dataclasses.replace(jobs[job_id], power_fraction=fraction))
+            job = decision.record(*power_capped(jobs[job_id], fraction, cause, now))  # logged: accounting integrates energy
             caps.append(CapRunPower(site_id, job.run_id, fraction, cause))
         self.serve.apply_dispatch(out, decision, cause, jobs, now)  # Serve sizes and their ScaleRun orders
         # The agent holds the cap in force now (a planned cut is for dispatch to prepare for);

@@ -12,6 +12,9 @@
                                     # price events kept 30 days after they end
     memory: {recent_jobs: 100000}   # finished jobs older than the newest 100000 submissions stay in the
                                     # store only, read from it when asked for (unfinished jobs stay in memory)
+    accounting: {price_usd_per_mwh: 0, credit_usd_per_mwh: 0,            # `powerplane usage` (docs/usage.md):
+                 tenants: {acme: {price_usd_per_mwh: 95, credit_usd_per_mwh: 40}}}   # contract prices per
+                                    # tenant, the defaults above for tenants not listed
     regions: ["us", "eu"]           # regions jobs may ask for
     site_timeout_s: 30              # silent this long: site UNREACHABLE, its runs lost and requeued
     heartbeat_interval_s: 5         # told to agents when they register
@@ -66,6 +69,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scheduler.core.price_watch import PriceWatch
+from scheduler.core.usage import UsageRates
 from scheduler.core.validation import split_host_port
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -164,6 +168,29 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     recent_jobs: int = Field(default=100_000, ge=1)
+
+
+class TenantRatesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    price_usd_per_mwh: float | None = Field(default=None, ge=0)  # None: accounting's default
+    credit_usd_per_mwh: float | None = Field(default=None, ge=0)
+
+
+class AccountingConfig(BaseModel):
+    """Prices for usage reports (core/usage.py): each tenant's contract price for energy at
+    the meter and the credit passed through per MWh its runs were curtailed by power caps."""
+
+    model_config = ConfigDict(extra="forbid")
+    price_usd_per_mwh: float = Field(default=0.0, ge=0)
+    credit_usd_per_mwh: float = Field(default=0.0, ge=0)
+    tenants: dict[str, TenantRatesConfig] = Field(default_factory=dict)
+
+    def rates(self, tenant: str) -> UsageRates:
+        own = self.tenants.get(tenant, TenantRatesConfig())
+        return UsageRates(
+            self.price_usd_per_mwh if own.price_usd_per_mwh is None else own.price_usd_per_mwh,
+            self.credit_usd_per_mwh if own.credit_usd_per_mwh is None else own.credit_usd_per_mwh,
+        )
 
 
 class MiningConfig(BaseModel):
@@ -295,6 +322,7 @@ class SchedulerConfig(Tokens):
     leadership: LeadershipConfig | None = None
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], min_length=1)
     site_timeout_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

@@ -29,6 +29,7 @@ from scheduler.core.jobs import JobState
 from scheduler.core.meter_check import MeterSource
 from scheduler.core.price_watch import node_price, price_age_s
 from scheduler.core.sites import SiteState
+from scheduler.core.usage import UsageTally
 from scheduler.server.controller import Controller
 from scheduler.server.price_feeds import PriceFeeds
 
@@ -58,6 +59,13 @@ SITE_METER = (  # sites with a revenue meter only: metric name, SiteFigures valu
         "1 while the site's meter does not answer and its agent reports the computed figure.",
     ),
 )
+TENANT_USAGE = (  # per tenant, from the job events (core/usage.py, docs/usage.md): metric name, value, help
+    ("powerplane_tenant_gpu_seconds", lambda f: f.gpu_s, "GPU-seconds of the tenant's runs while RUNNING."),
+    ("powerplane_tenant_energy_joules", lambda f: f.meter_j, "Energy at the meter of the tenant's runs (GPU load x power cap x overhead)."),
+    ("powerplane_tenant_curtailed_joules", lambda f: f.curtailed_j, "Meter energy power caps kept off the tenant's runs."),
+    ("powerplane_tenant_power_caps", lambda f: f.caps, "Times one of the tenant's runs went from uncapped to power-capped."),
+    ("powerplane_tenant_preemptions", lambda f: f.preemptions, "The tenant's runs preempted."),
+)
 RESPONSE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 PENDING_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
@@ -69,6 +77,7 @@ class StateCollector(Collector):
 
     def __init__(self, controller: Controller, loop: asyncio.AbstractEventLoop | None = None, price_feeds: PriceFeeds | None = None):
         self.controller, self.loop, self.price_feeds = controller, loop, price_feeds
+        self.usage: UsageTally | None = None  # per-tenant usage (SchedulerMetrics keeps it from the decisions)
 
     def collect(self) -> Iterator:
         if self.loop is None or _running_loop() is self.loop:
@@ -79,7 +88,7 @@ class StateCollector(Collector):
         return self._families()
 
     def _families(self) -> list:
-        return [*self._sites(), *self._jobs(), *self._grid(self.controller.clock()), *self._prices(self.controller.clock())]
+        return [*self._sites(), *self._jobs(), *self._grid(self.controller.clock()), *self._prices(self.controller.clock()), *self._usage(self.controller.clock())]
 
     def _sites(self) -> Iterator:
         controller = self.controller
@@ -170,6 +179,17 @@ class StateCollector(Collector):
         yield from (age, errors, stale)
 
 
+    def _usage(self, now: float) -> Iterator:
+        """Per-tenant usage since this process started (core/usage.py; runs count up to now)."""
+        if self.usage is None:
+            return
+        families = [(CounterMetricFamily(name, text, labels=["tenant"]), value) for name, value, text in TENANT_USAGE]
+        for tenant, figures in sorted(self.usage.figures(now).items()):
+            for family, value in families:
+                family.add_metric([tenant], value(figures))
+        yield from (family for family, _ in families)
+
+
 class SchedulerMetrics:
     """The scheduler's registry: the state collector, and histograms and counters of what
     only happens in passing, observed from each decision the controller applies."""
@@ -179,6 +199,7 @@ class SchedulerMetrics:
     ):
         self.controller = controller
         self.registry = registry or CollectorRegistry()
+        self._deciding: dict = {}  # job_id -> its version in the decision being observed
         self.passes = Histogram(
             "powerplane_scheduler_pass_seconds", "Time one pass took: schedule, dispatch, scale, submit.", ["pass"], registry=self.registry, buckets=PASS_BUCKETS
         )
@@ -199,7 +220,13 @@ class SchedulerMetrics:
             self.response.labels(step)
         # Events answered before this process started are not observed again.
         self._observed = {(r.event.event_id, step) for r in controller.power.grid.values() for step, at in _response_steps(r) if at is not None}
-        self.registry.register(StateCollector(controller, loop, price_feeds))
+        collector = StateCollector(controller, loop, price_feeds)
+        collector.usage = self.usage = UsageTally({}, self._gpus)
+        now = controller.clock()
+        for job in controller.jobs.values():  # runs already RUNNING count from now on
+            if job.state == JobState.RUNNING:
+                self.usage.resume(job.tenant, job.job_id, job.run_id, job.site_id, now, job.power_fraction)
+        self.registry.register(collector)
         controller.timings = self.observe
         controller.decided = self.on_decision
 
@@ -216,10 +243,18 @@ class SchedulerMetrics:
                     self._observed.add((record.event.event_id, step))
                     self.response.labels(step).observe(max(0.0, at - record.received_at))
         jobs = self.controller.jobs
+        if decision.events:
+            self._deciding = {job.job_id: job for job in decision.jobs}
+            self.usage.sites = {site_id: st.power for site_id, st in self.controller.power.sites.items()}
+            self.usage.add_all(decision.events)
         for job in decision.jobs:
             old = jobs.get(job.job_id)
             if old is not None and old.state == JobState.PENDING and job.state != JobState.PENDING:
                 self.pending.labels(job.tenant).observe(max(0.0, job.updated_at - old.updated_at))
+
+    def _gpus(self, job_id: str) -> int:
+        job = self._deciding.get(job_id) or self.controller.jobs.get(job_id)
+        return job.total_gpus if job is not None else 0
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics on host:port (0: any free port); returns the port."""

@@ -12,6 +12,7 @@ from scheduler.core.errors import InvalidArgument
 from scheduler.core.validation import check_ids
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.usage_reads import usage
 from scheduler.server.views import Views
 
 
@@ -71,3 +72,7 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
             raise InvalidArgument("min_interval_s and refresh_s must be between 0 and 3600 seconds")
         async for _ in self.controller.changes.follow(request.min_interval_s, request.refresh_s):
             yield self.views.snapshot()
+
+    async def GetTenantUsage(self, request, context):
+        self.auth.of(context, "operator")
+        return await usage(self.controller, request.tenant, request, known_tenant=False)

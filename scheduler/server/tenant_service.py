@@ -9,10 +9,11 @@ import grpc
 
 from scheduler.api import convert
 from scheduler.api.v1 import tenant_pb2, tenant_pb2_grpc, types_pb2
-from scheduler.core.errors import InvalidArgument, OutOfRange
+from scheduler.core.errors import InvalidArgument, NotFound, OutOfRange, shown
 from scheduler.core.jobs import Job
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.usage_reads import usage
 from scheduler.server.views import Views
 
 MAX_PAGE = 1000
@@ -93,3 +94,10 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
             raise
         finally:
             self.controller.unwatch(watcher)
+
+    async def GetUsage(self, request, context):
+        """The caller's own usage; asking for another tenant's reads as NOT_FOUND, as its jobs do."""
+        tenant = self._tenant(context)
+        if request.tenant and request.tenant != tenant:
+            raise NotFound(f"no tenant {shown(request.tenant)}")
+        return await usage(self.controller, tenant, request, known_tenant=True)

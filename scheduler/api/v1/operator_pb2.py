@@ -25,51 +25,52 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from . import agent_pb2 as powerplane_dot_v1_dot_agent__pb2
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
+from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpowerplane/v1/operator.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/agent.proto\x1a\x19powerplane/v1/types.proto\"\xa2\x03\n\tGridEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.powerplane.v1.GridEventKind\x12\x0f\n\x07site_id\x18\x03 \x01(\t\x12\r\n\x05\x63\x61p_w\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrespond_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmarket_node\x18\x08 \x01(\t\x12\x13\n\x0busd_per_mwh\x18\t \x01(\x01\x12\x10\n\x08\x66orecast\x18\n \x01(\x08\x12 \n\x18hashprice_usd_per_ph_day\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x14\n\x0cmodification\x18\r \x01(\r\x12/\n\x0bnotified_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13\x45ndGridEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc0\x03\n\x0fGridEventStatus\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.powerplane.v1.GridEvent\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.powerplane.v1.GridEventState\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08response\x18\x04 \x03(\t\x12\x0b\n\x03met\x18\x05 \x01(\x08\x12/\n\x0bmodified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rscheduled_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x10\n\x08notice_s\x18\n \x01(\x01\x12\x12\n\nover_cap_s\x18\x0b \x01(\x01\x12\x14\n\x0cmax_excess_w\x18\x0c \x01(\x01\x12\x0f\n\x07\x66loor_w\x18\r \x01(\x01\x12\x13\n\x0b\x62\x65low_floor\x18\x0e \x01(\x08\"=\n\x15ListGridEventsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_only\x18\x02 \x01(\x08\"H\n\x16ListGridEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\"\x90\x03\n\x0fSitePowerStatus\x12\r\n\x05\x63\x61p_w\x18\x01 \x01(\x01\x12\x1a\n\x12interconnect_cap_w\x18\x02 \x01(\x01\x12\x13\n\x0b\x63ommitted_w\x18\x03 \x01(\x01\x12\x12\n\nmeasured_w\x18\x04 \x01(\x01\x12\x0c\n\x04\x61i_w\x18\x05 \x01(\x01\x12\x10\n\x08mining_w\x18\x06 \x01(\x01\x12\x17\n\x0fmining_target_w\x18\x07 \x01(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x08 \x01(\x01\x12\x11\n\temergency\x18\t \x01(\x08\x12)\n\x06\x66leets\x18\n \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x0f\n\x07\x61i_it_w\x18\x0b \x01(\x01\x12\x13\n\x0bmining_it_w\x18\x0c \x01(\x01\x12\x12\n\noverhead_w\x18\r \x01(\x01\x12\x12\n\ncomputed_w\x18\x0e \x01(\x01\x12\x30\n\x0cmeter_source\x18\x0f \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\x12\x17\n\x0fmeter_disagrees\x18\x10 \x01(\x08\"\x85\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.powerplane.v1.SiteState\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x11\n\tgpus_free\x18\x05 \x01(\r\x12\x13\n\x0b\x61\x63tive_runs\x18\x06 \x01(\r\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64rain_reason\x18\x08 \x01(\t\x12-\n\x05power\x18\t \x01(\x0b\x32\x1e.powerplane.v1.SitePowerStatus\"\x87\x01\n\x07SiteRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0c\n\x04gpus\x18\x05 \x01(\r\x12\x16\n\x0epower_fraction\x18\x06 \x01(\x01\"\x82\x01\n\nSiteDetail\x12!\n\x04site\x18\x01 \x01(\x0b\x32\x13.powerplane.v1.Site\x12+\n\tinventory\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12$\n\x04runs\x18\x03 \x03(\x0b\x32\x16.powerplane.v1.SiteRun\"\x12\n\x10ListSitesRequest\"7\n\x11ListSitesResponse\x12\"\n\x05sites\x18\x01 \x03(\x0b\x32\x13.powerplane.v1.Site\"!\n\x0eGetSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"3\n\x10\x44rainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"%\n\x12UndrainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\">\n\x11WatchSitesRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\x12\x11\n\trefresh_s\x18\x02 \x01(\x01\"\xc9\x01\n\rPowerSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05sites\x18\x02 \x03(\x0b\x32\x19.powerplane.v1.SiteDetail\x12\x33\n\x0bgrid_events\x18\x03 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\x12 \n\x04jobs\x18\x04 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07version\x18\x05 \x01(\x04*\xa8\x01\n\rGridEventKind\x12\x1f\n\x1bGRID_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_KIND_CAP_LIMIT\x10\x01\x12\x19\n\x15GRID_EVENT_KIND_PRICE\x10\x02\x12\x1d\n\x19GRID_EVENT_KIND_EMERGENCY\x10\x03\x12\x1d\n\x19GRID_EVENT_KIND_HASHPRICE\x10\x04*\x8a\x01\n\x0eGridEventState\x12 \n\x1cGRID_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_STATE_UPCOMING\x10\x01\x12\x1b\n\x17GRID_EVENT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16GRID_EVENT_STATE_ENDED\x10\x03\x32\xfe\x04\n\x0fOperatorService\x12N\n\tListSites\x12\x1f.powerplane.v1.ListSitesRequest\x1a .powerplane.v1.ListSitesResponse\x12\x43\n\x07GetSite\x12\x1d.powerplane.v1.GetSiteRequest\x1a\x19.powerplane.v1.SiteDetail\x12\x41\n\tDrainSite\x12\x1f.powerplane.v1.DrainSiteRequest\x1a\x13.powerplane.v1.Site\x12\x45\n\x0bUndrainSite\x12!.powerplane.v1.UndrainSiteRequest\x1a\x13.powerplane.v1.Site\x12I\n\rPostGridEvent\x12\x18.powerplane.v1.GridEvent\x1a\x1e.powerplane.v1.GridEventStatus\x12R\n\x0c\x45ndGridEvent\x12\".powerplane.v1.EndGridEventRequest\x1a\x1e.powerplane.v1.GridEventStatus\x12]\n\x0eListGridEvents\x12$.powerplane.v1.ListGridEventsRequest\x1a%.powerplane.v1.ListGridEventsResponse\x12N\n\nWatchSites\x12 .powerplane.v1.WatchSitesRequest\x1a\x1c.powerplane.v1.PowerSnapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpowerplane/v1/operator.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/agent.proto\x1a\x19powerplane/v1/types.proto\x1a\x19powerplane/v1/usage.proto\"\xa2\x03\n\tGridEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.powerplane.v1.GridEventKind\x12\x0f\n\x07site_id\x18\x03 \x01(\t\x12\r\n\x05\x63\x61p_w\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrespond_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmarket_node\x18\x08 \x01(\t\x12\x13\n\x0busd_per_mwh\x18\t \x01(\x01\x12\x10\n\x08\x66orecast\x18\n \x01(\x08\x12 \n\x18hashprice_usd_per_ph_day\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x14\n\x0cmodification\x18\r \x01(\r\x12/\n\x0bnotified_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13\x45ndGridEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc0\x03\n\x0fGridEventStatus\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.powerplane.v1.GridEvent\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.powerplane.v1.GridEventState\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08response\x18\x04 \x03(\t\x12\x0b\n\x03met\x18\x05 \x01(\x08\x12/\n\x0bmodified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rscheduled_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x10\n\x08notice_s\x18\n \x01(\x01\x12\x12\n\nover_cap_s\x18\x0b \x01(\x01\x12\x14\n\x0cmax_excess_w\x18\x0c \x01(\x01\x12\x0f\n\x07\x66loor_w\x18\r \x01(\x01\x12\x13\n\x0b\x62\x65low_floor\x18\x0e \x01(\x08\"=\n\x15ListGridEventsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_only\x18\x02 \x01(\x08\"H\n\x16ListGridEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\"\x90\x03\n\x0fSitePowerStatus\x12\r\n\x05\x63\x61p_w\x18\x01 \x01(\x01\x12\x1a\n\x12interconnect_cap_w\x18\x02 \x01(\x01\x12\x13\n\x0b\x63ommitted_w\x18\x03 \x01(\x01\x12\x12\n\nmeasured_w\x18\x04 \x01(\x01\x12\x0c\n\x04\x61i_w\x18\x05 \x01(\x01\x12\x10\n\x08mining_w\x18\x06 \x01(\x01\x12\x17\n\x0fmining_target_w\x18\x07 \x01(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x08 \x01(\x01\x12\x11\n\temergency\x18\t \x01(\x08\x12)\n\x06\x66leets\x18\n \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x0f\n\x07\x61i_it_w\x18\x0b \x01(\x01\x12\x13\n\x0bmining_it_w\x18\x0c \x01(\x01\x12\x12\n\noverhead_w\x18\r \x01(\x01\x12\x12\n\ncomputed_w\x18\x0e \x01(\x01\x12\x30\n\x0cmeter_source\x18\x0f \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\x12\x17\n\x0fmeter_disagrees\x18\x10 \x01(\x08\"\x85\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.powerplane.v1.SiteState\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x11\n\tgpus_free\x18\x05 \x01(\r\x12\x13\n\x0b\x61\x63tive_runs\x18\x06 \x01(\r\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64rain_reason\x18\x08 \x01(\t\x12-\n\x05power\x18\t \x01(\x0b\x32\x1e.powerplane.v1.SitePowerStatus\"\x87\x01\n\x07SiteRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0c\n\x04gpus\x18\x05 \x01(\r\x12\x16\n\x0epower_fraction\x18\x06 \x01(\x01\"\x82\x01\n\nSiteDetail\x12!\n\x04site\x18\x01 \x01(\x0b\x32\x13.powerplane.v1.Site\x12+\n\tinventory\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12$\n\x04runs\x18\x03 \x03(\x0b\x32\x16.powerplane.v1.SiteRun\"\x12\n\x10ListSitesRequest\"7\n\x11ListSitesResponse\x12\"\n\x05sites\x18\x01 \x03(\x0b\x32\x13.powerplane.v1.Site\"!\n\x0eGetSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"3\n\x10\x44rainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"%\n\x12UndrainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\">\n\x11WatchSitesRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\x12\x11\n\trefresh_s\x18\x02 \x01(\x01\"\xc9\x01\n\rPowerSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05sites\x18\x02 \x03(\x0b\x32\x19.powerplane.v1.SiteDetail\x12\x33\n\x0bgrid_events\x18\x03 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\x12 \n\x04jobs\x18\x04 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07version\x18\x05 \x01(\x04*\xa8\x01\n\rGridEventKind\x12\x1f\n\x1bGRID_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_KIND_CAP_LIMIT\x10\x01\x12\x19\n\x15GRID_EVENT_KIND_PRICE\x10\x02\x12\x1d\n\x19GRID_EVENT_KIND_EMERGENCY\x10\x03\x12\x1d\n\x19GRID_EVENT_KIND_HASHPRICE\x10\x04*\x8a\x01\n\x0eGridEventState\x12 \n\x1cGRID_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_STATE_UPCOMING\x10\x01\x12\x1b\n\x17GRID_EVENT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16GRID_EVENT_STATE_ENDED\x10\x03\x32\xc6\x05\n\x0fOperatorService\x12N\n\tListSites\x12\x1f.powerplane.v1.ListSitesRequest\x1a .powerplane.v1.ListSitesResponse\x12\x43\n\x07GetSite\x12\x1d.powerplane.v1.GetSiteRequest\x1a\x19.powerplane.v1.SiteDetail\x12\x41\n\tDrainSite\x12\x1f.powerplane.v1.DrainSiteRequest\x1a\x13.powerplane.v1.Site\x12\x45\n\x0bUndrainSite\x12!.powerplane.v1.UndrainSiteRequest\x1a\x13.powerplane.v1.Site\x12I\n\rPostGridEvent\x12\x18.powerplane.v1.GridEvent\x1a\x1e.powerplane.v1.GridEventStatus\x12R\n\x0c\x45ndGridEvent\x12\".powerplane.v1.EndGridEventRequest\x1a\x1e.powerplane.v1.GridEventStatus\x12]\n\x0eListGridEvents\x12$.powerplane.v1.ListGridEventsRequest\x1a%.powerplane.v1.ListGridEventsResponse\x12N\n\nWatchSites\x12 .powerplane.v1.WatchSitesRequest\x1a\x1c.powerplane.v1.PowerSnapshot0\x01\x12\x46\n\x0eGetTenantUsage\x12\x1e.powerplane.v1.GetUsageRequest\x1a\x14.powerplane.v1.Usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'powerplane.v1.operator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GRIDEVENTKIND']._serialized_start=2652
-  _globals['_GRIDEVENTKIND']._serialized_end=2820
-  _globals['_GRIDEVENTSTATE']._serialized_start=2823
-  _globals['_GRIDEVENTSTATE']._serialized_end=2961
-  _globals['_GRIDEVENT']._serialized_start=135
-  _globals['_GRIDEVENT']._serialized_end=553
-  _globals['_ENDGRIDEVENTREQUEST']._serialized_start=555
-  _globals['_ENDGRIDEVENTREQUEST']._serialized_end=651
-  _globals['_GRIDEVENTSTATUS']._serialized_start=654
-  _globals['_GRIDEVENTSTATUS']._serialized_end=1102
-  _globals['_LISTGRIDEVENTSREQUEST']._serialized_start=1104
-  _globals['_LISTGRIDEVENTSREQUEST']._serialized_end=1165
-  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_start=1167
-  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_end=1239
-  _globals['_SITEPOWERSTATUS']._serialized_start=1242
-  _globals['_SITEPOWERSTATUS']._serialized_end=1642
-  _globals['_SITE']._serialized_start=1645
-  _globals['_SITE']._serialized_end=1906
-  _globals['_SITERUN']._serialized_start=1909
-  _globals['_SITERUN']._serialized_end=2044
-  _globals['_SITEDETAIL']._serialized_start=2047
-  _globals['_SITEDETAIL']._serialized_end=2177
-  _globals['_LISTSITESREQUEST']._serialized_start=2179
-  _globals['_LISTSITESREQUEST']._serialized_end=2197
-  _globals['_LISTSITESRESPONSE']._serialized_start=2199
-  _globals['_LISTSITESRESPONSE']._serialized_end=2254
-  _globals['_GETSITEREQUEST']._serialized_start=2256
-  _globals['_GETSITEREQUEST']._serialized_end=2289
-  _globals['_DRAINSITEREQUEST']._serialized_start=2291
-  _globals['_DRAINSITEREQUEST']._serialized_end=2342
-  _globals['_UNDRAINSITEREQUEST']._serialized_start=2344
-  _globals['_UNDRAINSITEREQUEST']._serialized_end=2381
-  _globals['_WATCHSITESREQUEST']._serialized_start=2383
-  _globals['_WATCHSITESREQUEST']._serialized_end=2445
-  _globals['_POWERSNAPSHOT']._serialized_start=2448
-  _globals['_POWERSNAPSHOT']._serialized_end=2649
-  _globals['_OPERATORSERVICE']._serialized_start=2964
-  _globals['_OPERATORSERVICE']._serialized_end=3602
+  _globals['_GRIDEVENTKIND']._serialized_start=2679
+  _globals['_GRIDEVENTKIND']._serialized_end=2847
+  _globals['_GRIDEVENTSTATE']._serialized_start=2850
+  _globals['_GRIDEVENTSTATE']._serialized_end=2988
+  _globals['_GRIDEVENT']._serialized_start=162
+  _globals['_GRIDEVENT']._serialized_end=580
+  _globals['_ENDGRIDEVENTREQUEST']._serialized_start=582
+  _globals['_ENDGRIDEVENTREQUEST']._serialized_end=678
+  _globals['_GRIDEVENTSTATUS']._serialized_start=681
+  _globals['_GRIDEVENTSTATUS']._serialized_end=1129
+  _globals['_LISTGRIDEVENTSREQUEST']._serialized_start=1131
+  _globals['_LISTGRIDEVENTSREQUEST']._serialized_end=1192
+  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_start=1194
+  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_end=1266
+  _globals['_SITEPOWERSTATUS']._serialized_start=1269
+  _globals['_SITEPOWERSTATUS']._serialized_end=1669
+  _globals['_SITE']._serialized_start=1672
+  _globals['_SITE']._serialized_end=1933
+  _globals['_SITERUN']._serialized_start=1936
+  _globals['_SITERUN']._serialized_end=2071
+  _globals['_SITEDETAIL']._serialized_start=2074
+  _globals['_SITEDETAIL']._serialized_end=2204
+  _globals['_LISTSITESREQUEST']._serialized_start=2206
+  _globals['_LISTSITESREQUEST']._serialized_end=2224
+  _globals['_LISTSITESRESPONSE']._serialized_start=2226
+  _globals['_LISTSITESRESPONSE']._serialized_end=2281
+  _globals['_GETSITEREQUEST']._serialized_start=2283
+  _globals['_GETSITEREQUEST']._serialized_end=2316
+  _globals['_DRAINSITEREQUEST']._serialized_start=2318
+  _globals['_DRAINSITEREQUEST']._serialized_end=2369
+  _globals['_UNDRAINSITEREQUEST']._serialized_start=2371
+  _globals['_UNDRAINSITEREQUEST']._serialized_end=2408
+  _globals['_WATCHSITESREQUEST']._serialized_start=2410
+  _globals['_WATCHSITESREQUEST']._serialized_end=2472
+  _globals['_POWERSNAPSHOT']._serialized_start=2475
+  _globals['_POWERSNAPSHOT']._serialized_end=2676
+  _globals['_OPERATORSERVICE']._serialized_start=2991
+  _globals['_OPERATORSERVICE']._serialized_end=3701
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from . import operator_pb2 as powerplane_dot_v1_dot_operator__pb2
+from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -74,6 +75,11 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.FromString,
                 _registered_method=True)
+        self.GetTenantUsage = channel.unary_unary(
+                '/powerplane.v1.OperatorService/GetTenantUsage',
+                request_serializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -136,6 +142,13 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTenantUsage(self, request, context):
+        """Any tenant's usage over a window (NOT_FOUND for a tenant the scheduler does not know).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +191,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.WatchSites,
                     request_deserializer=powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.SerializeToString,
+            ),
+            'GetTenantUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantUsage,
+                    request_deserializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_usage__pb2.Usage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +414,33 @@ class OperatorService:
             '/powerplane.v1.OperatorService/WatchSites',
             powerplane_dot_v1_dot_operator__pb2.WatchSitesRequest.SerializeToString,
             powerplane_dot_v1_dot_operator__pb2.PowerSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/GetTenantUsage',
+            powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+            powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ import warnings
 
 from . import tenant_pb2 as powerplane_dot_v1_dot_tenant__pb2
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
+from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -60,6 +61,11 @@ class TenantServiceStub:
                 request_serializer=powerplane_dot_v1_dot_tenant__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_types__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/powerplane.v1.TenantService/GetUsage',
+                request_serializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
+                _registered_method=True)
 
 
 class TenantServiceServicer:
@@ -97,6 +103,13 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """The caller's own usage over a window (request.tenant must be empty or the caller).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +137,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.WatchJobs,
                     request_deserializer=powerplane_dot_v1_dot_tenant__pb2.WatchJobsRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_types__pb2.JobEvent.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_usage__pb2.Usage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +279,33 @@ class TenantService:
             '/powerplane.v1.TenantService/WatchJobs',
             powerplane_dot_v1_dot_tenant__pb2.WatchJobsRequest.SerializeToString,
             powerplane_dot_v1_dot_types__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.TenantService/GetUsage',
+            powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+            powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,
