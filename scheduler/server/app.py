@@ -28,7 +28,6 @@ from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.leadership import Leadership
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.mtls import ReloadingCredentials, check_agent_peer
-from scheduler.server.openadr_ven import OpenAdrVens
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.price_feeds import PriceFeeds
 from scheduler.server.stores import describe_store, open_store
@@ -61,7 +60,7 @@ class SchedulerServer:
         self.leadership: Leadership | None = None  # with several replicas (config.leadership)
         self._leading: asyncio.Task | None = None
         self.price_feeds = PriceFeeds(config.price_feeds, self.controller)  # polled by the leader only (`_lead`)
-        self.openadr = OpenAdrVens(config.openadr.programs, self.controller)  # a VEN per program, the leader's only (`_lead`)
+        self.openadr = _openadr_vens(config, self.controller)  # a VEN per program, the leader's only (`_lead`); None: no program
 
     async def start(self) -> int:
         """Serve gRPC. Alone, the store is loaded first and every service serves at once.
@@ -114,7 +113,8 @@ class SchedulerServer:
         """Load the store and start what only a leader runs: passes, price feeds, OpenADR VENs, metrics, dashboard."""
         await self.controller.start()
         self.price_feeds.start()
-        self.openadr.start()
+        if self.openadr is not None:
+            self.openadr.start()
         metrics = SchedulerMetrics(self.controller, asyncio.get_running_loop(), price_feeds=self.price_feeds)
         if self.config.metrics_listen:
             host, port = split_host_port(self.config.metrics_listen)
@@ -160,7 +160,8 @@ class SchedulerServer:
         if self.leadership is not None:
             await self.leadership.stop()
         await self.price_feeds.stop()
-        await self.openadr.stop()
+        if self.openadr is not None:
+            await self.openadr.stop()
         await self.controller.stop()  # the last commits are in
         if self.leadership is not None:
             await self.leadership.release()
@@ -169,6 +170,16 @@ class SchedulerServer:
         if self.server is not None:
             await self.server.stop(grace_s)
         self.store.close()
+
+
+def _openadr_vens(config: SchedulerConfig, controller: Controller):
+    """The OpenADR VENs of the configured programs; openleadr (and its XML signing stack) is
+    imported only when there is a program to run."""
+    if not config.openadr.programs:
+        return None
+    from scheduler.server.openadr_ven import OpenAdrVens
+
+    return OpenAdrVens(config.openadr.programs, controller)
 
 
 async def _set_status(servicer, name: str, status) -> None:

@@ -19,15 +19,18 @@ import asyncio
 import contextlib
 import functools
 import logging
+import warnings
 from collections.abc import Iterable
 from datetime import timedelta
-
-from openleadr import OpenADRClient, objects
 
 from scheduler.core import openadr
 from scheduler.core.errors import PowerplaneError
 from scheduler.server.config import OpenAdrProgramConfig
 from scheduler.server.controller import Controller
+
+with warnings.catch_warnings():  # signxml, which openleadr imports, warns on import that DSA is deprecated (not used here)
+    warnings.simplefilter("ignore")
+    from openleadr import OpenADRClient, objects
 
 log = logging.getLogger(__name__)
 

@@ -63,9 +63,10 @@ def test_connect_finds_every_miner_and_reports_an_address_without_one():
         g = group("rack-1", [*ips, nobody])
         try:
             found = await g.connect()
-            assert found["found"] == ips and found["missing"] == [nobody] and found["not_answering"] == []
-            figures = await g.read()
-            assert figures["answering"] == 20 and figures["not_answering"] == [nobody]
+            assert found["found"] == ips and found["missing"] == [nobody]
+            # every miner found answers (on a busy machine a first read may time out: wait for it, not on it)
+            figures = await until(g, lambda f: f["answering"] == 20, timeout_s=30.0)
+            assert figures["not_answering"] == [nobody]
             assert figures["measured_w"] == 21 * 3_500  # the missing address counts at rated power
             assert figures["hashrate_ths"] == pytest.approx(20 * 200)
             # An address that starts answering is found by a later read.
