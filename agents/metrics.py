@@ -6,8 +6,10 @@ state between its passes, never beside one.
 Metrics (every one labelled with the site): the stream's state, the cap the agent holds
 and the power it reads (with a meter: whether it answers, and the computed figure
 beside it), each GPU's power and limit (NVML, or its fake), each fleet's
-measured and target power and its miners by health, runs by state, and how often the
-guard acted by itself (a stream down, or the site over its cap).
+measured and target power and its miners by health, each miner group's health (hottest
+board and chip, slowest fan, hashboards active of expected) and the site's miners by
+operating state (read every health_every_s, agents/miners/health.py), runs by state, and
+how often the guard acted by itself (a stream down, or the site over its cap).
 """
 
 from __future__ import annotations
@@ -77,13 +79,42 @@ class AgentCollector(Collector):
         for fleet_id, counts in sorted(power.miner_health().items()):
             for status, count in sorted(counts.items()):
                 miners.add_metric([site, fleet_id, status], count)
+        health = _group_health(site, power.driver)
         runs = GaugeMetricFamily("powerplane_agent_runs", "Runs the agent tracks, by state.", labels=["site", "state"])
         for state, count in sorted(collections.Counter(r.state.name.lower() for r in agent.tracked.values()).items()):
             runs.add_metric([site, state], count)
         guard = CounterMetricFamily("powerplane_agent_guard_actions", "Times the guard cut power by itself, by reason.", labels=["site", "reason"])
         for reason in ("stream_down", "over_cap"):
             guard.add_metric([site, reason], power.guard_actions.get(reason, 0))
-        yield from (connected, cap, metered, meter_up, computed, hz, holding, trips, gpu_power, gpu_limit, measured, target, miners, runs, guard)
+        yield from (connected, cap, metered, meter_up, computed, hz, holding, trips, gpu_power, gpu_limit, measured, target, miners, *health, runs, guard)
+
+
+def _group_health(site: str, driver: object) -> tuple[GaugeMetricFamily, ...]:
+    """The miners' health per group (and by operating state per site) from the driver's
+    latest reads; a figure no miner of a group reported is left out for that group."""
+    temperature = GaugeMetricFamily(
+        "powerplane_agent_miner_temperature_celsius", "A miner group's hottest board or chip sensor (sensor: board, chip).", labels=["site", "group", "sensor"]
+    )
+    fans = GaugeMetricFamily("powerplane_agent_miner_fans_min_rpm", "A miner group's slowest fan.", labels=["site", "group"])
+    active = GaugeMetricFamily("powerplane_agent_hashboards_active", "A miner group's hashboards that hash.", labels=["site", "group"])
+    expected = GaugeMetricFamily("powerplane_agent_hashboards_expected", "A miner group's hashboards, of the miners read.", labels=["site", "group"])
+    states = GaugeMetricFamily(
+        "powerplane_agent_miners_by_state", "Miners by operating state (unknown: not reported, not read yet, or not answering).", labels=["site", "state"]
+    )
+    by_state: collections.Counter[str] = collections.Counter()
+    for group, figures in sorted((getattr(driver, "group_health", None) or dict)().items()):
+        for sensor in ("board", "chip"):
+            if figures.get(f"max_{sensor}_temperature_c") is not None:
+                temperature.add_metric([site, group, sensor], figures[f"max_{sensor}_temperature_c"])
+        if figures.get("min_fan_rpm") is not None:
+            fans.add_metric([site, group], figures["min_fan_rpm"])
+        if figures.get("miners_read"):
+            active.add_metric([site, group], figures["hashboards_active"])
+            expected.add_metric([site, group], figures["hashboards_expected"])
+        by_state.update(figures.get("states", {}))
+    for state, count in sorted(by_state.items()):
+        states.add_metric([site, state], count)
+    return temperature, fans, active, expected, states
 
 
 def health(agent: SiteAgent, now: float | None = None) -> tuple[bool, str]:

@@ -23,6 +23,8 @@ and `CombinedFleets` over both when a site mixes them.
 - `problems()` lists what needs a person, one line each, sorted: miners not
   answering, miners stuck, groups that cannot be reached, fleets that cannot get
   under their target. The agent turns new lines into LocalActions.
+- `group_health()`: each group's health figures (temperatures, fans, hashboards,
+  miners by operating state) from its latest read, for the agent's metrics.
 
 A group is anything with the `GroupHandle` methods; `group_factory(group_id,
 addresses, model)` makes them (with `auth=(username, password)` for a group whose
@@ -331,6 +333,11 @@ class MinerFleets:
             health[fleet_id] = counts
         return health
 
+    def group_health(self) -> dict[str, dict]:
+        """group_id -> its health figures (agents.miners.health.summarize) from its latest
+        read, for the groups read so far."""
+        return {group_id: figures["health"] for group_id, figures in sorted(self._reads.items()) if "health" in figures}
+
     def status(self) -> dict[str, Any]:
         """The latest figures of every group, as plain data (for logs and tests)."""
         return {
@@ -377,6 +384,9 @@ class CombinedFleets:
 
     def miner_health(self) -> dict[str, dict[str, int]]:
         return {fleet: counts for driver in self.drivers for fleet, counts in (getattr(driver, "miner_health", None) or dict)().items()}
+
+    def group_health(self) -> dict[str, dict]:
+        return {group: figures for driver in self.drivers for group, figures in (getattr(driver, "group_health", None) or dict)().items()}
 
 
 def site_fleet_driver(config: SiteConfig, group_factory: GroupFactory = in_process_group, **options: Any) -> FleetDriver:

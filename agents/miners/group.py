@@ -43,6 +43,11 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   at most every `retry_s`, until a reading shows it at its setting. A miner that
   answers again after a silence, or that drifts above a setting it had reached, has
   its setting sent again on the next apply (its state is taken as unknown).
+- Health (temperatures, fans, hashboards, operating state; `agents.miners.health`) is
+  read apart from wattage: at each read, the miners whose health read is due (once
+  every `health_every_s`, spread over it) are read in a background task (one at a
+  time, through the same poll slots, never while an apply is sending), so a read never
+  waits for them; `read()` returns the latest as "health".
 
 Every call is bounded: each command and each poll by `command_timeout_s` (pyasic_rs's
 own timeout is 5 s). Timestamps in results are wall-clock (`time.time()`).
@@ -58,6 +63,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.miners.health import HealthSchedule, MinerHealth, read_health, summarize
 from agents.miners.split import TOLERANCE_W, GroupPlan, MinerProgress, MinerState, Setting, capacity, find_stuck, reach_tolerance_w, split_group
 from scheduler.core.power import MinerModel
 
@@ -88,6 +94,7 @@ class _Miner:
     reached: bool = False  # seen at (or under) its setting since it was last sent
     drifting: bool = False  # reached its setting, then moved above it: counted as it is, sent again
     retry_at: float = 0.0
+    health: MinerHealth | None = None  # at its latest health read
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -128,6 +135,7 @@ class MinerGroup:
         read_concurrency: int = 64,
         connect_concurrency: int = 64,
         settle_poll_s: float = 0.25,
+        health_every_s: float = 60.0,
         factory: Any = None,
         auth: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -158,6 +166,8 @@ class MinerGroup:
         self._identify_at = 0.0
         self._identifying: asyncio.Task | None = None
         self._raises_held: set[asyncio.Task] = set()  # raises waiting for the miners coming down
+        self._health = HealthSchedule(list(addresses), health_every_s)
+        self._health_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------- connect
     def _make_factory(self) -> Any:
@@ -186,6 +196,7 @@ class MinerGroup:
             if not _same_model(make, model, self.model):
                 unexpected[m.ip] = f"{make} {model}".strip()
             m.paused_state = m.limit_state = None  # whatever it was doing, it is new to us
+            self._health.found(m.ip, self.clock())
             await self._poll_one(m, holding_slot=True)  # logs in: later commands are one request each
 
     async def connect(self) -> dict:
@@ -282,7 +293,27 @@ class MinerGroup:
         now = self.clock()
         self._after_reading(now)
         self._rediscover()
+        self._read_health(now)
         return self._figures()
+
+    def _read_health(self, now: float) -> None:
+        """Start the health reads now due, in the background (see the module docstring)."""
+        if self._health_task is not None and not self._health_task.done():
+            return
+        due = self._health.take_due((m.ip for m in self._miners.values() if m.handle is not None and m.answering), now)
+        if due:
+            self._health_task = asyncio.create_task(self._health_pass([self._miners[ip] for ip in due]))
+
+    async def _health_pass(self, miners: list[_Miner]) -> None:
+        await asyncio.gather(*(self._health_one(m) for m in miners))
+
+    async def _health_one(self, m: _Miner) -> None:
+        async with self._sem:
+            await self._commands_sent()
+            try:
+                m.health = await asyncio.wait_for(read_health(m.handle), self.command_timeout_s)
+            except Exception as err:  # kept as it was: wattage polls say whether it answers
+                log.debug("%s: %s: health not read: %s", self.group_id, m.ip, _error_text(err))
 
     def _figures(self) -> dict:
         measured = 0.0
@@ -308,6 +339,7 @@ class MinerGroup:
             "miners": len(self._miners),
             "floor_w": cap.floor_w,
             "max_w": cap.max_w,
+            "health": summarize((m.handle is not None and m.answering, m.health) for m in self._miners.values()),
             "read_at": self.wall_clock(),
         }
 
@@ -497,11 +529,12 @@ class MinerGroup:
         }
 
     async def close(self) -> None:
-        """Stop the background identification and the raises held back, if any."""
+        """Stop the background identification, health reads and raises held back, if any."""
         held = list(self._raises_held)
         for task in held:
             task.cancel()
         await asyncio.gather(*held, return_exceptions=True)
-        if self._identifying is not None:
-            self._identifying.cancel()
-            await asyncio.gather(self._identifying, return_exceptions=True)
+        for task in (self._identifying, self._health_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
