@@ -63,7 +63,7 @@ class _SiteRuns:
     still inside min_run_s (when they may be); what runs stopping for a job free."""
 
     ready: list[Job] = field(default_factory=list)
-    young: list[tuple[float, Job]] = field(default_factory=list)  # (may be preempted from, run)
+    young: dict[int, list[float]] = field(default_factory=dict)  # priority -> [GPUs, GPU count x fraction, last may-preempt time]
     stopping: dict[str, list[Job]] = field(default_factory=dict)  # job id -> runs PREEMPTED for it
 
 
@@ -97,10 +97,12 @@ class PriorityRoom:
                     if job.started_at <= earliest:
                         site.ready.append(job)
                     else:
-                        site.young.append((job.started_at + self.policy.min_run_s, job))
+                        held = site.young.setdefault(job.spec.priority, [0.0, 0.0, 0.0])
+                        held[0] += job.total_gpus
+                        held[1] += job.total_gpus * job.power_fraction
+                        held[2] = max(held[2], job.started_at + self.policy.min_run_s)
             self._stopping.update(site.stopping)
             site.ready.sort(key=lambda j: (j.spec.priority, _lost_s(j, self.now), -j.started_at, j.job_id))
-            site.young.sort(key=lambda entry: (entry[0], entry[1].job_id))
         return site
 
     def stopping_for(self, job_id: str) -> bool:
@@ -127,12 +129,14 @@ class PriorityRoom:
                 chosen.append(victim)
                 gpus, watts = gpus + victim.total_gpus, watts + _watts(victim, site)
             if gpus < need or watts < need_w:
-                for at, young in runs_there.young:
-                    if young.spec.priority > limit:
-                        continue
-                    gpus, watts = gpus + young.total_gpus, watts + _watts(young, site)
+                # Runs inside min_run_s, by priority (a sum per priority: no look at each run per job).
+                latest = 0.0
+                for priority, (held, fraction_gpus, at) in sorted(runs_there.young.items()):
+                    if priority > limit:
+                        break
+                    gpus, watts, latest = gpus + held, watts + fraction_gpus * site.power_per_gpu_w, max(latest, at)
                     if gpus >= need and watts >= need_w:
-                        soonest = at if soonest is None else min(soonest, at)
+                        soonest = latest if soonest is None else min(soonest, latest)
                         break
                 continue
             for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
@@ -151,7 +155,7 @@ class PriorityRoom:
         if best is None:
             if soonest is None:
                 return ""
-            return f"lower-priority runs cannot be preempted yet (min run time {self.policy.min_run_s:g} s; in {max(0.0, soonest - self.now):.0f} s)"
+            return f"lower-priority runs cannot be preempted yet (min run time {self.policy.min_run_s:g} s; within {max(0.0, soonest - self.now):.0f} s)"
         _, site, chosen, stopping = best
         runs_there = self._site(site.site_id)
         for victim in chosen:

@@ -52,7 +52,7 @@ def test_a_high_priority_job_preempts_a_lower_priority_training_run_with_grace_a
             urgent, _ = await controller.submit("acme", "urgent", urgent_spec)
             await controller.schedule_once()
             assert controller.jobs[train.job_id].state == JobState.RUNNING
-            assert "cannot be preempted yet (min run time 600 s; in 300 s)" in controller.jobs[urgent.job_id].pending_reason
+            assert "cannot be preempted yet (min run time 600 s; within 300 s)" in controller.jobs[urgent.job_id].pending_reason
 
             clock.advance(300)
             progress = RunProgress(step=120, step_at=clock(), checkpoint_step=100, checkpoint_at=clock() - 60)

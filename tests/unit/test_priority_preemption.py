@@ -76,7 +76,7 @@ def test_min_run_time_protects_young_runs_and_the_reason_says_when():
     t = table(running("young", 64, 0, started=NOW - 200), waiting("inf", 8))
     decision = run_pass(t)
     assert stopped(decision) == [] and t["young"].state == JobState.RUNNING
-    assert t["inf"].pending_reason.endswith("lower-priority runs cannot be preempted yet (min run time 600 s; in 400 s)")
+    assert t["inf"].pending_reason.endswith("lower-priority runs cannot be preempted yet (min run time 600 s; within 400 s)")
     assert stopped(run_pass(t, now=NOW + 400)) == ["young-r1"]
 
 
