@@ -4,6 +4,7 @@ its config file; no scheduler connection and no token needed.
     powerplane admin migrate --config scheduler.yaml    # schema to the newest version (idempotent)
     powerplane admin backup --config scheduler.yaml --to backup.db
     powerplane admin certs --out certs/ --sites us-1,eu-1 --clients ops --server-names scheduler.example
+    powerplane admin hash-token < token.txt              # prints sha256:<hex>, for the config's token maps
 
 `certs` writes a CA (reused when --out already holds one), the scheduler's server
 certificate and a client certificate per site and per user for mutual TLS (docs/security.md).
@@ -40,7 +41,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--days", type=int, default=365, help="validity of the issued certificates")
     c.add_argument("--new-ca", action="store_true", help="make a new CA even if --out holds one")
     c.set_defaults(run=certs)
+    h = admin.add_parser("hash-token", help="print the hash (sha256:<hex>) of a bearer token read from stdin, to give in the config in its place")
+    h.set_defaults(run=hash_token)
     return p
+
+
+def hash_token(args) -> int:
+    from scheduler.server.tokens import token_hash
+
+    token = sys.stdin.readline().strip()
+    if len(token) < 16:
+        print("powerplane admin hash-token: give the token (at least 16 characters) on stdin", file=sys.stderr)
+        return 2
+    print(token_hash(token))
+    return 0
 
 
 def certs(args) -> int:

@@ -66,7 +66,7 @@ class SchedulerServer:
         """Serve gRPC. Alone, the store is loaded first and every service serves at once.
         With `leadership`, the replica serves as a standby (refusing every call, naming the
         leader) until it holds the lease; then it loads the store and serves (`_lead`)."""
-        auth = Authenticator(self.config.token_owners())
+        auth = Authenticator.from_config(self.config)
         if self.config.leadership is None:
             await self._lead(auth)
             return await self._serve_grpc(auth)

@@ -51,9 +51,12 @@
                                     # client_ca_file: every connection must present a certificate from that CA,
                                     # agents one naming their site (docs/security.md)
     tokens_file: tokens.yaml        # optional; same three maps as below, merged in
-    tenants: {acme: "token"}        # tenant -> bearer token
-    operators: {ops: "token"}       # operator -> bearer token
+    tenants: {acme: "token"}        # tenant -> bearer token, or its hash "sha256:<hex>" (`powerplane admin
+                                    # hash-token`), or {token: ..., role: member | viewer} (docs/security.md)
+    operators: {ops: "token"}       # operator -> bearer token or hash, or {token: ..., role: operator | read_only}
     sites: {us-1: "token"}          # site id -> agent bearer token
+    jwt: {jwks_file: jwks.json, issuer: "https://idp.example", audience: powerplane,   # optional: bearer
+          tenant_claim: tenant, role_claim: powerplane_role, algorithms: [RS256, ES256]}   # JWTs (jwt_tokens.py)
 
 Relative paths are taken relative to the config file.
 """
@@ -71,6 +74,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scheduler.core.price_watch import PriceWatch
 from scheduler.core.usage import UsageRates
 from scheduler.core.validation import split_host_port
+from scheduler.server.permissions import LEVELS, default_level
+from scheduler.server.tokens import digest, is_hash, looks_like_a_hash
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 
@@ -91,19 +96,77 @@ class TlsConfig(BaseModel):
         )
 
 
-class Tokens(BaseModel):
+class TokenEntry(BaseModel):
+    """A principal's token (plaintext or `sha256:<hex>`) with its access level (permissions.py)."""
+
     model_config = ConfigDict(extra="forbid")
-    tenants: dict[str, str] = Field(default_factory=dict)
-    operators: dict[str, str] = Field(default_factory=dict)
+    token: str
+    role: str = ""  # "": the default (tenants: member, operators: operator)
+
+
+def _token_problem(name: str, token: str) -> str:
+    if looks_like_a_hash(token):
+        return "" if is_hash(token) else f"token of {name!r} starts with sha256: but is not sha256: and 64 lowercase hex digits"
+    return f"token of {name!r} is shorter than 16 characters" if len(token) < 16 else ""
+
+
+class Tokens(BaseModel):
+    """Bearer tokens: name -> token, or name -> {token, role}; a token may be given as its
+    hash (`powerplane admin hash-token`), which is what the scheduler keeps (tokens.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tenants: dict[str, str | TokenEntry] = Field(default_factory=dict)
+    operators: dict[str, str | TokenEntry] = Field(default_factory=dict)
     sites: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tenants", "operators", "sites")
     @classmethod
-    def _tokens_are_real(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, token in value.items():
-            if len(token) < 16:
-                raise ValueError(f"token of {name!r} is shorter than 16 characters")
+    def _tokens_are_real(cls, value: dict, info) -> dict:
+        role = {"tenants": "tenant", "operators": "operator", "sites": "site"}[info.field_name]
+        for name, entry in value.items():
+            token, level = (entry.token, entry.role) if isinstance(entry, TokenEntry) else (entry, "")
+            problem = _token_problem(name, token)
+            if problem:
+                raise ValueError(problem)
+            if level and level not in LEVELS[role]:
+                raise ValueError(f"role of {name!r} must be one of {', '.join(LEVELS[role])}, got {level!r}")
         return value
+
+    def _entries(self):
+        """(role, name, token or hash, access level) of every principal."""
+        for role, mapping in (("tenant", self.tenants), ("operator", self.operators), ("site", self.sites)):
+            for name, entry in mapping.items():
+                token, level = (entry.token, entry.role) if isinstance(entry, TokenEntry) else (entry, "")
+                yield role, name, token, level or default_level(role)
+
+    def token_owners(self) -> dict[bytes, tuple[str, str, str]]:
+        """SHA-256 digest of each token -> (role, name, access level); role is 'tenant',
+        'operator' or 'site'. No plaintext is kept in what this returns."""
+        owners: dict[bytes, tuple[str, str, str]] = {}
+        for role, name, token, level in self._entries():
+            key = digest(token)
+            if key in owners:
+                raise ValueError(f"the same token is given to {owners[key][0]} {owners[key][1]!r} and {role} {name!r}")
+            owners[key] = (role, name, level)
+        return owners
+
+    def plaintext_tokens(self) -> list[str]:
+        """Who has a token given in plaintext rather than hashed ("tenant 'acme'", ...)."""
+        return [f"{role} {name!r}" for role, name, token, _ in self._entries() if not is_hash(token)]
+
+
+class JwtConfig(BaseModel):
+    """Bearer JWTs from an identity provider, checked against a JWKS file (jwt_tokens.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    jwks_file: Path  # reloaded when it changes (key rotation)
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    tenant_claim: str = "tenant"
+    role_claim: str = "powerplane_role"  # member | viewer | operator | read_only; absent: member
+    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]] = Field(
+        default_factory=lambda: ["RS256", "ES256"], min_length=1
+    )
 
 
 class PostgresConfig(BaseModel):
@@ -338,6 +401,7 @@ class SchedulerConfig(Tokens):
     checkpoint_root: str = ""
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
+    jwt: JwtConfig | None = None
 
     @field_validator("metrics_listen", "dashboard_listen")
     @classmethod
@@ -381,16 +445,6 @@ class SchedulerConfig(Tokens):
         root = self.checkpoint_root or str(self.database.resolve().parent / "checkpoints")
         return f"{root.rstrip('/')}/{tenant}/{job_id}"
 
-    def token_owners(self) -> dict[str, tuple[str, str]]:
-        """bearer token -> (role, name); role is 'tenant', 'operator' or 'site'."""
-        owners: dict[str, tuple[str, str]] = {}
-        for role, mapping in (("tenant", self.tenants), ("operator", self.operators), ("site", self.sites)):
-            for name, token in mapping.items():
-                if token in owners:
-                    raise ValueError(f"the same token is given to {owners[token][0]} {owners[token][1]!r} and {role} {name!r}")
-                owners[token] = (role, name)
-        return owners
-
 
 def _problems(err: ValidationError) -> str:
     """A validation error as one line, "where: what; ...", never quoting the values (tokens)."""
@@ -431,6 +485,14 @@ def _checked_dsn_file(base: Path, postgres: PostgresConfig) -> PostgresConfig:
     return resolved
 
 
+def _checked_jwks_file(base: Path, jwt: JwtConfig) -> JwtConfig:
+    from scheduler.server.jwt_tokens import read_jwks
+
+    resolved = jwt.model_copy(update={"jwks_file": base / jwt.jwks_file})
+    read_jwks(resolved.jwks_file)  # ValueError naming the file and what is wrong
+    return resolved
+
+
 def load_config(path: str | Path) -> SchedulerConfig:
     """Read and validate a config file; raises ValueError with the problems, on one line."""
     path = Path(path)
@@ -450,6 +512,8 @@ def load_config(path: str | Path) -> SchedulerConfig:
         tokens = _read(tokens_path, Tokens, f"tokens_file {config.tokens_file}: ")
         for role in ("tenants", "operators", "sites"):
             updates[role] = {**getattr(config, role), **getattr(tokens, role)}
+    if config.jwt:
+        updates["jwt"] = _checked_jwks_file(base, config.jwt)
     advertise = os.environ.get("POWERPLANE_ADVERTISE", "")
     if config.leadership is not None and advertise:  # per replica: the chart sets it from the pod's IP
         updates["leadership"] = LeadershipConfig.model_validate({**config.leadership.model_dump(), "advertise": advertise})

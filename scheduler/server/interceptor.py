@@ -4,8 +4,11 @@ Authentication: every Powerplane method needs `authorization: Bearer <token>`;
 the token's role must match the service (TenantService: a tenant token,
 OperatorService: an operator token, AgentService: a site token). Health and
 reflection are open (Kubernetes probes and tooling use them).
-A missing or unknown token is UNAUTHENTICATED; a valid token of the wrong role is
-PERMISSION_DENIED. With mutual TLS (`agent_peer_check`), an AgentService call also needs
+A missing or unknown token is UNAUTHENTICATED; a valid token of the wrong role, or of an
+access level that may not call the method (scheduler/server/permissions.py: a tenant viewer
+may not submit, a read-only operator may not post grid events), is PERMISSION_DENIED.
+Static tokens are looked up by their SHA-256 digest (scheduler/server/tokens.py); with
+config `jwt`, a bearer JWT is checked against a JWKS file (scheduler/server/jwt_tokens.py). With mutual TLS (`agent_peer_check`), an AgentService call also needs
 a client certificate naming the token's site (scheduler/server/mtls.py); the token stays
 required beside it.
 Errors: a `PowerplaneError` raised by a handler becomes its status code with the
@@ -26,6 +29,9 @@ from google.protobuf.message import DecodeError
 
 from scheduler.api.leader import LEADER_KEY
 from scheduler.core import errors
+from scheduler.server import permissions
+from scheduler.server.jwt_tokens import JwtVerifier, looks_like_jwt
+from scheduler.server.tokens import TokenTable
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,9 @@ ROLE_OF_SERVICE = {
 
 @dataclass(frozen=True)
 class Principal:
-    role: str
+    role: str  # the service it may call: tenant, operator or site
     name: str
+    access: str = ""  # its access level within that role (permissions.py): member, viewer, operator, read_only, site
 
 
 def bearer_token(metadata) -> str:
@@ -59,18 +66,40 @@ def bearer_token(metadata) -> str:
 
 
 class Authenticator:
-    def __init__(self, token_owners: dict[str, tuple[str, str]]):
-        self._owners = token_owners
+    """`token_owners`: SHA-256 digest of each static token -> (role, name, access level)
+    (config.token_owners(); scheduler/server/tokens.py); `jwt`: a JwtVerifier for bearer
+    JWTs (scheduler/server/jwt_tokens.py), or None."""
 
-    def principal(self, metadata, role: str) -> Principal:
+    def __init__(self, token_owners: dict[bytes, tuple[str, str, str]], jwt=None):
+        self._owners = TokenTable(token_owners)
+        self._jwt = jwt
+
+    @classmethod
+    def from_config(cls, config) -> Authenticator:
+        """The config's tokens (a WARNING names those given in plaintext) and JWT settings."""
+        plain = config.plaintext_tokens()
+        if plain:
+            log.warning(
+                "tokens given in plaintext for %s; give their hashes instead (`powerplane admin hash-token`, docs/security.md)",
+                ", ".join(plain),
+            )
+        return cls(config.token_owners(), JwtVerifier(config.jwt) if config.jwt is not None else None)
+
+    def principal(self, metadata, role: str, method: str = "") -> Principal:
+        """The token's owner if it may call `role`'s service (and, given `method`, that
+        method: permissions.py); Unauthenticated or PermissionDenied otherwise."""
         token = bearer_token(metadata)
         if not token:
             raise errors.Unauthenticated("missing 'authorization: Bearer <token>' metadata")
-        owner = self._owners.get(token)
+        owner = self._owners.owner(token)
+        if owner is None and self._jwt is not None and looks_like_jwt(token):
+            owner = self._jwt.principal(token)
         if owner is None:
             raise errors.Unauthenticated(f"token is not a valid {role} token")
         if owner[0] != role:
             raise errors.PermissionDenied(f"{owner[0]} tokens may not call this service; it takes {role} tokens")
+        if method:
+            permissions.check(*owner, method)
         return Principal(*owner)
 
     def of(self, context: grpc.aio.ServicerContext, role: str) -> Principal:
@@ -190,7 +219,7 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or role is None:
             return handler
         try:
-            self.authenticator.principal(handler_call_details.invocation_metadata, role)
+            self.authenticator.principal(handler_call_details.invocation_metadata, role, method)
         except (errors.Unauthenticated, errors.PermissionDenied) as err:
             return _rejecting_handler(handler, _status_of(err), str(err))
         if self.leader is not None and not self.leader.serving():

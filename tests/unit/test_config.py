@@ -15,7 +15,7 @@ def test_tokens_file_is_merged_and_paths_are_relative_to_the_config(tmp_path):
     write(tmp_path / "tokens.yaml", {"tenants": {"acme": "a" * 32}, "sites": {"us-1": "s" * 32}})
     config = load_config(write(tmp_path / "s.yaml", {"database": "db/pp.db", "tokens_file": "tokens.yaml", "operators": {"ops": "o" * 32}}))
     assert config.database == tmp_path / "db/pp.db"
-    assert config.token_owners() == {"a" * 32: ("tenant", "acme"), "s" * 32: ("site", "us-1"), "o" * 32: ("operator", "ops")}
+    assert sorted(config.token_owners().values()) == [("operator", "ops", "operator"), ("site", "us-1", "site"), ("tenant", "acme", "member")]
     assert config.site_timeout_s == 30.0 and config.regions == ["us", "eu"]
 
 

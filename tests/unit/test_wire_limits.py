@@ -12,6 +12,7 @@ from scheduler.api.v1 import agent_pb2, tenant_pb2, types_pb2
 from scheduler.core import errors
 from scheduler.core.validation import MAX_ID, check_ids
 from scheduler.server.agent_service import reading_from_proto
+from scheduler.server.config import SchedulerConfig
 from scheduler.server.interceptor import Authenticator, checked_parser
 
 BAD_TIMESTAMPS = [Timestamp(seconds=10**15), Timestamp(seconds=-(10**15)), Timestamp(seconds=1, nanos=2 * 10**9), Timestamp(seconds=1, nanos=-1)]
@@ -57,7 +58,7 @@ def test_undecodable_bytes_are_invalid_argument_naming_the_message_type():
 
 
 def test_an_unknown_token_is_unauthenticated_and_a_known_one_of_another_role_permission_denied():
-    auth = Authenticator({"t" * 32: ("tenant", "acme")})
+    auth = Authenticator(SchedulerConfig(tenants={"acme": "t" * 32}).token_owners())
     assert auth.principal([("authorization", "Bearer " + "t" * 32)], "tenant").name == "acme"
     with pytest.raises(errors.Unauthenticated):
         auth.principal([("authorization", "Bearer " + "u" * 32)], "tenant")
