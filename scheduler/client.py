@@ -101,6 +101,13 @@ class Client:
     def cancel(self, job_id: str, reason: str = "") -> types_pb2.Job:
         return self._call("tenant", "CancelJob", tenant_pb2.CancelJobRequest(job_id=job_id, reason=reason))
 
+    def reprioritize(self, job_id: str, priority: int) -> types_pb2.Job:
+        return self._call("tenant", "ReprioritizeJob", tenant_pb2.ReprioritizeJobRequest(job_id=job_id, priority=priority))
+
+    def cancel_jobs(self, selector: dict[str, str], states=(), reason: str = "", dry_run: bool = False) -> tenant_pb2.CancelJobsResponse:
+        request = tenant_pb2.CancelJobsRequest(selector=selector, states=list(states), reason=reason, dry_run=dry_run)
+        return self._call("tenant", "CancelJobs", request)
+
     def watch(self, after_event_id: int = 0, job_id: str = "", timeout_s: float | None = None):
         """The server stream of job events (iterate it; call .cancel() to stop)."""
         request = tenant_pb2.WatchJobsRequest(after_event_id=after_event_id, job_id=job_id)

@@ -1,4 +1,4 @@
-"""Tenant commands: submit, jobs, job, cancel, watch."""
+"""Tenant commands: submit, jobs, job, cancel (one job, or by label), reprioritize, watch."""
 
 from __future__ import annotations
 
@@ -109,10 +109,26 @@ def add_parsers(sub) -> None:
     p.add_argument("job_id")
     p.set_defaults(func=job)
 
-    p = sub.add_parser("cancel", help="cancel a job")
-    p.add_argument("job_id")
+    p = sub.add_parser("cancel", help="cancel a job, or your jobs carrying labels (--label)")
+    p.add_argument("job_id", nargs="?", default="")
     p.add_argument("--reason", default="")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="instead of JOB: cancel your jobs carrying every such label (repeatable; at most 1000 a call)",
+    )
+    p.add_argument(
+        "--state", action="append", type=_state, default=[], help="with --label: only jobs in this state (repeatable; default every unfinished state)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="with --label: list the jobs it would cancel, change nothing")
     p.set_defaults(func=cancel)
+
+    p = sub.add_parser("reprioritize", help="change a job's priority (a pending job moves in the queue at once)")
+    p.add_argument("job_id")
+    p.add_argument("priority", type=int)
+    p.set_defaults(func=reprioritize)
 
     p = sub.add_parser("watch", help="follow job events live (Ctrl-C to stop)")
     p.add_argument("--job", default="", help="only this job")
@@ -174,8 +190,35 @@ def job(client, args) -> int:
 
 
 def cancel(client, args) -> int:
+    if bool(args.job_id) == bool(args.label):
+        refuse("cancel", "name one JOB, or --label KEY=VALUE (repeatable) to cancel your jobs carrying those labels")
+    if (args.state or args.dry_run) and not args.label:
+        refuse("cancel", "--state and --dry-run go with --label")
+    if args.label:
+        return _cancel_by_label(client, args)
     found = client.cancel(args.job_id, args.reason)
     print(render.as_json(found) if args.output == "json" else f"{found.job_id}  {render.state_name(found.state)}: {found.reason}")
+    return 0
+
+
+def _cancel_by_label(client, args) -> int:
+    response = client.cancel_jobs(_pairs(args.label, "--label"), args.state, args.reason, args.dry_run)
+    if args.output == "json":
+        print(render.as_json(response))
+        return 0
+    if response.jobs:
+        print(render.jobs_table(response.jobs))
+    done = "would cancel" if args.dry_run else "cancelled"
+    more = f"; {response.matched - len(response.jobs)} more match" + ("" if args.dry_run else ": run it again") if response.more else ""
+    print(f"{done} {len(response.jobs)} of {response.matched} matching job{'s' if response.matched != 1 else ''}{more}")
+    return 0
+
+
+def reprioritize(client, args) -> int:
+    if not -INT32 - 1 <= args.priority <= INT32:
+        refuse("reprioritize", f"PRIORITY must be a 32-bit integer, got {args.priority}")
+    found = client.reprioritize(args.job_id, args.priority)
+    print(render.as_json(found) if args.output == "json" else f"{found.job_id}  priority {found.spec.priority}, {render.state_name(found.state)}")
     return 0
 
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from scheduler.core import runs
+from scheduler.core import runs, tenant_ops
 from scheduler.core.decisions import Decision, Order, StartRun, StopRun
 from scheduler.core.errors import InvalidArgument, NotFound, shown
 from scheduler.core.grid import GridEvent, GridEventRecord
@@ -311,6 +311,23 @@ class Controller:
         decision = runs.cancel(job, reason, self.clock())
         await self.apply(decision)
         return next((j for j in reversed(decision.jobs) if j.job_id == job_id), self.jobs.get(job_id, job))
+
+    async def reprioritize(self, tenant: str, job_id: str, priority: int) -> Job:
+        """A write: the job at its new priority (core/tenant_ops.py); the next pass reorders the queue."""
+        job = await self.job_of(tenant, job_id)
+        decision = tenant_ops.reprioritize(job, priority, self.clock())
+        await self.apply(decision)
+        self._kick.set()
+        return decision.jobs[-1] if decision.jobs else job
+
+    async def cancel_jobs(self, tenant: str, selector: dict[str, str], states: frozenset[JobState], reason: str, dry_run: bool) -> tuple[list[Job], int]:
+        """A write (unless dry_run): cancel the tenant's unfinished jobs matching `selector`, at most
+        tenant_ops.MAX_CANCEL; returns them as they are now and how many matched in all."""
+        candidates = (j for j in [*self.jobs.pending(), *self.jobs.active()] if j.job_id not in self._inflight)
+        chosen, matched, decision = tenant_ops.cancel_by_label(candidates, tenant, selector, states, reason, self.clock(), dry_run)
+        await self.apply(decision)
+        latest = {j.job_id: j for j in decision.jobs}
+        return [latest.get(j.job_id, j) for j in chosen], matched
 
     def watch(self, tenant: str, job_id: str) -> Watcher:
         watcher = Watcher(tenant, job_id)

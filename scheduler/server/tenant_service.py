@@ -58,6 +58,19 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         job = await self.controller.cancel(self._tenant(context), request.job_id, request.reason)
         return self._job(job)
 
+    async def ReprioritizeJob(self, request: tenant_pb2.ReprioritizeJobRequest, context) -> types_pb2.Job:
+        """A write: one of the caller's jobs at a new priority."""
+        return self._job(await self.controller.reprioritize(self._tenant(context), request.job_id, request.priority))
+
+    async def CancelJobs(self, request: tenant_pb2.CancelJobsRequest, context) -> tenant_pb2.CancelJobsResponse:
+        """A write (a dry run reads only): cancel the caller's jobs matching the label selector."""
+        tenant = self._tenant(context)
+        if len(request.reason) > 512:
+            raise InvalidArgument("reason is longer than 512 characters")
+        states = convert.states_from_proto(request.states)
+        jobs, matched = await self.controller.cancel_jobs(tenant, dict(request.selector), states, request.reason, request.dry_run)
+        return tenant_pb2.CancelJobsResponse(jobs=[self._job(j) for j in jobs], matched=matched, more=matched > len(jobs))
+
     async def WatchJobs(self, request: tenant_pb2.WatchJobsRequest, context):
         """Backlog from the store, then live events; no gap, no duplicate."""
         tenant = self._tenant(context)

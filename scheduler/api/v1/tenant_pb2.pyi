@@ -63,3 +63,40 @@ class WatchJobsRequest(_message.Message):
     after_event_id: int
     job_id: str
     def __init__(self, after_event_id: _Optional[int] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class ReprioritizeJobRequest(_message.Message):
+    __slots__ = ("job_id", "priority")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    priority: int
+    def __init__(self, job_id: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class CancelJobsRequest(_message.Message):
+    __slots__ = ("selector", "states", "reason", "dry_run")
+    class SelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    selector: _containers.ScalarMap[str, str]
+    states: _containers.RepeatedScalarFieldContainer[_types_pb2.JobState]
+    reason: str
+    dry_run: bool
+    def __init__(self, selector: _Optional[_Mapping[str, str]] = ..., states: _Optional[_Iterable[_Union[_types_pb2.JobState, str]]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class CancelJobsResponse(_message.Message):
+    __slots__ = ("jobs", "matched", "more")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
+    matched: int
+    more: bool
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., matched: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...

@@ -66,6 +66,16 @@ class TenantServiceStub:
                 request_serializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
                 _registered_method=True)
+        self.ReprioritizeJob = channel.unary_unary(
+                '/powerplane.v1.TenantService/ReprioritizeJob',
+                request_serializer=powerplane_dot_v1_dot_tenant__pb2.ReprioritizeJobRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_types__pb2.Job.FromString,
+                _registered_method=True)
+        self.CancelJobs = channel.unary_unary(
+                '/powerplane.v1.TenantService/CancelJobs',
+                request_serializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.FromString,
+                _registered_method=True)
 
 
 class TenantServiceServicer:
@@ -110,6 +120,21 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReprioritizeJob(self, request, context):
+        """Write: change one of the caller's jobs' priority (docs/jobs.md "Reprioritize").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJobs(self, request, context):
+        """Write: cancel the caller's jobs whose labels match a selector, at most 1000 a call
+        (docs/jobs.md "Cancel by label"); dry_run only lists them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +167,16 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_usage__pb2.Usage.SerializeToString,
+            ),
+            'ReprioritizeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReprioritizeJob,
+                    request_deserializer=powerplane_dot_v1_dot_tenant__pb2.ReprioritizeJobRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +341,60 @@ class TenantService:
             '/powerplane.v1.TenantService/GetUsage',
             powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
             powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReprioritizeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.TenantService/ReprioritizeJob',
+            powerplane_dot_v1_dot_tenant__pb2.ReprioritizeJobRequest.SerializeToString,
+            powerplane_dot_v1_dot_types__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.TenantService/CancelJobs',
+            powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.SerializeToString,
+            powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
