@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_discover_arguments(parser: argparse.ArgumentParser) -> None:
+    """`powerplane agent discover CIDR`: the miners pyasic_rs finds (agents/miners/discover.py)."""
+    from agents.miners import discover
+
+    discover.add_arguments(parser)
+
+
 def site_power_from(args: argparse.Namespace):
     """The site's power side, from --site-config; a bad file ends the agent with one line.
     Miner groups run as Ray actors when --ray-gcs-address is given (see agents/miners/ray_groups.py)."""

@@ -5,7 +5,7 @@ and the bearer token from --token or $POWERPLANE_TOKEN. gRPC errors are shown as
 one line with their status code; the exit code is 1 for them, 2 for usage errors.
 
 This module is the composition root: the only production module that wires the
-scheduler's side to the agent's (`agent`: agents.main) and to the dev-only package
+scheduler's side to the agent's (`agent`, `agent discover`: agents.main) and to the dev-only package
 (`demo`: powerplane_dev.demo, imported lazily, absent from the container image). The
 import-linter contracts in pyproject.toml allow exactly these imports, here only.
 """
@@ -41,10 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(server="scheduler")
 
     from agents.main import add_arguments as add_agent_arguments
+    from agents.main import add_discover_arguments
 
-    p = sub.add_parser("agent", help="run a site agent")
+    p = sub.add_parser("agent", help="run a site agent (`powerplane agent discover CIDR`: list the miners on a subnet)")
     add_agent_arguments(p)
     p.set_defaults(server="agent")
+    p = sub.add_parser("agent-discover", help="list the miners pyasic_rs finds on a subnet (also `powerplane agent discover CIDR`)")
+    add_discover_arguments(p)
 
     p = sub.add_parser("demo", help="run the whole system locally: Ray, scheduler, two sites, two tenants")
     p.add_argument("--workdir", type=Path, default=Path(".powerplane-demo"), help="where the demo keeps its database, config and logs")
@@ -116,8 +119,23 @@ def _run_server(args) -> int:
     return run_demo(args.workdir, args.timeout_s)
 
 
+GLOBAL_OPTIONS_WITH_VALUES = ("--log-level", "--log-format")
+
+
+def agent_subcommand(argv: list[str]) -> list[str]:
+    """`powerplane [global options] agent discover ...` -> `... agent-discover ...`: `discover`
+    is a subcommand of `agent` only as the first word after it (the agent itself takes no
+    positional argument), so `powerplane agent --site ...` parses exactly as before."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in GLOBAL_OPTIONS_WITH_VALUES else 1
+    if argv[i : i + 2] == ["agent", "discover"]:
+        return [*argv[:i], "agent-discover", *argv[i + 2 :]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(agent_subcommand(sys.argv[1:] if argv is None else list(argv)))
     site = getattr(args, "site", None) if getattr(args, "server", None) == "agent" else None
     configure_logging(args.log_level, args.log_format, **({"site_id": site} if site else {}))
     if getattr(args, "server", None):
