@@ -41,6 +41,7 @@ DENIED, UNAUTHENTICATED, INVALID = grpc.StatusCode.PERMISSION_DENIED, grpc.Statu
 def test_every_rpc_of_every_service_is_in_the_permission_table():
     rpcs = {f"/{s.full_name}/{m.name}" for module in (tenant_pb2, operator_pb2, agent_pb2) for s in module.DESCRIPTOR.services_by_name.values() for m in s.methods}
     assert rpcs and not rpcs - set(permissions.METHODS), f"RPCs with no permission: {sorted(rpcs - set(permissions.METHODS))}"
+    assert not set(permissions.METHODS) - rpcs, f"no such RPC: {sorted(set(permissions.METHODS) - rpcs)}"
     assert set(permissions.METHODS.values()) <= set().union(*permissions.GRANTS.values())
 
 
