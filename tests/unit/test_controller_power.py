@@ -38,19 +38,20 @@ def training(gpus=8, tolerance=0, priority=0):
     return JobSpec(JobKind.TRAINING, "python train.py", Resources(gpus=gpus), priority=priority, allowed_regions=("us",), slowdown_tolerance_pct=tolerance)
 
 
-async def start_controller(tmp_path, clock):
+async def start_controller(tmp_path, clock, loops: bool = True):
     controller = Controller(SqliteStore(tmp_path / "pp.db"), config(), clock)
-    await controller.start()
+    await controller.start(loops=loops)
     session = await controller.attach("tx-1", "us", (GpuNode("n1", "H100", 8),), [], POWER)
     return controller, session
 
 
-def run_with_controller(tmp_path, body, clock=None):
-    """Run `body(controller, session, clock)` on a started controller; always stop it."""
+def run_with_controller(tmp_path, body, clock=None, loops: bool = True):
+    """Run `body(controller, session, clock)` on a started controller; always stop it.
+    `loops=False`: no background passes at all (the body drives every one)."""
     clock = clock or FakeClock()
 
     async def run():
-        controller, session = await start_controller(tmp_path, clock)
+        controller, session = await start_controller(tmp_path, clock, loops)
         try:
             await body(controller, session, clock)
         finally:
