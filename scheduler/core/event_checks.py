@@ -20,9 +20,9 @@ from scheduler.core.power_stimuli import PowerReading
 TOLERANCE_W = 1.0
 
 
-def counted(record: GridEventRecord, excess_w: float, now: float) -> GridEventRecord:
-    """A reading in force counted against a record; `excess_w` > tolerance: a breach."""
-    short = excess_w > TOLERANCE_W
+def counted(record: GridEventRecord, short: bool, excess_w: float, now: float) -> GridEventRecord:
+    """A reading in force counted against a record: `short` (a breach), and how far the meter
+    was over a cap limit (`excess_w`; 0 for an emergency)."""
     since = record.last_read_at if record.last_read_at is not None else record.event.deadline
     return dataclasses.replace(
         record,
@@ -30,7 +30,7 @@ def counted(record: GridEventRecord, excess_w: float, now: float) -> GridEventRe
         breaches=record.breaches + short,
         last_read_at=now,
         over_cap_s=record.over_cap_s + (max(0.0, now - since) if short else 0.0),
-        max_excess_w=max(record.max_excess_w, excess_w if record.event.kind == GridEventKind.CAP_LIMIT else 0.0),
+        max_excess_w=max(record.max_excess_w, excess_w),
     )
 
 
@@ -42,14 +42,14 @@ def check_reading(
             continue
         record = grid[event.event_id]
         if event.kind == GridEventKind.CAP_LIMIT:
-            excess = reading.meter_w - event.cap_w
+            excess = max(0.0, reading.meter_w - event.cap_w)
+            short = excess > TOLERANCE_W
             what = f"meter {watts_text(reading.meter_w)} over the cap {watts_text(event.cap_w)}"
         else:
             floor = {f.fleet_id: f.standby_w for f in power.fleets}
-            over_floor = any(measured > floor.get(fid, 0.0) + TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
-            excess = 2 * TOLERANCE_W if over_floor else 0.0
+            excess = 0.0
+            short = any(measured > floor.get(fid, 0.0) + TOLERANCE_W for fid, (measured, _) in reading.fleets.items())
             what = "mining still above its paused floor"
-        short = excess > TOLERANCE_W
         deadline = event.deadline if event.kind == GridEventKind.CAP_LIMIT else event.start + lead_s
         first_met = not short and record.met_at is None and now < event.end
         if first_met:
@@ -58,7 +58,7 @@ def check_reading(
             if first_met:
                 decision.grid.append(record)
             continue
-        updated = grid[event.event_id] = counted(record, excess, now)
+        updated = grid[event.event_id] = counted(record, short, excess, now)
         if short:
             decision.notes.append(("warning", f"grid event {event.event_id} not met at {site_id}: {what}", {"site_id": site_id, "grid_event_id": event.event_id}))
             if record.breaches == 0:

@@ -20,7 +20,6 @@ from scheduler.store.documents import grid_record_from_doc, job_from_doc, site_f
 
 Query = Callable[[str, Sequence], Iterable[tuple]]
 FINISHED = "(" + ", ".join(str(int(s)) for s in sorted(TERMINAL)) + ")"
-NEXT_CHANGE = "SELECT COALESCE(MAX(changed), 0) + 1 FROM jobs"
 NEWEST = "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(changed), 0) FROM jobs"
 RECENT_OR_UNFINISHED = f"SELECT doc FROM jobs WHERE seq > ? UNION ALL SELECT doc FROM jobs WHERE seq <= ? AND state NOT IN {FINISHED}"
 PAGED_OUT = f"SELECT state, tenant, COUNT(*) FROM jobs WHERE seq <= ? AND state IN {FINISHED} GROUP BY state, tenant"

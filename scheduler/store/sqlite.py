@@ -84,6 +84,7 @@ MIGRATIONS = check_ordered((
         "CREATE INDEX jobs_by_change ON jobs (changed)",
     )),
 ))
+NEXT_CHANGE = "SELECT COALESCE(MAX(changed), 0) + 1 FROM jobs"  # one number per commit that writes jobs (job_queries.py)
 LEASE_ROW = "SELECT holder, address, epoch, expires_at FROM leadership WHERE id = 1"  # no holder yet: "", expired at 0
 
 
@@ -167,7 +168,7 @@ class SqliteStore(job_queries.JobReads):
                 if held != epoch:
                     raise Fenced(f"this replica's epoch {epoch} is no longer the lease's ({held}): another replica leads; nothing was written")
             if jobs:
-                (change,) = db.execute(job_queries.NEXT_CHANGE).fetchone()
+                (change,) = db.execute(NEXT_CHANGE).fetchone()
                 db.executemany(
                     "INSERT INTO jobs (job_id, tenant, client_request_id, seq, state, doc, changed) VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, doc = excluded.doc, changed = excluded.changed",
