@@ -16,7 +16,14 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   later commands are one request each). Addresses that do not answer, or answer but
   are not miners, are reported as missing and identified again in the background
   from later reads: first after FIRST_REDISCOVER_S, backing off to every `rediscover_s`.
-- `apply(target_w)` splits the target over the miners (`agents.miners.split`) and
+- `apply(target_w)` answers a cut (a target below what the miners' present settings
+  draw) with the fewest commands: it pauses the miners that save the most and leaves
+  the rest as they are (`split.fast_cut`: at half the power, half the commands of
+  lowering every miner's limit, and a cut's response time is the commands' CPU). It
+  keeps that plan while the target holds; `rebalance_after_s` (60 s) after the cut, or
+  at once if the target rises, it moves to the split (`fast_cuts=False`: always the
+  split). The split spreads the target over the miners (`agents.miners.split`: more
+  miners running at lower limits, more hashrate per watt) and
   sends the changed settings in two steps: first every setting that lowers a miner
   (at once, never delayed), then the settings that raise one. While any miner is
   still coming down (last read above its setting), the raises are held back in a
@@ -64,7 +71,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.miners.health import HealthSchedule, MinerHealth, read_health, summarize
-from agents.miners.split import TOLERANCE_W, GroupPlan, MinerProgress, MinerState, Setting, capacity, find_stuck, reach_tolerance_w, split_group
+from agents.miners.split import TOLERANCE_W, GroupPlan, MinerProgress, MinerState, Setting, capacity, fast_cut, find_stuck, keep_plan, reach_tolerance_w, split_group
 from scheduler.core.power import MinerModel
 
 log = logging.getLogger(__name__)
@@ -136,6 +143,8 @@ class MinerGroup:
         connect_concurrency: int = 64,
         settle_poll_s: float = 0.25,
         health_every_s: float = 60.0,
+        fast_cuts: bool = True,
+        rebalance_after_s: float = 60.0,
         factory: Any = None,
         auth: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -154,6 +163,10 @@ class MinerGroup:
         self.clock = clock
         self.wall_clock = wall_clock
         self.target_w: float | None = None
+        self.fast_cuts = fast_cuts
+        self.rebalance_after_s = rebalance_after_s
+        self._rebalance_at = -math.inf  # a cut met with pauses is held as it is until then
+        self._cut_target_w = -math.inf
         self._factory = factory
         self._auth = auth  # (username, password) given to each miner found (pyasic_rs set_auth); never logged
         self._sem = asyncio.Semaphore(read_concurrency)  # polls in flight: few, so a cut finds few reads queued ahead of it
@@ -367,8 +380,19 @@ class MinerGroup:
         ]
 
     def plan(self, target_w: float) -> GroupPlan:
-        """The split for `target_w` as things stand (no commands sent)."""
-        return split_group(self._states(), target_w)
+        """The plan for `target_w` as things stand (no commands sent; see the module
+        docstring): a cut is met with the fewest commands (`split.fast_cut`) and held
+        so until `rebalance_after_s` have passed or the target rises; then the split."""
+        states = self._states()
+        if self.fast_cuts:
+            now = self.clock()
+            fast = fast_cut(states, target_w)
+            if fast is not None:
+                self._rebalance_at, self._cut_target_w = now + self.rebalance_after_s, target_w
+                return fast
+            if now < self._rebalance_at and target_w <= self._cut_target_w + TOLERANCE_W:
+                return keep_plan(states, target_w)
+        return split_group(states, target_w)
 
     def _commands(self, m: _Miner, setting: Setting) -> list[tuple[str, float | None]]:
         if setting.paused:

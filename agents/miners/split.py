@@ -27,6 +27,11 @@ watts) or at stock (rated_w) for a miner that takes no power limit.
   the miners counted as they are), every miner goes to its lowest setting and the
   plan says it does not fit.
 
+`fast_cut(miners, target_w)`: the plan for a cut that must be met at once: the fewest
+commands (pauses of the miners that save the most, everything else left as it is). A
+group answers a cut with it and moves to `split_group`'s plan (more miners running at
+lower limits) only once the target has held a while (agents.miners.group).
+
 `split_fleet(groups, target_w)`: a fleet's target over its groups. Each group gets
 its floor, and what is left is shared in proportion to each group's controllable
 capacity above its floor (its answering, unstuck miners), up to each group's maximum.
@@ -234,6 +239,51 @@ def split_group(miners: Sequence[MinerState], target_w: float) -> GroupPlan:
     planned = sum(s.power_w(by_ip[ip].model) for ip, s in settings.items()) + sum(counted.values())
     stuck = tuple(sorted((m.ip for m in miners if m.answering and m.stuck), key=address_key))
     return GroupPlan(target_w, settings, planned, counted, cap.floor_w, cap.max_w, stuck)
+
+
+def present_w(m: MinerState) -> float:
+    """What a planned miner draws, or ramps to, under the setting it has now: standby if
+    paused, else its setting (its reading if it was never sent one: rated if never read)."""
+    if m.paused_now:
+        return m.model.standby_w
+    if m.setting_w is not None:
+        return m.setting_w
+    return m.last_w if m.last_w is not None else m.model.rated_w
+
+
+def fast_cut(miners: Sequence[MinerState], target_w: float) -> GroupPlan | None:
+    """The plan that meets a lower target with the fewest commands: pause the running
+    miners that save the most (present_w - standby) until the group is at or under the
+    target, and leave every other miner as it is (not in `settings`: no command). None
+    when the group is already at or under the target as things stand (not a cut), or
+    when pausing every miner that can pause would not get it there (then
+    `split_group`, which also lowers limits, is the plan)."""
+    counted = {m.ip: m.counted_w for m in miners if not m.plannable}
+    plannable = [m for m in miners if m.plannable]
+    total = sum(present_w(m) for m in plannable) + sum(counted.values())
+    if total <= target_w + TOLERANCE_W:
+        return None
+    settings: dict[str, Setting] = {}
+    running = (m for m in plannable if m.can_pause and not m.paused_now)
+    for m in sorted(running, key=lambda m: (-(present_w(m) - m.model.standby_w), address_key(m.ip))):
+        if total <= target_w + 1e-9:
+            break
+        settings[m.ip] = Setting(paused=True)
+        total -= present_w(m) - m.model.standby_w
+    if total > target_w + 1e-9:
+        return None
+    cap = capacity(miners)
+    stuck = tuple(sorted((m.ip for m in miners if m.answering and m.stuck), key=address_key))
+    return GroupPlan(target_w, settings, total, counted, cap.floor_w, cap.max_w, stuck)
+
+
+def keep_plan(miners: Sequence[MinerState], target_w: float) -> GroupPlan:
+    """Every miner left at the setting it has (no command), with the figures as they stand."""
+    counted = {m.ip: m.counted_w for m in miners if not m.plannable}
+    planned = sum(present_w(m) for m in miners if m.plannable) + sum(counted.values())
+    cap = capacity(miners)
+    stuck = tuple(sorted((m.ip for m in miners if m.answering and m.stuck), key=address_key))
+    return GroupPlan(target_w, {}, planned, counted, cap.floor_w, cap.max_w, stuck)
 
 
 def split_fleet(groups: Mapping[str, GroupCapacity], target_w: float) -> dict[str, float]:

@@ -47,7 +47,9 @@ def run(coro, limit_s: float = 30.0):
 
 
 def group(group_id: str, addresses: list[str], **kwargs) -> MinerGroup:
-    options = {"grace_s": 0.3, "retry_s": 1.0, "rediscover_s": 1.0, **kwargs}
+    # fast_cuts off: these tests check the split's settings (limits and pauses) as sent;
+    # test_miner_fast_cuts.py checks how a cut is answered first.
+    options = {"grace_s": 0.3, "retry_s": 1.0, "rediscover_s": 1.0, "fast_cuts": False, **kwargs}
     return MinerGroup(group_id, addresses, S21, command_timeout_s=TIMEOUT_S, **options)
 
 

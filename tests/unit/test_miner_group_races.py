@@ -2,7 +2,8 @@
 races a real network makes rare: a read that lands while a new setting's commands are
 still in flight must not call those miners stuck (they were judged against the old
 command's time), commands never wait behind a read, and no new read goes out while a
-cut's commands are being sent (reads in flight hold few slots)."""
+cut's commands are being sent (reads in flight hold few slots). These groups plan with the
+split alone (fast_cuts=False): the races are in the split's two steps."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_a_read_during_a_new_settings_commands_does_not_call_them_stuck():
         ips = [f"127.9.0.{i}" for i in range(1, 5)]
         miners = {ip: StandInMiner(gate) for ip in ips}
         clock = FakeClock(1000.0)
-        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), clock=clock, grace_s=1.0)
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), clock=clock, grace_s=1.0, fast_cuts=False)
         await group.connect()
         await group.apply(4 * 3000.0)  # first setting, carried out
         await group.read()
@@ -88,7 +89,7 @@ def test_commands_do_not_wait_behind_a_read():
         gate.set()
         ips = [f"127.9.1.{i}" for i in range(1, 5)]
         miners = {ip: StandInMiner(gate) for ip in ips}
-        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), concurrency=2, read_concurrency=2)
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), concurrency=2, read_concurrency=2, fast_cuts=False)
         await group.connect()
         for miner in miners.values():
             miner.read_gate.clear()  # every read hangs, holding all the read slots
@@ -109,7 +110,7 @@ def test_no_read_goes_out_while_a_cuts_commands_are_being_sent():
         gate.set()
         ips = [f"127.9.2.{i}" for i in range(1, 9)]
         miners = {ip: StandInMiner(gate) for ip in ips}
-        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), command_timeout_s=30.0, read_concurrency=3)
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), command_timeout_s=30.0, read_concurrency=3, fast_cuts=False)
         await group.connect()
         gate.clear()  # the cut's commands are in flight
         applying = asyncio.create_task(group.apply(8 * 2600.0))
@@ -173,7 +174,7 @@ def _ramping_group(prefix, model=S21):
     miners = {ip: RampingMiner(gate, log, fleet) for ip in ips}
     fleet.extend(miners.values())
     model = dataclasses.replace(S21, **model) if isinstance(model, dict) else model
-    group = MinerGroup("rack", ips, model, factory=StandInFactory(miners), settle_poll_s=0.01)
+    group = MinerGroup("rack", ips, model, factory=StandInFactory(miners), settle_poll_s=0.01, fast_cuts=False)
     return group, ips, miners, log
 
 
