@@ -96,7 +96,7 @@ def _run_server(args) -> int:
         from scheduler.store.base import StoreError
 
         try:
-            return asyncio.run(serve(config))
+            return asyncio.run(serve(config, args.config))
         except (OSError, StoreError) as err:  # e.g. the port is taken, the database is not writable or has a newer schema
             print(f"powerplane scheduler: {err}", file=sys.stderr)
             return 1

@@ -3,6 +3,8 @@ services, grpc.health.v1.Health and server reflection, optionally over TLS (mutu
 tls.client_ca_file; certificates reloaded when their files change: scheduler/server/mtls.py); with
 several replicas (config.leadership), a standby until it holds the lease, kept warm
 meanwhile (the store loaded once, then the leader's commits followed every renewal).
+Given its config file, it reads it again on ReloadConfig, SIGHUP or a change (config_watch_s)
+and applies what may change live (scheduler/server/reload.py).
 SIGINT/SIGTERM stop it gracefully: health goes NOT_SERVING, in-flight calls get
 a grace period, the store is flushed and closed."""
 
@@ -14,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,6 +33,7 @@ from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.mtls import ReloadingCredentials, check_agent_peer
 from scheduler.server.operator_service import OperatorService
 from scheduler.server.price_feeds import PriceFeeds
+from scheduler.server.reload import Reloader
 from scheduler.server.stores import describe_store, open_store
 from scheduler.server.tenant_service import TenantService
 from scheduler.server.views import Views
@@ -44,8 +48,8 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class SchedulerServer:
-    def __init__(self, config: SchedulerConfig):
-        self.config = config
+    def __init__(self, config: SchedulerConfig, config_path: str | Path | None = None):
+        self.config = config  # the running config: a reload replaces it (and the controller's)
         self.store = open_store(config)  # migrated to the newest schema; SchemaTooNew refuses a newer one
         migration = getattr(self.store, "migration", None)
         log.info("store: %s%s", describe_store(config), f", {migration.line()}" if migration else "")
@@ -61,12 +65,16 @@ class SchedulerServer:
         self._leading: asyncio.Task | None = None
         self.price_feeds = PriceFeeds(config.price_feeds, self.controller)  # polled by the leader only (`_lead`)
         self.openadr = _openadr_vens(config, self.controller)  # a VEN per program, the leader's only (`_lead`); None: no program
+        self.auth: Authenticator | None = None  # from start()
+        self.reloader = Reloader(self, config_path) if config_path is not None else None  # None: nothing to reload
 
     async def start(self) -> int:
         """Serve gRPC. Alone, the store is loaded first and every service serves at once.
         With `leadership`, the replica serves as a standby (refusing every call, naming the
         leader) until it holds the lease; then it loads the store and serves (`_lead`)."""
-        auth = Authenticator.from_config(self.config)
+        auth = self.auth = Authenticator.from_config(self.config)
+        if self.reloader is not None:
+            self.reloader.start()  # the watch, with config_watch_s > 0; a standby reloads its own file too
         if self.config.leadership is None:
             await self._lead(auth)
             return await self._serve_grpc(auth)
@@ -134,7 +142,7 @@ class SchedulerServer:
         )
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views), server)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth), server)
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views), server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views, self.reloader), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if self.config.tls:
@@ -157,6 +165,8 @@ class SchedulerServer:
             await _set_status(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._leading is not None:
             self._leading.cancel()
+        if self.reloader is not None:
+            await self.reloader.stop()
         if self.leadership is not None:
             await self.leadership.stop()
         await self.price_feeds.stop()
@@ -188,16 +198,19 @@ async def _set_status(servicer, name: str, status) -> None:
         await result
 
 
-async def serve(config: SchedulerConfig) -> int:
+async def serve(config: SchedulerConfig, config_path: str | Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM (exit code 0), a failed store commit (exit code 1:
     memory may be ahead of the disk, so the process stops and a restart reloads the store)
-    or, with several replicas, the loss of the lease (exit code 1: a restart stands by)."""
-    server = SchedulerServer(config)
+    or, with several replicas, the loss of the lease (exit code 1: a restart stands by).
+    SIGHUP reads `config_path` again (reload.py)."""
+    server = SchedulerServer(config, config_path)
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if server.reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, server.reloader.reload_logged, "SIGHUP")
     broken = server.controller.committer.broken
     lost = server.leadership.lost if server.leadership is not None else asyncio.Event()
     waits = [asyncio.create_task(e.wait()) for e in (stopping, broken, lost)]

@@ -57,6 +57,9 @@
     sites: {us-1: "token"}          # site id -> agent bearer token
     jwt: {jwks_file: jwks.json, issuer: "https://idp.example", audience: powerplane,   # optional: bearer
           tenant_claim: tenant, role_claim: powerplane_role, algorithms: [RS256, ES256]}   # JWTs (jwt_tokens.py)
+    config_watch_s: 0               # > 0: read this file (and tokens_file) again when it changes, checked this
+                                    # often, and apply what may change live (docs/reload.md; also SIGHUP and
+                                    # `powerplane admin reload`); 0: only on those
 
 Relative paths are taken relative to the config file.
 """
@@ -402,6 +405,7 @@ class SchedulerConfig(Tokens):
     tls: TlsConfig | None = None
     tokens_file: Path | None = None
     jwt: JwtConfig | None = None
+    config_watch_s: float = Field(default=0.0, ge=0)  # scheduler/server/reload.py
 
     @field_validator("metrics_listen", "dashboard_listen")
     @classmethod

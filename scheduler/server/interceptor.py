@@ -44,6 +44,7 @@ STATUS_OF = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
 }
+SERVED_BY_STANDBYS = frozenset({"/powerplane.v1.OperatorService/ReloadConfig"})  # each replica reloads its own config file
 ROLE_OF_SERVICE = {
     "powerplane.v1.TenantService": "tenant",
     "powerplane.v1.OperatorService": "operator",
@@ -72,6 +73,13 @@ class Authenticator:
 
     def __init__(self, token_owners: dict[bytes, tuple[str, str, str]], jwt=None):
         self._owners = TokenTable(token_owners)
+        self._jwt = jwt
+
+    def use_tokens(self, token_owners: dict[bytes, tuple[str, str, str]]) -> None:
+        """From the next call on, these static tokens and no others (a config reload: reload.py)."""
+        self._owners = TokenTable(token_owners)  # one assignment: a call sees the old table or the new
+
+    def use_jwt(self, jwt) -> None:
         self._jwt = jwt
 
     @classmethod
@@ -222,7 +230,7 @@ class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
             self.authenticator.principal(handler_call_details.invocation_metadata, role, method)
         except (errors.Unauthenticated, errors.PermissionDenied) as err:
             return _rejecting_handler(handler, _status_of(err), str(err))
-        if self.leader is not None and not self.leader.serving():
+        if self.leader is not None and not self.leader.serving() and method not in SERVED_BY_STANDBYS:
             where = self.leader.leader_address
             if self.leader.leading.is_set():
                 message = "this scheduler replica has just taken over and is loading its store; try again shortly"

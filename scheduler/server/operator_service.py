@@ -1,14 +1,15 @@
 """powerplane.v1.OperatorService: sites, their inventory, runs and power; drain/undrain;
 grid events in (PostGridEvent, idempotent by event id, modified by a higher modification
 number; EndGridEvent ends one early) and out (ListGridEvents); the
-power snapshot stream (WatchSites). What it shows is built by `views.Views`."""
+power snapshot stream (WatchSites); ReloadConfig (scheduler/server/reload.py). What it
+shows is built by `views.Views`."""
 
 from __future__ import annotations
 
-from scheduler.api.convert import seconds
+from scheduler.api.convert import seconds, timestamp
 from scheduler.api.convert_power import grid_event_from_proto, grid_status_to_proto
 from scheduler.api.v1 import operator_pb2, operator_pb2_grpc
-from scheduler.core.errors import InvalidArgument
+from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.validation import check_ids
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
@@ -17,10 +18,11 @@ from scheduler.server.views import Views
 
 
 class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
-    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None):
+    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None, reloader=None):
         self.controller = controller
         self.auth = auth
         self.views = views or Views(controller)
+        self.reloader = reloader  # reload.Reloader, or None: started without a config file
 
     async def ListSites(self, request, context) -> operator_pb2.ListSitesResponse:
         self.auth.of(context, "operator")
@@ -76,3 +78,13 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
     async def GetTenantUsage(self, request, context):
         self.auth.of(context, "operator")
         return await usage(self.controller, request.tenant, request, known_tenant=False)
+
+    async def ReloadConfig(self, request, context) -> operator_pb2.ReloadConfigResponse:
+        operator = self.auth.of(context, "operator")
+        if self.reloader is None:
+            raise FailedPrecondition("this scheduler was started without a config file; there is nothing to reload")
+        result = self.reloader.reload(dry_run=request.dry_run, by=f"operator {operator.name}")
+        response = operator_pb2.ReloadConfigResponse(changed_sections=result.changed, refused=result.refused, config_sha256=result.sha256)
+        if result.applied_at is not None:
+            response.applied_at.CopyFrom(timestamp(result.applied_at))
+        return response

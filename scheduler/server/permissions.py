@@ -33,6 +33,7 @@ METHODS: dict[str, str] = {
     _O + "UndrainSite": OPERATOR_WRITE,
     _O + "PostGridEvent": OPERATOR_WRITE,
     _O + "EndGridEvent": OPERATOR_WRITE,
+    _O + "ReloadConfig": OPERATOR_WRITE,  # dry_run too: read-only operators may not see the config's changes
     _A + "Connect": SITE,
 }
 

@@ -55,23 +55,51 @@ class PriceFeeds:
         self.newest: dict[tuple[str, str], float] = {}  # (feed, market node) -> newest interval start brought
         self.stale: set[tuple[str, str]] = set()  # (feed, market node) logged stale and not back yet
         self.refused: set[str] = set()  # event ids the scheduler refused (content changed under the same id)
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: dict[str, asyncio.Task] = {}  # feed name -> its loop
+        self._retired: set[asyncio.Task] = set()  # loops of feeds a reload changed or removed, until they end
         self._session: aiohttp.ClientSession | None = None
+        self._running = False
 
     def start(self) -> None:
+        self._running = True
         if not self.feeds:
             return
-        self._session = aiohttp.ClientSession()
-        self._tasks = [asyncio.create_task(self._run(feed), name=f"price-feed-{feed.name}") for feed in self.feeds.values()]
+        self._start_loops()
         log.info("price feeds: %s", ", ".join(f"{f.name} ({f.kind}, {f.format}, every {f.interval_s:g}s)" for f in self.feeds.values()))
 
+    def _start_loops(self) -> None:
+        if self._session is None and self.feeds:
+            self._session = aiohttp.ClientSession()
+        for name, feed in self.feeds.items():
+            if name not in self._tasks:
+                self._tasks[name] = asyncio.create_task(self._run(feed), name=f"price-feed-{name}")
+
+    def reconfigure(self, feeds: Iterable[PriceFeedConfig]) -> None:
+        """The feeds of a reloaded config (reload.py): a changed or removed feed's loop is
+        cancelled, a new or changed one's started (if the feeds run: the leader's); unchanged
+        feeds go on polling."""
+        new = {feed.name: feed for feed in feeds}
+        for name, feed in self.feeds.items():
+            if new.get(name) != feed and name in self._tasks:
+                task = self._tasks.pop(name)
+                task.cancel()
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+        self.errors = {name: self.errors.get(name, 0) for name in new}
+        self.feeds = new
+        if self._running:
+            self._start_loops()
+        log.info("price feeds reconfigured: %s", ", ".join(new) or "none")
+
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._running = False
+        tasks = [*self._tasks.values(), *self._retired]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._tasks = {}
         if self._session is not None:
             await self._session.close()
             self._session = None

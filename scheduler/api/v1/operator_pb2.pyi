@@ -260,3 +260,21 @@ class PowerSnapshot(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
     version: int
     def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sites: _Optional[_Iterable[_Union[SiteDetail, _Mapping]]] = ..., grid_events: _Optional[_Iterable[_Union[GridEventStatus, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ReloadConfigRequest(_message.Message):
+    __slots__ = ("dry_run",)
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    def __init__(self, dry_run: _Optional[bool] = ...) -> None: ...
+
+class ReloadConfigResponse(_message.Message):
+    __slots__ = ("changed_sections", "refused", "config_sha256", "applied_at")
+    CHANGED_SECTIONS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_SHA256_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
+    changed_sections: _containers.RepeatedScalarFieldContainer[str]
+    refused: _containers.RepeatedScalarFieldContainer[str]
+    config_sha256: str
+    applied_at: _timestamp_pb2.Timestamp
+    def __init__(self, changed_sections: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[str]] = ..., config_sha256: _Optional[str] = ..., applied_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

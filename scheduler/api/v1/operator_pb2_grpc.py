@@ -80,6 +80,11 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
                 _registered_method=True)
+        self.ReloadConfig = channel.unary_unary(
+                '/powerplane.v1.OperatorService/ReloadConfig',
+                request_serializer=powerplane_dot_v1_dot_operator__pb2.ReloadConfigRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_operator__pb2.ReloadConfigResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -149,6 +154,17 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadConfig(self, request, context):
+        """Read the config file again and apply what may change live (tokens, JWT settings,
+        preemption, accounting, mining, price feeds: docs/reload.md),
+        all at once. Operator role only. FAILED_PRECONDITION naming each field only a restart
+        changes (nothing is applied), INVALID_ARGUMENT for a file that does not load. Served by
+        a standby too: each replica reloads its own file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +212,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.GetTenantUsage,
                     request_deserializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_usage__pb2.Usage.SerializeToString,
+            ),
+            'ReloadConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadConfig,
+                    request_deserializer=powerplane_dot_v1_dot_operator__pb2.ReloadConfigRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_operator__pb2.ReloadConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +462,33 @@ class OperatorService:
             '/powerplane.v1.OperatorService/GetTenantUsage',
             powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
             powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/ReloadConfig',
+            powerplane_dot_v1_dot_operator__pb2.ReloadConfigRequest.SerializeToString,
+            powerplane_dot_v1_dot_operator__pb2.ReloadConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
