@@ -38,7 +38,9 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   (no resume after a failed limit). Commands to one miner are sent one after another
   and only for its latest setting, so overlapping applies never reorder them. If a
   command fails, the miner is stuck and the split is made once more around it.
-- `read()` polls every miner's wattage and hashrate, at most `read_concurrency` miners
+- `read()` polls every miner's wattage (and its hashrate once every `hashrate_every_s`,
+  10 s, spread over the group: a metric, not a control input, and half the poll
+  calls, which cost the agent CPU a cut needs), at most `read_concurrency` miners
   at a time, and sends no new poll while an apply is sending (for at most half the
   command timeout): a cut's commands never queue behind a group's worth of reads at the
   miners or for the CPU, and each pyasic_rs call costs its caller far more CPU than the
@@ -90,6 +92,8 @@ class _Miner:
     answering: bool = False
     last_w: float | None = None
     last_ths: float = 0.0
+    hashrate_due_at: float = -math.inf  # monotonic; read with the wattage once due
+    spread: float = 1.0  # the first period's share (0.5-1.0), by its position in the group
     read_at: float | None = None  # monotonic, when last_w was read
     paused_state: bool | None = None  # as the miner acknowledged it; None: unknown
     limit_state: float | None = None
@@ -143,6 +147,7 @@ class MinerGroup:
         connect_concurrency: int = 64,
         settle_poll_s: float = 0.25,
         health_every_s: float = 60.0,
+        hashrate_every_s: float = 10.0,
         fast_cuts: bool = True,
         rebalance_after_s: float = 60.0,
         factory: Any = None,
@@ -163,6 +168,7 @@ class MinerGroup:
         self.clock = clock
         self.wall_clock = wall_clock
         self.target_w: float | None = None
+        self.hashrate_every_s = hashrate_every_s
         self.fast_cuts = fast_cuts
         self.rebalance_after_s = rebalance_after_s
         self._rebalance_at = -math.inf  # a cut met with pauses is held as it is until then
@@ -175,7 +181,7 @@ class MinerGroup:
         self._quiet = asyncio.Event()  # set while no apply is sending
         self._quiet.set()
         self._connect_sem = asyncio.Semaphore(connect_concurrency)  # identifications (each several requests and a login)
-        self._miners = {ip: _Miner(ip) for ip in addresses}
+        self._miners = {ip: _Miner(ip, spread=0.5 + (i % 16) / 32) for i, ip in enumerate(addresses)}
         self._identify_at = 0.0
         self._identifying: asyncio.Task | None = None
         self._raises_held: set[asyncio.Task] = set()  # raises waiting for the miners coming down
@@ -240,16 +246,21 @@ class MinerGroup:
 
     # ------------------------------------------------------------- read
     async def _poll_one(self, m: _Miner, holding_slot: bool = False) -> None:
-        async def both():
-            return await asyncio.gather(m.handle.get_wattage(), m.handle.get_hashrate())
+        now = self.clock()
+        with_hashrate = now >= m.hashrate_due_at
+
+        async def polled():
+            if with_hashrate:
+                return await asyncio.gather(m.handle.get_wattage(), m.handle.get_hashrate())
+            return await m.handle.get_wattage(), None
 
         try:
             if holding_slot:
-                watts, hashrate = await asyncio.wait_for(both(), self.command_timeout_s)
+                watts, hashrate = await asyncio.wait_for(polled(), self.command_timeout_s)
             else:
                 async with self._sem:
                     await self._commands_sent()
-                    watts, hashrate = await asyncio.wait_for(both(), self.command_timeout_s)
+                    watts, hashrate = await asyncio.wait_for(polled(), self.command_timeout_s)
         except Exception:
             watts, hashrate = None, None
         if watts is None:
@@ -263,10 +274,13 @@ class MinerGroup:
         m.answering = True
         m.last_w = float(watts)
         m.read_at = self.clock()
-        try:
-            m.last_ths = _ths(hashrate)
-        except Exception:
-            m.last_ths = 0.0
+        if with_hashrate:
+            # Spread over the period by position, so the hashrate reads do not all fall due at once.
+            m.hashrate_due_at = now + self.hashrate_every_s * (1.0 if m.hashrate_due_at > -math.inf else m.spread)
+            try:
+                m.last_ths = _ths(hashrate)
+            except Exception:
+                m.last_ths = 0.0
 
     def _after_reading(self, now: float) -> None:
         """Stuck or drifted, from the new readings."""

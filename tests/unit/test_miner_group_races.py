@@ -220,3 +220,32 @@ def test_raises_go_out_after_the_ramp_down_time_when_a_miner_never_reads_down():
         await group.close()
 
     asyncio.run(run())
+
+
+def test_hashrate_is_read_once_a_period_spread_over_the_group_not_with_every_wattage_poll():
+    class Counting(StandInMiner):
+        hashrate_reads = 0
+
+        async def get_hashrate(self):
+            self.hashrate_reads += 1
+            return None
+
+    async def run():
+        gate = asyncio.Event()
+        gate.set()
+        clock = FakeClock()
+        ips = [f"127.9.5.{i}" for i in range(1, 5)]
+        miners = {ip: Counting(gate) for ip in ips}
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), clock=clock, hashrate_every_s=10.0)
+        await group.connect()  # the first read takes both
+        assert [m.hashrate_reads for m in miners.values()] == [1, 1, 1, 1]
+        for _ in range(4):  # 4 s of polls once a second: wattage only
+            clock.advance(1.0)
+            await group.read()
+        assert [m.hashrate_reads for m in miners.values()] == [1, 1, 1, 1] and all(m.reads == 5 for m in miners.values())
+        clock.advance(16.0)
+        await group.read()
+        assert [m.hashrate_reads for m in miners.values()] == [2, 2, 2, 2]  # due again within a period and a half
+        await group.close()
+
+    asyncio.run(run())
