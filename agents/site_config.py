@@ -7,6 +7,7 @@
     gpu_idle_w: 150
     gpu_backend: auto            # GPU power through NVML: auto | nvml | fake (agents/gpu_power.py)
     market_node: HB_WEST         # where the site's power price comes from
+    miner_poll_s: 1.0            # how often the agent reads every real miner's wattage (0.2-60 s)
     fleets:                      # needs interconnect_cap_mw
       - {fleet_id: s21-a, model: S21, count: 400}
       - {fleet_id: xp-old, model: S19XP, count: 200, ramp_down_s: 3, ramp_up_s: 3, standby_w: 30}
@@ -67,7 +68,9 @@ Miner credentials (what pyasic_rs logs in with, `Miner.set_auth`), per fleet or 
 group (a group's own replace its fleet's): `username` and `password`, or
 `credentials_file`, a YAML file `{username: ..., password: ...}` (a relative path is
 taken from the site config's folder), read when the config is loaded. Without them
-pyasic_rs uses each firmware's default login. Passwords never appear in logs, reprs or
+pyasic_rs uses each firmware's default login. VNish has no user name: pyasic_rs unlocks
+it with the password alone (`POST /api/v1/unlock {"pw"}`, default `admin`), so give any
+`username` (it is not sent) with its password. Passwords never appear in logs, reprs or
 errors. A fleet whose miners take no power limit (firmware that only pauses, such as
 LuxOS or stock Antminer firmware) says `takes_power_limit: false`: it is curtailed in
 whole miners (scheduler.core.power `Fleet.whole_miners_w`).
@@ -344,6 +347,9 @@ class SiteConfig(BaseModel):
     gpu_idle_w: float = Field(default=150.0, ge=0, allow_inf_nan=False)
     gpu_backend: Literal["auto", "nvml", "fake"] = "auto"  # auto: NVML when it runs here and sees the site's GPUs
     market_node: str = ""
+    # Each poll is a pyasic_rs call per miner, and its CPU is what a cut's commands need: a
+    # fleet of thousands behind one small agent machine may be read less often.
+    miner_poll_s: float = Field(default=1.0, ge=0.2, le=60, allow_inf_nan=False)
     fleets: list[FleetConfig] = Field(default_factory=list)
     meter: MeterConfig | None = None  # None: the meter figure is computed (IT x overhead)
     frequency_response: FrequencyResponseConfig | None = None

@@ -309,7 +309,7 @@ def cut_round(mode: str, rnd: int, hosted: EmulatorProcesses, ops: Client, site_
     return {"t0": t0, "end": end, "under": under, "latency_ms": latency_ms, "expected": expected, "commands": commands}
 
 
-def fanout_sites(miners: int, agents: int, group_size: int) -> tuple[list[SiteSpec], dict[str, list[str]], dict[str, tuple[str, str]]]:
+def fanout_sites(miners: int, agents: int, group_size: int, poll_s: float = 1.0) -> tuple[list[SiteSpec], dict[str, list[str]], dict[str, tuple[str, str]]]:
     """`agents` sites of miners/agents emulated S21s each from BASE, capped so mining fills
     them: (sites, site -> its miners' addresses, address -> (site, group))."""
     per_site = miners // agents
@@ -320,7 +320,7 @@ def fanout_sites(miners: int, agents: int, group_size: int) -> tuple[list[SiteSp
         fleet = emulated_fleet("s21", MODEL, per_site, chunk[0], group_size)
         assert [ip for g in fleet.groups for ip in g.miners] == chunk
         cap_mw = (per_site * RATED_W + GPUS * GPU_IDLE_W) * OVERHEAD / 1e6
-        site = SiteSpec(f"site-{k + 1}", "us", gpus=GPUS, power=SitePowerSpec(cap_mw, cooling="air", gpu_idle_w=GPU_IDLE_W, fleets=(fleet,)))
+        site = SiteSpec(f"site-{k + 1}", "us", gpus=GPUS, power=SitePowerSpec(cap_mw, cooling="air", gpu_idle_w=GPU_IDLE_W, miner_poll_s=poll_s, fleets=(fleet,)))
         sites.append(site)
         site_ips[site.site_id] = chunk
         group_of.update({ip: (site.site_id, g.group_id) for g in fleet.groups for ip in g.miners})
@@ -356,7 +356,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
     hosted, cluster = None, None
     try:
         ips = loopback_addresses(BASE, args.miners)
-        sites, site_ips, group_of = fanout_sites(args.miners, args.agents, args.group_size)
+        sites, site_ips, group_of = fanout_sites(args.miners, args.agents, args.group_size, args.poll_s)
         workdir = Path(tempfile.mkdtemp(prefix=f"pp-bench-fanout-{mode}-"))
         hosted = EmulatorProcesses(workdir, site_ips, args.miners_per_emulator)
         say(
@@ -450,6 +450,7 @@ def main() -> int:
     parser.add_argument(
         "--miners-per-emulator", type=int, default=1000, help="miners per emulator process (a site's miners never share one with another site's)"
     )
+    parser.add_argument("--poll-s", type=float, default=1.0, help="the sites' miner_poll_s: how often each agent reads every miner (default 1 s)")
     parser.add_argument("--rounds", type=int, default=1, help=f"cuts per mode; with more than one each lasts {HOLD_S:g} s, then mining refills")
     args = parser.parse_args()
     if min(args.miners, args.group_size, args.agents, args.rounds, args.miners_per_emulator) < 1 or args.miners % args.agents:
@@ -489,6 +490,7 @@ def main() -> int:
         "miners": args.miners,
         "agents": args.agents,
         "group_size": args.group_size,
+        "poll_s": args.poll_s,
         "rounds": args.rounds,
         "miners_per_emulator": args.miners_per_emulator,
     }

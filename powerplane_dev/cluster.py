@@ -118,6 +118,7 @@ class SitePowerSpec:
     gpu_load_w: float = 1000.0
     gpu_idle_w: float = 150.0
     market_node: str = ""
+    miner_poll_s: float = 1.0
     fleets: tuple[FleetSpec, ...] = ()
 
     def site_config(self) -> dict:

@@ -402,5 +402,5 @@ def site_fleet_driver(config: SiteConfig, group_factory: GroupFactory = in_proce
             real.append(MinerFleetSpec(fleet_config.fleet(), tuple((g, tuple(addresses)) for g, addresses in groups), auth))
     if not real:
         return EmulatedFleets(emulated)
-    miners = MinerFleets(real, group_factory, **options)
+    miners = MinerFleets(real, group_factory, **{"poll_s": config.miner_poll_s, **options})
     return miners if not emulated else CombinedFleets([miners, EmulatedFleets(emulated)])

@@ -72,6 +72,7 @@ def test_an_explicit_overhead_wins_over_the_cooling(tmp_path):
         ({"gpu_idle_w": 2000}, "gpu_idle_w must be below gpu_load_w"),
         ({"interconnect_cap_mw": -1}, "interconnect_cap_mw: Input should be greater than 0"),
         ({"interconnect_cap_mw": None}, "a site with fleets needs interconnect_cap_mw"),
+        ({"miner_poll_s": 0.05}, "miner_poll_s: Input should be greater than or equal to 0.2"),
     ],
 )
 def test_bad_fields_are_named_in_one_line(tmp_path, change, message):
@@ -107,3 +108,12 @@ def test_the_dev_cluster_power_spec_is_a_valid_site_config(tmp_path):
     config = load_site_config(write(tmp_path, spec.site_config()))
     assert config.interconnect_cap_w == 5e4 and config.effective_overhead == pytest.approx(1.04)
     assert config.fleets[0].fleet().model.ramp_up_s == 3 and config.fleets[0].fleet().model.standby_w == 25
+
+
+def test_the_agent_reads_real_miners_as_often_as_miner_poll_s_says(tmp_path):
+    from agents.miners.driver import site_fleet_driver
+
+    fleet = {"fleet_id": "s21-real", "model": "S21", "count": 2, "miners": ["10.0.1.1-2"]}
+    config = load_site_config(write(tmp_path, {**GOOD, "miner_poll_s": 5, "fleets": [fleet]}))
+    assert site_fleet_driver(config).poll_s == 5.0
+    assert site_fleet_driver(load_site_config(write(tmp_path, {**GOOD, "fleets": [fleet]}, "default.yaml"))).poll_s == 1.0
