@@ -73,7 +73,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.miners.health import HealthSchedule, MinerHealth, read_health, summarize
-from agents.miners.split import TOLERANCE_W, GroupPlan, MinerProgress, MinerState, Setting, capacity, fast_cut, find_stuck, keep_plan, reach_tolerance_w, split_group
+from agents.miners.split import (
+    TOLERANCE_W,
+    GroupPlan,
+    MinerProgress,
+    MinerState,
+    Setting,
+    capacity,
+    fast_cut,
+    find_stuck,
+    keep_plan,
+    reach_tolerance_w,
+    split_group,
+)
 from scheduler.core.power import MinerModel
 
 log = logging.getLogger(__name__)
