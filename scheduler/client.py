@@ -146,6 +146,14 @@ class Client:
         request = operator_pb2.ListGridEventsRequest(site_id=site_id, active_only=active_only)
         return self._call("operator", "ListGridEvents", request)
 
+    def reload_config(self, dry_run: bool = False) -> operator_pb2.ReloadConfigResponse:
+        return self._call("operator", "ReloadConfig", operator_pb2.ReloadConfigRequest(dry_run=dry_run))
+
+    def replica(self, address: str) -> Client:
+        """A client with the same token and TLS settings for the replica at `address` only."""
+        token = self._metadata[0][1].removeprefix("Bearer ")
+        return Client(address, token, self._tls_ca, self.timeout_s, self._tls_identity)
+
     def usage(self, tenant: str, start: float, end: float, max_jobs: int = 0) -> usage_pb2.Usage:
         """A tenant's usage over [start, end) (epoch seconds): a tenant token reads its own
         (TenantService), an operator token any tenant's (OperatorService)."""

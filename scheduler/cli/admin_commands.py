@@ -1,10 +1,15 @@
 """`powerplane admin`: maintenance of the scheduler's store, run beside the scheduler on
-its config file; no scheduler connection and no token needed.
+its config file; no scheduler connection and no token needed, but for `reload`.
 
     powerplane admin migrate --config scheduler.yaml    # schema to the newest version (idempotent)
     powerplane admin backup --config scheduler.yaml --to backup.db
     powerplane admin certs --out certs/ --sites us-1,eu-1 --clients ops --server-names scheduler.example
     powerplane admin hash-token < token.txt              # prints sha256:<hex>, for the config's token maps
+    powerplane admin reload --scheduler a:50051,b:50051 [--dry-run]   # with an operator token: every
+                                                         # replica listed reads its config file again
+
+`reload` (docs/reload.md) prints per replica what changed, or why nothing was applied (the
+fields only a restart changes); exit code 1 if any replica refused or was not reached.
 
 `certs` writes a CA (reused when --out already holds one), the scheduler's server
 certificate and a client certificate per site and per user for mutual TLS (docs/security.md).
@@ -17,14 +22,16 @@ Exit codes: 0 done, 1 the store failed, 2 bad config or nothing this command can
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    """Register `admin` and its subcommands on the `powerplane` subcommands."""
-    p = sub.add_parser("admin", help="maintain the scheduler's store (migrate, backup) and write mTLS certificates (certs)")
+def add_parser(sub, client_parent: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Register `admin` and its subcommands on the `powerplane` subcommands (`client_parent`:
+    the client options, --scheduler, --token and TLS, which `admin reload` takes)."""
+    p = sub.add_parser("admin", help="maintain the scheduler's store (migrate, backup), write mTLS certificates (certs), reload its config")
     admin = p.add_subparsers(dest="admin_command", required=True, metavar="ADMIN_COMMAND")
     m = admin.add_parser("migrate", help="bring the store's schema to this release's version (the scheduler also does at start)")
     m.add_argument("--config", type=Path, required=True, help="scheduler config file (YAML)")
@@ -43,7 +50,55 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.set_defaults(run=certs)
     h = admin.add_parser("hash-token", help="print the hash (sha256:<hex>) of a bearer token read from stdin, to give in the config in its place")
     h.set_defaults(run=hash_token)
+    r = admin.add_parser(
+        "reload",
+        parents=[client_parent] if client_parent is not None else [],
+        help="make the scheduler read its config file again and apply what changes live (each replica in --scheduler; operator token)",
+    )
+    r.add_argument("--dry-run", action="store_true", help="show what would change and what only a restart changes; apply nothing")
+    r.set_defaults(func=reload)
     return p
+
+
+def reload_line(response) -> str:
+    """One replica's answer, as `admin reload` prints it."""
+    version = f"config {response.config_sha256[:12]}"
+    changed = ", ".join(response.changed_sections)
+    if response.refused:  # a dry run: a reload would be refused
+        return f"{version}: would be refused (restart to change): " + "; ".join(response.refused)
+    if not changed:
+        return f"{version}: nothing changed"
+    if not response.HasField("applied_at"):
+        return f"{version}: would change {changed}"
+    from scheduler.cli.render import when
+
+    return f"{version}: {changed} changed, applied at {when(response.applied_at)} UTC"
+
+
+def reload(client, args) -> int:
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    addresses = client.targets.addresses
+    failed = 0
+    for address in addresses:
+        replica = client if len(addresses) == 1 else client.replica(address)
+        where = f"{address}: " if len(addresses) > 1 else ""
+        try:
+            response = replica.reload_config(args.dry_run)
+        except grpc.RpcError as err:
+            print(f"powerplane admin reload: {where}{err.code().name}: {err.details()}", file=sys.stderr)
+            failed += 1
+            continue
+        finally:
+            if replica is not client:
+                replica.close()
+        if args.output == "json":
+            print(json.dumps({"scheduler": address, **MessageToDict(response, preserving_proto_field_name=True)}))
+        else:
+            print(where + reload_line(response))
+        failed += bool(response.refused)
+    return 1 if failed else 0
 
 
 def hash_token(args) -> int:

@@ -54,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=300.0, help="give up if the demo's training job is not done by then")
     p.set_defaults(server="demo")
     add_simulate_parser(sub)
-    admin_commands.add_parser(sub)  # needs no scheduler (admin migrate, admin backup)
 
     client_parent = argparse.ArgumentParser(add_help=False)
     client_parent.add_argument("--scheduler", default=os.environ.get("POWERPLANE_SCHEDULER", "127.0.0.1:50051"), help="host:port, or several comma-separated (scheduler replicas: a standby names the leader) (or $POWERPLANE_SCHEDULER)")
@@ -63,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     client_parent.add_argument("--tls-cert", type=Path, help="client certificate, for a scheduler requiring mutual TLS (with --tls-key)")
     client_parent.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
     client_parent.add_argument("--output", "-o", choices=["table", "json", "csv"], default="table", help="csv: `usage` only (others show a table)")
+    admin_commands.add_parser(sub, client_parent)  # needs no scheduler (admin migrate, admin backup), but admin reload
     client_sub = _ClientSubparsers(sub, client_parent)
     tenant_commands.add_parsers(client_sub)
     operator_commands.add_parsers(client_sub)

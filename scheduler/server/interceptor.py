@@ -209,7 +209,8 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, me
 class PowerplaneInterceptor(grpc.aio.ServerInterceptor):
     """`leader`: with several replicas, whether this one serves and where the leader is
     (scheduler/server/leadership.py); a standby refuses every Powerplane call UNAVAILABLE,
-    naming the leader in the trailing metadata (scheduler/api/leader.py).
+    naming the leader in the trailing metadata (scheduler/api/leader.py), but those of
+    SERVED_BY_STANDBYS (ReloadConfig: each replica reloads its own config file).
     `agent_peer_check(context, site)`: with mutual TLS, refuses an AgentService call whose
     client certificate is not the token's site's (scheduler/server/mtls.py)."""
 

@@ -199,10 +199,11 @@ class Reloader:
         return [self.path, *([self.path.parent / config.tokens_file] if config.tokens_file else [])]
 
     def _version(self, config: SchedulerConfig) -> str:
+        """SHA-256 of the file's bytes followed by its tokens_file's (without one: `sha256sum` of the file)."""
         digest = hashlib.sha256()
         for path in self._files(config):
             with contextlib.suppress(OSError):
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+                digest.update(path.read_bytes())
         return digest.hexdigest()
 
     def reload(self, dry_run: bool = False, by: str = "") -> ReloadResult:

@@ -201,6 +201,7 @@ def test_default_scheduler_config_and_tokens():
         "power_interval_s": 1.0,
         "cap_lead_s": 10,
         "tokens_file": "/etc/powerplane/tokens/tokens.yaml",
+        "config_watch_s": 0,
     }
     tokens = tokens_file(docs)
     assert set(tokens) == {"tenants", "operators", "sites"}
@@ -237,6 +238,35 @@ def test_multisite_creates_no_secrets():
     # scheduler.yaml, one site config per site with a power profile, the dashboard
     assert set(MULTISITE_POWER) == {"us-tx-1", "eu-no-1"}
     assert len(of_kind(docs, "ConfigMap")) == 1 + len(MULTISITE_POWER) + 1
+
+
+def test_config_watch_mounts_the_configmap_as_a_directory_and_rolls_only_for_restarts(tmp_path):
+    """configWatchSeconds: scheduler.yaml `config_watch_s`, the ConfigMap mounted without
+    subPath (the kubelet then updates the file; docs/reload.md), and `checksum/config` moves
+    only with values a reload refuses: mining is reloaded live, the port needs a restart."""
+
+    def watching(*sets):
+        return rendered(template(sets=("scheduler.configWatchSeconds=15", *sets)))
+
+    docs = watching()
+    dep = scheduler_deployment(docs)
+    assert only_container(dep)["args"] == ["scheduler", "--config", "/etc/powerplane/config/scheduler.yaml"]
+    cfg_mount = mounts(dep)["/etc/powerplane/config"]
+    assert "subPath" not in cfg_mount and cfg_mount["readOnly"] is True
+    assert volumes(dep)[cfg_mount["name"]]["configMap"]["items"] == [{"key": "scheduler.yaml", "path": "scheduler.yaml"}]
+    assert "/etc/powerplane/scheduler.yaml" not in mounts(dep)
+    assert scheduler_config(docs)["config_watch_s"] == 15
+    assert load_rendered_config(docs, tmp_path).config_watch_s == 15
+
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/tokens" not in annotations  # tokens.yaml is reloaded from the Secret's updated file
+
+    def checksum(*sets):
+        return scheduler_deployment(watching(*sets))["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum("scheduler.power.mining.marginUsdPerMwh=5") == annotations["checksum/config"]
+    assert checksum("scheduler.port=50052") != annotations["checksum/config"]
+    assert checksum("scheduler.siteTimeoutSeconds=40") != annotations["checksum/config"]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -194,6 +194,37 @@ Usage: include "powerplane.validateSitePower" (dict "index" $i "site" $site)
 {{- end }}
 
 {{/*
+Whether the scheduler watches its config file (scheduler.configWatchSeconds > 0,
+scheduler.yaml `config_watch_s`): "true" or "".
+*/}}
+{{- define "powerplane.configWatch" -}}
+{{- if gt (.Values.scheduler.configWatchSeconds | float64) 0.0 }}true{{ end }}
+{{- end }}
+
+{{/*
+Where the scheduler's pod reads scheduler.yaml: with configWatchSeconds, in the
+ConfigMap mounted as a directory (the kubelet updates it); else one file (subPath).
+*/}}
+{{- define "powerplane.schedulerConfigPath" -}}
+{{- if include "powerplane.configWatch" . }}/etc/powerplane/config/scheduler.yaml{{ else }}/etc/powerplane/scheduler.yaml{{ end }}
+{{- end }}
+
+{{/*
+What rolls the scheduler's pods when it changes: the whole ConfigMap, or with
+configWatchSeconds only the values rendered into fields a reload refuses
+(scheduler/server/reload.py RESTART_ONLY and the intervals); the others are
+reloaded live.
+*/}}
+{{- define "powerplane.schedulerConfigChecksum" -}}
+{{- $s := .Values.scheduler }}
+{{- if include "powerplane.configWatch" . }}
+{{- dict "port" $s.port "metrics" $s.metrics "dashboard" $s.dashboard "store" $s.store "leadership" $s.leadership "replicas" $s.replicas "regions" $s.regions "siteTimeoutSeconds" $s.siteTimeoutSeconds "heartbeatIntervalSeconds" $s.heartbeatIntervalSeconds "scheduleIntervalSeconds" $s.scheduleIntervalSeconds "powerIntervalSeconds" $s.power.intervalSeconds "checkpointRoot" $s.checkpointRoot "tls" $s.tls "configWatchSeconds" $s.configWatchSeconds | toJson | sha256sum }}
+{{- else }}
+{{- include (print $.Template.BasePath "/scheduler-configmap.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/*
 Whether the scheduler runs with leadership (several replicas on one
 database, scheduler.yaml `leadership`): "true" when scheduler.replicas > 1
 or scheduler.leadership.enabled, else "".
