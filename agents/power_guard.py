@@ -19,6 +19,14 @@ Two rules, checked every guard tick whether the stream to the scheduler is up or
     there sooner. Fleets that take no power limit are cut in whole miners. The agent
     never caps GPUs itself: if mining at its floor is not enough, it says so.
 
+With a revenue meter (`metered_w`, a fresh reading), the meter is the truth at the
+point of interconnect: what it reads above the computed figure (IT x overhead from the
+GPUs' and fleets' readings: auxiliary loads, an overhead higher than configured) is
+load the agent cannot control, so it comes off the budget before the targets are fit,
+and "over the cap" is judged on the metered figure. A meter reading below the computed
+figure is not taken as room: the computed figure stays the bound (the scheduler alarms
+when the two disagree).
+
 A cap of 0 (or less) means none: the site's power is not managed.
 """
 
@@ -76,8 +84,10 @@ def hold_the_line(
     stream_up: bool,
     cap_event_active: bool,
     horizon_s: float = 0.0,
+    metered_w: float | None = None,
 ) -> GuardResult:
-    """New targets for the fleets the agent lowers by itself, and what it did."""
+    """New targets for the fleets the agent lowers by itself, and what it did
+    (`metered_w`: the meter's fresh reading, None without one; see the module docstring)."""
     before = {r.fleet.fleet_id: r.target_w for r in fleets}
     targets = dict(before)
     actions: list[str] = []
@@ -89,18 +99,20 @@ def hold_the_line(
             actions.append(f"stream to the scheduler lost during a cap event: mining held at its paused floor ({_changes(before, floored)})")
 
     if cap_w > 0:
-        budget_it_w = cap_w / overhead
+        computed_w = (gpu_it_w + sum(r.measured_w for r in fleets)) * overhead
+        unmodeled_w = max(0.0, metered_w - computed_w) if metered_w is not None else 0.0
+        budget_it_w = (cap_w - unmodeled_w) / overhead
         planned_it_w = gpu_it_w + sum(targets.values())
-        meter_w = (gpu_it_w + sum(r.measured_w for r in fleets)) * overhead
+        meter_w = computed_w + unmodeled_w
         soon_it_w = gpu_it_w + sum(ramp(r.fleet, r.measured_w, targets[r.fleet.fleet_id], horizon_s) for r in fleets)
-        over = max(meter_w, soon_it_w * overhead) > cap_w + TOLERANCE_W * overhead
+        over = max(meter_w, soon_it_w * overhead + unmodeled_w) > cap_w + TOLERANCE_W * overhead
         excess = planned_it_w - budget_it_w
         if over and excess > TOLERANCE_W:
             lowered, left = curtail_to_fit(fleets, targets, excess)
             if lowered:
                 where = "over the cap" if meter_w > cap_w + TOLERANCE_W * overhead else "about to go over the cap"
                 text = (
-                    f"{where} {_power(cap_w)} (meter {_power(meter_w)}, heading to {_power(planned_it_w * overhead)}): "
+                    f"{where} {_power(cap_w)} (meter {_power(meter_w)}, heading to {_power(planned_it_w * overhead + unmodeled_w)}): "
                     f"mining curtailed least efficient first ({_changes(targets, lowered)})"
                 )
                 targets.update(lowered)

@@ -211,7 +211,8 @@ class SitePowerControl:
         if not (stream_up and self.clock() - self._orders_at < ORDERS_SETTLE_S):
             fleets = [FleetReading(self.driver.fleets[f], m, t) for f, (m, t) in readings.items()]
             gpu_w = self.gpus.power_w()
-            result = hold_the_line(self.cap_w, self.overhead, gpu_w, fleets, stream_up, self.cap_event_active, horizon_s)
+            metered_w = self.meter.power_w() if self.meter is not None else None  # None when stale or silent
+            result = hold_the_line(self.cap_w, self.overhead, gpu_w, fleets, stream_up, self.cap_event_active, horizon_s, metered_w)
         for fleet_id, target_w in result.targets_w.items():
             self.driver.set_target(fleet_id, target_w)
         if result.acted:

@@ -136,3 +136,26 @@ def test_the_guard_only_lowers_never_below_standby_and_fits_when_mining_can(leve
     if cap > 0 and metered > cap + 2.0 and floor * OVERHEAD <= cap:
         assert (gpu + it_w(readings, result)) * OVERHEAD <= cap + 2.0  # over the cap: the targets now fit
     assert result.acted == bool(result.action)
+
+
+def test_a_meter_reading_above_the_computed_figure_comes_off_the_budget():
+    readings = full()
+    gpu = 50_000.0
+    computed = (gpu + sum(r.measured_w for r in readings)) * OVERHEAD
+    cap = computed + 5_000.0  # the model says 5 kW of room
+    assert not hold_the_line(cap, OVERHEAD, gpu, readings, stream_up=True, cap_event_active=False).acted
+    metered = computed + 27_000.0  # auxiliary load the model does not see: 22 kW over at the meter
+    result = hold_the_line(cap, OVERHEAD, gpu, readings, stream_up=True, cap_event_active=False, metered_w=metered)
+    assert result.targets_w == {"xp": pytest.approx(XP.max_w - 22_000.0 / OVERHEAD)}
+    assert (gpu + it_w(readings, result)) * OVERHEAD + (metered - computed) == pytest.approx(cap)
+    assert "over the cap" in result.action
+
+
+def test_a_meter_reading_below_the_computed_figure_is_not_taken_as_room():
+    readings = full()
+    gpu = 50_000.0
+    computed = (gpu + sum(r.measured_w for r in readings)) * OVERHEAD
+    cap = computed - 11_000.0
+    without = hold_the_line(cap, OVERHEAD, gpu, readings, stream_up=True, cap_event_active=False)
+    with_low_meter = hold_the_line(cap, OVERHEAD, gpu, readings, stream_up=True, cap_event_active=False, metered_w=computed - 50_000.0)
+    assert with_low_meter.targets_w == without.targets_w == {"xp": pytest.approx(XP.max_w - 10_000.0)}
