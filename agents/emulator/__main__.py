@@ -3,9 +3,11 @@
     python -m agents.emulator --count 200 --model S21 --base 127.1.0.1
 
 Each miner answers as Braiins OS 25.07 on its own loopback address (ports 80 and
-4028; run as root or with CAP_NET_BIND_SERVICE, e.g. in `unshare -n`). Prints one
-JSON line when ready (addresses, start-up time, resident memory), then a status line
-every `--status-every` seconds (0: never); stops on SIGINT/SIGTERM. With
+4028; run as root or with CAP_NET_BIND_SERVICE, e.g. in `unshare -n`), or with
+`--firmware luxos` as LuxOS (pause only) or `--firmware vnish` as VNish 1.2.7 (power
+limit in preset steps, and pause). Prints one JSON line when ready (addresses,
+firmware, start-up time, resident memory), then a status line every `--status-every`
+seconds (0: never); stops on SIGINT/SIGTERM. With
 `--status-listen 127.0.0.1:PORT` it also serves the miners' physical truth (power,
 targets, command times) as JSON on that loopback port (`agents.emulator.status`).
 """
@@ -21,7 +23,7 @@ import sys
 import time
 
 from agents.emulator.braiins import HARDWARE
-from agents.emulator.fleet import MinerEmulator
+from agents.emulator.fleet import FIRMWARES, MinerEmulator
 from agents.emulator.status import parse_listen, serve_status
 
 
@@ -46,8 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ramp-up-s", type=float, default=None, help="override the model's ramp-up time")
     parser.add_argument("--power-limit-w", type=float, default=None, help="initial power limit (default: rated power)")
     parser.add_argument("--paused", action="store_true", help="start paused (standby power)")
-    parser.add_argument("--password", default="root", help="web password of every miner (user root)")
-    parser.add_argument("--firmware", default="braiins", choices=["braiins", "luxos"], help="braiins: power limit and pause; luxos: pause only")
+    parser.add_argument(
+        "--password", default=None, help="web password of every miner (default: the firmware's, root for Braiins OS (user root), admin for VNish)"
+    )
+    parser.add_argument(
+        "--firmware",
+        default="braiins",
+        choices=sorted(FIRMWARES),
+        help="braiins: power limit and pause; luxos: pause only; vnish: power limit in preset steps, and pause",
+    )
     parser.add_argument("--status-every", type=float, default=0.0, help="seconds between status lines (0: none)")
     parser.add_argument("--status-listen", default="", help="loopback HOST:PORT of the JSON status endpoint (agents.emulator.status)")
     args = parser.parse_args(argv)
@@ -85,6 +94,7 @@ async def serve(args: argparse.Namespace) -> None:
             "event": "ready",
             "miners": len(ips),
             "model": args.model,
+            "firmware": args.firmware,
             "first": ips[0],
             "last": ips[-1],
             "ports": [emulator.web_port, emulator.rpc_port],

@@ -5,8 +5,10 @@
 binds each miner's own listeners there on the firmware's ports (HTTP 80 and the
 RPC 4028; binding port 80 needs root or CAP_NET_BIND_SERVICE) and answers as
 Braiins OS (`agents.emulator.braiins`, power limit and pause), or with
-`firmware="luxos"` as LuxOS (`agents.emulator.luxos`, pause only), from the miner's physics
-(`agents.emulator.miner_physics`). Only loopback addresses are accepted.
+`firmware="luxos"` as LuxOS (`agents.emulator.luxos`, pause only), or with
+`firmware="vnish"` as VNish (`agents.emulator.vnish`, power limit in preset steps and
+pause), from the miner's physics (`agents.emulator.miner_physics`). Only loopback
+addresses are accepted.
 
 For tests and tools: `power_w(ip)` / `hashrate_ths(ip)` / `target_w(ip)` read the
 true physical state, `set_faults(ip, ...)` injects faults (see `transport.Faults`),
@@ -31,6 +33,7 @@ from agents.emulator.braiins import HARDWARE, BraiinsOS, invalid_rpc
 from agents.emulator.luxos import LuxOS
 from agents.emulator.miner_physics import MinerPhysics, with_ramps
 from agents.emulator.transport import Faults, Gate, serve_http, serve_rpc
+from agents.emulator.vnish import Vnish
 from scheduler.core.power import MINER_MODELS
 
 WEB_PORT = 80
@@ -38,7 +41,7 @@ RPC_PORT = 4028
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FDS_PER_MINER = 2  # listeners; connections come on top
 FD_HEADROOM = 1024
-FIRMWARES = {"braiins": BraiinsOS, "luxos": LuxOS}  # name -> the personality answering as that firmware
+FIRMWARES = {"braiins": BraiinsOS, "luxos": LuxOS, "vnish": Vnish}  # name -> the personality answering as that firmware
 
 
 def loopback_addresses(base: str, count: int) -> list[str]:
@@ -81,7 +84,7 @@ class EmulatedMiner:
     servers: list[asyncio.Server] = field(default_factory=list)
     connections: set[asyncio.Task] = field(default_factory=set)
     gate: Gate | None = None
-    firmware: BraiinsOS | LuxOS | None = None
+    firmware: BraiinsOS | LuxOS | Vnish | None = None
 
     @property
     def octets(self) -> bytes:
@@ -127,20 +130,28 @@ class MinerEmulator:
         ramp_up_s: float | None = None,
         paused: bool = False,
         power_limit_w: float | None = None,
-        password: str = "root",
+        password: str | None = None,
         firmware: str = "braiins",
     ) -> list[str]:
-        """Start `count` miners of `model` (a MINER_MODELS key) from `base`; returns their addresses."""
+        """Start `count` miners of `model` (a MINER_MODELS key) from `base`; returns their addresses.
+        `password`: their web login's (default: the firmware's own, root for Braiins OS,
+        admin for VNish); a VNish miner starts at the preset `power_limit_w` rounds down to."""
         if model not in MINER_MODELS or model not in HARDWARE:
-            raise ValueError(f"cannot emulate {model!r} on Braiins OS; emulated models: {sorted(HARDWARE)}")
+            raise ValueError(f"cannot emulate {model!r}; emulated models: {sorted(HARDWARE)}")
         if firmware not in FIRMWARES:
             raise ValueError(f"unknown firmware {firmware!r}; emulated: {', '.join(sorted(FIRMWARES))}")
+        personality = FIRMWARES[firmware]
+        if password is None:
+            password = getattr(personality, "default_password", "root")
         ips = loopback_addresses(base, count)
         taken = [ip for ip in ips if ip in self.miners]
         if taken:
             raise ValueError(f"addresses already hosted: {taken[:5]}")
         raise_fd_limit((len(self.miners) + count) * FDS_PER_MINER + FD_HEADROOM)
         physics_model = with_ramps(MINER_MODELS[model], ramp_down_s, ramp_up_s)
+        applied_limit = getattr(personality, "applied_limit", None)  # VNish: only its presets
+        if applied_limit is not None and power_limit_w is not None:
+            power_limit_w = applied_limit(physics_model, power_limit_w)
         now = self.clock()
         added: list[EmulatedMiner] = []
         try:
@@ -148,7 +159,7 @@ class MinerEmulator:
                 physics = MinerPhysics(physics_model, now=now, power_limit_w=power_limit_w, paused=paused)
                 miner = EmulatedMiner(ip, model, physics, started_at=now, password=password)
                 miner.gate = Gate(miner.faults)
-                miner.firmware = FIRMWARES[firmware](miner, self.clock)
+                miner.firmware = personality(miner, self.clock)
                 await self._listen(miner)
                 self.miners[ip] = miner
                 added.append(miner)
@@ -162,12 +173,13 @@ class MinerEmulator:
     async def _listen(self, miner: EmulatedMiner) -> None:
         gate, firmware = miner.gate, miner.firmware
         assert gate is not None and firmware is not None
+        invalid = getattr(firmware, "invalid_rpc", None) or invalid_rpc()  # the answer to what is not JSON
 
         async def on_web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._tracked(miner, serve_http(reader, writer, gate, firmware.web))
 
         async def on_rpc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._tracked(miner, serve_rpc(reader, writer, gate, firmware.rpc, invalid_rpc()))
+            await self._tracked(miner, serve_rpc(reader, writer, gate, firmware.rpc, invalid))
 
         try:
             miner.servers.append(await asyncio.start_server(on_web, miner.ip, self.web_port, reuse_address=True, backlog=128))

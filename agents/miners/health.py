@@ -17,8 +17,9 @@ answering whose health was read (others are in neither the temperatures nor the 
 - `hashboards_active`, `hashboards_expected`: boards that hash, of those the model has
   (pyasic_rs's `expected_hashboards`, or the boards reported if it knows none);
 - `states`: every miner of the group by operating state, lower case (`mining`,
-  `paused`, ...; pyasic_rs's `OperatingState` names); `unknown` for a miner whose
-  firmware reports none (LuxOS), whose health was not read yet, or that does not answer;
+  `paused`, ...; pyasic_rs's `OperatingState` names: a paused VNish miner is
+  `stopped`); `unknown` for a miner whose firmware reports none (LuxOS), whose health
+  was not read yet, or that does not answer;
 - `miners_read`: how many miners the figures cover.
 """
 

@@ -317,3 +317,46 @@ def test_a_pause_only_fleet_on_luxos_is_curtailed_in_whole_miners():
             await emu.close()
 
     run(body())
+
+
+def test_a_vnish_group_logs_in_with_the_site_configs_password_and_meets_a_lower_target_in_preset_steps():
+    async def body():
+        emu = MinerEmulator()
+        ips = await emu.add(6, "S21", "127.43.20.1", ramp_down_s=RAMP_S, ramp_up_s=RAMP_S, firmware="vnish", password="vnish-pw-3")
+        config = parse_site_config(
+            {
+                "interconnect_cap_mw": 1.0,
+                "fleets": [
+                    {
+                        "fleet_id": "vn",
+                        "model": "S21",
+                        "count": 6,
+                        "groups": [{"group_id": "vnish-1", "miners": ips, "username": "admin", "password": "vnish-pw-3"}],  # VNish uses the password only
+                    }
+                ],
+            }
+        )
+        login = config.miner_credentials()["vnish-1"]
+        g = group("vnish-1", ips, auth=(login.username, login.password))
+        try:
+            found = await g.connect()
+            assert found["found"] == ips and found["unexpected_model"] == {}
+            result = await g.apply(17_700)  # 2,950 W each: VNish runs its 2,900 W preset
+            assert result["acks"] and all(a["ok"] for a in result["acks"])
+            assert {a["watts"] for a in result["acks"] if a["action"] == "set_power_limit"} == {2_950}
+            await asyncio.sleep(SETTLE_S)
+            assert [emu.target_w(ip) for ip in ips] == [2_900] * 6
+            assert 17_700 - 6 * 100 < emu.total_power_w(ips) <= 17_700  # under the target by less than a preset step each
+            figures = await g.read()
+            assert figures["measured_w"] == pytest.approx(emu.total_power_w(ips)) and figures["stuck"] == []
+
+            result = await g.apply(12_000)  # under six miners at their lowest preset (14.4 kW): two pause
+            assert all(a["ok"] for a in result["acks"]) and len([a for a in result["acks"] if a["action"] == "pause"]) == 2
+            await asyncio.sleep(SETTLE_S)
+            assert sorted(emu.target_w(ip) for ip in ips) == [25, 25, 2_900, 2_900, 2_900, 2_900]  # (12,000 - 50) / 4 -> the 2,900 W preset
+            assert emu.total_power_w(ips) <= 12_000 and (await g.read())["stuck"] == []
+        finally:
+            await g.close()
+            await emu.close()
+
+    run(body())

@@ -1,6 +1,6 @@
 """The miner emulator judged by pyasic_rs itself: what pyasic_rs 0.8.6 identifies,
-reads and commands on the emulated miners must be what a real Braiins OS 25.07
-Antminer would give, and must match the emulator's physics.
+reads and commands on the emulated miners must be what a real Braiins OS 25.07 (or,
+at the end, VNish 1.2.7) Antminer would give, and must match the emulator's physics.
 
 Every test talks to the miners only through pyasic_rs (the emulator's own API is
 used to read the physical truth and to inject faults). The miners bind 127.x.y.z on
@@ -11,18 +11,20 @@ ports 80 and 4028: run as root, inside a network namespace in CI
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pyasic_rs
 import pytest
 from pyasic_rs.data import HashRateUnit
 
-from agents.emulator import MinerEmulator
+from agents.emulator import MinerEmulator, vnish
 from agents.emulator.braiins import PAUSE, POWER_TARGET
 from scheduler.core.power import MINER_MODELS, Fleet
 from tests.integration.conftest import skip_unless_port_80_bindable
@@ -290,3 +292,124 @@ def test_the_command_line_hosts_miners_pyasic_finds():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+# ---- VNish 1.2.7 (agents.emulator.vnish): power limit in preset steps, and pause ----
+
+# What pyasic_rs 0.8.6 says a VNish 1.2.x miner can do (its VnishV120 backend): the
+# agent's levers are all there; the limit is taken in the miner's preset steps.
+VNISH_LEVERS = {"supports_set_power_limit": True, "supports_pause": True, "supports_resume": True, "supports_presets": True}
+
+
+def test_pyasic_identifies_reads_limits_and_pauses_an_emulated_vnish_miner():
+    async def body():
+        emu = MinerEmulator()
+        s21s = await emu.add(2, "S21", "127.42.20.1", ramp_down_s=RAMP_S, ramp_up_s=RAMP_S, firmware="vnish", power_limit_w=3_050)
+        (xp,) = await emu.add(1, "S19XP", "127.42.20.10", firmware="vnish")
+        try:
+            found = await pyasic_rs.MinerFactory.from_range("127.42.20.1-10").scan()
+            assert sorted((str(m.ip), m.make, m.model, m.firmware) for m in found) == sorted(
+                [(s21s[0], "Antminer", "S21", "VNish"), (s21s[1], "Antminer", "S21", "VNish"), (xp, "Antminer", "S19XP", "VNish")]
+            )
+            ip = s21s[0]
+            miner = await identified(ip)
+            assert {name: getattr(miner, name) for name in VNISH_LEVERS} == VNISH_LEVERS
+            assert (miner.expected_hashboards, miner.expected_chips) == (3, 3 * 108)
+            assert [p.name for p in await miner.get_presets()] == [str(w) for w in range(2_400, 3_501, 100)]
+
+            # It started on the preset under 3,050 W; every reading is the physics'.
+            data = await miner.get_data()
+            assert emu.power_w(ip) == 3_000 and data.wattage == 3_000
+            assert ths(data.hashrate) == pytest.approx(expected_ths(S21, 3_000), rel=1e-6)
+            assert ths(data.expected_hashrate) == pytest.approx(S21.ths)
+            assert data.tuning_target.preset_name == "3000" and data.is_mining is True
+            assert [b.working_chips for b in data.hashboards] == [108, 108, 108] and all(b.active for b in data.hashboards)
+            row = emu.miner(ip)
+            assert (data.mac, data.hostname, data.serial_number, data.firmware_version) == (row.mac, row.hostname, row.serial, "1.2.7")
+            assert [f.rpm for f in data.fans] == [round(6_000 * (0.2 + 0.6 * 3_000 / 3_500))] * 4  # slower below rated power
+
+            # set_power_limit selects the highest preset at or under the watts asked.
+            assert await miner.set_power_limit(2_950) is True
+            assert emu.target_w(ip) == 2_900
+            await asyncio.sleep(SETTLE_S)
+            assert await miner.get_wattage() == 2_900
+            assert ths(await miner.get_hashrate()) == pytest.approx(expected_ths(S21, 2_900), rel=1e-6)
+            assert (await miner.get_tuning_target()).preset_name == "2900"
+            assert await miner.set_power_limit(1_000) is False  # under every preset: nothing set
+            assert emu.target_w(ip) == 2_900
+
+            assert await miner.pause() is True
+            await asyncio.sleep(SETTLE_S)
+            assert emu.power_w(ip) == S21.standby_w and await miner.get_wattage() == S21.standby_w
+            assert ths(await miner.get_hashrate()) == 0.0 and await miner.get_is_mining() is False
+            assert await miner.get_operating_state() == pyasic_rs.OperatingState.Stopped()  # VNish's "stopped"
+            assert await miner.resume() is True
+            await asyncio.sleep(SETTLE_S)
+            assert await miner.get_wattage() == 2_900 and await miner.get_operating_state() == pyasic_rs.OperatingState.Mining()
+        finally:
+            await emu.close()
+
+    run(body())
+
+
+def test_vnish_unlocks_with_the_password_set_auth_gives_and_refusals_change_nothing():
+    async def body():
+        emu = MinerEmulator()
+        ip, other = await emu.add(2, "S21", "127.42.21.1", ramp_down_s=RAMP_S, ramp_up_s=RAMP_S, firmware="vnish", password="not-admin-5")
+        try:
+            miner = await identified(ip)  # identification needs no login
+            assert await miner.get_wattage() is None  # pyasic_rs's default unlock ("admin") is refused
+            assert await miner.pause() is False and emu.target_w(ip) == S21.rated_w
+            miner.set_auth("ignored-by-vnish", "not-admin-5")  # VNish has no user: only the password is sent
+            assert await miner.get_wattage() == S21.rated_w
+
+            await emu.set_faults(ip, refuse=[vnish.STOP, vnish.SETTINGS])
+            assert await miner.pause() is False  # pyasic_rs answers false for a refused stop
+            with pytest.raises(RuntimeError, match="500"):
+                await miner.set_power_limit(2_600)
+            assert emu.target_w(ip) == S21.rated_w and await miner.get_wattage() == S21.rated_w
+            await emu.clear_faults(ip)
+            assert await miner.set_power_limit(2_600) is True and emu.target_w(ip) == 2_600
+
+            with_token = await identified(other)
+            with_token.set_token("not-a-token")
+            assert await with_token.get_wattage() is None  # an unknown bearer token is refused (401)
+            emu.miner(other).tokens.add("issued-earlier")  # as if from an unlock, or VNish's API key page
+            with_token.set_token("issued-earlier")
+            assert await with_token.get_wattage() == S21.rated_w
+        finally:
+            await emu.close()
+
+    run(body())
+
+
+def test_the_command_line_hosts_vnish_miners_and_its_status_endpoint_follows_them():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    status = "127.42.22.250:8080"
+    cmd = [sys.executable, "-m", "agents.emulator", "--count", "2", "--firmware", "vnish", "--base", "127.42.22.1", "--status-listen", status]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        assert '"firmware": "vnish"' in ready, ready + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+
+        async def body():
+            found = await pyasic_rs.MinerFactory.from_range("127.42.22.1-3").scan()
+            assert sorted((str(m.ip), m.model, m.firmware) for m in found) == [(f"127.42.22.{i}", "S21", "VNish") for i in (1, 2)]
+            since = time.time()
+            paused = min(found, key=lambda m: str(m.ip))
+            assert await paused.pause() is True  # the default password, admin, unlocks it
+            commands = await asyncio.to_thread(get_json, f"http://{status}/commands?since={since}")
+            assert commands["count"] == 1 and list(commands["first"]) == ["127.42.22.1"]
+            targets = (await asyncio.to_thread(get_json, f"http://{status}/targets"))["targets"]
+            assert targets == {"127.42.22.1": S21.standby_w, "127.42.22.2": S21.rated_w}
+
+        run(body())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
