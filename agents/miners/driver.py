@@ -16,7 +16,9 @@ and `CombinedFleets` over both when a site mixes them.
   never read; a group not read yet counts every miner at rated power) and the fleet
   target it ramps to. Until a target is set, the miners are left as they are and the
   target reported is the fleet's full power (they may be running at stock).
-- `run()` connects every group, then every `poll_s` reads them all and applies every
+- `run()` connects every group (at most `groups_connecting` at a time: identification is
+  several requests and a login per miner, and thousands at once on one agent machine
+  time out together and start over), then every `poll_s` reads them all and applies every
   fleet's target again: groups send only what changed, the settings of miners that
   drifted or came back, and settings again to stuck miners; new floors (miners not
   answering or stuck) lower the other groups' targets (escalation across groups).
@@ -102,11 +104,13 @@ class MinerFleets:
         poll_s: float = 1.0,
         call_timeout_s: float = 30.0,
         connect_timeout_s: float = 300.0,
+        groups_connecting: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.poll_s = poll_s
         self.call_timeout_s = call_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self._connecting = asyncio.Semaphore(groups_connecting)
         self.clock = clock
         self.fleets: dict[str, Fleet] = {}
         self.groups: dict[str, dict[str, GroupHandle]] = {}  # fleet_id -> group_id -> group
@@ -212,7 +216,11 @@ class MinerFleets:
 
     async def _connect_all(self) -> None:
         pending = [(g, group) for _, g, group in self._all_groups() if g not in self._connected]
-        results = await asyncio.gather(*(self._call(g, "connect", group.connect(), self.connect_timeout_s) for g, group in pending))
+        async def connect(group_id: str, group: GroupHandle) -> dict | None:
+            async with self._connecting:
+                return await self._call(group_id, "connect", group.connect(), self.connect_timeout_s)
+
+        results = await asyncio.gather(*(connect(g, group) for g, group in pending))
         for (group_id, _), result in zip(pending, results):
             if result is None:
                 continue

@@ -186,3 +186,33 @@ async def until(predicate, timeout_s: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+def test_groups_are_identified_a_few_at_a_time_not_all_at_once():
+    connecting, most = 0, 0
+
+    class SlowToConnect(FakeGroup):
+        async def connect(self) -> dict:
+            nonlocal connecting, most
+            connecting += 1
+            most = max(most, connecting)
+            await asyncio.sleep(0.01)
+            connecting -= 1
+            return await super().connect()
+
+    racks = tuple((f"rack-{k}", (f"10.0.{k}.1",)) for k in range(1, 7))
+    made = {}
+
+    def factory(group_id, addresses, model):
+        made[group_id] = SlowToConnect(group_id, addresses, model)
+        return made[group_id]
+
+    async def body():
+        driver = MinerFleets([MinerFleetSpec(Fleet("s21", S21, 6), racks)], factory, poll_s=0.01, groups_connecting=2)
+        task = asyncio.create_task(driver.run())
+        await until(lambda: driver.ready)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(body())
+    assert most == 2 and all(g.connects == 1 for g in made.values())
