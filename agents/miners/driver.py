@@ -10,7 +10,11 @@ and `CombinedFleets` over both when a site mixes them.
   to all miners at rated power, as `EmulatedFleets`), stores it and, once the groups
   are connected, applies it at once in a task of its own (fire and forget), so a
   curtailment never waits for the poll loop. The fleet target is split over the
-  groups by `split.split_fleet` from each group's latest floor and maximum.
+  groups by `split.split_fleet` from each group's latest floor and maximum. Lower
+  first across groups too: a group whose target rises keeps the one it was sent while
+  another group of the fleet still reads above its target (at most the model's
+  ramp_down_s + GRACE_S), so power moved between groups never goes up before it came
+  down; the fleet's target counts as acknowledged only once no raise is held.
 - `read()` returns the latest readings: per fleet the sum of its groups' measured
   power (a miner that does not answer counts at its last reading, rated power if
   never read; a group not read yet counts every miner at rated power) and the fleet
@@ -46,7 +50,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agents.miners.fleet_driver import EmulatedFleets, FleetDriver, confirmed_targets
-from agents.miners.split import GroupCapacity, split_fleet
+from agents.miners.split import GroupCapacity, reach_tolerance_w, split_fleet
 from scheduler.core.power import Fleet, MinerModel, watts_text
 
 if TYPE_CHECKING:
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOLERANCE_W = 1.0
+GRACE_S = 5.0  # past a fleet's ramp_down_s, raises held for a group still reading high go out anyway
 LISTED_ADDRESSES = 8  # addresses named in a problem line; the rest are counted
 
 
@@ -140,6 +145,8 @@ class MinerFleets:
         # scheduler (docs/power.md: a reading confirms only the target it was taken at).
         self._confirmed: dict[str, float] = {f: fleet.max_w for f, fleet in self.fleets.items()}
         self._acked: dict[str, tuple[float, float]] = {}  # fleet -> (target, when its commands were all acknowledged)
+        self._sent: dict[str, dict[str, float]] = {}  # fleet -> group -> the target it was last sent
+        self._holding_since: dict[str, float] = {}  # fleet -> when its raises were first held back
         self.ready = False  # every group connected once
 
     # ------------------------------------------------------------- FleetDriver
@@ -265,9 +272,36 @@ class MinerFleets:
             return {}
         return split_fleet(self.capacities(fleet_id), target)
 
+    def _coming_down(self, fleet_id: str, targets: dict[str, float]) -> bool:
+        """Whether a group of the fleet last read above its target (by more than its
+        miners' reading tolerance): lowered, still on its way down."""
+        for group_id, target in targets.items():
+            figures = self._reads.get(group_id)
+            if figures is not None and figures["measured_w"] > target + self._sizes[group_id] * reach_tolerance_w(self._models[group_id]):
+                return True
+        return False
+
+    def _lower_first(self, fleet_id: str, targets: dict[str, float]) -> dict[str, float]:
+        """Group targets with every raise held back (the group keeps the target it was
+        sent) while another group of the fleet is still coming down, for at most the
+        model's ramp_down_s plus the group's grace (GRACE_S) from the first hold: a split
+        that moves power between groups never has the raised group up before the
+        lowered one is down."""
+        sent = self._sent.get(fleet_id, {})
+        raising = {g for g, w in targets.items() if g in sent and w > sent[g] + TOLERANCE_W}
+        if not raising or not self._coming_down(fleet_id, targets):
+            self._holding_since.pop(fleet_id, None)
+            return targets
+        since = self._holding_since.setdefault(fleet_id, self.clock())
+        if self.clock() - since >= self.fleets[fleet_id].model.ramp_down_s + GRACE_S:
+            return targets
+        return {g: (sent[g] if g in raising else w) for g, w in targets.items()}
+
     async def _apply_fleet(self, fleet_id: str) -> None:
         fleet_target = self._targets[fleet_id]
-        targets = self.group_targets(fleet_id)
+        wanted = self.group_targets(fleet_id)
+        targets = self._lower_first(fleet_id, wanted)
+        self._sent.setdefault(fleet_id, {}).update(targets)
         groups = self.groups[fleet_id]
         ids = list(targets)
         results = await asyncio.gather(*(self._call(g, "apply", groups[g].apply(targets[g]), self.call_timeout_s) for g in ids))
@@ -277,7 +311,7 @@ class MinerFleets:
             self._applied[group_id] = result
             self._stuck[group_id] = list(result.get("stuck", []))
         acked = all(r is not None and all(a.get("ok") for a in r.get("acks", [])) for r in results)
-        if fleet_target is not None and acked and len(ids) == len(groups):
+        if fleet_target is not None and acked and len(ids) == len(groups) and targets == wanted:
             self._acked[fleet_id] = (fleet_target, self.clock())
 
     async def _close_groups(self) -> None:

@@ -216,3 +216,40 @@ def test_groups_are_identified_a_few_at_a_time_not_all_at_once():
 
     run(body())
     assert most == 2 and all(g.connects == 1 for g in made.values())
+
+
+def test_a_group_raised_while_another_is_still_coming_down_waits_for_it():
+    class Reading(FakeGroup):
+        measured_w = 20_000.0
+
+        async def read(self) -> dict:
+            figures = await super().read()
+            return {**figures, "measured_w": self.measured_w}
+
+    made: dict[str, Reading] = {}
+
+    def factory(group_id, addresses, model):
+        made[group_id] = Reading(group_id, addresses, model)
+        return made[group_id]
+
+    racks = tuple((f"rack-{k}", tuple(f"10.0.{k}.{i}" for i in range(1, 11))) for k in (1, 2))
+
+    async def body():
+        driver = MinerFleets([MinerFleetSpec(Fleet("s21", S21, 20), racks)], factory, poll_s=0.01)
+        driver.set_target("s21", 30_000)  # 15 kW each
+        task = asyncio.create_task(driver.run())
+        rack_1, rack_2 = made["rack-1"], made["rack-2"]
+        await until(lambda: rack_1.applied and rack_2.applied)
+        # Half of rack-2 goes silent: counted at rated power, its floor rises, so the split gives
+        # it more (21.7 kW) and rack-1 less (8.3 kW); rack-1 still reads 20 kW.
+        rack_2.silent = list(rack_2.addresses[:5])
+        await until(lambda: rack_1.applied[-1] < 9_000)
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            assert rack_2.applied[-1] == pytest.approx(15_000)  # held at what it had
+        rack_1.measured_w = 8_000.0  # down
+        await until(lambda: rack_2.applied[-1] > 21_000)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(body())
