@@ -60,9 +60,11 @@ Frequency response (agents/frequency_response.py, agents/frequency_guard.py): th
 polls the meter's frequency register every `poll_s` and, below `trip_hz`, pauses the
 fleets enrolled in the program at once, by itself; it gives them back to the
 scheduler's targets once the frequency has read at or above `reset_hz` for `restore_s`,
-`hold_s` after the last reading below the trip. Needs `meter.frequency`:
+`hold_s` after the last reading below the trip. Needs `meter.frequency`, or a device of
+its own (`source`: an under-frequency relay or a PMU's Modbus gateway, read the same way):
 
     frequency_response: {trip_hz: 59.7, reset_hz: 59.9, hold_s: 900, restore_s: 30, poll_s: 0.02, fleets: [s21-a]}
+      source: {host: 10.0.0.6, port: 502, unit_id: 1, frequency: {address: 0, type: float32}, timeout_s: 0.1}
 
 Miner credentials (what pyasic_rs logs in with, `Miner.set_auth`), per fleet or per
 group (a group's own replace its fleet's): `username` and `password`, or
@@ -320,6 +322,34 @@ class MeterConfig(BaseModel):
         return self
 
 
+class FrequencySourceConfig(BaseModel):
+    """A Modbus TCP device other than the revenue meter that gives the grid frequency (an
+    under-frequency relay, a PMU's Modbus gateway): frequency response reads it instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=255)
+    frequency: RegisterConfig
+    timeout_s: float = Field(default=0.1, gt=0, le=30, allow_inf_nan=False)
+    backoff_initial_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    backoff_max_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+
+    def meter_config(self) -> MeterConfig:
+        """The device read as a meter whose one register is the frequency (agents/meter.py;
+        its power is never polled)."""
+        return MeterConfig(
+            host=self.host,
+            port=self.port,
+            unit_id=self.unit_id,
+            power=self.frequency,
+            frequency=self.frequency,
+            timeout_s=self.timeout_s,
+            backoff_initial_s=self.backoff_initial_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+
+
 class FrequencyResponseConfig(BaseModel):
     """Under-frequency response: the enrolled fleets pause below the trip (agents/frequency_response.py)."""
 
@@ -330,6 +360,7 @@ class FrequencyResponseConfig(BaseModel):
     restore_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     poll_s: float = Field(default=0.02, ge=0.005, le=1.0, allow_inf_nan=False)
     fleets: list[str] = Field(min_length=1)
+    source: FrequencySourceConfig | None = None  # None: the meter's frequency register
 
     @model_validator(mode="after")
     def _consistent(self) -> FrequencyResponseConfig:
@@ -368,8 +399,8 @@ class SiteConfig(BaseModel):
             raise ValueError("a site with fleets needs interconnect_cap_mw")
         response = self.frequency_response
         if response is not None:
-            if self.meter is None or self.meter.frequency is None:
-                raise ValueError("frequency_response needs the meter's frequency register (meter.frequency)")
+            if response.source is None and (self.meter is None or self.meter.frequency is None):
+                raise ValueError("frequency_response needs a frequency: the meter's frequency register (meter.frequency) or frequency_response.source")
             unknown = sorted(set(response.fleets) - set(ids))
             if unknown:
                 raise ValueError(f"frequency_response names fleets the site does not have: {', '.join(unknown)}")

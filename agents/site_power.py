@@ -104,8 +104,12 @@ class SitePowerControl:
         self.driver: FleetDriver = driver if driver is not None else default_driver(config)
         self.meter = meter if meter is not None or config.meter is None else ModbusMeter(config.meter)  # None: computed figures
         self.frequency: FrequencyGuard | None = None
-        if config.frequency_response is not None and self.meter is not None:
-            self.frequency = FrequencyGuard(config.frequency_response, self.meter.read_frequency, self._trip, self._restore, clock, wall_clock)
+        response = config.frequency_response
+        if response is not None:
+            # The frequency comes from its own device when the config names one, else from the meter.
+            source = ModbusMeter(response.source.meter_config()) if response.source is not None else self.meter
+            if source is not None:
+                self.frequency = FrequencyGuard(response, source.read_frequency, self._trip, self._restore, clock, wall_clock)
         self.held_by_frequency: set[str] = set()  # fleets frequency response holds paused
         self._asked: dict[str, float] = {}  # their targets from the scheduler, kept aside while held
         self._report_now = False

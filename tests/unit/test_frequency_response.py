@@ -7,6 +7,8 @@ action is a LocalAction for the next heartbeat. Times are inputs: no sleeping.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agents.frequency_response import Act, Program, ResponseState, step
@@ -80,3 +82,26 @@ def test_a_trip_pauses_the_enrolled_fleet_only_holds_against_the_scheduler_and_r
     assert guard.decide(60.0, 110.0) == Act.RESTORE
     assert targets() == {"a2": 20_000.0, "xp": 28_000.0}  # the scheduler's latest target
     assert "frequency restored" in power.pending_actions[-1].what and not guard.holding
+
+
+def test_a_frequency_source_of_its_own_is_read_instead_of_the_meter():
+    from agents.emulator.meter import MeterServer
+
+    async def body():
+        source = {"host": "127.0.0.1", "port": 1, "frequency": {"address": 4, "type": "float32"}, "timeout_s": 0.5}
+        relay = MeterServer(
+            parse_site_config({**SITE, "frequency_response": {**SITE["frequency_response"], "source": source}}).frequency_response.source.meter_config()
+        )
+        port = await relay.start("127.0.0.1", 0)
+        meter = {"host": "127.0.0.1", "port": 1, "power": {"address": 0}}  # no frequency register: the source's alone
+        config = parse_site_config({**SITE, "meter": meter, "frequency_response": {**SITE["frequency_response"], "source": {**source, "port": port}}})
+        try:
+            await relay.set_frequency(59.55)
+            power = SitePowerControl(config, EmulatedFleets(config.fleet_models()))
+            assert power.frequency is not None and power.meter is not None
+            assert await power.frequency.read_hz() == pytest.approx(59.55)
+            assert await power.meter.read_frequency() is None  # the meter gives none
+        finally:
+            await relay.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 10))
