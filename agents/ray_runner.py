@@ -14,6 +14,8 @@ A run that Ray failed because the node its driver ran on died is not the run's o
 failure: it is reported UNKNOWN ("lost with its node"), so the scheduler requeues
 it within its retries (scheduler/core/runs.py) instead of failing the job.
 
+A run's logs are its Ray job's logs (`logs`), read whole; the session keeps their end.
+
 Every method blocks (HTTP to Ray's dashboard); the session calls them in threads.
 """
 
@@ -160,6 +162,15 @@ class RayRunner:
                 return RunReport(run_id, RunState.UNKNOWN, "Ray has no such job")
             raise
         return self._status_of(run_id, info)
+
+    def logs(self, run_id: str) -> str | None:
+        """The run's Ray job logs, whole (the driver's output); None when Ray has no such job."""
+        try:
+            return self.client.get_job_logs(run_id)
+        except RuntimeError as err:
+            if "does not exist" in str(err) or "404" in str(err):
+                return None
+            raise
 
     def list_runs(self) -> list[RunRecord]:
         """Every Powerplane run of this site that Ray knows, newest last, with its GPUs."""

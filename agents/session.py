@@ -17,6 +17,10 @@ for an older attempt than a run the agent holds is refused (reported UNKNOWN), a
 a start for a newer attempt waits until the older run is gone (the scheduler, told
 of it as a stale run, orders its stop).
 
+A FetchRunLogs is answered with a RunLogs: the end of the run's Ray job logs
+(scheduler/core/run_logs.py `tail`), read on threads of their own, so that neither the
+stream nor the status polls wait for a big log.
+
 Inventory follows the cluster: the agent re-reads Ray's nodes every
 `inventory_period_s` and sends NodesChanged as soon as they differ from what it
 last told the scheduler (a node joined late, died, or its GPUs changed).
@@ -39,6 +43,7 @@ import asyncio
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +60,7 @@ from scheduler.api.v1 import agent_pb2, agent_pb2_grpc
 from scheduler.core.decisions import ScaleRun, StopRun
 from scheduler.core.errors import InvalidArgument
 from scheduler.core.jobs import parse_run_id
+from scheduler.core.run_logs import DEFAULT_MAX_BYTES, MAX_BYTES, MAX_ERROR, FetchRunLogs, RunLogs, tail
 from scheduler.core.runs import RunReport, RunState
 from scheduler.core.sites import GpuNode
 
@@ -103,6 +109,7 @@ class SiteAgent:
         self.targets = Targets(settings.scheduler)  # the scheduler replicas; a standby names the leader (scheduler/api/leader.py)
         self._stopping = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
+        self._log_reader = ThreadPoolExecutor(2, thread_name_prefix="run-logs")  # its own threads: polls never queue behind a big log
 
     def _channel(self) -> grpc.aio.Channel:
         """A channel to the scheduler address in use (settings.scheduler may list replicas).
@@ -231,6 +238,8 @@ class SiteAgent:
             self.power.cap_run(wire.power_cap_from_proto(site_id, message.run_power_cap))
         elif kind == "scale_run":
             asyncio.create_task(self._scale(wire.scale_from_proto(site_id, message.scale_run)))
+        elif kind == "fetch_run_logs":
+            asyncio.create_task(self._answer_logs(wire.log_request_from_proto(site_id, message.fetch_run_logs)))
 
     async def _stopper(self, call) -> None:
         await self._stopping.wait()
@@ -414,6 +423,26 @@ class SiteAgent:
                 if not is_active(status):
                     self.checkpoints.forget(run_id)
             await self._refresh_progress()
+
+    async def _answer_logs(self, request: FetchRunLogs) -> None:
+        """Answer a log request with the end of the run's Ray job logs, read in a thread (the
+        loop, and so the heartbeats, never wait for Ray); an unknown run is an error, not a crash."""
+        run_id, max_bytes = request.run_id, min(request.max_bytes or DEFAULT_MAX_BYTES, MAX_BYTES)
+
+        def read() -> RunLogs:
+            text = self.runner.logs(run_id)
+            if text is None:
+                return RunLogs(request.request_id, run_id, error=f"Ray has no job {run_id} (a Ray cluster keeps a job's logs only as long as the job)", missing=True)
+            return RunLogs(request.request_id, run_id, *tail(text, request.tail_lines, max_bytes))
+
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(self._log_reader, read)
+        except Exception as err:
+            log.warning("reading run %s's logs from Ray failed: %s", run_id, err, extra=run_fields(run_id))
+            lines = [line for line in str(err).splitlines() if line.strip(" .")] or [type(err).__name__]
+            why = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # Ray's first line and the last of its traceback
+            answer = RunLogs(request.request_id, run_id, error=f"reading its logs from Ray failed: {why}"[:MAX_ERROR])
+        self._send(wire.run_logs(answer))
 
     async def _inventory_loop(self) -> None:
         """Send the site's GPU nodes whenever Ray's list of them changes."""

@@ -2,12 +2,13 @@
 plain types, converted once, at the session boundary (agents/session.py).
 
 In: the scheduler's orders become the core's order types (`scheduler.core.decisions`:
-`StopRun`, `SetMiningTargets`, `CapRunPower`, `ScaleRun`; a site's own orders name
-its site) and a StartRun becomes a `RunStart` whose spec is the core's `JobSpec`
+`StopRun`, `SetMiningTargets`, `CapRunPower`, `ScaleRun`, and a log request,
+`scheduler.core.run_logs.FetchRunLogs`; a site's own orders name its site) and a StartRun becomes a `RunStart` whose spec is the core's `JobSpec`
 (`scheduler.api.convert.spec_from_proto`). Out: the core's `RunReport` becomes a
 RunStatus (with the run's checkpoint directory when it carries progress), the core's
 `GpuNode`s and the site's profile (agents/site_config.py) the Register inventory, and
-the power side's readings and local actions (agents/site_power.py) a Heartbeat.
+the power side's readings and local actions (agents/site_power.py) a Heartbeat, the
+answer to a log request (`RunLogs`) a RunLogs.
 
 No other agent module imports protobuf.
 """
@@ -22,6 +23,7 @@ from agents.site_power import LocalAction, PowerReading
 from scheduler.api.convert import spec_from_proto, timestamp
 from scheduler.api.v1 import agent_pb2, types_pb2
 from scheduler.core.decisions import CapRunPower, ScaleRun, SetMiningTargets, StopRun
+from scheduler.core.run_logs import FetchRunLogs, RunLogs
 from scheduler.core.runs import RunReport
 from scheduler.core.sites import GpuNode
 
@@ -46,6 +48,10 @@ def power_cap_from_proto(site_id: str, msg: agent_pb2.RunPowerCap) -> CapRunPowe
 
 def scale_from_proto(site_id: str, msg: agent_pb2.ScaleRun) -> ScaleRun:
     return ScaleRun(site_id, msg.run_id, msg.replicas, msg.cause)
+
+
+def log_request_from_proto(site_id: str, msg: agent_pb2.FetchRunLogs) -> FetchRunLogs:
+    return FetchRunLogs(site_id, msg.request_id, msg.run_id, msg.tail_lines, msg.max_bytes)
 
 
 # ------------------------------------------------------------- out: runs
@@ -73,6 +79,11 @@ def report_to_proto(report: RunReport, checkpoint_uri: str = "") -> agent_pb2.Ru
 
 def run_event(report: RunReport, checkpoint_uri: str = "") -> agent_pb2.AgentMessage:
     return agent_pb2.AgentMessage(run_event=report_to_proto(report, checkpoint_uri))
+
+
+def run_logs(answer: RunLogs) -> agent_pb2.AgentMessage:
+    logs = agent_pb2.RunLogs(request_id=answer.request_id, run_id=answer.run_id, text=answer.text, truncated=answer.truncated, error=answer.error, missing=answer.missing)
+    return agent_pb2.AgentMessage(run_logs=logs)
 
 
 # ------------------------------------------------------------- out: the site

@@ -18,7 +18,7 @@ import grpc
 
 from scheduler.api.convert import timestamp
 from scheduler.api.leader import Targets, leader_hint
-from scheduler.api.v1 import operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2, usage_pb2
+from scheduler.api.v1 import logs_pb2, operator_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2, usage_pb2
 
 
 def channel(target: str, tls_ca: bytes | None = None, tls_identity: tuple[bytes, bytes] | None = None) -> grpc.Channel:
@@ -107,6 +107,11 @@ class Client:
     def cancel_jobs(self, selector: dict[str, str], states=(), reason: str = "", dry_run: bool = False) -> tenant_pb2.CancelJobsResponse:
         request = tenant_pb2.CancelJobsRequest(selector=selector, states=list(states), reason=reason, dry_run=dry_run)
         return self._call("tenant", "CancelJobs", request)
+
+    def logs(self, job_id: str, tail_lines: int | None = None, max_bytes: int = 0) -> logs_pb2.JobLogs:
+        """The end of the Ray job logs of the job's current (or latest) run, read through its
+        site's agent: the last `tail_lines` lines (None: 1000; 0: all) within `max_bytes` (0: 1 MiB)."""
+        return self._call("tenant", "GetJobLogs", logs_pb2.GetJobLogsRequest(job_id=job_id, tail_lines=tail_lines, max_bytes=max_bytes))
 
     def watch(self, after_event_id: int = 0, job_id: str = "", timeout_s: float | None = None):
         """The server stream of job events (iterate it; call .cancel() to stop)."""

@@ -1,4 +1,4 @@
-"""Tenant commands: submit, jobs, job, cancel (one job, or by label), reprioritize, watch."""
+"""Tenant commands: submit, jobs, job, cancel (one job, or by label), reprioritize, watch, logs."""
 
 from __future__ import annotations
 
@@ -136,6 +136,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--until-done", action="store_true", help="with --job: stop when the job ends")
     p.set_defaults(func=watch)
 
+    p = sub.add_parser("logs", help="print the Ray job logs of a job's current (or latest) run, read through its site's agent")
+    p.add_argument("job_id")
+    p.add_argument("--tail", type=int, default=1000, metavar="N", help="the last N lines (default 1000; 0: every line, within --max-bytes)")
+    p.add_argument("--max-bytes", type=int, default=0, metavar="B", help="at most B bytes, whole lines (default 1 MiB; at most 2 MiB)")
+    p.set_defaults(func=logs)
+
 
 def submit(client, args) -> int:
     _check_numbers(args)
@@ -219,6 +225,22 @@ def reprioritize(client, args) -> int:
         refuse("reprioritize", f"PRIORITY must be a 32-bit integer, got {args.priority}")
     found = client.reprioritize(args.job_id, args.priority)
     print(render.as_json(found) if args.output == "json" else f"{found.job_id}  priority {found.spec.priority}, {render.state_name(found.state)}")
+    return 0
+
+
+def logs(client, args) -> int:
+    """The logs on stdout as they are; which job, run and site they are from on stderr."""
+    if not 0 <= args.tail <= UINT32:
+        refuse("logs", f"--tail must be between 0 and {UINT32}, got {args.tail}")
+    if not 0 <= args.max_bytes <= UINT32:
+        refuse("logs", f"--max-bytes must be between 0 and {UINT32}, got {args.max_bytes}")
+    found = client.logs(args.job_id, args.tail, args.max_bytes)
+    if args.output == "json":
+        print(render.as_json(found))
+        return 0
+    note = " (its end: earlier output left out)" if found.truncated else ""
+    print(f"job {found.job_id}, run {found.run_id} on site {found.site_id}{note}", file=sys.stderr)
+    sys.stdout.write(found.text if not found.text or found.text.endswith("\n") else found.text + "\n")
     return 0
 
 

@@ -35,6 +35,10 @@ class OutOfRange(PowerplaneError):
     """A position no longer kept (a watch resuming from a compacted event id)."""
 
 
+class Unavailable(PowerplaneError):
+    """Not possible now, but worth trying again (a site's agent away or silent)."""
+
+
 class Unauthenticated(PowerplaneError):
     """Missing or unknown credentials."""
 

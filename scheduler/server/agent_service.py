@@ -2,8 +2,9 @@
 
 The first message must be Register, from the site the token belongs to (with mutual
 TLS, also the site the client certificate names: PERMISSION_DENIED otherwise). Then a
-reader task feeds heartbeats, run events and node changes to the controller while
-this handler writes the session's orders. Either side ending ends the session.
+reader task feeds heartbeats, run events and node changes to the controller (and log
+answers to the requests waiting for them: log_requests.py) while this handler writes
+the session's orders. Either side ending ends the session.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from scheduler.core.errors import InvalidArgument, PermissionDenied, shown
 from scheduler.core.jobs import JobKind
 from scheduler.core.meter_check import MeterSource
 from scheduler.core.power_state import PowerReading
+from scheduler.core.run_logs import MAX_ERROR, FetchRunLogs, RunLogs
 from scheduler.core.runs import RUN_ACTIVE, RunReport
 from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import AgentSession, Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.log_requests import LogRequests
 from scheduler.server.mtls import site_of_peer
 
 log = logging.getLogger(__name__)
 REGISTER_TIMEOUT_S = 30.0
 
 
-def order_to_proto(order: Order, config: SchedulerConfig | None = None) -> agent_pb2.SchedulerMessage:
+def order_to_proto(order: Order | FetchRunLogs, config: SchedulerConfig | None = None) -> agent_pb2.SchedulerMessage:
     if isinstance(order, StartRun):
         start = agent_pb2.StartRun(run_id=order.run_id, job_id=order.job_id, tenant=order.tenant, spec=convert.spec_to_proto(order.spec))
         if order.spec.kind == JobKind.TRAINING and config is not None:
@@ -41,6 +44,9 @@ def order_to_proto(order: Order, config: SchedulerConfig | None = None) -> agent
         return agent_pb2.SchedulerMessage(power_targets=targets)
     if isinstance(order, ScaleRun):
         return agent_pb2.SchedulerMessage(scale_run=agent_pb2.ScaleRun(run_id=order.run_id, replicas=order.replicas, cause=order.cause))
+    if isinstance(order, FetchRunLogs):
+        fetch = agent_pb2.FetchRunLogs(request_id=order.request_id, run_id=order.run_id, tail_lines=order.tail_lines, max_bytes=order.max_bytes)
+        return agent_pb2.SchedulerMessage(fetch_run_logs=fetch)
     if isinstance(order, CapRunPower):
         cap = agent_pb2.RunPowerCap(run_id=order.run_id, power_fraction=order.power_fraction, cause=order.cause)
         return agent_pb2.SchedulerMessage(run_power_cap=cap)
@@ -62,9 +68,10 @@ def reading_from_proto(beat: agent_pb2.Heartbeat, reports: list[RunReport]) -> P
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, controller: Controller, auth: Authenticator):
+    def __init__(self, controller: Controller, auth: Authenticator, logs: LogRequests | None = None):
         self.controller = controller
         self.auth = auth
+        self.logs = logs or LogRequests(controller)  # the log requests its agents answer (log_requests.py)
 
     async def Connect(self, request_iterator, context):
         site_id = self.auth.of(context, "site").name
@@ -94,6 +101,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 yield order_to_proto(order, self.controller.config)
         finally:
             reader.cancel()
+            self.logs.session_ended(session)
             await self.controller.detach(session)
 
     async def _read(self, session: AgentSession, request_iterator) -> None:
@@ -107,6 +115,9 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                     await self.controller.on_reading(session.site_id, reading_from_proto(beat, reports))
                 elif kind == "run_event":
                     await self.controller.on_run_reports(session.site_id, [convert.run_report_from_proto(message.run_event)])
+                elif kind == "run_logs":
+                    m = message.run_logs
+                    self.logs.answered(session, RunLogs(m.request_id, m.run_id, m.text, m.truncated, m.error[:MAX_ERROR], m.missing))
                 elif kind == "nodes_changed":
                     await self.controller.on_nodes_changed(session.site_id, convert.gpu_nodes_from_proto(message.nodes_changed.gpu_nodes))
                 else:

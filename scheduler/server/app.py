@@ -29,6 +29,7 @@ from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator, PowerplaneInterceptor
 from scheduler.server.leadership import Leadership
+from scheduler.server.log_requests import LogRequests
 from scheduler.server.metrics import SchedulerMetrics
 from scheduler.server.mtls import ReloadingCredentials, check_agent_peer
 from scheduler.server.operator_service import OperatorService
@@ -140,8 +141,9 @@ class SchedulerServer:
             interceptors=[PowerplaneInterceptor(auth, leader, agent_peer_check=check_agent_peer if self.config.tls and self.config.tls.client_ca_file else None)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)],
         )
-        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views), server)
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth), server)
+        logs = LogRequests(self.controller)  # GetJobLogs waits for the agents' answers there
+        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views, logs), server)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth, logs), server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views, self.reloader), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -24,6 +24,7 @@ METHODS: dict[str, str] = {
     _T + "ListJobs": TENANT_READ,
     _T + "WatchJobs": TENANT_READ,
     _T + "GetUsage": TENANT_READ,
+    _T + "GetJobLogs": TENANT_READ,  # through the job's site agent (log_requests.py)
     _O + "ListSites": OPERATOR_READ,
     _O + "GetSite": OPERATOR_READ,
     _O + "ListGridEvents": OPERATOR_READ,

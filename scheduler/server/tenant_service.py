@@ -13,6 +13,7 @@ from scheduler.core.errors import InvalidArgument, NotFound, OutOfRange, shown
 from scheduler.core.jobs import Job
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.log_requests import LogRequests
 from scheduler.server.usage_reads import usage
 from scheduler.server.views import Views
 
@@ -22,10 +23,11 @@ BACKLOG_CHUNK = 1000
 
 
 class TenantService(tenant_pb2_grpc.TenantServiceServicer):
-    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None):
+    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None, logs: LogRequests | None = None):
         self.controller = controller
         self.auth = auth
         self.views = views or Views(controller)
+        self.logs = logs or LogRequests(controller)  # shared with the AgentService, which hands it the answers
 
     def _tenant(self, context) -> str:
         return self.auth.of(context, "tenant").name
@@ -70,6 +72,11 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         states = convert.states_from_proto(request.states)
         jobs, matched = await self.controller.cancel_jobs(tenant, dict(request.selector), states, request.reason, request.dry_run)
         return tenant_pb2.CancelJobsResponse(jobs=[self._job(j) for j in jobs], matched=matched, more=matched > len(jobs))
+
+    async def GetJobLogs(self, request, context):
+        """The caller's own job's logs, through its site's agent (log_requests.py); another tenant's job is NOT_FOUND."""
+        job = await self.controller.job_of(self._tenant(context), request.job_id)
+        return await self.logs.job_logs(job, request, context.time_remaining())
 
     async def WatchJobs(self, request: tenant_pb2.WatchJobsRequest, context):
         """Backlog from the store, then live events; no gap, no duplicate."""

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19powerplane/v1/agent.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/types.proto\"\xbf\x01\n\tRunStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.powerplane.v1.RunState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12-\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x19.powerplane.v1.Checkpoint\x12\x16\n\x0erequests_per_s\x18\x05 \x01(\x01\x12\x10\n\x08replicas\x18\x06 \x01(\r\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\"\x97\x01\n\x08Register\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12+\n\tinventory\x18\x03 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12&\n\x04runs\x18\x04 \x03(\x0b\x32\x18.powerplane.v1.RunStatus\x12\x15\n\ragent_version\x18\x05 \x01(\t\"D\n\nFleetPower\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\x12\x12\n\nmeasured_w\x18\x02 \x01(\x01\x12\x10\n\x08target_w\x18\x03 \x01(\x01\"C\n\x0bLocalAction\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04what\x18\x02 \x01(\t\"\xa9\x02\n\tHeartbeat\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.powerplane.v1.RunStatus\x12\x18\n\x10measured_power_w\x18\x02 \x01(\x01\x12)\n\x06\x66leets\x18\x03 \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x13\n\x0bgpu_power_w\x18\x04 \x01(\x01\x12\x15\n\rmeter_power_w\x18\x05 \x01(\x01\x12\x31\n\rlocal_actions\x18\x06 \x03(\x0b\x32\x1a.powerplane.v1.LocalAction\x12\x1e\n\x16\x63omputed_meter_power_w\x18\x07 \x01(\x01\x12\x30\n\x0cmeter_source\x18\x08 \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\"\xd7\x01\n\x0c\x41gentMessage\x12+\n\x08register\x18\x01 \x01(\x0b\x32\x17.powerplane.v1.RegisterH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.HeartbeatH\x00\x12-\n\trun_event\x18\x03 \x01(\x0b\x32\x18.powerplane.v1.RunStatusH\x00\x12\x34\n\rnodes_changed\x18\x04 \x01(\x0b\x32\x1b.powerplane.v1.NodesChangedH\x00\x42\x06\n\x04\x62ody\"9\n\x0cNodesChanged\x12)\n\tgpu_nodes\x18\x01 \x03(\x0b\x32\x16.powerplane.v1.GpuNode\"*\n\nRegistered\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\"q\n\x0cPowerTargets\x12)\n\x06\x66leets\x18\x01 \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\r\n\x05\x63\x61p_w\x18\x02 \x01(\x01\x12\x18\n\x10\x63\x61p_event_active\x18\x03 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"D\n\x0bRunPowerCap\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0epower_fraction\x18\x02 \x01(\x01\x12\r\n\x05\x63\x61use\x18\x03 \x01(\t\"\x8a\x01\n\x08StartRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\x12\x16\n\x0e\x63heckpoint_uri\x18\x05 \x01(\t\x12\x10\n\x08replicas\x18\x06 \x01(\r\"E\n\x07StopRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x1a\n\x12\x63heckpoint_grace_s\x18\x03 \x01(\r\";\n\x08ScaleRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\r\x12\r\n\x05\x63\x61use\x18\x03 \x01(\t\"\xbe\x02\n\x10SchedulerMessage\x12/\n\nregistered\x18\x01 \x01(\x0b\x32\x19.powerplane.v1.RegisteredH\x00\x12,\n\tstart_run\x18\x02 \x01(\x0b\x32\x17.powerplane.v1.StartRunH\x00\x12*\n\x08stop_run\x18\x03 \x01(\x0b\x32\x16.powerplane.v1.StopRunH\x00\x12\x34\n\rpower_targets\x18\x04 \x01(\x0b\x32\x1b.powerplane.v1.PowerTargetsH\x00\x12\x33\n\rrun_power_cap\x18\x05 \x01(\x0b\x32\x1a.powerplane.v1.RunPowerCapH\x00\x12,\n\tscale_run\x18\x06 \x01(\x0b\x32\x17.powerplane.v1.ScaleRunH\x00\x42\x06\n\x04\x62ody*\xb1\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATE_STARTING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x15\n\x11RUN_STATE_STOPPED\x10\x05\x12\x15\n\x11RUN_STATE_UNKNOWN\x10\x06\x32[\n\x0c\x41gentService\x12K\n\x07\x43onnect\x12\x1b.powerplane.v1.AgentMessage\x1a\x1f.powerplane.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19powerplane/v1/agent.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/types.proto\"\xbf\x01\n\tRunStatus\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.powerplane.v1.RunState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12-\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x19.powerplane.v1.Checkpoint\x12\x16\n\x0erequests_per_s\x18\x05 \x01(\x01\x12\x10\n\x08replicas\x18\x06 \x01(\r\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\"\x97\x01\n\x08Register\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12+\n\tinventory\x18\x03 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12&\n\x04runs\x18\x04 \x03(\x0b\x32\x18.powerplane.v1.RunStatus\x12\x15\n\ragent_version\x18\x05 \x01(\t\"D\n\nFleetPower\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\x12\x12\n\nmeasured_w\x18\x02 \x01(\x01\x12\x10\n\x08target_w\x18\x03 \x01(\x01\"C\n\x0bLocalAction\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04what\x18\x02 \x01(\t\"\xa9\x02\n\tHeartbeat\x12&\n\x04runs\x18\x01 \x03(\x0b\x32\x18.powerplane.v1.RunStatus\x12\x18\n\x10measured_power_w\x18\x02 \x01(\x01\x12)\n\x06\x66leets\x18\x03 \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x13\n\x0bgpu_power_w\x18\x04 \x01(\x01\x12\x15\n\rmeter_power_w\x18\x05 \x01(\x01\x12\x31\n\rlocal_actions\x18\x06 \x03(\x0b\x32\x1a.powerplane.v1.LocalAction\x12\x1e\n\x16\x63omputed_meter_power_w\x18\x07 \x01(\x01\x12\x30\n\x0cmeter_source\x18\x08 \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\"\x83\x02\n\x0c\x41gentMessage\x12+\n\x08register\x18\x01 \x01(\x0b\x32\x17.powerplane.v1.RegisterH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.HeartbeatH\x00\x12-\n\trun_event\x18\x03 \x01(\x0b\x32\x18.powerplane.v1.RunStatusH\x00\x12\x34\n\rnodes_changed\x18\x04 \x01(\x0b\x32\x1b.powerplane.v1.NodesChangedH\x00\x12*\n\x08run_logs\x18\x05 \x01(\x0b\x32\x16.powerplane.v1.RunLogsH\x00\x42\x06\n\x04\x62ody\"n\n\x07RunLogs\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07missing\x18\x06 \x01(\x08\"9\n\x0cNodesChanged\x12)\n\tgpu_nodes\x18\x01 \x03(\x0b\x32\x16.powerplane.v1.GpuNode\"*\n\nRegistered\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\"q\n\x0cPowerTargets\x12)\n\x06\x66leets\x18\x01 \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\r\n\x05\x63\x61p_w\x18\x02 \x01(\x01\x12\x18\n\x10\x63\x61p_event_active\x18\x03 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"D\n\x0bRunPowerCap\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0epower_fraction\x18\x02 \x01(\x01\x12\r\n\x05\x63\x61use\x18\x03 \x01(\t\"\x8a\x01\n\x08StartRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\x12\x16\n\x0e\x63heckpoint_uri\x18\x05 \x01(\t\x12\x10\n\x08replicas\x18\x06 \x01(\r\"E\n\x07StopRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x1a\n\x12\x63heckpoint_grace_s\x18\x03 \x01(\r\";\n\x08ScaleRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\r\x12\r\n\x05\x63\x61use\x18\x03 \x01(\t\"\xf5\x02\n\x10SchedulerMessage\x12/\n\nregistered\x18\x01 \x01(\x0b\x32\x19.powerplane.v1.RegisteredH\x00\x12,\n\tstart_run\x18\x02 \x01(\x0b\x32\x17.powerplane.v1.StartRunH\x00\x12*\n\x08stop_run\x18\x03 \x01(\x0b\x32\x16.powerplane.v1.StopRunH\x00\x12\x34\n\rpower_targets\x18\x04 \x01(\x0b\x32\x1b.powerplane.v1.PowerTargetsH\x00\x12\x33\n\rrun_power_cap\x18\x05 \x01(\x0b\x32\x1a.powerplane.v1.RunPowerCapH\x00\x12,\n\tscale_run\x18\x06 \x01(\x0b\x32\x17.powerplane.v1.ScaleRunH\x00\x12\x35\n\x0e\x66\x65tch_run_logs\x18\x07 \x01(\x0b\x32\x1b.powerplane.v1.FetchRunLogsH\x00\x42\x06\n\x04\x62ody\"Y\n\x0c\x46\x65tchRunLogs\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\ntail_lines\x18\x03 \x01(\r\x12\x11\n\tmax_bytes\x18\x04 \x01(\r*\xb1\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATE_STARTING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x15\n\x11RUN_STATE_STOPPED\x10\x05\x12\x15\n\x11RUN_STATE_UNKNOWN\x10\x06\x32[\n\x0c\x41gentService\x12K\n\x07\x43onnect\x12\x1b.powerplane.v1.AgentMessage\x1a\x1f.powerplane.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'powerplane.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATE']._serialized_start=1992
-  _globals['_RUNSTATE']._serialized_end=2169
+  _globals['_RUNSTATE']._serialized_start=2294
+  _globals['_RUNSTATE']._serialized_end=2471
   _globals['_RUNSTATUS']._serialized_start=105
   _globals['_RUNSTATUS']._serialized_end=296
   _globals['_REGISTER']._serialized_start=299
@@ -46,23 +46,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=592
   _globals['_HEARTBEAT']._serialized_end=889
   _globals['_AGENTMESSAGE']._serialized_start=892
-  _globals['_AGENTMESSAGE']._serialized_end=1107
-  _globals['_NODESCHANGED']._serialized_start=1109
-  _globals['_NODESCHANGED']._serialized_end=1166
-  _globals['_REGISTERED']._serialized_start=1168
-  _globals['_REGISTERED']._serialized_end=1210
-  _globals['_POWERTARGETS']._serialized_start=1212
-  _globals['_POWERTARGETS']._serialized_end=1325
-  _globals['_RUNPOWERCAP']._serialized_start=1327
-  _globals['_RUNPOWERCAP']._serialized_end=1395
-  _globals['_STARTRUN']._serialized_start=1398
-  _globals['_STARTRUN']._serialized_end=1536
-  _globals['_STOPRUN']._serialized_start=1538
-  _globals['_STOPRUN']._serialized_end=1607
-  _globals['_SCALERUN']._serialized_start=1609
-  _globals['_SCALERUN']._serialized_end=1668
-  _globals['_SCHEDULERMESSAGE']._serialized_start=1671
-  _globals['_SCHEDULERMESSAGE']._serialized_end=1989
-  _globals['_AGENTSERVICE']._serialized_start=2171
-  _globals['_AGENTSERVICE']._serialized_end=2262
+  _globals['_AGENTMESSAGE']._serialized_end=1151
+  _globals['_RUNLOGS']._serialized_start=1153
+  _globals['_RUNLOGS']._serialized_end=1263
+  _globals['_NODESCHANGED']._serialized_start=1265
+  _globals['_NODESCHANGED']._serialized_end=1322
+  _globals['_REGISTERED']._serialized_start=1324
+  _globals['_REGISTERED']._serialized_end=1366
+  _globals['_POWERTARGETS']._serialized_start=1368
+  _globals['_POWERTARGETS']._serialized_end=1481
+  _globals['_RUNPOWERCAP']._serialized_start=1483
+  _globals['_RUNPOWERCAP']._serialized_end=1551
+  _globals['_STARTRUN']._serialized_start=1554
+  _globals['_STARTRUN']._serialized_end=1692
+  _globals['_STOPRUN']._serialized_start=1694
+  _globals['_STOPRUN']._serialized_end=1763
+  _globals['_SCALERUN']._serialized_start=1765
+  _globals['_SCALERUN']._serialized_end=1824
+  _globals['_SCHEDULERMESSAGE']._serialized_start=1827
+  _globals['_SCHEDULERMESSAGE']._serialized_end=2200
+  _globals['_FETCHRUNLOGS']._serialized_start=2202
+  _globals['_FETCHRUNLOGS']._serialized_end=2291
+  _globals['_AGENTSERVICE']._serialized_start=2473
+  _globals['_AGENTSERVICE']._serialized_end=2564
 # @@protoc_insertion_point(module_scope)

@@ -99,16 +99,34 @@ class Heartbeat(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[RunStatus, _Mapping]]] = ..., measured_power_w: _Optional[float] = ..., fleets: _Optional[_Iterable[_Union[FleetPower, _Mapping]]] = ..., gpu_power_w: _Optional[float] = ..., meter_power_w: _Optional[float] = ..., local_actions: _Optional[_Iterable[_Union[LocalAction, _Mapping]]] = ..., computed_meter_power_w: _Optional[float] = ..., meter_source: _Optional[_Union[_types_pb2.MeterSource, str]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "run_event", "nodes_changed")
+    __slots__ = ("register", "heartbeat", "run_event", "nodes_changed", "run_logs")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     RUN_EVENT_FIELD_NUMBER: _ClassVar[int]
     NODES_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    RUN_LOGS_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     run_event: RunStatus
     nodes_changed: NodesChanged
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_event: _Optional[_Union[RunStatus, _Mapping]] = ..., nodes_changed: _Optional[_Union[NodesChanged, _Mapping]] = ...) -> None: ...
+    run_logs: RunLogs
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_event: _Optional[_Union[RunStatus, _Mapping]] = ..., nodes_changed: _Optional[_Union[NodesChanged, _Mapping]] = ..., run_logs: _Optional[_Union[RunLogs, _Mapping]] = ...) -> None: ...
+
+class RunLogs(_message.Message):
+    __slots__ = ("request_id", "run_id", "text", "truncated", "error", "missing")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    run_id: str
+    text: str
+    truncated: bool
+    error: str
+    missing: bool
+    def __init__(self, request_id: _Optional[str] = ..., run_id: _Optional[str] = ..., text: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ..., missing: _Optional[bool] = ...) -> None: ...
 
 class NodesChanged(_message.Message):
     __slots__ = ("gpu_nodes",)
@@ -181,17 +199,31 @@ class ScaleRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., replicas: _Optional[int] = ..., cause: _Optional[str] = ...) -> None: ...
 
 class SchedulerMessage(_message.Message):
-    __slots__ = ("registered", "start_run", "stop_run", "power_targets", "run_power_cap", "scale_run")
+    __slots__ = ("registered", "start_run", "stop_run", "power_targets", "run_power_cap", "scale_run", "fetch_run_logs")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     START_RUN_FIELD_NUMBER: _ClassVar[int]
     STOP_RUN_FIELD_NUMBER: _ClassVar[int]
     POWER_TARGETS_FIELD_NUMBER: _ClassVar[int]
     RUN_POWER_CAP_FIELD_NUMBER: _ClassVar[int]
     SCALE_RUN_FIELD_NUMBER: _ClassVar[int]
+    FETCH_RUN_LOGS_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     start_run: StartRun
     stop_run: StopRun
     power_targets: PowerTargets
     run_power_cap: RunPowerCap
     scale_run: ScaleRun
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., power_targets: _Optional[_Union[PowerTargets, _Mapping]] = ..., run_power_cap: _Optional[_Union[RunPowerCap, _Mapping]] = ..., scale_run: _Optional[_Union[ScaleRun, _Mapping]] = ...) -> None: ...
+    fetch_run_logs: FetchRunLogs
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., start_run: _Optional[_Union[StartRun, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., power_targets: _Optional[_Union[PowerTargets, _Mapping]] = ..., run_power_cap: _Optional[_Union[RunPowerCap, _Mapping]] = ..., scale_run: _Optional[_Union[ScaleRun, _Mapping]] = ..., fetch_run_logs: _Optional[_Union[FetchRunLogs, _Mapping]] = ...) -> None: ...
+
+class FetchRunLogs(_message.Message):
+    __slots__ = ("request_id", "run_id", "tail_lines", "max_bytes")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    run_id: str
+    tail_lines: int
+    max_bytes: int
+    def __init__(self, request_id: _Optional[str] = ..., run_id: _Optional[str] = ..., tail_lines: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...

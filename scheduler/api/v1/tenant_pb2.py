@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import logs_pb2 as powerplane_dot_v1_dot_logs__pb2
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
 from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apowerplane/v1/tenant.proto\x12\rpowerplane.v1\x1a\x19powerplane/v1/types.proto\x1a\x19powerplane/v1/usage.proto\"S\n\x10SubmitJobRequest\x12\x19\n\x11\x63lient_request_id\x18\x01 \x01(\t\x12$\n\x04spec\x18\x02 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\"E\n\x11SubmitJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"a\n\x0fListJobsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.powerplane.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x10ListJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x10WatchJobsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\":\n\x16ReprioritizeJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\"\xd0\x01\n\x11\x43\x61ncelJobsRequest\x12@\n\x08selector\x18\x01 \x03(\x0b\x32..powerplane.v1.CancelJobsRequest.SelectorEntry\x12\'\n\x06states\x18\x02 \x03(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x1a/\n\rSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\x12\x43\x61ncelJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07matched\x18\x02 \x01(\r\x12\x0c\n\x04more\x18\x03 \x01(\x08\x32\xd6\x04\n\rTenantService\x12N\n\tSubmitJob\x12\x1f.powerplane.v1.SubmitJobRequest\x1a .powerplane.v1.SubmitJobResponse\x12:\n\x06GetJob\x12\x1c.powerplane.v1.GetJobRequest\x1a\x12.powerplane.v1.Job\x12K\n\x08ListJobs\x12\x1e.powerplane.v1.ListJobsRequest\x1a\x1f.powerplane.v1.ListJobsResponse\x12@\n\tCancelJob\x12\x1f.powerplane.v1.CancelJobRequest\x1a\x12.powerplane.v1.Job\x12G\n\tWatchJobs\x12\x1f.powerplane.v1.WatchJobsRequest\x1a\x17.powerplane.v1.JobEvent0\x01\x12@\n\x08GetUsage\x12\x1e.powerplane.v1.GetUsageRequest\x1a\x14.powerplane.v1.Usage\x12L\n\x0fReprioritizeJob\x12%.powerplane.v1.ReprioritizeJobRequest\x1a\x12.powerplane.v1.Job\x12Q\n\nCancelJobs\x12 .powerplane.v1.CancelJobsRequest\x1a!.powerplane.v1.CancelJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apowerplane/v1/tenant.proto\x12\rpowerplane.v1\x1a\x18powerplane/v1/logs.proto\x1a\x19powerplane/v1/types.proto\x1a\x19powerplane/v1/usage.proto\"S\n\x10SubmitJobRequest\x12\x19\n\x11\x63lient_request_id\x18\x01 \x01(\t\x12$\n\x04spec\x18\x02 \x01(\x0b\x32\x16.powerplane.v1.JobSpec\"E\n\x11SubmitJobResponse\x12\x1f\n\x03job\x18\x01 \x01(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"a\n\x0fListJobsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.powerplane.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x10ListJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x10WatchJobsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\":\n\x16ReprioritizeJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\"\xd0\x01\n\x11\x43\x61ncelJobsRequest\x12@\n\x08selector\x18\x01 \x03(\x0b\x32..powerplane.v1.CancelJobsRequest.SelectorEntry\x12\'\n\x06states\x18\x02 \x03(\x0e\x32\x17.powerplane.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x1a/\n\rSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\x12\x43\x61ncelJobsResponse\x12 \n\x04jobs\x18\x01 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07matched\x18\x02 \x01(\r\x12\x0c\n\x04more\x18\x03 \x01(\x08\x32\x9e\x05\n\rTenantService\x12N\n\tSubmitJob\x12\x1f.powerplane.v1.SubmitJobRequest\x1a .powerplane.v1.SubmitJobResponse\x12:\n\x06GetJob\x12\x1c.powerplane.v1.GetJobRequest\x1a\x12.powerplane.v1.Job\x12K\n\x08ListJobs\x12\x1e.powerplane.v1.ListJobsRequest\x1a\x1f.powerplane.v1.ListJobsResponse\x12@\n\tCancelJob\x12\x1f.powerplane.v1.CancelJobRequest\x1a\x12.powerplane.v1.Job\x12G\n\tWatchJobs\x12\x1f.powerplane.v1.WatchJobsRequest\x1a\x17.powerplane.v1.JobEvent0\x01\x12@\n\x08GetUsage\x12\x1e.powerplane.v1.GetUsageRequest\x1a\x14.powerplane.v1.Usage\x12L\n\x0fReprioritizeJob\x12%.powerplane.v1.ReprioritizeJobRequest\x1a\x12.powerplane.v1.Job\x12Q\n\nCancelJobs\x12 .powerplane.v1.CancelJobsRequest\x1a!.powerplane.v1.CancelJobsResponse\x12\x46\n\nGetJobLogs\x12 .powerplane.v1.GetJobLogsRequest\x1a\x16.powerplane.v1.JobLogsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +36,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._loaded_options = None
   _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._serialized_options = b'8\001'
-  _globals['_SUBMITJOBREQUEST']._serialized_start=99
-  _globals['_SUBMITJOBREQUEST']._serialized_end=182
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=184
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=253
-  _globals['_GETJOBREQUEST']._serialized_start=255
-  _globals['_GETJOBREQUEST']._serialized_end=286
-  _globals['_LISTJOBSREQUEST']._serialized_start=288
-  _globals['_LISTJOBSREQUEST']._serialized_end=385
-  _globals['_LISTJOBSRESPONSE']._serialized_start=387
-  _globals['_LISTJOBSRESPONSE']._serialized_end=464
-  _globals['_CANCELJOBREQUEST']._serialized_start=466
-  _globals['_CANCELJOBREQUEST']._serialized_end=516
-  _globals['_WATCHJOBSREQUEST']._serialized_start=518
-  _globals['_WATCHJOBSREQUEST']._serialized_end=576
-  _globals['_REPRIORITIZEJOBREQUEST']._serialized_start=578
-  _globals['_REPRIORITIZEJOBREQUEST']._serialized_end=636
-  _globals['_CANCELJOBSREQUEST']._serialized_start=639
-  _globals['_CANCELJOBSREQUEST']._serialized_end=847
-  _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._serialized_start=800
-  _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._serialized_end=847
-  _globals['_CANCELJOBSRESPONSE']._serialized_start=849
-  _globals['_CANCELJOBSRESPONSE']._serialized_end=934
-  _globals['_TENANTSERVICE']._serialized_start=937
-  _globals['_TENANTSERVICE']._serialized_end=1535
+  _globals['_SUBMITJOBREQUEST']._serialized_start=125
+  _globals['_SUBMITJOBREQUEST']._serialized_end=208
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=210
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=279
+  _globals['_GETJOBREQUEST']._serialized_start=281
+  _globals['_GETJOBREQUEST']._serialized_end=312
+  _globals['_LISTJOBSREQUEST']._serialized_start=314
+  _globals['_LISTJOBSREQUEST']._serialized_end=411
+  _globals['_LISTJOBSRESPONSE']._serialized_start=413
+  _globals['_LISTJOBSRESPONSE']._serialized_end=490
+  _globals['_CANCELJOBREQUEST']._serialized_start=492
+  _globals['_CANCELJOBREQUEST']._serialized_end=542
+  _globals['_WATCHJOBSREQUEST']._serialized_start=544
+  _globals['_WATCHJOBSREQUEST']._serialized_end=602
+  _globals['_REPRIORITIZEJOBREQUEST']._serialized_start=604
+  _globals['_REPRIORITIZEJOBREQUEST']._serialized_end=662
+  _globals['_CANCELJOBSREQUEST']._serialized_start=665
+  _globals['_CANCELJOBSREQUEST']._serialized_end=873
+  _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._serialized_start=826
+  _globals['_CANCELJOBSREQUEST_SELECTORENTRY']._serialized_end=873
+  _globals['_CANCELJOBSRESPONSE']._serialized_start=875
+  _globals['_CANCELJOBSRESPONSE']._serialized_end=960
+  _globals['_TENANTSERVICE']._serialized_start=963
+  _globals['_TENANTSERVICE']._serialized_end=1633
 # @@protoc_insertion_point(module_scope)

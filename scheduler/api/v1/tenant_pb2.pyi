@@ -1,3 +1,4 @@
+from . import logs_pb2 as _logs_pb2
 from . import types_pb2 as _types_pb2
 from . import usage_pb2 as _usage_pb2
 from google.protobuf.internal import containers as _containers

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import logs_pb2 as powerplane_dot_v1_dot_logs__pb2
 from . import tenant_pb2 as powerplane_dot_v1_dot_tenant__pb2
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
 from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
@@ -76,6 +77,11 @@ class TenantServiceStub:
                 request_serializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.FromString,
                 _registered_method=True)
+        self.GetJobLogs = channel.unary_unary(
+                '/powerplane.v1.TenantService/GetJobLogs',
+                request_serializer=powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_logs__pb2.JobLogs.FromString,
+                _registered_method=True)
 
 
 class TenantServiceServicer:
@@ -135,6 +141,15 @@ class TenantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobLogs(self, request, context):
+        """The Ray job logs of one of the caller's jobs' current (or latest) run, read through its
+        site's agent (docs/jobs.md "Logs"): UNAVAILABLE when that agent is not connected or does
+        not answer in time, FAILED_PRECONDITION for a job that has not run yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +192,11 @@ def add_TenantServiceServicer_to_server(servicer, server):
                     servicer.CancelJobs,
                     request_deserializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.SerializeToString,
+            ),
+            'GetJobLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobLogs,
+                    request_deserializer=powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_logs__pb2.JobLogs.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +415,33 @@ class TenantService:
             '/powerplane.v1.TenantService/CancelJobs',
             powerplane_dot_v1_dot_tenant__pb2.CancelJobsRequest.SerializeToString,
             powerplane_dot_v1_dot_tenant__pb2.CancelJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.TenantService/GetJobLogs',
+            powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.SerializeToString,
+            powerplane_dot_v1_dot_logs__pb2.JobLogs.FromString,
             options,
             channel_credentials,
             insecure,
