@@ -13,10 +13,15 @@ plain types. `grid_events` turns it into the grid events of the program's sites:
   several sites is split between them in proportion to their baselines;
 - ELECTRICITY_PRICE: a PRICE event at the program's market node (per kWh unless the
   signal's unit says MWh).
-An event with several intervals becomes one grid event over its active period at its
-strictest interval (the lowest cap, the highest price). Grid event ids are stable
-(`openadr-<program>-<event>-<site>`), the OpenADR modificationNumber is the grid event's
-`modification`, so a modified event modifies the grid event and a repost is a no-op.
+An event whose cap changes from interval to interval becomes one grid event per
+stretch of equal cap per site (`cap_pieces`: at each moment the strictest of its cap
+signals; stretches asking no cap, such as SIMPLE level 0, have none), so a site is held
+only as low as each interval asks, when it asks it; a price becomes one PRICE event at
+the highest interval's price. Grid event ids are stable (`openadr-<program>-<event>-<site>`,
+and `-<n>` for the n-th stretch when a site has several), the OpenADR
+modificationNumber is the grid event's `modification`, so a modified event modifies the
+grid event and a repost is a no-op; the VEN ends the stretches a modification drops
+(`posted_by`).
 
 The grid events' `notified_at` (when the grid told of them) is when the VTN issued this
 version of the event: its descriptor's modificationDateTime when it has one, else its
@@ -36,7 +41,7 @@ with the reason either way.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -174,13 +179,30 @@ def _caps_for(program: Program, signal: Signal, value: float, sites: tuple[str, 
 def caps(program: Program, event: AdrEvent) -> dict[str, float]:
     """Each site's cap over the event (its strictest interval), meter W, never below 0."""
     out: dict[str, float] = {}
+    for site, pieces in cap_pieces(program, event).items():
+        out[site] = min(cap for _, _, cap in pieces)
+    return out
+
+
+def cap_pieces(program: Program, event: AdrEvent) -> dict[str, list[tuple[float, float, float]]]:
+    """Per site, the stretches of the event with a cap: (start, end, cap W, never below 0),
+    in time order; at each moment the strictest cap of the signals' intervals then, and
+    neighbouring stretches of the same cap as one."""
     sites = sites_of(program, event)
-    for signal in event.signals:
-        if signal.name.upper() not in CAP_SIGNALS:
-            continue
-        for interval in signal.intervals:
-            for site, cap in _caps_for(program, signal, interval.value, sites).items():
-                out[site] = max(0.0, min(out.get(site, cap), cap))
+    spans = [(i.start, min(i.end, event.end), signal, i.value) for signal in event.signals if signal.name.upper() in CAP_SIGNALS for i in signal.intervals]
+    edges = sorted({t for start, end, _, _ in spans for t in (start, end)})
+    out: dict[str, list[tuple[float, float, float]]] = {}
+    for start, end in zip(edges, edges[1:]):
+        for site in sites:
+            asked = [c for a, b, signal, value in spans if a <= start and end <= b for s, c in _caps_for(program, signal, value, sites).items() if s == site]
+            if not asked:
+                continue
+            cap = max(0.0, min(asked))
+            pieces = out.setdefault(site, [])
+            if pieces and pieces[-1][1] == start and abs(pieces[-1][2] - cap) <= TOLERANCE_W:
+                pieces[-1] = (pieces[-1][0], end, pieces[-1][2])
+            else:
+                pieces.append((start, end, cap))
     return out
 
 
@@ -190,19 +212,46 @@ def price_usd_per_mwh(event: AdrEvent) -> float | None:
     return max(prices) if prices else None
 
 
-def grid_event_id(program: Program, event_id: str, site_id: str = "") -> str:
-    return "-".join(p for p in ("openadr", program.name, event_id, site_id) if p)
+def grid_event_id(program: Program, event_id: str, site_id: str = "", piece: int = 0) -> str:
+    return "-".join(p for p in ("openadr", program.name, event_id, site_id, str(piece) if piece else "") if p)
+
+
+def event_prefix(program: Program, event_id: str) -> str:
+    """What every grid event id an OpenADR event posts starts with."""
+    return grid_event_id(program, event_id) + "-"
+
+
+def posted_by(program: Program, event_id: str, grid_event_ids: Iterable[str]) -> list[str]:
+    """Those of `grid_event_ids` that this OpenADR event posts or may have posted (a cap
+    per site and stretch, its price): not another event's whose id starts the same."""
+    prefix = event_prefix(program, event_id)
+    price = grid_event_id(program, event_id)
+
+    def ours(grid_id: str) -> bool:
+        if grid_id == price:
+            return True
+        rest = grid_id[len(prefix) :] if grid_id.startswith(prefix) else None
+        if rest is None:
+            return False
+        site, _, piece = rest.rpartition("-")
+        return rest in program.sites or (site in program.sites and piece.isdigit())
+
+    return sorted(i for i in grid_event_ids if ours(i))
 
 
 def grid_events(program: Program, event: AdrEvent) -> list[GridEvent]:
-    """The grid events an OpenADR event becomes (cap limits per site; a price at the node)."""
+    """The grid events an OpenADR event becomes (cap limits per site and stretch; a price at the node)."""
     notice = f", {event.notification_s:g} s notice" if event.notification_s else ""
     reason = f"OpenADR {program.name} event {event.event_id}{notice}"
-    out = [
-        GridEvent(grid_event_id(program, event.event_id, site), GridEventKind.CAP_LIMIT, event.start, event.end, site_id=site, cap_w=cap,
-                  reason=reason, modification=event.modification, notified_at=event.issued_at)
-        for site, cap in sorted(caps(program, event).items())
-    ]
+    out = []
+    for site, pieces in sorted(cap_pieces(program, event).items()):
+        for n, (start, end, cap) in enumerate(pieces, start=1):
+            piece = n if len(pieces) > 1 else 0
+            why = f"{reason}, interval {n} of {len(pieces)}" if piece else reason
+            out.append(
+                GridEvent(grid_event_id(program, event.event_id, site, piece), GridEventKind.CAP_LIMIT, start, end, site_id=site, cap_w=cap,
+                          reason=why, modification=event.modification, notified_at=event.issued_at)
+            )
     price = price_usd_per_mwh(event)
     if price is not None and program.market_node:
         out.append(GridEvent(grid_event_id(program, event.event_id), GridEventKind.PRICE, event.start, event.end, market_node=program.market_node,

@@ -90,7 +90,7 @@ class ProgramVen:
         name = f"OpenADR {self.program.name} event {adr.event_id} (modification {adr.modification})"
         events = openadr.grid_events(self.program, adr)
         if adr.cancelled:
-            await self._end(events, f"cancelled by the VTN ({name})")
+            await self._end(self._posted(adr.event_id), f"cancelled by the VTN ({name})")
             previous = self.opts.get(adr.event_id)
             return previous.opt_type if previous else "optOut"
         now = self.controller.clock()
@@ -99,8 +99,10 @@ class ProgramVen:
         self.opts[adr.event_id] = opt
         log.info("%s: %s: %s", name, opt.opt_type, opt.reason, extra={"openadr_program": self.program.name})
         if not opt.opt_in:
-            await self._end(events, f"opted out of {name}: {opt.reason}")
+            await self._end(self._posted(adr.event_id), f"opted out of {name}: {opt.reason}")
             return opt.opt_type
+        kept = {e.event_id for e in events}
+        await self._end([i for i in self._posted(adr.event_id) if i not in kept], f"no longer asked by {name}")
         for grid_event in events:
             held = self.controller.power.grid.get(grid_event.event_id)
             grid_event = openadr.keep_notice(grid_event, held.event if held else None)
@@ -110,16 +112,21 @@ class ProgramVen:
                 log.warning("%s: grid event %s not posted: %s", name, grid_event.event_id, err)
         return opt.opt_type
 
-    async def _end(self, events: Iterable, reason: str) -> None:
-        """End the grid events still in force that this event had posted."""
-        for grid_event in events:
-            record = self.controller.power.grid.get(grid_event.event_id)
+    def _posted(self, adr_event_id: str) -> list[str]:
+        """The grid events an OpenADR event posted (any version: a modification may drop
+        intervals), as the scheduler holds them."""
+        return openadr.posted_by(self.program, adr_event_id, self.controller.power.grid)
+
+    async def _end(self, event_ids: Iterable[str], reason: str) -> None:
+        """End those of these grid events still in force."""
+        for event_id in event_ids:
+            record = self.controller.power.grid.get(event_id)
             if record is None or record.ended_at is not None or self.controller.clock() >= record.event.end:
                 continue
             try:
-                await self.controller.end_grid_event(grid_event.event_id, None, reason)
+                await self.controller.end_grid_event(event_id, None, reason)
             except PowerplaneError as err:
-                log.warning("grid event %s not ended: %s", grid_event.event_id, err)
+                log.warning("grid event %s not ended: %s", event_id, err)
 
     async def start(self) -> None:
         """Register with the VTN and start polling it (a client that failed before is replaced)."""

@@ -44,11 +44,24 @@ def test_a_dispatch_aimed_at_one_site_and_in_kw_caps_only_it():
     assert [(e.site_id, e.cap_w) for e in events] == [("tx-2", 8e6)]
 
 
-def test_simple_levels_map_through_the_program_and_the_strictest_interval_holds():
+def test_simple_levels_map_through_the_program_and_each_interval_holds_its_own_cap():
     events = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(1, 2), scale="")))
-    assert {e.site_id: e.cap_w for e in events} == {"tx-1": 15e6, "tx-2": 5e6}  # level 2: half, over both intervals
-    assert all(e.end == NOW + 60 + 1200 for e in events)
+    start = NOW + 60
+    assert [(e.event_id, e.cap_w, e.start, e.end) for e in events] == [
+        ("openadr-dr-e1-tx-1-1", 24e6, start, start + 600),  # level 1: 80 % of the baseline for the first interval
+        ("openadr-dr-e1-tx-1-2", 15e6, start + 600, start + 1200),  # level 2: half, for the second
+        ("openadr-dr-e1-tx-2-1", 8e6, start, start + 600),
+        ("openadr-dr-e1-tx-2-2", 5e6, start + 600, start + 1200),
+    ]
+    assert "interval 2 of 2" in events[1].reason
+    assert openadr.caps(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(1, 2), scale=""))) == {"tx-1": 15e6, "tx-2": 5e6}
     assert openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(0,), scale=""))) == []
+    only_second = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(0, 2), scale="")))
+    assert [(e.event_id, e.start) for e in only_second] == [("openadr-dr-e1-tx-1", start + 600), ("openadr-dr-e1-tx-2", start + 600)]
+    same = openadr.grid_events(PROGRAM, openadr.adr_event(an_event("SIMPLE", "level", values=(2, 2), scale="")))
+    assert [(e.event_id, e.start, e.end) for e in same] == [("openadr-dr-e1-tx-1", start, start + 1200), ("openadr-dr-e1-tx-2", start, start + 1200)]
+    held = [e.event_id for e in events + same] + ["openadr-dr-e1-x-tx-1", "openadr-dr-e10-tx-1", "openadr-other-e1-tx-1"]
+    assert openadr.posted_by(PROGRAM, "e1", held) == sorted({e.event_id for e in events + same})  # not event e1-x's, e10's or another program's
 
 
 def test_setpoints_capacity_and_prices():

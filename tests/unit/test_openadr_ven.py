@@ -58,16 +58,22 @@ class Vtn:
     def on_register_report(self, ven_id, resource_id, measurement, unit, scale, min_sampling_interval, max_sampling_interval):
         return (lambda data: self.reports.extend((resource_id, value) for _, value in data), min_sampling_interval)
 
-    def add_event(self, event_id: str, signal_name: str, signal_type: str, value: float, start: datetime, duration_s: float = 600) -> None:
+    def add_event(self, event_id: str, signal_name: str, signal_type: str, value: float | tuple[float, ...], start: datetime, duration_s: float = 600) -> None:
+        """One interval per value, each `duration_s` long, from `start`."""
+
         def on_opt(ven_id, event_id, opt_type):
             self.opts[event_id] = opt_type
 
-        interval = {"dtstart": start, "duration": timedelta(seconds=duration_s), "signal_payload": value}
-        self.server.add_event(ven_id=VEN_ID, signal_name=signal_name, signal_type=signal_type, intervals=[interval], event_id=event_id, callback=on_opt,
+        values = value if isinstance(value, tuple) else (value,)
+        intervals = [{"dtstart": start + timedelta(seconds=k * duration_s), "duration": timedelta(seconds=duration_s), "signal_payload": v} for k, v in enumerate(values)]
+        self.server.add_event(ven_id=VEN_ID, signal_name=signal_name, signal_type=signal_type, intervals=intervals, event_id=event_id, callback=on_opt,
                               targets=[{"resource_id": "tx-1"}])
 
-    def modify(self, event_id: str, value: float) -> None:
+    def modify(self, event_id: str, value: float, keep_intervals: int = 0) -> None:
+        """The first interval's value becomes `value` (and only the first `keep_intervals` stay, if given)."""
         event = utils.find_by(self.server.events[VEN_ID], "event_descriptor.event_id", event_id)
+        if keep_intervals:
+            del event.event_signals[0].intervals[keep_intervals:]
         event.event_signals[0].intervals[0]["signal_payload"] = value
         utils.increment_event_modification_number(event)
         self.server.events_updated[VEN_ID] = True
@@ -144,5 +150,24 @@ def test_an_event_the_site_cannot_deliver_without_shedding_inference_is_opted_ou
         await until(lambda: vtn.opts.get("e2") == "optOut", what="optOut at the VTN")
         assert "openadr-dr-e2-tx-1" not in controller.power.grid
         assert "can come down to" in ven.opts["e2"].reason and "without shedding inference" in ven.opts["e2"].reason
+
+    run_with_vtn(tmp_path, body)
+
+
+def test_each_interval_of_an_event_holds_its_own_cap_and_a_modification_ends_the_dropped_ones(tmp_path):
+    async def body(controller, session, vtn, ven):
+        start = datetime.now(UTC).replace(microsecond=0)
+        vtn.add_event("e3", "LOAD_DISPATCH", "delta", (2e6, 4e6), start)  # shed 2 MW for 10 min, then 4 MW
+        first = await until(lambda: controller.power.grid.get("openadr-dr-e3-tx-1-1"), what="the first interval's grid event")
+        second = controller.power.grid["openadr-dr-e3-tx-1-2"]
+        assert (first.event.cap_w, first.event.start, first.event.end) == (5e6, start.timestamp(), start.timestamp() + 600)
+        assert (second.event.cap_w, second.event.start, second.event.end) == (3e6, start.timestamp() + 600, start.timestamp() + 1200)
+        assert await report_at_targets(controller, session) <= 5e6  # the first interval's cap now, not the second's
+
+        vtn.modify("e3", 1e6, keep_intervals=1)  # one interval left: shed 1 MW
+        await until(lambda: "openadr-dr-e3-tx-1" in controller.power.grid, what="the modified event's grid event")
+        assert controller.power.grid["openadr-dr-e3-tx-1"].event.cap_w == 6e6
+        assert all(controller.power.grid[i].ended_at is not None for i in ("openadr-dr-e3-tx-1-1", "openadr-dr-e3-tx-1-2"))
+        assert "no longer asked" in controller.power.grid["openadr-dr-e3-tx-1-2"].end_reason
 
     run_with_vtn(tmp_path, body)
