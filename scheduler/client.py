@@ -110,8 +110,15 @@ class Client:
 
     def logs(self, job_id: str, tail_lines: int | None = None, max_bytes: int = 0) -> logs_pb2.JobLogs:
         """The end of the Ray job logs of the job's current (or latest) run, read through its
-        site's agent: the last `tail_lines` lines (None: 1000; 0: all) within `max_bytes` (0: 1 MiB)."""
-        return self._call("tenant", "GetJobLogs", logs_pb2.GetJobLogsRequest(job_id=job_id, tail_lines=tail_lines, max_bytes=max_bytes))
+        site's agent: the last `tail_lines` lines (None: 1000; 0: all) within `max_bytes` (0: 1 MiB).
+        A tenant token reads its own jobs' (TenantService), an operator token any job's (OperatorService)."""
+        request = logs_pb2.GetJobLogsRequest(job_id=job_id, tail_lines=tail_lines, max_bytes=max_bytes)
+        try:
+            return self._call("tenant", "GetJobLogs", request)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.PERMISSION_DENIED:
+                raise
+        return self._call("operator", "GetJobLogs", request)
 
     def watch(self, after_event_id: int = 0, job_id: str = "", timeout_s: float | None = None):
         """The server stream of job events (iterate it; call .cancel() to stop)."""

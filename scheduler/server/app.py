@@ -144,7 +144,7 @@ class SchedulerServer:
         logs = LogRequests(self.controller)  # GetJobLogs waits for the agents' answers there
         tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(self.controller, auth, self.views, logs), server)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(self.controller, auth, logs), server)
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views, self.reloader), server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(OperatorService(self.controller, auth, self.views, self.reloader, logs), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if self.config.tls:

@@ -1,8 +1,8 @@
 """powerplane.v1.OperatorService: sites, their inventory, runs and power; drain/undrain;
 grid events in (PostGridEvent, idempotent by event id, modified by a higher modification
 number; EndGridEvent ends one early) and out (ListGridEvents); the
-power snapshot stream (WatchSites); ReloadConfig (scheduler/server/reload.py). What it
-shows is built by `views.Views`."""
+power snapshot stream (WatchSites); ReloadConfig (scheduler/server/reload.py); any job's
+logs (GetJobLogs: scheduler/server/log_requests.py). What it shows is built by `views.Views`."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from scheduler.core.errors import FailedPrecondition, InvalidArgument
 from scheduler.core.validation import check_ids
 from scheduler.server.controller import Controller
 from scheduler.server.interceptor import Authenticator
+from scheduler.server.log_requests import LogRequests, any_job
 from scheduler.server.usage_reads import usage
 from scheduler.server.views import Views
 
 
 class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
-    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None, reloader=None):
+    def __init__(self, controller: Controller, auth: Authenticator, views: Views | None = None, reloader=None, logs: LogRequests | None = None):
         self.controller = controller
         self.auth = auth
         self.views = views or Views(controller)
         self.reloader = reloader  # reload.Reloader, or None: started without a config file
+        self.logs = logs or LogRequests(controller)  # shared with the AgentService, which hands it the answers
 
     async def ListSites(self, request, context) -> operator_pb2.ListSitesResponse:
         self.auth.of(context, "operator")
@@ -78,6 +80,11 @@ class OperatorService(operator_pb2_grpc.OperatorServiceServicer):
     async def GetTenantUsage(self, request, context):
         self.auth.of(context, "operator")
         return await usage(self.controller, request.tenant, request, known_tenant=False)
+
+    async def GetJobLogs(self, request, context):
+        """Any job's logs, through its site's agent (log_requests.py)."""
+        self.auth.of(context, "operator")
+        return await self.logs.job_logs(await any_job(self.controller, request.job_id), request, context.time_remaining())
 
     async def ReloadConfig(self, request, context) -> operator_pb2.ReloadConfigResponse:
         operator = self.auth.of(context, "operator")

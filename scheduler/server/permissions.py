@@ -30,6 +30,7 @@ METHODS: dict[str, str] = {
     _O + "ListGridEvents": OPERATOR_READ,
     _O + "WatchSites": OPERATOR_READ,
     _O + "GetTenantUsage": OPERATOR_READ,
+    _O + "GetJobLogs": OPERATOR_READ,  # any tenant's job's (log_requests.py)
     _O + "DrainSite": OPERATOR_WRITE,
     _O + "UndrainSite": OPERATOR_WRITE,
     _O + "PostGridEvent": OPERATOR_WRITE,

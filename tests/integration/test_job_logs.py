@@ -1,5 +1,6 @@
 """`powerplane logs`: a running job's Ray job logs, read through its site's agent, over
-real gRPC and the shared session's Ray; another tenant's job reads as NOT_FOUND."""
+real gRPC and the shared session's Ray; another tenant's job reads as NOT_FOUND, an
+operator reads any job's."""
 
 import json
 import subprocess
@@ -40,6 +41,7 @@ def test_a_tenant_reads_its_running_jobs_logs_and_no_one_elses(ray_system):
         with pytest.raises(grpc.RpcError) as err:
             ray_system.globex.logs(job.job_id)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND and err.value.details() == f"job '{job.job_id}' not found"
+        assert marker in ray_system.ops.logs(job.job_id).text.splitlines()  # an operator reads any tenant's job's
 
         shown = cli(ray_system, "logs", job.job_id, "--tail", "1")
         assert shown.returncode == 0, shown.stderr

@@ -8,8 +8,8 @@
   id and stream, a bounded wait, UNAVAILABLE when the agent is away, goes away or is
   silent, FAILED_PRECONDITION for a job that never ran.
 - Through real gRPC, with a real SiteAgent on a fake runner: the owner reads its job's
-  logs, another tenant gets NOT_FOUND, a viewer may call it, and a silent agent is
-  UNAVAILABLE within the caller's deadline.
+  logs, another tenant gets NOT_FOUND, a viewer may call it, operators (read-only ones
+  too) read any job's, and a silent agent is UNAVAILABLE within the caller's deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from agents.session import AgentSettings, SiteAgent
-from scheduler.api.v1 import agent_pb2, logs_pb2, tenant_pb2, tenant_pb2_grpc, types_pb2
+from scheduler.api.v1 import agent_pb2, logs_pb2, operator_pb2_grpc, tenant_pb2, tenant_pb2_grpc, types_pb2
 from scheduler.client import spec
 from scheduler.core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from scheduler.core.jobs import JobState
@@ -255,6 +255,7 @@ def test_the_agents_errors_and_the_requests_that_cannot_be_answered():
 
 # ------------------------------------------------------------------ through gRPC
 ACME, GLOBEX, VIEWER, SITE = "acme-token-0123456789abcdef", "globex-token-0123456789abcdef", "viewer-token-0123456789abcdef", "site-token-0123456789abcdef"
+OPS, READER = "ops-token-0123456789abcdef", "reader-token-0123456789abcdef"
 
 
 def test_get_job_logs_over_grpc_with_a_real_agent(tmp_path):
@@ -265,6 +266,7 @@ def test_get_job_logs_over_grpc_with_a_real_agent(tmp_path):
             regions=["us"],
             tenants={"acme": ACME, "globex": GLOBEX, "audit": {"token": VIEWER, "role": "viewer"}},
             sites={"us-1": SITE},
+            operators={"ops": OPS, "audit-ops": {"token": READER, "role": "read_only"}},
             heartbeat_interval_s=0.2,
             schedule_interval_s=0.1,
         )
@@ -277,10 +279,10 @@ def test_get_job_logs_over_grpc_with_a_real_agent(tmp_path):
         running = asyncio.create_task(agent.run_forever())
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                tenant = tenant_pb2_grpc.TenantServiceStub(channel)
+                tenant, operator = tenant_pb2_grpc.TenantServiceStub(channel), operator_pb2_grpc.OperatorServiceStub(channel)
 
-                async def call(rpc, request, token, timeout=10):
-                    return await getattr(tenant, rpc)(request, metadata=(("authorization", f"Bearer {token}"),), timeout=timeout)
+                async def call(rpc, request, token, timeout=10, stub=tenant):
+                    return await getattr(stub, rpc)(request, metadata=(("authorization", f"Bearer {token}"),), timeout=timeout)
 
                 async def refused(request, token, timeout=10):
                     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -299,6 +301,11 @@ def test_get_job_logs_over_grpc_with_a_real_agent(tmp_path):
                 code, details = await refused(request, GLOBEX)
                 assert code == grpc.StatusCode.NOT_FOUND and details == f"job '{job.job_id}' not found"  # the same as GetJob: nothing leaks
                 assert (await refused(request, VIEWER))[0] == grpc.StatusCode.NOT_FOUND  # a viewer may call it (its own jobs only)
+                for token in (OPS, READER):  # operators read any tenant's job's
+                    assert (await call("GetJobLogs", request, token, stub=operator)).text == logs.text
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call("GetJobLogs", logs_pb2.GetJobLogsRequest(job_id="job-none"), OPS, stub=operator)
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
                 code, details = await refused(logs_pb2.GetJobLogsRequest(job_id=never.job_id), ACME)
                 assert code == grpc.StatusCode.FAILED_PRECONDITION and "has not run yet (PENDING)" in details
 

@@ -24,57 +24,58 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from . import agent_pb2 as powerplane_dot_v1_dot_agent__pb2
+from . import logs_pb2 as powerplane_dot_v1_dot_logs__pb2
 from . import types_pb2 as powerplane_dot_v1_dot_types__pb2
 from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpowerplane/v1/operator.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/agent.proto\x1a\x19powerplane/v1/types.proto\x1a\x19powerplane/v1/usage.proto\"\xa2\x03\n\tGridEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.powerplane.v1.GridEventKind\x12\x0f\n\x07site_id\x18\x03 \x01(\t\x12\r\n\x05\x63\x61p_w\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrespond_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmarket_node\x18\x08 \x01(\t\x12\x13\n\x0busd_per_mwh\x18\t \x01(\x01\x12\x10\n\x08\x66orecast\x18\n \x01(\x08\x12 \n\x18hashprice_usd_per_ph_day\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x14\n\x0cmodification\x18\r \x01(\r\x12/\n\x0bnotified_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13\x45ndGridEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc0\x03\n\x0fGridEventStatus\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.powerplane.v1.GridEvent\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.powerplane.v1.GridEventState\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08response\x18\x04 \x03(\t\x12\x0b\n\x03met\x18\x05 \x01(\x08\x12/\n\x0bmodified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rscheduled_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x10\n\x08notice_s\x18\n \x01(\x01\x12\x12\n\nover_cap_s\x18\x0b \x01(\x01\x12\x14\n\x0cmax_excess_w\x18\x0c \x01(\x01\x12\x0f\n\x07\x66loor_w\x18\r \x01(\x01\x12\x13\n\x0b\x62\x65low_floor\x18\x0e \x01(\x08\"=\n\x15ListGridEventsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_only\x18\x02 \x01(\x08\"H\n\x16ListGridEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\"\x90\x03\n\x0fSitePowerStatus\x12\r\n\x05\x63\x61p_w\x18\x01 \x01(\x01\x12\x1a\n\x12interconnect_cap_w\x18\x02 \x01(\x01\x12\x13\n\x0b\x63ommitted_w\x18\x03 \x01(\x01\x12\x12\n\nmeasured_w\x18\x04 \x01(\x01\x12\x0c\n\x04\x61i_w\x18\x05 \x01(\x01\x12\x10\n\x08mining_w\x18\x06 \x01(\x01\x12\x17\n\x0fmining_target_w\x18\x07 \x01(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x08 \x01(\x01\x12\x11\n\temergency\x18\t \x01(\x08\x12)\n\x06\x66leets\x18\n \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x0f\n\x07\x61i_it_w\x18\x0b \x01(\x01\x12\x13\n\x0bmining_it_w\x18\x0c \x01(\x01\x12\x12\n\noverhead_w\x18\r \x01(\x01\x12\x12\n\ncomputed_w\x18\x0e \x01(\x01\x12\x30\n\x0cmeter_source\x18\x0f \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\x12\x17\n\x0fmeter_disagrees\x18\x10 \x01(\x08\"\x85\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.powerplane.v1.SiteState\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x11\n\tgpus_free\x18\x05 \x01(\r\x12\x13\n\x0b\x61\x63tive_runs\x18\x06 \x01(\r\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64rain_reason\x18\x08 \x01(\t\x12-\n\x05power\x18\t \x01(\x0b\x32\x1e.powerplane.v1.SitePowerStatus\"\x87\x01\n\x07SiteRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0c\n\x04gpus\x18\x05 \x01(\r\x12\x16\n\x0epower_fraction\x18\x06 \x01(\x01\"\x82\x01\n\nSiteDetail\x12!\n\x04site\x18\x01 \x01(\x0b\x32\x13.powerplane.v1.Site\x12+\n\tinventory\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12$\n\x04runs\x18\x03 \x03(\x0b\x32\x16.powerplane.v1.SiteRun\"\x12\n\x10ListSitesRequest\"7\n\x11ListSitesResponse\x12\"\n\x05sites\x18\x01 \x03(\x0b\x32\x13.powerplane.v1.Site\"!\n\x0eGetSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"3\n\x10\x44rainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"%\n\x12UndrainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\">\n\x11WatchSitesRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\x12\x11\n\trefresh_s\x18\x02 \x01(\x01\"\xc9\x01\n\rPowerSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05sites\x18\x02 \x03(\x0b\x32\x19.powerplane.v1.SiteDetail\x12\x33\n\x0bgrid_events\x18\x03 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\x12 \n\x04jobs\x18\x04 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07version\x18\x05 \x01(\x04\"&\n\x13ReloadConfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\x88\x01\n\x14ReloadConfigResponse\x12\x18\n\x10\x63hanged_sections\x18\x01 \x03(\t\x12\x0f\n\x07refused\x18\x02 \x03(\t\x12\x15\n\rconfig_sha256\x18\x03 \x01(\t\x12.\n\napplied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa8\x01\n\rGridEventKind\x12\x1f\n\x1bGRID_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_KIND_CAP_LIMIT\x10\x01\x12\x19\n\x15GRID_EVENT_KIND_PRICE\x10\x02\x12\x1d\n\x19GRID_EVENT_KIND_EMERGENCY\x10\x03\x12\x1d\n\x19GRID_EVENT_KIND_HASHPRICE\x10\x04*\x8a\x01\n\x0eGridEventState\x12 \n\x1cGRID_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_STATE_UPCOMING\x10\x01\x12\x1b\n\x17GRID_EVENT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16GRID_EVENT_STATE_ENDED\x10\x03\x32\x9f\x06\n\x0fOperatorService\x12N\n\tListSites\x12\x1f.powerplane.v1.ListSitesRequest\x1a .powerplane.v1.ListSitesResponse\x12\x43\n\x07GetSite\x12\x1d.powerplane.v1.GetSiteRequest\x1a\x19.powerplane.v1.SiteDetail\x12\x41\n\tDrainSite\x12\x1f.powerplane.v1.DrainSiteRequest\x1a\x13.powerplane.v1.Site\x12\x45\n\x0bUndrainSite\x12!.powerplane.v1.UndrainSiteRequest\x1a\x13.powerplane.v1.Site\x12I\n\rPostGridEvent\x12\x18.powerplane.v1.GridEvent\x1a\x1e.powerplane.v1.GridEventStatus\x12R\n\x0c\x45ndGridEvent\x12\".powerplane.v1.EndGridEventRequest\x1a\x1e.powerplane.v1.GridEventStatus\x12]\n\x0eListGridEvents\x12$.powerplane.v1.ListGridEventsRequest\x1a%.powerplane.v1.ListGridEventsResponse\x12N\n\nWatchSites\x12 .powerplane.v1.WatchSitesRequest\x1a\x1c.powerplane.v1.PowerSnapshot0\x01\x12\x46\n\x0eGetTenantUsage\x12\x1e.powerplane.v1.GetUsageRequest\x1a\x14.powerplane.v1.Usage\x12W\n\x0cReloadConfig\x12\".powerplane.v1.ReloadConfigRequest\x1a#.powerplane.v1.ReloadConfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpowerplane/v1/operator.proto\x12\rpowerplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19powerplane/v1/agent.proto\x1a\x18powerplane/v1/logs.proto\x1a\x19powerplane/v1/types.proto\x1a\x19powerplane/v1/usage.proto\"\xa2\x03\n\tGridEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.powerplane.v1.GridEventKind\x12\x0f\n\x07site_id\x18\x03 \x01(\t\x12\r\n\x05\x63\x61p_w\x18\x04 \x01(\x01\x12)\n\x05start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrespond_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmarket_node\x18\x08 \x01(\t\x12\x13\n\x0busd_per_mwh\x18\t \x01(\x01\x12\x10\n\x08\x66orecast\x18\n \x01(\x08\x12 \n\x18hashprice_usd_per_ph_day\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x14\n\x0cmodification\x18\r \x01(\r\x12/\n\x0bnotified_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13\x45ndGridEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc0\x03\n\x0fGridEventStatus\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.powerplane.v1.GridEvent\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.powerplane.v1.GridEventState\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08response\x18\x04 \x03(\t\x12\x0b\n\x03met\x18\x05 \x01(\x08\x12/\n\x0bmodified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rscheduled_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x10\n\x08notice_s\x18\n \x01(\x01\x12\x12\n\nover_cap_s\x18\x0b \x01(\x01\x12\x14\n\x0cmax_excess_w\x18\x0c \x01(\x01\x12\x0f\n\x07\x66loor_w\x18\r \x01(\x01\x12\x13\n\x0b\x62\x65low_floor\x18\x0e \x01(\x08\"=\n\x15ListGridEventsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tive_only\x18\x02 \x01(\x08\"H\n\x16ListGridEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\"\x90\x03\n\x0fSitePowerStatus\x12\r\n\x05\x63\x61p_w\x18\x01 \x01(\x01\x12\x1a\n\x12interconnect_cap_w\x18\x02 \x01(\x01\x12\x13\n\x0b\x63ommitted_w\x18\x03 \x01(\x01\x12\x12\n\nmeasured_w\x18\x04 \x01(\x01\x12\x0c\n\x04\x61i_w\x18\x05 \x01(\x01\x12\x10\n\x08mining_w\x18\x06 \x01(\x01\x12\x17\n\x0fmining_target_w\x18\x07 \x01(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x08 \x01(\x01\x12\x11\n\temergency\x18\t \x01(\x08\x12)\n\x06\x66leets\x18\n \x03(\x0b\x32\x19.powerplane.v1.FleetPower\x12\x0f\n\x07\x61i_it_w\x18\x0b \x01(\x01\x12\x13\n\x0bmining_it_w\x18\x0c \x01(\x01\x12\x12\n\noverhead_w\x18\r \x01(\x01\x12\x12\n\ncomputed_w\x18\x0e \x01(\x01\x12\x30\n\x0cmeter_source\x18\x0f \x01(\x0e\x32\x1a.powerplane.v1.MeterSource\x12\x17\n\x0fmeter_disagrees\x18\x10 \x01(\x08\"\x85\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.powerplane.v1.SiteState\x12\x12\n\ngpus_total\x18\x04 \x01(\r\x12\x11\n\tgpus_free\x18\x05 \x01(\r\x12\x13\n\x0b\x61\x63tive_runs\x18\x06 \x01(\r\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64rain_reason\x18\x08 \x01(\t\x12-\n\x05power\x18\t \x01(\x0b\x32\x1e.powerplane.v1.SitePowerStatus\"\x87\x01\n\x07SiteRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.powerplane.v1.JobState\x12\x0c\n\x04gpus\x18\x05 \x01(\r\x12\x16\n\x0epower_fraction\x18\x06 \x01(\x01\"\x82\x01\n\nSiteDetail\x12!\n\x04site\x18\x01 \x01(\x0b\x32\x13.powerplane.v1.Site\x12+\n\tinventory\x18\x02 \x01(\x0b\x32\x18.powerplane.v1.Inventory\x12$\n\x04runs\x18\x03 \x03(\x0b\x32\x16.powerplane.v1.SiteRun\"\x12\n\x10ListSitesRequest\"7\n\x11ListSitesResponse\x12\"\n\x05sites\x18\x01 \x03(\x0b\x32\x13.powerplane.v1.Site\"!\n\x0eGetSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"3\n\x10\x44rainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"%\n\x12UndrainSiteRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\">\n\x11WatchSitesRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\x12\x11\n\trefresh_s\x18\x02 \x01(\x01\"\xc9\x01\n\rPowerSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05sites\x18\x02 \x03(\x0b\x32\x19.powerplane.v1.SiteDetail\x12\x33\n\x0bgrid_events\x18\x03 \x03(\x0b\x32\x1e.powerplane.v1.GridEventStatus\x12 \n\x04jobs\x18\x04 \x03(\x0b\x32\x12.powerplane.v1.Job\x12\x0f\n\x07version\x18\x05 \x01(\x04\"&\n\x13ReloadConfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\x88\x01\n\x14ReloadConfigResponse\x12\x18\n\x10\x63hanged_sections\x18\x01 \x03(\t\x12\x0f\n\x07refused\x18\x02 \x03(\t\x12\x15\n\rconfig_sha256\x18\x03 \x01(\t\x12.\n\napplied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa8\x01\n\rGridEventKind\x12\x1f\n\x1bGRID_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_KIND_CAP_LIMIT\x10\x01\x12\x19\n\x15GRID_EVENT_KIND_PRICE\x10\x02\x12\x1d\n\x19GRID_EVENT_KIND_EMERGENCY\x10\x03\x12\x1d\n\x19GRID_EVENT_KIND_HASHPRICE\x10\x04*\x8a\x01\n\x0eGridEventState\x12 \n\x1cGRID_EVENT_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GRID_EVENT_STATE_UPCOMING\x10\x01\x12\x1b\n\x17GRID_EVENT_STATE_ACTIVE\x10\x02\x12\x1a\n\x16GRID_EVENT_STATE_ENDED\x10\x03\x32\xe7\x06\n\x0fOperatorService\x12N\n\tListSites\x12\x1f.powerplane.v1.ListSitesRequest\x1a .powerplane.v1.ListSitesResponse\x12\x43\n\x07GetSite\x12\x1d.powerplane.v1.GetSiteRequest\x1a\x19.powerplane.v1.SiteDetail\x12\x41\n\tDrainSite\x12\x1f.powerplane.v1.DrainSiteRequest\x1a\x13.powerplane.v1.Site\x12\x45\n\x0bUndrainSite\x12!.powerplane.v1.UndrainSiteRequest\x1a\x13.powerplane.v1.Site\x12I\n\rPostGridEvent\x12\x18.powerplane.v1.GridEvent\x1a\x1e.powerplane.v1.GridEventStatus\x12R\n\x0c\x45ndGridEvent\x12\".powerplane.v1.EndGridEventRequest\x1a\x1e.powerplane.v1.GridEventStatus\x12]\n\x0eListGridEvents\x12$.powerplane.v1.ListGridEventsRequest\x1a%.powerplane.v1.ListGridEventsResponse\x12N\n\nWatchSites\x12 .powerplane.v1.WatchSitesRequest\x1a\x1c.powerplane.v1.PowerSnapshot0\x01\x12\x46\n\x0eGetTenantUsage\x12\x1e.powerplane.v1.GetUsageRequest\x1a\x14.powerplane.v1.Usage\x12\x46\n\nGetJobLogs\x12 .powerplane.v1.GetJobLogsRequest\x1a\x16.powerplane.v1.JobLogs\x12W\n\x0cReloadConfig\x12\".powerplane.v1.ReloadConfigRequest\x1a#.powerplane.v1.ReloadConfigResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'powerplane.v1.operator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GRIDEVENTKIND']._serialized_start=2858
-  _globals['_GRIDEVENTKIND']._serialized_end=3026
-  _globals['_GRIDEVENTSTATE']._serialized_start=3029
-  _globals['_GRIDEVENTSTATE']._serialized_end=3167
-  _globals['_GRIDEVENT']._serialized_start=162
-  _globals['_GRIDEVENT']._serialized_end=580
-  _globals['_ENDGRIDEVENTREQUEST']._serialized_start=582
-  _globals['_ENDGRIDEVENTREQUEST']._serialized_end=678
-  _globals['_GRIDEVENTSTATUS']._serialized_start=681
-  _globals['_GRIDEVENTSTATUS']._serialized_end=1129
-  _globals['_LISTGRIDEVENTSREQUEST']._serialized_start=1131
-  _globals['_LISTGRIDEVENTSREQUEST']._serialized_end=1192
-  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_start=1194
-  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_end=1266
-  _globals['_SITEPOWERSTATUS']._serialized_start=1269
-  _globals['_SITEPOWERSTATUS']._serialized_end=1669
-  _globals['_SITE']._serialized_start=1672
-  _globals['_SITE']._serialized_end=1933
-  _globals['_SITERUN']._serialized_start=1936
-  _globals['_SITERUN']._serialized_end=2071
-  _globals['_SITEDETAIL']._serialized_start=2074
-  _globals['_SITEDETAIL']._serialized_end=2204
-  _globals['_LISTSITESREQUEST']._serialized_start=2206
-  _globals['_LISTSITESREQUEST']._serialized_end=2224
-  _globals['_LISTSITESRESPONSE']._serialized_start=2226
-  _globals['_LISTSITESRESPONSE']._serialized_end=2281
-  _globals['_GETSITEREQUEST']._serialized_start=2283
-  _globals['_GETSITEREQUEST']._serialized_end=2316
-  _globals['_DRAINSITEREQUEST']._serialized_start=2318
-  _globals['_DRAINSITEREQUEST']._serialized_end=2369
-  _globals['_UNDRAINSITEREQUEST']._serialized_start=2371
-  _globals['_UNDRAINSITEREQUEST']._serialized_end=2408
-  _globals['_WATCHSITESREQUEST']._serialized_start=2410
-  _globals['_WATCHSITESREQUEST']._serialized_end=2472
-  _globals['_POWERSNAPSHOT']._serialized_start=2475
-  _globals['_POWERSNAPSHOT']._serialized_end=2676
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=2678
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=2716
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=2719
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=2855
-  _globals['_OPERATORSERVICE']._serialized_start=3170
-  _globals['_OPERATORSERVICE']._serialized_end=3969
+  _globals['_GRIDEVENTKIND']._serialized_start=2884
+  _globals['_GRIDEVENTKIND']._serialized_end=3052
+  _globals['_GRIDEVENTSTATE']._serialized_start=3055
+  _globals['_GRIDEVENTSTATE']._serialized_end=3193
+  _globals['_GRIDEVENT']._serialized_start=188
+  _globals['_GRIDEVENT']._serialized_end=606
+  _globals['_ENDGRIDEVENTREQUEST']._serialized_start=608
+  _globals['_ENDGRIDEVENTREQUEST']._serialized_end=704
+  _globals['_GRIDEVENTSTATUS']._serialized_start=707
+  _globals['_GRIDEVENTSTATUS']._serialized_end=1155
+  _globals['_LISTGRIDEVENTSREQUEST']._serialized_start=1157
+  _globals['_LISTGRIDEVENTSREQUEST']._serialized_end=1218
+  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_start=1220
+  _globals['_LISTGRIDEVENTSRESPONSE']._serialized_end=1292
+  _globals['_SITEPOWERSTATUS']._serialized_start=1295
+  _globals['_SITEPOWERSTATUS']._serialized_end=1695
+  _globals['_SITE']._serialized_start=1698
+  _globals['_SITE']._serialized_end=1959
+  _globals['_SITERUN']._serialized_start=1962
+  _globals['_SITERUN']._serialized_end=2097
+  _globals['_SITEDETAIL']._serialized_start=2100
+  _globals['_SITEDETAIL']._serialized_end=2230
+  _globals['_LISTSITESREQUEST']._serialized_start=2232
+  _globals['_LISTSITESREQUEST']._serialized_end=2250
+  _globals['_LISTSITESRESPONSE']._serialized_start=2252
+  _globals['_LISTSITESRESPONSE']._serialized_end=2307
+  _globals['_GETSITEREQUEST']._serialized_start=2309
+  _globals['_GETSITEREQUEST']._serialized_end=2342
+  _globals['_DRAINSITEREQUEST']._serialized_start=2344
+  _globals['_DRAINSITEREQUEST']._serialized_end=2395
+  _globals['_UNDRAINSITEREQUEST']._serialized_start=2397
+  _globals['_UNDRAINSITEREQUEST']._serialized_end=2434
+  _globals['_WATCHSITESREQUEST']._serialized_start=2436
+  _globals['_WATCHSITESREQUEST']._serialized_end=2498
+  _globals['_POWERSNAPSHOT']._serialized_start=2501
+  _globals['_POWERSNAPSHOT']._serialized_end=2702
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=2704
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=2742
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=2745
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=2881
+  _globals['_OPERATORSERVICE']._serialized_start=3196
+  _globals['_OPERATORSERVICE']._serialized_end=4067
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from . import agent_pb2 as _agent_pb2
+from . import logs_pb2 as _logs_pb2
 from . import types_pb2 as _types_pb2
 from . import usage_pb2 as _usage_pb2
 from google.protobuf.internal import containers as _containers

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import logs_pb2 as powerplane_dot_v1_dot_logs__pb2
 from . import operator_pb2 as powerplane_dot_v1_dot_operator__pb2
 from . import usage_pb2 as powerplane_dot_v1_dot_usage__pb2
 
@@ -80,6 +81,11 @@ class OperatorServiceStub:
                 request_serializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
                 _registered_method=True)
+        self.GetJobLogs = channel.unary_unary(
+                '/powerplane.v1.OperatorService/GetJobLogs',
+                request_serializer=powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.SerializeToString,
+                response_deserializer=powerplane_dot_v1_dot_logs__pb2.JobLogs.FromString,
+                _registered_method=True)
         self.ReloadConfig = channel.unary_unary(
                 '/powerplane.v1.OperatorService/ReloadConfig',
                 request_serializer=powerplane_dot_v1_dot_operator__pb2.ReloadConfigRequest.SerializeToString,
@@ -154,6 +160,13 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobLogs(self, request, context):
+        """Any tenant's job's logs, as TenantService.GetJobLogs reads a tenant's own (docs/jobs.md "Logs").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReloadConfig(self, request, context):
         """Read the config file again and apply what may change live (tokens, JWT settings,
         preemption, accounting, mining, price feeds: docs/reload.md),
@@ -212,6 +225,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.GetTenantUsage,
                     request_deserializer=powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
                     response_serializer=powerplane_dot_v1_dot_usage__pb2.Usage.SerializeToString,
+            ),
+            'GetJobLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobLogs,
+                    request_deserializer=powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.FromString,
+                    response_serializer=powerplane_dot_v1_dot_logs__pb2.JobLogs.SerializeToString,
             ),
             'ReloadConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.ReloadConfig,
@@ -462,6 +480,33 @@ class OperatorService:
             '/powerplane.v1.OperatorService/GetTenantUsage',
             powerplane_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
             powerplane_dot_v1_dot_usage__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/powerplane.v1.OperatorService/GetJobLogs',
+            powerplane_dot_v1_dot_logs__pb2.GetJobLogsRequest.SerializeToString,
+            powerplane_dot_v1_dot_logs__pb2.JobLogs.FromString,
             options,
             channel_credentials,
             insecure,
