@@ -3,7 +3,7 @@
 Owns the two shapes a price feed may answer with, and nothing about fetching them:
 
 - `ercot_json`: the ERCOT public reports API (api.ercot.com/api/public-reports/...), an
-  object with `_meta`, `fields` (a list of {name, ...}) and `data` (rows, each a list in
+  object with `_meta` (`totalPages`: `ercot_total_pages`), `fields` (a list of {name, ...}) and `data` (rows, each a list in
   the order of `fields`, or an object). Real-time settlement point prices
   (np6-905-cd/spp_node_zone_hub: deliveryDate, deliveryHour 1-24 (hour ending),
   deliveryInterval 1-4, settlementPoint, settlementPointPrice, DSTFlag) and day-ahead
@@ -57,6 +57,18 @@ def price_event(market_node: str, start: float, usd_per_mwh: float, forecast: bo
         forecast=forecast,
         reason=reason,
     )
+
+
+def ercot_total_pages(body: bytes | str) -> int:
+    """How many pages the ERCOT API's answer says there are (`_meta.totalPages`; 1 when it
+    does not say). The pages after the first are fetched with `page=2`, `page=3`, ..."""
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError:
+        return 1  # parse_prices says what is wrong with it
+    meta = doc.get("_meta") if isinstance(doc, dict) else None
+    total = meta.get("totalPages") if isinstance(meta, dict) else None
+    return total if isinstance(total, int) and total >= 1 else 1
 
 
 def parse_prices(body: bytes | str, fmt: str, market_nodes: Iterable[str], forecast: bool, reason: str = "") -> list[GridEvent]:

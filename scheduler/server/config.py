@@ -78,6 +78,7 @@ from scheduler.core.price_watch import PriceWatch
 from scheduler.core.usage import UsageRates
 from scheduler.core.validation import split_host_port
 from scheduler.server.permissions import LEVELS, default_level
+from scheduler.server.price_feed_auth import PriceFeedAuth
 from scheduler.server.tokens import digest, is_hash, looks_like_a_hash
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -306,6 +307,8 @@ class PriceFeedConfig(BaseModel):
     on_stale: Literal["curtail", "keep_last"] = "curtail"
     attempts: int = Field(default=4, ge=1, le=20)  # tries per poll, with exponential backoff between them
     timeout_s: float = Field(default=10.0, gt=0)
+    max_pages: int = Field(default=20, ge=1, le=1000)  # ercot_json: pages read per poll (the API's _meta.totalPages)
+    auth: PriceFeedAuth | None = None  # subscription key and/or a login token (scheduler/server/price_feed_auth.py)
 
     def watches(self) -> tuple[PriceWatch, ...]:
         """What the core checks for staleness: one watch per market node of this feed."""
@@ -518,6 +521,8 @@ def load_config(path: str | Path) -> SchedulerConfig:
             updates[role] = {**getattr(config, role), **getattr(tokens, role)}
     if config.jwt:
         updates["jwt"] = _checked_jwks_file(base, config.jwt)
+    if any(feed.auth for feed in config.price_feeds):
+        updates["price_feeds"] = [f.model_copy(update={"auth": f.auth.resolved(base, f"price_feeds.{f.name}.auth") if f.auth else None}) for f in config.price_feeds]
     advertise = os.environ.get("POWERPLANE_ADVERTISE", "")
     if config.leadership is not None and advertise:  # per replica: the chart sets it from the pod's IP
         updates["leadership"] = LeadershipConfig.model_validate({**config.leadership.model_dump(), "advertise": advertise})

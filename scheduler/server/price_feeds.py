@@ -2,7 +2,9 @@
 and posts them as PRICE grid events, as an operator's `PostGridEvent` would.
 
 One asyncio task per feed, started and stopped with the leader's other loops (app.py
-`_lead` and `stop`): every `interval_s` it GETs the feed's URL (aiohttp), retrying a
+`_lead` and `stop`): every `interval_s` it GETs the feed's URL (aiohttp; with the
+feed's subscription key and login token when it has `auth`, scheduler/server/price_feed_auth.py;
+an ERCOT answer of several pages is read page by page, up to `max_pages`), retrying a
 connection error, a timeout, a 5xx or a 429 with exponential backoff (tenacity, at most
 `attempts` tries per poll), parses the body (core/price_parsing.py) and posts the events the
 scheduler does not have yet through `controller.post_grid_event` (ids are stable, so a
@@ -22,28 +24,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import Iterable
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from scheduler.core.errors import PowerplaneError
-from scheduler.core.price_parsing import PriceBodyError, parse_prices
+from scheduler.core.price_parsing import PriceBodyError, ercot_total_pages, parse_prices
 from scheduler.core.price_watch import price_age_s
 from scheduler.server.config import PriceFeedConfig
 from scheduler.server.controller import Controller
+from scheduler.server.price_feed_auth import FeedCredentials, FeedRefused, FeedUnavailable
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class FeedUnavailable(Exception):
-    """A try that may succeed later: the connection, a timeout, a 5xx or a 429."""
-
-
-class FeedRefused(Exception):
-    """A poll that will not succeed by trying again now (a 4xx, a body too large)."""
 
 
 class PriceFeeds:
@@ -55,6 +53,7 @@ class PriceFeeds:
         self.newest: dict[tuple[str, str], float] = {}  # (feed, market node) -> newest interval start brought
         self.stale: set[tuple[str, str]] = set()  # (feed, market node) logged stale and not back yet
         self.refused: set[str] = set()  # event ids the scheduler refused (content changed under the same id)
+        self.credentials: dict[str, FeedCredentials] = {}  # feed name -> its login, for feeds with auth
         self._tasks: dict[str, asyncio.Task] = {}  # feed name -> its loop
         self._retired: set[asyncio.Task] = set()  # loops of feeds a reload changed or removed, until they end
         self._session: aiohttp.ClientSession | None = None
@@ -115,9 +114,17 @@ class PriceFeeds:
             await asyncio.sleep(feed.interval_s)
 
     async def poll(self, feed: PriceFeedConfig) -> int:
-        """Fetch (with retries), parse and post one feed's prices; returns how many were new."""
-        body = await self._fetch_with_retries(feed)
-        events = parse_prices(body, feed.format, feed.market_nodes, forecast=feed.kind == "day_ahead", reason=f"price feed {feed.name}")
+        """Fetch (with retries; every page of an ERCOT answer, up to max_pages), parse and
+        post one feed's prices; returns how many were new."""
+        body = await self._fetch_with_retries(feed, feed.url)
+        bodies = [body]
+        if feed.format == "ercot_json":
+            pages = ercot_total_pages(body)
+            if pages > feed.max_pages:
+                log.warning("price feed %s: %d pages, reading the first %d (max_pages)", feed.name, pages, feed.max_pages, extra={"price_feed": feed.name})
+            for page in range(2, min(pages, feed.max_pages) + 1):
+                bodies.append(await self._fetch_with_retries(feed, with_page(feed.url, page)))
+        events = [e for b in bodies for e in parse_prices(b, feed.format, feed.market_nodes, forecast=feed.kind == "day_ahead", reason=f"price feed {feed.name}")]
         posted = 0
         for event in events:
             key = (feed.name, event.market_node)
@@ -132,7 +139,7 @@ class PriceFeeds:
                 log.warning("price feed %s: event %s refused: %s", feed.name, event.event_id, err, extra={"price_feed": feed.name})
         return posted
 
-    async def _fetch_with_retries(self, feed: PriceFeedConfig) -> bytes:
+    async def _fetch_with_retries(self, feed: PriceFeedConfig, url: str) -> bytes:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(feed.attempts),
             wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
@@ -144,13 +151,22 @@ class PriceFeeds:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._fetch(feed)
+                return await self._fetch(feed, url)
         raise AssertionError("unreachable: tenacity reraises the last failure")
 
-    async def _fetch(self, feed: PriceFeedConfig) -> bytes:
+    async def _fetch(self, feed: PriceFeedConfig, url: str) -> bytes:
         assert self._session is not None, "start() first"
+        credentials = None
+        if feed.auth is not None:
+            credentials = self.credentials.get(feed.name)
+            if credentials is None or credentials.auth != feed.auth:
+                credentials = self.credentials[feed.name] = FeedCredentials(feed.auth)
         try:
-            async with self._session.get(feed.url, timeout=aiohttp.ClientTimeout(total=feed.timeout_s)) as response:
+            headers = await credentials.headers(self._session, feed.timeout_s) if credentials is not None else {}
+            async with self._session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=feed.timeout_s)) as response:
+                if response.status == 401 and credentials is not None and credentials.auth.token_url is not None:
+                    credentials.invalidate()  # expired or revoked early: the next try logs in again
+                    raise FeedUnavailable("HTTP 401: logging in again")
                 if response.status in RETRY_STATUSES:
                     raise FeedUnavailable(f"HTTP {response.status}")
                 if response.status != 200:
@@ -184,6 +200,13 @@ class PriceFeeds:
             elif age <= watch.stale_after_s and key in self.stale:
                 self.stale.discard(key)
                 log.info("price feed %s: prices for %s are fresh again", feed.name, watch.market_node, extra={"price_feed": feed.name})
+
+
+def with_page(url: str, page: int) -> str:
+    """`url` asking for page `page` (its `page` query parameter set, the others kept)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "page"] + [("page", str(page))]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 def _one_line(err: BaseException | None) -> str:

@@ -167,3 +167,103 @@ def test_a_price_feed_config_is_checked_and_named_in_one_line(tmp_path):
     path.write_text("price_feeds: [{name: da, url: 'https://x/p.csv', format: csv, kind: day_ahead, market_nodes: [HB_SOUTH], on_stale: keep_last}]\n")
     (watch,) = load_config(path).price_feeds[0].watches()
     assert (watch.feed, watch.market_node, watch.forecast, watch.keep_last, watch.stale_after_s) == ("da", "HB_SOUTH", True, True, 3600.0)
+
+
+class ErcotApi:
+    """ERCOT's public API as its documentation describes it: a B2C login (POST, query
+    parameters) that answers an id_token, and a report that wants the subscription key
+    and that token, answering in pages (`page=N`, `_meta.totalPages`)."""
+
+    def __init__(self, pages: list[str]):
+        self.pages, self.logins, self.tokens, self.keys_seen = pages, 0, set(), set()
+        self.requests = self.requests_at_login = 0
+
+    async def token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if (q.get("username"), q.get("password"), q.get("grant_type"), q.get("client_id")) != ("ops@example.com", "hunter2-pw", "password", "cid"):
+            return web.Response(status=400, text='{"error": "invalid_grant"}')
+        self.logins += 1
+        self.requests_at_login = self.requests
+        token = f"tok-{self.logins}"
+        self.tokens = {token}  # only the newest is valid
+        return web.json_response({"id_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    async def report(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.keys_seen.add(request.headers.get("Ocp-Apim-Subscription-Key"))
+        if request.headers.get("Ocp-Apim-Subscription-Key") != "key-123" or request.headers.get("Authorization", "")[7:] not in self.tokens:
+            return web.Response(status=401, text='{"statusCode": 401}')
+        page = int(request.query.get("page", "1"))
+        return web.Response(text=self.pages[page - 1], content_type="application/json")
+
+
+def test_an_ercot_feed_logs_in_sends_its_key_reads_every_page_and_logs_in_again_after_a_401(tmp_path, caplog):
+    rows = hb_south_rows(8)
+    starts = [t.replace(tzinfo=CENTRAL).timestamp() for t, _ in rows]
+    pages = []
+    for k in range(2):
+        doc = json.loads(ercot_page(rows[4 * k : 4 * k + 4]))
+        doc["_meta"].update(totalPages=2, currentPage=k + 1, totalRecords=8, pageSize=4)
+        pages.append(json.dumps(doc))
+    api = ErcotApi(pages)
+    (tmp_path / "key.txt").write_text("key-123\n")
+    (tmp_path / "password.txt").write_text("hunter2-pw\n")
+
+    async def scenario():
+        from scheduler.server.config import load_config
+
+        app = web.Application()
+        app.router.add_post("/token", api.token)
+        app.router.add_get("/api/public-reports/np6-905-cd/spp_node_zone_hub", api.report)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        auth = f"{{subscription_key_file: key.txt, token_url: '{base}/token', username: ops@example.com, password_file: password.txt, client_id: cid}}"
+        url = f"{base}/api/public-reports/np6-905-cd/spp_node_zone_hub?settlementPoint=HB_SOUTH"
+        (tmp_path / "scheduler.yaml").write_text(
+            f"regions: [us]\nprice_feeds: [{{name: ercot-rt, url: '{url}', format: ercot_json, kind: real_time, market_nodes: [HB_SOUTH], interval_s: 0.02, attempts: 2, auth: {auth}}}]\n"
+        )
+        config = load_config(tmp_path / "scheduler.yaml")
+        controller = Controller(SqliteStore(tmp_path / "pp.db"), config, FakeClock(starts[-1] + 300))
+        await controller.start(loops=False)
+        feeds = PriceFeeds(config.price_feeds, controller, backoff_s=0.001, max_backoff_s=0.005)
+        feeds.start()
+        try:
+            await until(lambda: all(f"rt-HB_SOUTH-{int(t)}" in controller.power.grid for t in starts), "both pages' prices")
+            assert api.logins == 1 and api.keys_seen == {"key-123"}
+            requests = api.requests
+            await until(lambda: api.requests >= requests + 6, "three more polls")
+            assert api.logins == 1  # the token is kept between polls
+            api.tokens = set()  # revoked before it expired: a 401, and the next try logs in again
+            await until(lambda: api.logins == 2, "a new login")
+            await until(lambda: api.requests >= api.requests_at_login + 4, "polls with the new token")
+            assert feeds.errors["ercot-rt"] == 0  # the 401 cost a try, not a poll
+            (tmp_path / "password.txt").write_text("wrong-pw\n")  # rotated badly: read at the next login
+            api.tokens = set()
+            await until(lambda: feeds.errors["ercot-rt"] >= 1, "a failed poll")
+            said = [r.getMessage() for r in caplog.records if "ercot-rt" in r.getMessage()]
+            assert any("login refused: HTTP 400" in line for line in said)
+            assert not any("wrong-pw" in line or "hunter2" in line or "key-123" in line for line in said)  # secrets never logged
+        finally:
+            await feeds.stop()
+            await controller.stop()
+            await runner.cleanup()
+
+    with caplog.at_level(logging.INFO, logger="scheduler.server.price_feeds"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_price_feed_auth_files_must_exist_and_hold_something(tmp_path):
+    from scheduler.server.config import load_config
+
+    (tmp_path / "empty.txt").write_text("\n")
+    path = tmp_path / "scheduler.yaml"
+    feed = "{name: rt, url: 'http://x', format: ercot_json, kind: real_time, market_nodes: [N], auth: %s}"
+    path.write_text("price_feeds: [" + feed % "{subscription_key_file: empty.txt}" + "]\n")
+    with pytest.raises(ValueError, match="price_feeds.rt.auth.subscription_key_file: .*empty.txt is empty"):
+        load_config(path)
+    path.write_text("price_feeds: [" + feed % "{token_url: 'http://t', username: u}" + "]\n")
+    with pytest.raises(ValueError, match="auth.token_url needs username and password_file"):
+        load_config(path)
