@@ -2,7 +2,12 @@
 of a JWKS file (signature by the key its `kid` names, exp, nbf, iss, aud, an allowed
 algorithm) and names its principal by claims: the tenant by `tenant_claim`, the access level
 by `role_claim` (member | viewer: a tenant; operator | read_only: an operator named by `sub`;
-absent: member). The file is read again when it changes (key rotation)."""
+absent: member). The file is read again when it changes (key rotation).
+
+A token verified once is not verified again on every call: its principal is kept (at
+most CACHE_SIZE tokens, the least recently used dropped) until the token's `exp`, and only
+while the JWKS file is the one it was verified against (a rotation verifies it again, so
+a key taken out of the file stops its tokens at once). Refused tokens are never kept."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import json
 import logging
 import os
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -21,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _JWT = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _ROLE_OF_LEVEL = {level: role for role in ("tenant", "operator") for level in LEVELS[role]}
+CACHE_SIZE = 4096
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -42,10 +51,13 @@ class JwtVerifier:
     """`principal(token)`: (role, name, access level) of a valid JWT; Unauthenticated (with the
     reason) for an invalid one, PermissionDenied for a valid one with an unknown role claim."""
 
-    def __init__(self, config):
+    def __init__(self, config, clock: Callable[[], float] = time.time):
         self.config = config
+        self.clock = clock
         self._stamp: tuple | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._verified: OrderedDict[str, tuple[tuple[str, str, str], float, tuple | None]] = OrderedDict()  # token -> (principal, exp, JWKS stamp)
+        self.verifications = 0  # signatures checked (cache misses that got as far)
         self._fresh_keys()
 
     def _fresh_keys(self) -> dict[str, jwt.PyJWK]:
@@ -65,12 +77,28 @@ class JwtVerifier:
         return self._keys
 
     def principal(self, token: str) -> tuple[str, str, str]:
+        keys = self._fresh_keys()
+        kept = self._verified.get(token)
+        if kept is not None:
+            principal, expires_at, stamp = kept
+            if stamp == self._stamp and self.clock() < expires_at:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires_at = self._verify(token, keys)
+        self._verified[token] = (principal, expires_at, self._stamp)
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str, keys: dict[str, jwt.PyJWK]) -> tuple[tuple[str, str, str], float]:
         cfg = self.config
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
-            key = self._fresh_keys().get(kid)
+            key = keys.get(kid)
             if key is None:
                 raise errors.Unauthenticated(f"JWT signed by unknown key id {kid!r}")
+            self.verifications += 1
             claims = jwt.decode(
                 token,
                 key.key,
@@ -89,4 +117,4 @@ class JwtVerifier:
         if not isinstance(name, str) or not name:
             what = f"claim {cfg.tenant_claim}" if role == "tenant" else "claim sub"
             raise errors.Unauthenticated(f"JWT has no {what} naming the {role}")
-        return role, name, level
+        return (role, name, level), float(claims["exp"])

@@ -119,6 +119,26 @@ def test_a_replaced_jwks_file_is_read_again(tmp_path, auth, keys):
         auth.principal(bearer(token(keys["k1"], "k1")), "tenant", LIST)
 
 
+def test_a_verified_token_is_kept_until_its_exp_and_only_while_its_key_file_stands(tmp_path, keys):
+    now = [time.time()]
+    write_jwks(tmp_path / "jwks.json", {"k1": keys["k1"]})
+    verifier = JwtVerifier(JwtConfig(jwks_file=tmp_path / "jwks.json", issuer=ISSUER, audience=AUDIENCE), clock=lambda: now[0])
+    good = token(keys["k1"], "k1", exp=int(now[0]) + 300)
+    assert [verifier.principal(good) for _ in range(3)] == [("tenant", "acme", "member")] * 3
+    assert verifier.verifications == 1  # checked once, then kept
+    with pytest.raises(errors.Unauthenticated):
+        verifier.principal(token(keys["other"], "k1"))  # a refused token is never kept
+    with pytest.raises(errors.Unauthenticated):
+        verifier.principal(token(keys["other"], "k1"))
+    assert verifier.verifications == 3
+    now[0] += 301  # past its exp by the clock the cache keeps: checked again
+    verifier.principal(good)
+    assert verifier.verifications == 4
+    write_jwks(tmp_path / "jwks.json", {"k3": rsa_key()})  # k1 taken out of the file: its tokens stop at once
+    with pytest.raises(errors.Unauthenticated, match="unknown key id 'k1'"):
+        verifier.principal(good)
+
+
 def test_a_bad_jwks_file_is_refused_at_load(tmp_path):
     (tmp_path / "jwks.json").write_text("{not json")
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"jwt": {"jwks_file": "jwks.json", "issuer": ISSUER, "audience": AUDIENCE}}))
