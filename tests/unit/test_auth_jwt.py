@@ -134,6 +134,8 @@ def test_a_verified_token_is_kept_until_its_exp_and_only_while_its_key_file_stan
     now[0] += 301  # past its exp by the clock the cache keeps: checked again
     verifier.principal(good)
     assert verifier.verifications == 4
+    now[0] -= 301
+    assert verifier.principal(good) and verifier.verifications == 4  # kept again, within its exp
     write_jwks(tmp_path / "jwks.json", {"k3": rsa_key()})  # k1 taken out of the file: its tokens stop at once
     with pytest.raises(errors.Unauthenticated, match="unknown key id 'k1'"):
         verifier.principal(good)
