@@ -276,9 +276,10 @@ class LocalCluster:
     tls: tuple[Path, ...] | None = None  # (cert, key[, ca]) to serve TLS; the clients trust ca, else the cert itself
     scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
     miner_groups_on_ray: bool = True  # False: agents drive their miner groups in their own process (no --ray-gcs-address)
-    # True: each Ray node's dashboard agent listens on a port of its own, not Ray's fixed 52365, which
-    # another local cluster's head holds when this one starts beside it (jobs then find no agent).
-    own_agent_ports: bool = False
+    # True: each Ray node's dashboard agent listens on a port of its own, not Ray's fixed 52365,
+    # which only one node on a machine can hold: the other nodes' agents would serve no job logs
+    # (`powerplane logs`), and another local cluster's head may hold it already.
+    own_agent_ports: bool = True
     scheduler_port: int = field(default_factory=free_port)
     ray_gcs_port: int = field(default_factory=free_port)
     ray_dashboard_port: int = field(default_factory=free_port)

@@ -28,9 +28,8 @@ def cli(system, *args, tenant="acme"):
 def test_a_tenant_reads_its_running_jobs_logs_and_no_one_elses(ray_system):
     marker = f"pp-logs-marker-{uuid.uuid4().hex[:8]}"
     entrypoint = f"python -c \"import time; print('first line'); print('{marker}', flush=True); time.sleep(60)\""
-    # us-1 is the head node: the shared cluster's other nodes run on the same machine, where their
-    # dashboard agents find Ray's agent port taken and serve no job logs (docs/jobs.md "Logs").
-    job = ray_system.acme.submit(spec(entrypoint, gpus=1, name="logs", allowed_regions=["us"]), f"logs-{marker}").job
+    # eu-1 is not the head node: its dashboard agent serves job logs on a port of its own (docs/jobs.md "Logs").
+    job = ray_system.acme.submit(spec(entrypoint, gpus=1, name="logs", allowed_regions=["eu"]), f"logs-{marker}").job
     try:
         running = ray_system.wait_state(ray_system.acme, job.job_id, types_pb2.JOB_STATE_RUNNING)
         # Ray's log starts with the entrypoint it runs, marker included: wait for the printed line.
