@@ -78,7 +78,7 @@ from scheduler.core.price_watch import PriceWatch
 from scheduler.core.usage import UsageRates
 from scheduler.core.validation import split_host_port
 from scheduler.server.permissions import LEVELS, default_level
-from scheduler.server.price_feed_auth import PriceFeedAuth
+from scheduler.server.price_feed_auth import PriceFeedAuth, read_secret
 from scheduler.server.tokens import digest, is_hash, looks_like_a_hash
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -481,14 +481,7 @@ def _checked_dsn_file(base: Path, postgres: PostgresConfig) -> PostgresConfig:
     """`postgres` with its dsn_file resolved against the config's folder; ValueError unless
     the file can be read and holds something (its content is never quoted)."""
     resolved = postgres.model_copy(update={"dsn_file": base / postgres.dsn_file})
-    try:
-        dsn = resolved.read_dsn()
-    except FileNotFoundError:
-        raise ValueError(f"store.postgres.dsn_file: {resolved.dsn_file} not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"store.postgres.dsn_file: cannot read {resolved.dsn_file}: {getattr(err, 'strerror', None) or type(err).__name__}") from None
-    if not dsn:
-        raise ValueError(f"store.postgres.dsn_file: {resolved.dsn_file} is empty")
+    read_secret(resolved.dsn_file, "store.postgres.dsn_file")
     return resolved
 
 

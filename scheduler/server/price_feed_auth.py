@@ -80,6 +80,8 @@ class PriceFeedAuth(BaseModel):
 
 
 def read_secret(path: Path, what: str) -> str:
+    """The stripped text of a secret file; ValueError naming `what` and the file (never its
+    content) when it is missing, unreadable or empty."""
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
