@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from scheduler.core.grid import GridEventRecord
 from scheduler.core.jobs import Job, JobEvent, JobSpec
 
-# Why a run is preempted or shed: dispatch's power causes, and "priority" (placement made room
-# for a higher-priority job, core/priority.py).
-PREEMPTION_CAUSES = ("grid_emergency", "grid_cap_limit", "site_cap", "priority")
+# Why a run is preempted or shed: dispatch's power causes, "priority" (placement made room
+# for a higher-priority job, core/priority.py) and "contract" (a firm claim reclaimed a
+# borrowed run, core/reclaim.py).
+PREEMPTION_CAUSES = ("grid_emergency", "grid_cap_limit", "site_cap", "priority", "contract")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@
 4. inference last: Serve services are first scaled down toward their fewest
    replicas (whole replicas, never below the fewest), then, only if the cap still
    needs it, inference runs are shed.
-Within 2-4, lower priority goes first and, within a priority, the newest run.
+Within 2-4, lower priority goes first and, within a priority, the newest run; with
+contracts, a run's `give_way` (its tenant's cut order: interruptible contracts, borrowed
+runs, then firm ones by default; core/cut_order.py) comes before priority.
 An emergency sheds all flexible load at once: mining to its paused floor and every
 training run preempted; inference is kept unless a cap in force still needs it shed.
 
@@ -61,7 +63,7 @@ class LadderPlan:
 
 
 def _shed_order(claims: list[AiClaim]) -> list[AiClaim]:
-    return sorted(claims, key=lambda c: (c.priority, -c.seq))
+    return sorted(claims, key=lambda c: (c.give_way, c.priority, -c.seq))
 
 
 def curtail_mining(ledger: SiteLedger, cap_w: float, cause: str, everything: bool = False) -> tuple[dict[str, float], list[LadderStep]]:

@@ -43,6 +43,7 @@ class AiClaim:
     power_fraction: float = 1.0  # its GPU power cap, as a fraction of load power
     gpus_per_replica: int = 0  # Serve inference: GPUs of one replica (0: not scalable)
     min_gpus: int = 0  # Serve inference: GPUs at its fewest replicas
+    give_way: int = 0  # where its tenant's runs give way in a cut (contracts' cut order: lower first; core/cut_order.py)
 
     @property
     def flexible(self) -> bool:

@@ -13,8 +13,12 @@ leave free (with mining down to its paused floor) covers the job's GPUs at load.
 Among fitting sites the one where that power is worth least to mining goes first
 (the marginal miner's profit per MWh there), then best fit by GPUs.
 
+With a `QueuePolicy` (contracts and fair share, core/fair_share.py) the queue is taken in
+its order instead, each job only in the regions it admits (a tenant past its burst limit
+there is not), and the reason of a job that waits says where its tenant stands.
+
 A job that fits nowhere may make room: placement asks the pass's `RoomMaker` (priority
-preemption, core/priority.py; a fair-share or contract policy can be another) for a site
+preemption, core/priority.py; contract reclaim, core/reclaim.py) for a site
 where stopping runs would let it start. A `Room` reserves the site's free GPUs and power
 the job will use, so the jobs behind it do not take them while the runs stop. Each
 waiting job's reason starts with how many jobs that could run where it can are still
@@ -24,7 +28,7 @@ queue is walked, so a long queue costs no more than one pass over it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +48,10 @@ class SiteCapacity:
     power_free_w: float = float("inf")  # meter power AI may still take (mining at its floor)
     power_per_gpu_w: float = 0.0  # meter power one more GPU at load adds
     mining_value_usd_per_mwh: float = 0.0  # what a MWh taken from mining here is worth to it
+    # For contracts and fair share (core/contracts.py), filled for every managed site, full or not:
+    gpu_w: float = 0.0  # meter power one GPU at load adds (power_per_gpu_w is 0 where placement will not look)
+    overhead: float = 1.0  # the site's facility factor: IT power = meter power / overhead
+    ai_power_w: float = float("inf")  # meter power all its AI could draw under the interconnect cap, mining at its floor
 
     @property
     def gpus_free(self) -> int:
@@ -65,6 +73,31 @@ class Room:
     gpus: int
     power_w: float
     reason: str
+
+
+class QueuePolicy(Protocol):
+    """How a pass orders the queue and which regions each job may use now (contracts and fair
+    share, core/fair_share.py); without one, placement takes `queue_order` and every region."""
+
+    def order(self, pending: Iterable[Job]) -> Iterable[Job]:
+        """The pending jobs in the order placement considers them (may be lazy: `placed` between)."""
+        ...
+
+    def admit(self, job: Job, regions: Sequence[str]) -> Sequence[str]:
+        """The regions (of `regions`) the job may use now."""
+        ...
+
+    def standing(self, job: Job, regions: Sequence[str]) -> str:
+        """Where its tenant stands, for the reason a job waits ("": nothing to say)."""
+        ...
+
+    def shape(self, job: Job) -> Hashable:
+        """What, beyond GPUs, regions and priority, makes two jobs' answers differ (e.g. the tenant)."""
+        ...
+
+    def placed(self, job: Job, site: SiteCapacity) -> None:
+        """The job was placed (or given room) on the site: its tenant now uses it."""
+        ...
 
 
 class RoomMaker(Protocol):
@@ -116,9 +149,10 @@ def _ahead_text(ahead: int) -> str:
     return f"{ahead} job{'s' if ahead != 1 else ''} ahead; " if ahead else ""
 
 
-def place(pending: Iterable[Job], sites: Sequence[SiteCapacity], room_maker: RoomMaker | None = None) -> Placement:
+def place(pending: Iterable[Job], sites: Sequence[SiteCapacity], room_maker: RoomMaker | None = None, queue: QueuePolicy | None = None) -> Placement:
     """Decide placements for `pending` jobs given the sites' current capacity
-    (`room_maker`: what a job that fits nowhere may ask for, e.g. priority preemption)."""
+    (`room_maker`: what a job that fits nowhere may ask for, e.g. priority preemption;
+    `queue`: the order and the regions each job may use, e.g. contracts and fair share)."""
     free = {s.site_id: s.gpus_free for s in sites}
     power = {s.site_id: s.power_free_w for s in sites}
     by_region: dict[str, list[SiteCapacity]] = {}
@@ -131,10 +165,14 @@ def place(pending: Iterable[Job], sites: Sequence[SiteCapacity], room_maker: Roo
     fits_nowhere: dict[tuple[int, tuple[str, ...], int], str] = {}
     waiting: dict[tuple[str, ...], int] = {}  # allowed regions -> jobs still waiting, walked so far
     overlaps: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
-    for job in queue_order(pending):
+    for job in queue_order(pending) if queue is None else queue.order(pending):
         regions = job.spec.allowed_regions or tuple(by_region)
         need = job.spec.total_gpus
-        key = (need, job.spec.allowed_regions, job.spec.priority)
+        key: tuple = (need, job.spec.allowed_regions, job.spec.priority)
+        asked = regions
+        if queue is not None:
+            regions = queue.admit(job, regions)
+            key = (*key, queue.shape(job))
         mine = job.spec.allowed_regions
         ahead = 0
         for theirs, count in waiting.items():
@@ -153,14 +191,20 @@ def place(pending: Iterable[Job], sites: Sequence[SiteCapacity], room_maker: Roo
                 power[best.site_id] -= need * best.power_per_gpu_w
                 assignments.append((job.job_id, best.site_id))
                 fits_nowhere.clear()  # capacity moved: the reasons' figures (GPUs and MW free) change
+                if queue is not None:
+                    queue.placed(job, best)
                 continue
-            why = _why_waiting(job, candidates, free, power)
-            room = room_maker.room(job, candidates, free, power) if room_maker is not None else ""
+            standing = queue.standing(job, asked) if queue is not None else ""
+            why = _why_waiting(job, candidates, free, power) if candidates or not standing else ""
+            why = "; ".join(part for part in (standing, why) if part)
+            room = room_maker.room(job, candidates, free, power) if room_maker is not None and candidates else ""
             if isinstance(room, Room):
                 free[room.site_id] -= room.gpus
                 power[room.site_id] -= room.power_w
                 fits_nowhere.clear()
                 why = room.reason
+                if queue is not None:
+                    queue.placed(job, next(s for s in candidates if s.site_id == room.site_id))
             else:
                 why = f"{why}; {room}" if room else why
                 if not own:

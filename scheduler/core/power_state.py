@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from scheduler.core import grid, runs
 from scheduler.core.admission import held_after_reading, held_after_target
 from scheduler.core.autoscale import ScalePolicy
+from scheduler.core.contracts import contract_figures
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
 from scheduler.core.dispatch import SiteDispatch, SiteInputs, dispatch_site
 from scheduler.core.errors import NotFound, shown
@@ -118,6 +119,7 @@ class PowerState:
         self.dispatch_site = dispatch  # the pure pass (a test may give a broken one to prove the simulator sees it)
         self._live: list[GridEvent] | None = None
         self._live_since, self._live_until = 0.0, 0.0
+        self.give_way: Callable[[str, JobTable], dict[str, int]] | None = None  # job id -> cut rank (contracts: core/cut_order.py)
 
     def manages(self, site_id: str) -> bool:
         return site_id in self.sites
@@ -384,6 +386,8 @@ class PowerState:
         running, waiting, stopping, grace = self._claims(site_id, st, jobs)
         cap, source, planned = self._planning_cap(site_id, st, grace, now)
         alarm = grid.emergency(events, site_id, now)
+        if self.give_way is not None and (alarm or cap < st.power.cap_w) and (ranks := self.give_way(site_id, jobs)):  # a cut: who goes first
+            running = [dataclasses.replace(c, give_way=ranks[c.job_id]) if c.job_id in ranks else c for c in running]
         cause = (alarm or source).describe() if (alarm or source) else f"site cap {watts_text(cap)}"
         price = node_price(events, self.settings.price_watches, st.power.market_node, now)
         hashprice = grid.hashprice_now(events, self.settings.hashprice_usd_per_ph_day, now)
@@ -523,6 +527,7 @@ class PowerState:
             power_free_w=power_free_w,
             power_per_gpu_w=power_per_gpu_w,
             mining_value_usd_per_mwh=mining_value,
+            **(contract_figures(self.sites[site_id].power) if site_id in self.sites else {}),
         )
 
     def floor_without_inference_w(self, site_id: str, jobs: JobTable, now: float) -> float | None:

@@ -43,9 +43,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.core import runs
+from scheduler.core.contracts import Book, TenancyPolicy
 from scheduler.core.decisions import Decision
+from scheduler.core.fair_share import FairQueue
 from scheduler.core.jobs import Job, JobKind, JobState
 from scheduler.core.placement import Room, SiteCapacity, place
+from scheduler.core.reclaim import ContractRoom, TenancyRoom
 
 CAUSE = "priority"
 
@@ -79,8 +82,17 @@ def _watts(job: Job, site: SiteCapacity) -> float:
 class PriorityRoom:
     """The pass's RoomMaker: plans stops for jobs that fit nowhere and keeps them."""
 
-    def __init__(self, policy: PreemptionPolicy, runs_on: Callable[[str], Iterable[Job]], now: float):
+    def __init__(
+        self,
+        policy: PreemptionPolicy,
+        runs_on: Callable[[str], Iterable[Job]],
+        now: float,
+        may_stop: Callable[[Job, Job], bool] | None = None,
+        taken: set[str] | None = None,
+    ):
         self.policy, self.runs_on, self.now = policy, runs_on, now
+        self.may_stop = may_stop  # (victim, job): whether the job may stop that run (contracts: core/reclaim.py)
+        self.taken = taken if taken is not None else set()  # runs chosen as victims this pass, by any RoomMaker
         self._sites: dict[str, _SiteRuns] = {}
         self._stopping: set[str] = set()  # jobs runs stop for, on the sites read so far
         self.victims: list[tuple[Job, Job]] = []  # (victim, the job it makes room for), in decision order
@@ -126,6 +138,8 @@ class PriorityRoom:
             for victim in runs_there.ready:
                 if (gpus >= need and watts >= need_w) or victim.spec.priority > limit:
                     break
+                if victim.job_id in self.taken or (self.may_stop is not None and not self.may_stop(victim, job)):
+                    continue
                 chosen.append(victim)
                 gpus, watts = gpus + victim.total_gpus, watts + _watts(victim, site)
             if gpus < need or watts < need_w:
@@ -160,6 +174,7 @@ class PriorityRoom:
         runs_there = self._site(site.site_id)
         for victim in chosen:
             runs_there.ready.remove(victim)
+            self.taken.add(victim.job_id)
             self.victims.append((victim, job))
         runs_there.stopping[job.job_id] = [*stopping, *chosen]
         self._stopping.add(job.job_id)
@@ -196,16 +211,32 @@ def schedule_pass(
     runs_on: Callable[[str], Iterable[Job]],
     policy: PreemptionPolicy,
     now: float,
+    tenancy: TenancyPolicy | None = None,
 ) -> Decision:
     """One scheduling pass: placement (making room by priority under `policy`), the jobs
     placed SCHEDULED with their start orders, the reasons the others wait, the victims'
     stops. `runs_on(site)`: the site's active runs (read only for the sites a job that
-    fits nowhere could use)."""
-    room = PriorityRoom(policy, runs_on, now) if policy.enabled and pending else None
-    placement = place(pending, capacities, room)
+    fits nowhere could use, unless `tenancy` has contracts or weights: then every site's,
+    for each tenant's use). With `tenancy` the queue is in fair-share order (core/fair_share.py)
+    and a firm claim reclaims borrowed runs before priority preempts (core/reclaim.py)."""
+    if tenancy is None or not tenancy.enabled or not pending:
+        room = PriorityRoom(policy, runs_on, now) if policy.enabled and pending else None
+        placement = place(pending, capacities, room)
+        decision = runs.schedule(placement.assignments, placement.pending_reasons, jobs, now)
+        if room is not None:
+            decision.extend(room.preempt(now))
+        return decision
+    book = Book(tenancy, capacities, (j for s in capacities for j in runs_on(s.site_id)))
+    taken: set[str] = set()
+    reclaim = ContractRoom(tenancy, book, policy.min_run_s, runs_on, now, taken)
+    both = TenancyRoom(reclaim, None)
+    if policy.enabled:
+        both.priority = priority = PriorityRoom(policy, runs_on, now, both.may_stop, taken)
+    placement = place(pending, capacities, both, FairQueue(book))
     decision = runs.schedule(placement.assignments, placement.pending_reasons, jobs, now)
-    if room is not None:
-        decision.extend(room.preempt(now))
+    decision.extend(reclaim.preempt(now))
+    if policy.enabled:
+        decision.extend(priority.preempt(now))
     return decision
 
 

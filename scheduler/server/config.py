@@ -32,6 +32,11 @@
                                     # RUNNING training runs at least priority_gap lower in priority that ran
                                     # min_run_s or more, with their checkpoint grace, and keeps the room they
                                     # free (docs/jobs.md, "Priorities and preemption"); inference is never stopped
+    contracts:                      # optional: per tenant, per region (tenancy_config.py; docs/jobs.md, "Contracts and fair share")
+      - {tenant: acme, region: us, firm_gpus: 512, firm_mw: 0.8, burst_gpus: 128, class: firm}   # or interruptible
+    fair_share: {weights: {acme: 2}, reclaim_grace_s: 600, cut_order: [interruptible, borrowed, firm]}
+                                    # with contracts or weights the queue is fair-share ordered and firm claims
+                                    # reclaim borrowed runs (tenancy_policy() builds the core's TenancyPolicy)
     price_feeds:                    # optional: prices pulled by the leader (docs/power.md, "Price feeds")
       - {name: ercot-rt, url: "https://...", format: ercot_json, kind: real_time, market_nodes: [HB_SOUTH],
          interval_s: 60, stale_after_s: 3600, on_stale: curtail, attempts: 4, timeout_s: 10}
@@ -74,11 +79,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from scheduler.core.contracts import TenancyPolicy
 from scheduler.core.price_watch import PriceWatch
 from scheduler.core.usage import UsageRates
 from scheduler.core.validation import split_host_port
 from scheduler.server.permissions import LEVELS, default_level
 from scheduler.server.price_feed_auth import PriceFeedAuth, read_secret
+from scheduler.server.tenancy_config import ContractConfig, FairShareConfig, build_policy, contract_problems
 from scheduler.server.tokens import digest, is_hash, looks_like_a_hash
 
 _ID = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -402,6 +409,8 @@ class SchedulerConfig(Tokens):
     cap_lead_s: float = Field(default=10.0, ge=0)
     serve_cooldown_s: float = Field(default=30.0, ge=0)
     preemption: PreemptionConfig = Field(default_factory=PreemptionConfig)
+    contracts: list[ContractConfig] = Field(default_factory=list)
+    fair_share: FairShareConfig = Field(default_factory=FairShareConfig)
     price_feeds: list[PriceFeedConfig] = Field(default_factory=list)
     openadr: OpenAdrConfig = Field(default_factory=OpenAdrConfig)
     checkpoint_root: str = ""
@@ -443,6 +452,9 @@ class SchedulerConfig(Tokens):
     def _heartbeat_within_timeout(self) -> SchedulerConfig:
         if self.heartbeat_interval_s * 2 > self.site_timeout_s:
             raise ValueError("heartbeat_interval_s must be at most half of site_timeout_s")
+        problems = contract_problems([c for c in self.contracts if isinstance(c, ContractConfig)], self.regions)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def checkpoint_uri(self, tenant: str, job_id: str, own_uri: str = "") -> str:
@@ -451,6 +463,11 @@ class SchedulerConfig(Tokens):
             return own_uri
         root = self.checkpoint_root or str(self.database.resolve().parent / "checkpoints")
         return f"{root.rstrip('/')}/{tenant}/{job_id}"
+
+
+def tenancy_policy(config: SchedulerConfig) -> TenancyPolicy:
+    """The core's contracts and fair share (core/contracts.py) from `contracts:` and `fair_share:`."""
+    return build_policy(config.contracts, config.fair_share)
 
 
 def _problems(err: ValidationError) -> str:

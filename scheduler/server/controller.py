@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from scheduler.core import runs, tenant_ops
+from scheduler.core.cut_order import cut_ranks
 from scheduler.core.decisions import Decision, Order, StartRun, StopRun
 from scheduler.core.errors import InvalidArgument, NotFound, shown
 from scheduler.core.grid import GridEvent, GridEventRecord
@@ -52,7 +53,7 @@ from scheduler.core.resident_jobs import ResidentJobs
 from scheduler.core.sites import GpuNode, Site, SiteState, is_overdue, site_state
 from scheduler.core.validation import check_ids, validate_submission
 from scheduler.server.committer import GroupCommitter
-from scheduler.server.config import SchedulerConfig
+from scheduler.server.config import SchedulerConfig, tenancy_policy
 from scheduler.server.views import ChangeFeed
 from scheduler.store.base import Snapshot, Store
 
@@ -119,6 +120,8 @@ class Controller:
         self._changed_through: int | None = None  # the store's commits memory includes (None: not loaded yet)
         self.power = PowerState(power_settings(config))
         self.preemption = PreemptionPolicy(**config.preemption.model_dump())  # for priority (core/priority.py)
+        self.tenancy = tenancy_policy(config)  # contracts and fair share (core/contracts.py); a reload swaps it
+        self.power.give_way = cut_ranks(lambda: self.tenancy, lambda: {s.site_id: s.region for s in self.sites.values()}, self.power.sites)
         self.timings: Callable[[str, float], None] = lambda name, seconds: None  # how long a pass took (the metrics observe it)
         self.decided: Callable[[Decision], None] = lambda decision: None  # each decision, before it is applied (the metrics count it)
         self.changes = ChangeFeed()  # moves with every applied decision: the snapshots follow it
@@ -147,6 +150,7 @@ class Controller:
 
     def _follow(self, snapshot: Snapshot) -> None:
         self.power = PowerState(power_settings(self.config), snapshot.grid_events)
+        self.power.give_way = cut_ranks(lambda: self.tenancy, lambda: {s.site_id: s.region for s in self.sites.values()}, self.power.sites)
         self.sites = {site.site_id: site for site in snapshot.sites}
         self._changed_through = snapshot.changed_through
         self.changes.bump()
@@ -472,7 +476,7 @@ class Controller:
         if not pending:
             return
         capacities = self.capacities(min(j.spec.total_gpus for j in pending))
-        decision = schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, self.clock())
+        decision = schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, self.clock(), self.tenancy)
         if decision:
             await self.apply(decision)
 

@@ -15,7 +15,7 @@ field in no section changes only with a restart: a file that changes one is refu
 each such field named, and the running config stays as it is. A section plugs in with one
 line, e.g. a policy object the controller reads from one attribute:
 
-    reloadable("contracts", ("contracts", "fair_share"), swap("controller.contracts", build_policy))
+    reloadable("contracts", ("contracts", "fair_share"), swap("controller.tenancy", tenancy_policy))
 
 Applying: every changed section's `prepare` runs first (each may still refuse); then every
 swap, and the server's and controller's `config` become the new config, one after another
@@ -41,7 +41,7 @@ from pydantic import BaseModel
 
 from scheduler.core.errors import FailedPrecondition, InvalidArgument, PowerplaneError
 from scheduler.core.priority import PreemptionPolicy
-from scheduler.server.config import SchedulerConfig, load_config
+from scheduler.server.config import SchedulerConfig, load_config, tenancy_policy
 from scheduler.server.controller import power_settings
 from scheduler.server.jwt_tokens import JwtVerifier
 
@@ -138,6 +138,7 @@ reloadable("accounting", ("accounting",))  # usage reports read controller.confi
 reloadable("mining", ("mining", "hashprice_usd_per_ph_day", "cap_lead_s"), _power)
 reloadable("price_feeds", ("price_feeds",), _price_feeds)
 reloadable("retention", ("retention",))  # the retention loop reads controller.config.retention
+reloadable("contracts", ("contracts", "fair_share"), swap("controller.tenancy", tenancy_policy))  # placement and cuts read it each pass
 
 
 def _differs(field: str, old, new) -> list[str]:

@@ -109,7 +109,7 @@ class Simulator:
         self._day_ahead_next: dict[str, int] = {}  # node -> the next forecast interval to post
         self._forgotten_at = scenario.start
         sites = [dataclasses.replace(s, power=dataclasses.replace(s.power, market_node=s.market_node)) for s in scenario.sites]  # prices by node
-        self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch, config.preemption)
+        self.scheduler = SimScheduler(power_settings(config, scenario), sites, scenario.start, self._on_event, dispatch, config.preemption, config.tenancy)
         reading_delay = config.tick_s if config.reading_delay_s is None else config.reading_delay_s
         self.sites: dict[str, SiteView] = {}
         for spec in scenario.sites:
@@ -272,7 +272,7 @@ class Simulator:
                 job_id = f"{job_id}-{self.admitted}"
             at = self.scenario.start + a.time_s
             sj = self.jobs[job_id] = SimJob(a, None, at, a.duration_s, at)  # type: ignore[arg-type]
-            sj.job = self.scheduler.submit(job_id, "sim", a.job_spec(), t)
+            sj.job = self.scheduler.submit(job_id, a.tenant, a.job_spec(), t)
 
     # ------------------------------------------------------------------ orders out
     def _send(self, view: SiteView, orders: list[Order], t: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from scheduler.core.contracts import TenancyPolicy
 from scheduler.core.gpu_speed import ZEUS_SPEED_CURVE, SpeedCurve
 from scheduler.core.grid import GridEvent
 from scheduler.core.jobs import Job
@@ -58,6 +59,7 @@ class SimConfig:
     speed_source: str = "built-in (scheduler/core/gpu_speed.py)"
     serve_cooldown_s: float = 30.0  # the scheduler's default: a service scales down after demand stayed low this long
     preemption: PreemptionPolicy = PreemptionPolicy()  # the scheduler's default: preemption for priority (core/priority.py)
+    tenancy: TenancyPolicy | None = None  # contracts and fair share (core/contracts.py); None: none, as the default config
 
 
 @dataclass(frozen=True)

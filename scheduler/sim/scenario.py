@@ -13,7 +13,7 @@ event) decides when the scheduler learns of it; without one it is announced at t
 start of the run.
 Arrivals CSV: time_s (after the start), kind (training|inference), gpus, duration_s
 (at full GPU power), priority, slowdown_tolerance_pct, allowed_regions (separated by
-`;` or spaces; empty: any), value_usd_per_gpu_hour; optional job_id, and for training
+`;` or spaces; empty: any), value_usd_per_gpu_hour; optional job_id, tenant, and for training
 optional checkpoint_grace_s, checkpoint_every_s, step_s, checkpoint_write_s (defaults:
 services.py). An Arrival builds the JobSpec the scheduler's core sees (`job_spec`):
 training with its checkpoint grace, an inference service (`service`) with its Serve
@@ -63,6 +63,7 @@ class Arrival:
     step_s: float = STEP_S  # training: work per step
     checkpoint_write_s: float = CHECKPOINT_WRITE_S  # training: seconds to write a checkpoint
     service: Service | None = None  # inference on Serve: `gpus` is then its starting size
+    tenant: str = "sim"  # whose job it is (contracts and fair share: SimConfig.tenancy)
 
     def job_spec(self) -> JobSpec:
         """The spec the scheduler's core gets for this job."""
@@ -254,6 +255,7 @@ def load_arrivals(path: Path) -> list[Arrival]:
                 allowed_regions=tuple(r for r in re.split(r"[;\s]+", row["allowed_regions"] or "") if r),
                 value_usd_per_gpu_hour=number(path, line, "value_usd_per_gpu_hour", row["value_usd_per_gpu_hour"], minimum=0),
                 job_id=(row.get("job_id") or "").strip(),
+                tenant=(row.get("tenant") or "").strip() or "sim",
                 **{k: number(path, line, k, row[k], minimum=0) for k in CHECKPOINT_COLUMNS if (row.get(k) or "").strip()},
             )
         )

@@ -5,7 +5,7 @@ state machine core/power_state.py) and feeds it the same way: run reports throug
 core.runs.on_run_reports and the power state's RunsReported, readings as PowerRead,
 grid events as GridEventPosted, placement through core.priority.schedule_pass on the
 sites' capacities (PowerState.site_capacity: placement, preemption for priority under the
-same PreemptionPolicy, core.runs.schedule), dispatch as DispatchDue,
+same PreemptionPolicy, contracts and fair share under the same TenancyPolicy, core.runs.schedule), dispatch as DispatchDue,
 Serve scaling as ScalingDue, and overdue stops as core.runs.overdue_preemptions.
 Each decision is applied as the controller applies it (memory first; the starts a
 power-managed site must hold go to the power state, every other order out), except
@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scheduler.core import runs
+from scheduler.core.contracts import TenancyPolicy
+from scheduler.core.cut_order import cut_ranks
 from scheduler.core.decisions import Decision, Order
 from scheduler.core.dispatch import dispatch_site
 from scheduler.core.grid import GridEvent
@@ -51,11 +53,15 @@ class SimScheduler:
         on_event: Callable[[Job, JobEvent], None] | None = None,
         dispatch: DispatchPass = dispatch_site,
         preemption: PreemptionPolicy = PreemptionPolicy(),
+        tenancy: TenancyPolicy | None = None,
     ):
         self.jobs = JobTable()
         self.preemption = preemption
+        self.tenancy = tenancy  # contracts and fair share (core/contracts.py), as the controller's
         self.power = PowerState(settings, dispatch=dispatch)
         self.sites = {s.site_id: s for s in sites}
+        regions = {s.site_id: s.region for s in self.sites.values()}
+        self.power.give_way = cut_ranks(lambda: self.tenancy, lambda: regions, self.power.sites)  # the contracts' cut order
         self.outbox: dict[str, list[Order]] = {site_id: [] for site_id in self.sites}
         self.on_event = on_event  # sees every transition (the simulator's accounting)
         self._seq = 0
@@ -118,7 +124,7 @@ class SimScheduler:
         capacities = [
             self.power.site_capacity(s.site_id, s.region, (s.power.gpus, usage.get(s.site_id, (0, 0))[0]), "", self.jobs, now, need) for s in self.sites.values()
         ]
-        self.apply(schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, now))
+        self.apply(schedule_pass(pending, capacities, self.jobs, self.jobs.on_site, self.preemption, now, self.tenancy))
 
     def dispatch(self, now: float, sweep: bool = True) -> None:
         self.apply(self.power.handle(DispatchDue(sweep), self.jobs, now))

@@ -18,7 +18,7 @@ from scheduler.core import errors
 from scheduler.core.power_state import PowerState
 from scheduler.core.priority import PreemptionPolicy
 from scheduler.server import reload
-from scheduler.server.config import SchedulerConfig, load_config
+from scheduler.server.config import SchedulerConfig, load_config, tenancy_policy
 from scheduler.server.controller import power_settings
 from scheduler.server.interceptor import Authenticator
 from scheduler.server.price_feeds import PriceFeeds
@@ -84,13 +84,13 @@ def test_restart_only_fields_are_refused_by_name_without_their_values():
 
 
 def test_a_field_no_section_claims_changes_only_with_a_restart_until_one_does():
-    class WithContracts(SchedulerConfig):
-        contracts: dict[str, float] = {}
+    class WithExtra(SchedulerConfig):
+        extra_policy: dict[str, float] = {}
 
-    old, new = WithContracts.model_validate(base()), WithContracts.model_validate(base(contracts={"acme": 0.5}))
-    assert compare(old, new) == ([], ["contracts: changes only with a restart (not reloadable)"])
-    sections = {**reload.SECTIONS, "contracts": reload.Section(("contracts",), lambda server, config: None)}
-    assert compare(old, new, sections) == (["contracts"], [])
+    old, new = WithExtra.model_validate(base()), WithExtra.model_validate(base(extra_policy={"acme": 0.5}))
+    assert compare(old, new) == ([], ["extra_policy: changes only with a restart (not reloadable)"])
+    sections = {**reload.SECTIONS, "extra": reload.Section(("extra_policy",), lambda server, config: None)}
+    assert compare(old, new, sections) == (["extra"], [])
 
 
 def test_swap_builds_from_the_config_then_sets_the_attribute():
@@ -178,17 +178,27 @@ def test_the_version_covers_the_tokens_file(tmp_path):
 
 
 def test_a_registered_section_is_applied(tmp_path, monkeypatch):
-    class WithContracts(SchedulerConfig):
-        contracts: dict[str, float] = {}
+    class WithExtra(SchedulerConfig):
+        extra_policy: dict[str, float] = {}
 
-    monkeypatch.setattr(reload, "load_config", lambda path: WithContracts.model_validate(yaml.safe_load(path.read_text())))
+    monkeypatch.setattr(reload, "load_config", lambda path: WithExtra.model_validate(yaml.safe_load(path.read_text())))
     monkeypatch.setattr(reload, "SECTIONS", dict(reload.SECTIONS))
-    reloadable("contracts", ("contracts",), swap("controller.contracts", lambda config: dict(config.contracts)))
+    reloadable("extra", ("extra_policy",), swap("controller.extra", lambda config: dict(config.extra_policy)))
     path = write(tmp_path / "s.yaml", base())
-    server = stand_in(WithContracts.model_validate(base()))
-    write(path, base(contracts={"acme": 0.5}))
+    server = stand_in(WithExtra.model_validate(base()))
+    write(path, base(extra_policy={"acme": 0.5}))
+    assert Reloader(server, path).reload().changed == ("extra",)
+    assert server.controller.extra == {"acme": 0.5}
+
+
+def test_contracts_and_fair_share_reload_into_the_controllers_tenancy(tmp_path):
+    path = write(tmp_path / "s.yaml", base())
+    server = stand_in(load_config(path))
+    server.controller.tenancy = None
+    write(path, base(contracts=[{"tenant": "acme", "region": "us", "firm_gpus": 64}], fair_share={"weights": {"acme": 2}}))
     assert Reloader(server, path).reload().changed == ("contracts",)
-    assert server.controller.contracts == {"acme": 0.5}
+    policy = server.controller.tenancy
+    assert policy is not None and policy == tenancy_policy(load_config(path)) and policy != tenancy_policy(SchedulerConfig.model_validate(base()))
 
 
 def test_the_watch_applies_a_changed_file_and_logs_a_bad_one(tmp_path, caplog):
