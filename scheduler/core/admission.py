@@ -20,9 +20,22 @@ def held_after_target(held_w: float, new_target_w: float) -> float:
     return max(held_w, new_target_w)
 
 
-def held_after_reading(held_w: float, target_w: float, measured_w: float, acked_target_w: float) -> float:
-    """`held` after a reading that the agent took while ramping to `acked_target_w`;
-    `target_w` is the latest target sent. A reading of an older target changes nothing."""
-    if abs(acked_target_w - target_w) > TOLERANCE_W:
-        return held_w
-    return max(measured_w, target_w)
+def held_after_reading(held_w: float, sent_w: list[float], measured_w: float, acked_target_w: float) -> tuple[float, list[float]]:
+    """`held` after a reading that the agent took while ramping to `acked_target_w`, and the
+    targets still to confirm. `sent_w`: the targets sent since the last one a reading
+    confirmed (that one first), oldest first, the latest last. The fleet heads to the
+    acknowledged target, then to each target sent after it, in order, so it may draw at
+    most the largest of its reading, that target and the later ones: a reading of an older
+    target lowers `held` too, as far as the later targets allow (targets that move every
+    pass would otherwise keep `held` at its peak, and a start waiting for that power would
+    wait for as long as they move). A target not among `sent_w` changes nothing."""
+    for index in range(len(sent_w) - 1, -1, -1):
+        if abs(sent_w[index] - acked_target_w) <= TOLERANCE_W:
+            return max(measured_w, *sent_w[index:]), sent_w[index:]
+    return held_w, sent_w
+
+
+def sent_after(sent_w: list[float], new_target_w: float, keep: int = 64) -> list[float]:
+    """The targets to confirm once `new_target_w` is sent (at most `keep`, the oldest dropped:
+    a reading of a dropped one then changes nothing, which is safe)."""
+    return [*sent_w, new_target_w][-keep:]

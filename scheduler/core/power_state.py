@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from scheduler.core import grid, runs
-from scheduler.core.admission import held_after_reading, held_after_target
+from scheduler.core.admission import held_after_reading, held_after_target, sent_after
 from scheduler.core.autoscale import ScalePolicy
 from scheduler.core.contracts import contract_figures
 from scheduler.core.decisions import CapRunPower, Decision, Order, SetMiningTargets, StartRun
@@ -81,6 +81,7 @@ class SitePowerState:
     power: SitePower
     targets: dict[str, float] = field(default_factory=dict)  # last sent to the agent
     held: dict[str, float] = field(default_factory=dict)  # the most each fleet may draw now
+    unconfirmed: dict[str, list[float]] = field(default_factory=dict)  # targets sent since the last confirmed (admission.py)
     states: dict[str, FleetState] = field(default_factory=dict)
     reading: PowerReading | None = None
     stopping: dict[str, AiClaim] = field(default_factory=dict)  # run_id -> claim of a run ordered to stop
@@ -242,7 +243,8 @@ class PowerState:
         decision.notes.extend(notes)
         for fleet_id, (measured, acked) in reading.fleets.items():
             if fleet_id in st.targets:
-                st.held[fleet_id] = held_after_reading(st.held.get(fleet_id, measured), st.targets[fleet_id], measured, acked)
+                sent = st.unconfirmed.get(fleet_id, [st.targets[fleet_id]])
+                st.held[fleet_id], st.unconfirmed[fleet_id] = held_after_reading(st.held.get(fleet_id, measured), sent, measured, acked)
         for run_id in [r for r in st.stopping if r not in reading.active_runs]:
             del st.stopping[run_id]
         check_reading(self.grid, self.events(now), site_id, st.power, reading, self.lead_s(site_id), now, decision)
@@ -447,6 +449,7 @@ class PowerState:
         if st.sent is None or sent[1:] != st.sent[1:] or any(abs(w - st.sent[0].get(f, -1e18)) > TARGET_TOLERANCE_W for f, w in out.targets_w.items()):
             for fleet_id, target in out.targets_w.items():
                 st.held[fleet_id] = held_after_target(st.held.get(fleet_id, target), target)
+                st.unconfirmed[fleet_id] = sent_after(st.unconfirmed.get(fleet_id, []), target)
             st.targets = dict(out.targets_w)
             st.sent = sent
             targets.append(SetMiningTargets(site_id, dict(out.targets_w), enforced, cap_event, cause))

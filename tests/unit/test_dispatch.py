@@ -14,7 +14,7 @@ import dataclasses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.core.admission import held_after_reading, held_after_target
+from scheduler.core.admission import held_after_reading, held_after_target, sent_after
 from scheduler.core.dispatch import SiteInputs, dispatch_site
 from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import AiClaim, SiteLedger
@@ -56,9 +56,10 @@ def test_a_run_waits_until_the_agent_confirms_mining_is_down_then_starts():
     assert first.start == () and "waiting for mining" in first.waiting_reasons["train"]
     assert sum(first.targets_w.values()) < sum(full.targets_w.values())  # room is being made
     # A reading of the old target changes nothing; one of the new target lets the run start.
-    stale = {f: held_after_reading(held[f], first.targets_w[f], full.targets_w[f] - 1e5, full.targets_w[f]) for f in held}
+    sent = {f: [full.targets_w[f], first.targets_w[f]] for f in held}
+    stale = {f: held_after_reading(held[f], sent[f], full.targets_w[f] - 1e5, full.targets_w[f])[0] for f in held}
     assert dispatch_site(SiteInputs(s, s.cap_w, 20.0, HASHPRICE, waiting=(run,), targets_w=first.targets_w, held_w=stale), now=2.0).start == ()
-    confirmed = {f: held_after_reading(held[f], first.targets_w[f], first.targets_w[f], first.targets_w[f]) for f in held}
+    confirmed = {f: held_after_reading(held[f], sent[f], first.targets_w[f], first.targets_w[f])[0] for f in held}
     second = dispatch_site(SiteInputs(s, s.cap_w, 20.0, HASHPRICE, waiting=(run,), targets_w=first.targets_w, held_w=confirmed), now=3.0)
     assert second.start == ("train",) and second.committed_w <= s.cap_w + 1e-3
 
@@ -118,6 +119,7 @@ class World:
     applied: dict = dataclasses.field(default_factory=dict)  # the targets the agent ramps to
     in_flight: list = dataclasses.field(default_factory=list)  # (arrives_at, fleet, target)
     readings: list = dataclasses.field(default_factory=list)  # (arrives_at, fleet, measured, acked)
+    sent: dict = dataclasses.field(default_factory=dict)  # fleet -> targets sent since the last confirmed
     running: dict = dataclasses.field(default_factory=dict)
     waiting: dict = dataclasses.field(default_factory=dict)
     stopping: dict = dataclasses.field(default_factory=dict)  # job -> (gone_at, claim)
@@ -153,6 +155,7 @@ class World:
         for fleet_id, target in out.targets_w.items():
             if abs(target - self.targets.get(fleet_id, -1)) > 1e-6:
                 self.held[fleet_id] = held_after_target(self.held.get(fleet_id, target), target)
+                self.sent[fleet_id] = sent_after(self.sent.get(fleet_id, []), target)
                 self.targets[fleet_id] = target
                 self.in_flight.append((self.t + ORDER_DELAY_S, fleet_id, target))
         self.states = out.fleet_states
@@ -171,7 +174,7 @@ class World:
         for reading in [r for r in self.readings if r[0] <= self.t]:
             self.readings.remove(reading)
             _, fleet_id, measured, acked = reading
-            self.held[fleet_id] = held_after_reading(self.held[fleet_id], self.targets[fleet_id], measured, acked)
+            self.held[fleet_id], self.sent[fleet_id] = held_after_reading(self.held[fleet_id], self.sent.get(fleet_id, [self.targets[fleet_id]]), measured, acked)
         for job_id in [j for j, (gone, _) in self.stopping.items() if gone <= self.t]:
             del self.stopping[job_id]
         ai = (*self.running.values(), *(c for _, c in self.stopping.values()))
