@@ -40,11 +40,13 @@ async methods, plain-dict (JSON-able) results, no state shared with the caller.
   command fails, the miner is stuck and the split is made once more around it.
 - `read()` polls every miner's wattage (and its hashrate once every `hashrate_every_s`,
   10 s, spread over the group: a metric, not a control input, and half the poll
-  calls, which cost the agent CPU a cut needs), at most `read_concurrency` miners
-  at a time, and sends no new poll while an apply is sending (for at most half the
-  command timeout): a cut's commands never queue behind a group's worth of reads at the
-  miners or for the CPU, and each pyasic_rs call costs its caller far more CPU than the
-  miner. A miner that does not
+  calls, which cost the agent CPU a cut needs), at most `read_concurrency` (8) answering
+  miners at a time (miners not answering take no slot: they cost little CPU and may hang
+  for the whole timeout), and sends no new poll while an apply is sending (for at most
+  half the command timeout): a cut's commands never queue behind a group's worth of reads
+  at the miners or for the CPU (each pyasic_rs call costs its caller far more CPU than
+  the miner, and a cut that lands among 64 polls in flight per group waited for them
+  at 2,000 miners), and the polls' CPU is spread over the poll period. A miner that does not
   answer within `command_timeout_s` counts at its last reading (rated power if it
   was never read); one that still draws more than its setting `ramp_down_s +
   grace_s` after the command, or whose command failed, is stuck: counted at the
@@ -155,7 +157,7 @@ class MinerGroup:
         retry_s: float = 10.0,
         rediscover_s: float = 30.0,
         concurrency: int = 256,
-        read_concurrency: int = 64,
+        read_concurrency: int = 8,
         connect_concurrency: int = 64,
         settle_poll_s: float = 0.25,
         health_every_s: float = 60.0,
@@ -187,7 +189,7 @@ class MinerGroup:
         self._cut_target_w = -math.inf
         self._factory = factory
         self._auth = auth  # (username, password) given to each miner found (pyasic_rs set_auth); never logged
-        self._sem = asyncio.Semaphore(read_concurrency)  # polls in flight: few, so a cut finds few reads queued ahead of it
+        self._sem = asyncio.Semaphore(read_concurrency)  # answering miners' polls in flight: few, so a cut finds few reads ahead of it
         self._command_sem = asyncio.Semaphore(concurrency)  # commands in flight: a cut never queues behind a read
         self._sending = 0  # applies sending commands now; new polls wait for them (see _poll_one)
         self._quiet = asyncio.Event()  # set while no apply is sending
@@ -268,6 +270,9 @@ class MinerGroup:
 
         try:
             if holding_slot:
+                watts, hashrate = await asyncio.wait_for(polled(), self.command_timeout_s)
+            elif not m.answering:  # silent: little CPU, and it may hang for the whole timeout: no read slot
+                await self._commands_sent()
                 watts, hashrate = await asyncio.wait_for(polled(), self.command_timeout_s)
             else:
                 async with self._sem:

@@ -249,3 +249,36 @@ def test_hashrate_is_read_once_a_period_spread_over_the_group_not_with_every_wat
         await group.close()
 
     asyncio.run(run())
+
+
+def test_miners_that_stopped_answering_take_no_read_slot():
+    class Tracked(StandInMiner):
+        in_flight = 0
+
+        async def get_wattage(self):
+            self.in_flight += 1
+            try:
+                return await super().get_wattage()
+            finally:
+                self.in_flight -= 1
+
+    async def run():
+        gate = asyncio.Event()
+        gate.set()
+        ips = ["127.9.6.1", "127.9.6.2", "127.9.6.3"]  # the two that hang first: they would take the slot first
+        miners = {ip: Tracked(gate) for ip in ips}
+        group = MinerGroup("rack", ips, S21, factory=StandInFactory(miners), command_timeout_s=0.3, read_concurrency=1)
+        await group.connect()
+        hung, good = [miners[ip] for ip in ips[:2]], miners[ips[2]]
+        for miner in hung:
+            miner.read_gate.clear()  # these two hang from now on
+        first = await group.read()  # they hold the one slot, one after the other, until each times out
+        assert sorted(first["not_answering"]) == ips[:2]
+        before = good.reads
+        reading = asyncio.create_task(group.read())
+        await _until(lambda: good.reads > before)
+        assert [m.in_flight for m in hung] == [1, 1]  # read while both silent miners' polls were still out: no slot waited for them
+        assert (await reading)["answering"] == 1
+        await group.close()
+
+    asyncio.run(run())
