@@ -11,6 +11,10 @@ fleets and no cap, as before.
 
 Everything binds 127.0.0.1. Ray's token authentication is on (RAY_AUTH_MODE=token)
 with a token file in the work directory, shared by the cluster and its clients.
+
+With `mtls=True` the scheduler requires mutual TLS (docs/security.md): a CA and
+certificates in `workdir/certs` (`write_cert_set`), each agent presenting its site's,
+and `client(user)` and the cluster's own health checks a user's (tenant or operator).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from pathlib import Path
 import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from scheduler.client import Client
+from scheduler.server.certs import CertSet, write_cert_set
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent  # the repository: examples/ (Serve applications) import from here
@@ -274,6 +281,7 @@ class LocalCluster:
     heartbeat_interval_s: float = 5.0
     tenants: tuple[str, ...] = ("acme", "globex")
     tls: tuple[Path, ...] | None = None  # (cert, key[, ca]) to serve TLS; the clients trust ca, else the cert itself
+    mtls: bool = False  # True: certificates in workdir/certs, the scheduler requires a client certificate (sets `tls`)
     scheduler_settings: dict = field(default_factory=dict)  # more scheduler.yaml keys (e.g. mining dwell times)
     miner_groups_on_ray: bool = True  # False: agents drive their miner groups in their own process (no --ray-gcs-address)
     # True: each Ray node's dashboard agent listens on a port of its own, not Ray's fixed 52365,
@@ -292,6 +300,7 @@ class LocalCluster:
     scheduler: Process | None = None
     emulators: list[Process] = field(default_factory=list)
     agents: dict[str, Process] = field(default_factory=dict)
+    certs: CertSet | None = None  # with mtls, once the scheduler's config is written
 
     def __post_init__(self) -> None:
         self.workdir = self.workdir.resolve()
@@ -338,6 +347,15 @@ class LocalCluster:
     @property
     def operator_token(self) -> str:
         return self.tokens["operators"]["ops"]
+
+    def tls_identity(self, user: str = "ops") -> tuple[bytes, bytes] | None:
+        """With mtls, (key, certificate) of `user` (a tenant or operator) for `Client(tls_identity=)`; else None."""
+        return None if self.certs is None else tuple(p.read_bytes() for p in reversed(self.certs.clients[user]))
+
+    def client(self, user: str = "ops", **kwargs) -> Client:
+        """A Client with `user`'s token (a tenant or operator) and, with TLS, the cluster's CA and mtls the user's certificate."""
+        token = self.tokens["tenants"].get(user) or self.tokens["operators"][user]
+        return Client(self.scheduler_target, token, tls_ca=self.tls_ca, tls_identity=self.tls_identity(user), **kwargs)
 
     # ----------------------------------------------------------------- Ray
     def start_ray(self, timeout_s: float = 240.0, attempts: int = 3) -> None:
@@ -433,8 +451,14 @@ class LocalCluster:
             "tokens_file": "tokens.yaml",
             **self.scheduler_settings,
         }
+        if self.mtls and self.certs is None:
+            users = [*self.tokens["tenants"], *self.tokens["operators"]]
+            self.certs = write_cert_set(self.workdir / "certs", sites=list(self.tokens["sites"]), clients=users)
+            self.tls = (*self.certs.server, self.certs.ca_cert)
         if self.tls:
             config["tls"] = {"cert_file": str(self.tls[0]), "key_file": str(self.tls[1])}
+        if self.certs is not None:
+            config["tls"]["client_ca_file"] = str(self.certs.ca_cert)  # every connection must present a certificate
         tokens_path = self.workdir / "tokens.yaml"
         tokens_path.write_text(yaml.safe_dump(self.tokens))
         tokens_path.chmod(0o600)
@@ -463,7 +487,7 @@ class LocalCluster:
             raise RuntimeError(f"scheduler exited:\n{self.scheduler.tail()}")
         from scheduler.client import channel as open_channel
 
-        with open_channel(self.scheduler_target, self.tls_ca) as channel:
+        with open_channel(self.scheduler_target, self.tls_ca, self.tls_identity()) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
             return response.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -499,6 +523,9 @@ class LocalCluster:
             "--metrics-listen",
             f"127.0.0.1:{self.agent_metrics_ports.setdefault(site.site_id, free_port())}",
         ]
+        if self.certs is not None:
+            cert, key = self.certs.sites[site.site_id]
+            argv += ["--tls-ca", str(self.certs.ca_cert), "--tls-cert", str(cert), "--tls-key", str(key)]
         if site.power is not None:
             site_config = self.workdir / f"site-{site.site_id}.yaml"
             site_config.write_text(yaml.safe_dump(site.power.site_config(), sort_keys=False))
