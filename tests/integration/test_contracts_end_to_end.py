@@ -17,11 +17,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import yaml
 
 from scheduler.api.v1 import types_pb2 as S
 from scheduler.client import spec
 from tests.integration.conftest import TERMINAL, wait_until
+from tests.integration.live_config import reconfigured, seconds
 
 pytestmark = pytest.mark.integration
 REGION, SITE = "eu", "eu-1"
@@ -29,32 +29,12 @@ GRACE_S = 6  # fair_share.reclaim_grace_s: runs reclaimable after 3 s, checkpoin
 SLEEP = "python -c 'import time; time.sleep(600)'"
 
 
-def _seconds(ts) -> float:
-    return ts.seconds + ts.nanos / 1e9
-
-
-def _site_idle(ops) -> bool:
-    site = ops.site(SITE).site
-    return site.state == S.SITE_STATE_READY and site.gpus_free == site.gpus_total == 8 and site.active_runs == 0
 
 
 def test_a_firm_claim_reclaims_another_tenants_borrowed_run(ray_system):
-    ops, acme, globex = ray_system.ops, ray_system.acme, ray_system.globex
-    path = ray_system.cluster.workdir / "scheduler.yaml"
-    original = path.read_bytes()
+    acme, globex = ray_system.acme, ray_system.globex
     tag = uuid.uuid4().hex[:8]
-    jobs: list[tuple[object, str]] = []  # (client, job id) to cancel
-    reloaded = False
-    wait_until(lambda: _site_idle(ops), 90, f"{SITE} ready with its 8 GPUs free")
-    try:
-        config = yaml.safe_load(original)
-        config["contracts"] = [{"tenant": "acme", "region": REGION, "firm_gpus": 8}]
-        config["fair_share"] = {"reclaim_grace_s": GRACE_S}
-        path.write_text(yaml.safe_dump(config))
-        reloaded = True
-        done = ops.reload_config()
-        assert "contracts" in done.changed_sections and not done.refused and done.HasField("applied_at"), done
-
+    with reconfigured(ray_system, {"contracts": [{"tenant": "acme", "region": REGION, "firm_gpus": 8}], "fair_share": {"reclaim_grace_s": GRACE_S}}, "contracts", SITE) as jobs:
         # globex borrows all of eu-1.
         borrowed = globex.submit(spec(SLEEP, gpus=8, allowed_regions=[REGION], checkpoint_grace_s=30, name="borrower"), f"contracts-borrow-{tag}").job
         jobs.append((globex, borrowed.job_id))
@@ -91,7 +71,7 @@ def test_a_firm_claim_reclaims_another_tenants_borrowed_run(ray_system):
             stop.reason
         )
         assert f"asked to checkpoint within {GRACE_S // 2}s" in stop.reason, stop.reason  # 30 s asked, capped at grace / 2
-        assert _seconds(stop.at) - _seconds(events[3].at) >= GRACE_S / 2 - 0.1  # reclaimable once it ran grace / 2
+        assert seconds(stop.at) - seconds(events[3].at) >= GRACE_S / 2 - 0.1  # reclaimable once it ran grace / 2
         assert len(states) >= 6 and states[5] == "PENDING", states
         requeued = events[5]
         assert "reclaimed by tenant acme's contract" in requeued.reason and "requeued" in requeued.reason, requeued.reason
@@ -99,7 +79,7 @@ def test_a_firm_claim_reclaims_another_tenants_borrowed_run(ray_system):
         # The claim kept its room while the run stopped: it was placed only once the run was gone.
         claim_events = ray_system.events(acme, claim.job_id)
         scheduled = next(e for e in claim_events if e.to_state == S.JOB_STATE_SCHEDULED)
-        assert _seconds(scheduled.at) >= _seconds(requeued.at), (scheduled, requeued)
+        assert seconds(scheduled.at) >= seconds(requeued.at), (scheduled, requeued)
 
         # globex waits, and says where it stands: borrowed, no contract, no room.
         def globex_waiting():
@@ -110,16 +90,3 @@ def test_a_firm_claim_reclaims_another_tenants_borrowed_run(ray_system):
         waiting = wait_until(globex_waiting, 30, "globex's requeued job to say why it waits")
         assert "8 free GPUs" in waiting.pending_reason, waiting.pending_reason
         assert waiting.preemptions == 1, waiting
-    finally:
-        try:
-            for client, job_id in reversed(jobs):
-                client.cancel(job_id, "contracts test over")
-            for client, job_id in jobs:
-                ray_system.wait_state(client, job_id, S.JOB_STATE_CANCELLED, timeout_s=90)
-        finally:
-            if reloaded:
-                path.write_bytes(original)
-                restored = ops.reload_config()
-                assert "contracts" in restored.changed_sections and not restored.refused and restored.HasField("applied_at"), restored
-        # Later tests in the session find eu-1 as this one did.
-        wait_until(lambda: _site_idle(ops), 90, f"{SITE} idle again")

@@ -19,20 +19,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import yaml
 
 from scheduler.api.v1 import types_pb2 as S
 from scheduler.client import spec
 from tests.integration.conftest import TERMINAL, wait_until
+from tests.integration.live_config import reconfigured
 
 pytestmark = pytest.mark.integration
 REGION, SITE = "us", "us-1"
 SLEEP = "python -c 'import time; time.sleep(600)'"
 
-
-def _site_idle(ops) -> bool:
-    site = ops.site(SITE).site
-    return site.state == S.SITE_STATE_READY and site.gpus_free == site.gpus_total == 8 and site.active_runs == 0
 
 
 def _ahead(reason: str) -> int:
@@ -42,21 +38,9 @@ def _ahead(reason: str) -> int:
 
 
 def test_drf_gives_freed_gpus_to_the_tenant_with_the_lower_dominant_share(ray_system):
-    ops, acme, globex = ray_system.ops, ray_system.acme, ray_system.globex
-    path = ray_system.cluster.workdir / "scheduler.yaml"
-    original = path.read_bytes()
+    acme, globex = ray_system.acme, ray_system.globex
     tag = uuid.uuid4().hex[:8]
-    jobs: list[tuple[object, str]] = []  # (client, job id) to cancel, in submission order
-    reloaded = False
-    wait_until(lambda: _site_idle(ops), 90, f"{SITE} ready with its 8 GPUs free")
-    try:
-        config = yaml.safe_load(original)
-        config["fair_share"] = {"weights": {"acme": 1, "globex": 1}}
-        path.write_text(yaml.safe_dump(config))
-        reloaded = True
-        done = ops.reload_config()
-        assert "contracts" in done.changed_sections and not done.refused and done.HasField("applied_at"), done
-
+    with reconfigured(ray_system, {"fair_share": {"weights": {"acme": 1, "globex": 1}}}, "contracts", SITE) as jobs:
         def submit(client, name: str, gpus: int):
             job = client.submit(spec(SLEEP, gpus=gpus, allowed_regions=[REGION], name=name), f"fair-{name}-{tag}").job
             jobs.append((client, job.job_id))
@@ -107,16 +91,3 @@ def test_drf_gives_freed_gpus_to_the_tenant_with_the_lower_dominant_share(ray_sy
         states = [S.JobState.Name(e.to_state).removeprefix("JOB_STATE_") for e in ray_system.events(acme, a2.job_id)]
         assert states == ["PENDING"], states
         assert "SCHEDULED" in [S.JobState.Name(e.to_state).removeprefix("JOB_STATE_") for e in ray_system.events(globex, g2.job_id)]
-    finally:
-        try:
-            for client, job_id in reversed(jobs):  # the waiting ones first: nothing starts as the runs stop
-                client.cancel(job_id, "fair share test over")
-            for client, job_id in jobs:
-                ray_system.wait_state(client, job_id, S.JOB_STATE_CANCELLED, timeout_s=90)
-        finally:
-            if reloaded:
-                path.write_bytes(original)
-                restored = ops.reload_config()
-                assert "contracts" in restored.changed_sections and not restored.refused and restored.HasField("applied_at"), restored
-        # Later tests in the session find us-1 as this one did.
-        wait_until(lambda: _site_idle(ops), 90, f"{SITE} idle again")

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from scheduler.api.v1 import types_pb2 as S
 from scheduler.client import spec
 from tests.integration.conftest import TERMINAL, wait_until
+from tests.integration.live_config import reconfigured, seconds
 
 pytestmark = pytest.mark.integration
 REGION, SITE = "eu", "eu-1"
@@ -42,13 +42,6 @@ POWERPLANE = str(Path(sys.executable).parent / "powerplane")
 EVENT_TIME_TOLERANCE_S = 1e-3
 
 
-def _seconds(ts) -> float:
-    return ts.seconds + ts.nanos / 1e9
-
-
-def _site_idle(ops) -> bool:
-    site = ops.site(SITE).site
-    return site.state == S.SITE_STATE_READY and site.gpus_free == site.gpus_total == 8 and site.active_runs == 0
 
 
 def _running_s(events) -> float:
@@ -56,7 +49,7 @@ def _running_s(events) -> float:
     total = 0.0
     for event, following in zip(events, events[1:], strict=False):
         if event.to_state == S.JOB_STATE_RUNNING:
-            total += _seconds(following.at) - _seconds(event.at)
+            total += seconds(following.at) - seconds(event.at)
     assert events and events[-1].to_state != S.JOB_STATE_RUNNING, events  # every run has ended
     return total
 
@@ -79,22 +72,10 @@ def _cli_usage(system, tenant: str, start: float, end: float) -> dict:
 
 
 def test_a_higher_priority_job_preempts_a_lower_one_and_usage_bills_what_ran(ray_system):
-    ops, acme, globex = ray_system.ops, ray_system.acme, ray_system.globex
-    path = ray_system.cluster.workdir / "scheduler.yaml"
-    original = path.read_bytes()
+    acme, globex = ray_system.acme, ray_system.globex
     tag = uuid.uuid4().hex[:8]
-    jobs: list[tuple[object, str]] = []  # (client, job id) to cancel
-    reloaded = False
-    wait_until(lambda: _site_idle(ops), 90, f"{SITE} ready with its 8 GPUs free")
-    window_start = time.time() - 1.0
-    try:
-        config = yaml.safe_load(original)
-        config["preemption"] = {"enabled": True, "min_run_s": MIN_RUN_S, "priority_gap": 1}
-        path.write_text(yaml.safe_dump(config))
-        reloaded = True
-        done = ops.reload_config()
-        assert "preemption" in done.changed_sections and not done.refused and done.HasField("applied_at"), done
-
+    with reconfigured(ray_system, {"preemption": {"enabled": True, "min_run_s": MIN_RUN_S, "priority_gap": 1}}, "preemption", SITE) as jobs:
+        window_start = time.time() - 1.0
         # acme's low-priority training fills eu-1.
         low = acme.submit(spec(SLEEP, gpus=8, allowed_regions=[REGION], priority=0, checkpoint_grace_s=GRACE_S, name="low"), f"priority-low-{tag}").job
         jobs.append((acme, low.job_id))
@@ -129,13 +110,13 @@ def test_a_higher_priority_job_preempts_a_lower_one_and_usage_bills_what_ran(ray
         assert stop.site_id == SITE
         assert stop.reason.startswith(f"preempted for higher-priority job {high.job_id} (priority 5 over 0)"), stop.reason
         assert stop.reason.endswith(f"asked to checkpoint within {GRACE_S}s"), stop.reason
-        assert _seconds(stop.at) - _seconds(started.at) >= MIN_RUN_S - 0.1  # not before min_run_s
+        assert seconds(stop.at) - seconds(started.at) >= MIN_RUN_S - 0.1  # not before min_run_s
         assert f"preempted for higher-priority job {high.job_id}" in requeued.reason and requeued.reason.endswith("requeued"), requeued.reason
 
         # globex's job was placed only once acme's run was gone.
         high_events = ray_system.events(globex, high.job_id)
         scheduled = next(e for e in high_events if e.to_state == S.JOB_STATE_SCHEDULED)
-        assert _seconds(scheduled.at) >= _seconds(requeued.at), (scheduled, requeued)
+        assert seconds(scheduled.at) >= seconds(requeued.at), (scheduled, requeued)
 
         # acme's job waits (no room left in eu, and it may not preempt back), saying why.
         def low_waiting():
@@ -184,17 +165,3 @@ def test_a_higher_priority_job_preempts_a_lower_one_and_usage_bills_what_ran(ray
             assert by_job[job_id].get("preemptions", 0) == preemptions, cli
             assert cli["totals"].get("preemptions", 0) == report.totals.preemptions, cli
             assert cli["totals"].get("gpu_hours", 0.0) == pytest.approx(report.totals.gpu_hours, abs=1e-9), (cli, report.totals)
-    finally:
-        try:
-            for client, job_id in reversed(jobs):
-                if client.get(job_id).state not in TERMINAL:
-                    client.cancel(job_id, "priority test over")
-            for client, job_id in jobs:
-                ray_system.wait_state(client, job_id, S.JOB_STATE_CANCELLED, timeout_s=90)
-        finally:
-            if reloaded:
-                path.write_bytes(original)
-                restored = ops.reload_config()
-                assert "preemption" in restored.changed_sections and not restored.refused and restored.HasField("applied_at"), restored
-        # Later tests in the session find eu-1 as this one did.
-        wait_until(lambda: _site_idle(ops), 90, f"{SITE} idle again")
