@@ -100,6 +100,24 @@ class QueuePolicy(Protocol):
         ...
 
 
+def run_watts(job: Job, site: SiteCapacity) -> float:
+    """The meter power a run draws on a site (its GPUs at load, at its power fraction)."""
+    return job.total_gpus * site.power_per_gpu_w * job.power_fraction
+
+
+def room_after_stops(job: Job, site: SiteCapacity, stops: Sequence[Job], free: dict[str, int], power: dict[str, float], reason: str) -> Room:
+    """The Room `job` reserves on `site` while `stops` (runs stopping for it) free theirs:
+    the part of its GPUs and power they do not cover, out of what the site has free now."""
+    need = job.spec.total_gpus
+    freed, freed_w = sum(j.total_gpus for j in stops), sum(run_watts(j, site) for j in stops)
+    return Room(
+        site.site_id,
+        max(0, min(free[site.site_id], need - freed)),
+        max(0.0, min(power[site.site_id], need * site.power_per_gpu_w - freed_w)),
+        reason,
+    )
+
+
 class RoomMaker(Protocol):
     def room(self, job: Job, candidates: Sequence[SiteCapacity], free: dict[str, int], power: dict[str, float]) -> Room | str:
         """A Room for a job that fits nowhere, or why none can be made ("": nothing to add)."""

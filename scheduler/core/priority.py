@@ -38,7 +38,6 @@ sorted once per pass, the first time a job could use that site.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -47,7 +46,7 @@ from scheduler.core.contracts import Book, TenancyPolicy
 from scheduler.core.decisions import Decision
 from scheduler.core.fair_share import FairQueue
 from scheduler.core.jobs import Job, JobKind, JobState
-from scheduler.core.placement import Room, SiteCapacity, place
+from scheduler.core.placement import Room, SiteCapacity, place, room_after_stops, run_watts
 from scheduler.core.reclaim import ContractRoom, TenancyRoom
 
 CAUSE = "priority"
@@ -68,15 +67,6 @@ class _SiteRuns:
     ready: list[Job] = field(default_factory=list)
     young: dict[int, list[float]] = field(default_factory=dict)  # priority -> [GPUs, GPU count x fraction, last may-preempt time]
     stopping: dict[str, list[Job]] = field(default_factory=dict)  # job id -> runs PREEMPTED for it
-
-
-def _lost_s(job: Job, now: float) -> float:
-    """Work a stop now would lose: since its last checkpoint, or since its start."""
-    return max(0.0, now - (job.checkpoint_at or job.started_at))
-
-
-def _watts(job: Job, site: SiteCapacity) -> float:
-    return job.total_gpus * site.power_per_gpu_w * job.power_fraction
 
 
 class PriorityRoom:
@@ -114,7 +104,7 @@ class PriorityRoom:
                         held[1] += job.total_gpus * job.power_fraction
                         held[2] = max(held[2], job.started_at + self.policy.min_run_s)
             self._stopping.update(site.stopping)
-            site.ready.sort(key=lambda j: (j.spec.priority, _lost_s(j, self.now), -j.started_at, j.job_id))
+            site.ready.sort(key=lambda j: (j.spec.priority, runs.lost_s(j, self.now), -j.started_at, j.job_id))
         return site
 
     def stopping_for(self, job_id: str) -> bool:
@@ -133,7 +123,7 @@ class PriorityRoom:
             stopping = runs_there.stopping.get(job.job_id, [])
             need_w = need * site.power_per_gpu_w
             gpus = free[site.site_id] + sum(j.total_gpus for j in stopping)
-            watts = power[site.site_id] + sum(_watts(j, site) for j in stopping)
+            watts = power[site.site_id] + sum(run_watts(j, site) for j in stopping)
             chosen: list[Job] = []
             for victim in runs_there.ready:
                 if (gpus >= need and watts >= need_w) or victim.spec.priority > limit:
@@ -141,7 +131,7 @@ class PriorityRoom:
                 if victim.job_id in self.taken or (self.may_stop is not None and not self.may_stop(victim, job)):
                     continue
                 chosen.append(victim)
-                gpus, watts = gpus + victim.total_gpus, watts + _watts(victim, site)
+                gpus, watts = gpus + victim.total_gpus, watts + run_watts(victim, site)
             if gpus < need or watts < need_w:
                 # Runs inside min_run_s, by priority (a sum per priority: no look at each run per job).
                 latest = 0.0
@@ -154,14 +144,14 @@ class PriorityRoom:
                         break
                 continue
             for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
-                if gpus - victim.total_gpus >= need and watts - _watts(victim, site) >= need_w:
+                if gpus - victim.total_gpus >= need and watts - run_watts(victim, site) >= need_w:
                     chosen.remove(victim)
-                    gpus, watts = gpus - victim.total_gpus, watts - _watts(victim, site)
+                    gpus, watts = gpus - victim.total_gpus, watts - run_watts(victim, site)
             cost = (
                 bool(chosen),
                 max((v.spec.priority for v in chosen), default=0),
                 len(chosen),
-                sum(_lost_s(v, self.now) * v.total_gpus for v in chosen),
+                sum(runs.lost_s(v, self.now) * v.total_gpus for v in chosen),
                 site.site_id,
             )
             if best is None or cost < best[0]:
@@ -178,29 +168,18 @@ class PriorityRoom:
             self.victims.append((victim, job))
         runs_there.stopping[job.job_id] = [*stopping, *chosen]
         self._stopping.add(job.job_id)
-        freed = sum(j.total_gpus for j in runs_there.stopping[job.job_id])
-        freed_w = sum(_watts(j, site) for j in runs_there.stopping[job.job_id])
         stops = runs_there.stopping[job.job_id]
         grace = max((j.spec.checkpoint_grace_s for j in stops), default=0)
         where = f"{site.site_id} ({site.region})"
         reason = f"waiting for {need} GPUs on {where}: preempting {len(stops)} lower-priority run{'s' if len(stops) != 1 else ''} (grace {grace} s)"
-        return Room(
-            site.site_id,
-            max(0, min(free[site.site_id], need - freed)),
-            max(0.0, min(power[site.site_id], need * site.power_per_gpu_w - freed_w)),
-            reason,
-        )
+        return room_after_stops(job, site, stops, free, power, reason)
 
     def preempt(self, now: float) -> Decision:
         """Stop the victims chosen this pass, each with its checkpoint grace."""
         decision = Decision()
         for victim, job in self.victims:
             why = f"preempted for higher-priority job {job.job_id} (priority {job.spec.priority} over {victim.spec.priority})"
-            stop = runs.preempt(victim, why, now)
-            if stop.jobs:
-                stop.jobs[-1] = dataclasses.replace(stop.jobs[-1], preempted_for=job.job_id)
-                stop.preemptions.append(CAUSE)
-            decision.extend(stop)
+            decision.extend(runs.preempt_for(victim, job, why, now, CAUSE))
         return decision
 
 

@@ -38,7 +38,6 @@ contracts (no firm shares), a job preempts its own tenant's lower-priority runs 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,18 +45,10 @@ from scheduler.core import runs
 from scheduler.core.contracts import INTERRUPTIBLE, Book, TenancyPolicy
 from scheduler.core.decisions import Decision
 from scheduler.core.jobs import Job, JobKind, JobState
-from scheduler.core.placement import Room, RoomMaker, SiteCapacity
+from scheduler.core.placement import Room, RoomMaker, SiteCapacity, room_after_stops, run_watts
 
 CAUSE = "contract"
 REASON = "reclaimed by "  # how a reclaimed run's event begins (the runs stopping for a claim tell reclaim from priority by it)
-
-
-def _lost_s(job: Job, now: float) -> float:
-    return max(0.0, now - (job.checkpoint_at or job.started_at))
-
-
-def _watts(job: Job, site: SiteCapacity) -> float:
-    return job.total_gpus * site.power_per_gpu_w * job.power_fraction
 
 
 @dataclass
@@ -95,7 +86,7 @@ class ContractRoom:
                     self._interruptible.add(j.job_id)
 
             def order(j: Job) -> tuple:
-                return (j.job_id not in self._interruptible, -self.book.share(j.tenant, (site.region,)), _lost_s(j, self.now), -j.started_at, j.job_id)
+                return (j.job_id not in self._interruptible, -self.book.share(j.tenant, (site.region,)), runs.lost_s(j, self.now), -j.started_at, j.job_id)
 
             found.ready.sort(key=order)
         return found
@@ -119,7 +110,7 @@ class ContractRoom:
                 continue
             need_w = need * site.power_per_gpu_w
             gpus = free[site.site_id] + sum(j.total_gpus for j in stopping)
-            watts = power[site.site_id] + sum(_watts(j, site) for j in stopping)
+            watts = power[site.site_id] + sum(run_watts(j, site) for j in stopping)
             chosen: list[Job] = []
             if site.region in firm and (gpus < need or watts < need_w):
                 short, short_w = need - gpus, need_w - watts
@@ -127,28 +118,28 @@ class ContractRoom:
                 # The smallest run that covers the claim alone, of the class that goes first (no GPUs left idle
                 # beside the claim for a run requeued whole); else in victim order.
                 first = allowed[0].job_id in self._interruptible if allowed else False
-                alone = [v for v in allowed if v.total_gpus >= short and _watts(v, site) >= short_w and (v.job_id in self._interruptible) == first]
+                alone = [v for v in allowed if v.total_gpus >= short and run_watts(v, site) >= short_w and (v.job_id in self._interruptible) == first]
                 for victim in [min(alone, key=lambda v: v.total_gpus)] if alone else allowed:
                     if gpus >= need and watts >= need_w:
                         break
                     chosen.append(victim)
-                    gpus, watts = gpus + victim.total_gpus, watts + _watts(victim, site)
+                    gpus, watts = gpus + victim.total_gpus, watts + run_watts(victim, site)
             if gpus < need or watts < need_w:
                 latest = 0.0
                 for young in sorted(there.young, key=lambda j: j.started_at) if site.region in firm else ():
                     if young.tenant == job.tenant or young.job_id in self.taken:
                         continue
-                    gpus, watts, latest = gpus + young.total_gpus, watts + _watts(young, site), young.started_at + self.min_run_s
+                    gpus, watts, latest = gpus + young.total_gpus, watts + run_watts(young, site), young.started_at + self.min_run_s
                     if gpus >= need and watts >= need_w:
                         if wait is None or latest < wait[0]:
                             wait = (latest, site, stopping)
                         break
                 continue
             for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
-                if gpus - victim.total_gpus >= need and watts - _watts(victim, site) >= need_w:
+                if gpus - victim.total_gpus >= need and watts - run_watts(victim, site) >= need_w:
                     chosen.remove(victim)
-                    gpus, watts = gpus - victim.total_gpus, watts - _watts(victim, site)
-            cost = (bool(chosen), len(chosen), sum(_lost_s(v, self.now) * v.total_gpus for v in chosen), site.site_id)
+                    gpus, watts = gpus - victim.total_gpus, watts - run_watts(victim, site)
+            cost = (bool(chosen), len(chosen), sum(runs.lost_s(v, self.now) * v.total_gpus for v in chosen), site.site_id)
             if best is None or cost < best[0]:
                 best = (cost, site, chosen, stopping)
         where = f"tenant {job.tenant}'s contract"
@@ -157,7 +148,7 @@ class ContractRoom:
                 return f"no borrowed runs to reclaim for {where}" if firm else ""
             when, site, stopping = wait
             reason = f"waiting for {need} GPUs on {site.site_id} ({site.region}) for {where}: borrowed runs there are reclaimable within {max(0.0, when - self.now):.0f} s"
-            return self._keep(job, site, stopping, free, power, reason)
+            return room_after_stops(job, site, stopping, free, power, reason)
         _, site, chosen, stopping = best
         there = self._site(site)
         for victim in chosen:
@@ -172,18 +163,7 @@ class ContractRoom:
         if len(stops) > reclaimed:
             what.append(f"preempting {len(stops) - reclaimed} lower-priority run{'s' if len(stops) - reclaimed != 1 else ''}")
         reason = f"waiting for {need} GPUs on {site.site_id} ({site.region}): {' and '.join(what)} (grace {grace} s)"
-        return self._keep(job, site, stops, free, power, reason)
-
-    @staticmethod
-    def _keep(job: Job, site: SiteCapacity, stops: list[Job], free: dict[str, int], power: dict[str, float], reason: str) -> Room:
-        need = job.spec.total_gpus
-        freed, freed_w = sum(j.total_gpus for j in stops), sum(_watts(j, site) for j in stops)
-        return Room(
-            site.site_id,
-            max(0, min(free[site.site_id], need - freed)),
-            max(0.0, min(power[site.site_id], need * site.power_per_gpu_w - freed_w)),
-            reason,
-        )
+        return room_after_stops(job, site, stops, free, power, reason)
 
     def preempt(self, now: float) -> Decision:
         """Stop the victims chosen this pass, each with its checkpoint grace (at most reclaim_grace_s / 2)."""
@@ -191,11 +171,7 @@ class ContractRoom:
         for victim, job in self.victims:
             region = self.book.sites[victim.site_id].region if victim.site_id in self.book.sites else "its region"
             why = f"{REASON}tenant {job.tenant}'s contract for job {job.job_id} (borrowed beyond tenant {victim.tenant}'s firm share in {region})"
-            stop = runs.preempt(victim, why, now, self.max_grace_s)
-            if stop.jobs:
-                stop.jobs[-1] = dataclasses.replace(stop.jobs[-1], preempted_for=job.job_id)
-                stop.preemptions.append(CAUSE)
-            decision.extend(stop)
+            decision.extend(runs.preempt_for(victim, job, why, now, CAUSE, self.max_grace_s))
         return decision
 
 

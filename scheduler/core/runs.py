@@ -295,6 +295,21 @@ def preempt(job: Job, reason: str, now: float, max_grace_s: float | None = None)
     return decision
 
 
+def preempt_for(victim: Job, job: Job, why: str, now: float, cause: str, max_grace_s: float | None = None) -> Decision:
+    """`preempt` the victim's run to make room for `job`: PREEMPTED with `preempted_for` the
+    job's id (so a restart finds the runs stopping for it), counted under `cause`."""
+    stop = preempt(victim, why, now, max_grace_s)
+    if stop.jobs:
+        stop.jobs[-1] = dataclasses.replace(stop.jobs[-1], preempted_for=job.job_id)
+        stop.preemptions.append(cause)
+    return stop
+
+
+def lost_s(job: Job, now: float) -> float:
+    """Work a stop now would lose: since its last checkpoint, or since its start."""
+    return max(0.0, now - (job.checkpoint_at or job.started_at))
+
+
 def preempted_run_gone(job: Job, why: str, now: float, **changes) -> Decision:
     """A preempted run has stopped: requeue its job, saying how much work it lost."""
     decision = Decision()
