@@ -44,7 +44,9 @@ class MiningPolicy:
     policy: str = "breakeven"
     warmup_s: float = 300.0  # a restarted miner draws without hashing this long: what stopping costs
     peak_strike_usd_per_mwh: float = 70.0  # summer evenings: a price this high in the last hour pauses mining (4CP; 0: off)
-    peak_start_h: float = 18.5  # the coincident peaks' window, local hours of `timezone`
+    peak_before_day_ahead_h: float = 1.0  # the coincident peaks' window: from this long before the hour the day-ahead
+    peak_after_day_ahead_h: float = 1.5  # market priced dearest that day to this long after ...
+    peak_start_h: float = 18.5  # ... or, when no day-ahead prices are held, these local hours of `timezone`
     peak_end_h: float = 20.5
     timezone: str = "America/Chicago"  # the market's (ERCOT: Central)
 

@@ -27,6 +27,9 @@ Owns two pure pieces, both stepped once per price interval:
   event; in summer, an interval in the evening peak window after a price of the last hour
   showed the system tight (a coincident-peak candidate, 4CP) curtails everything: one peak
   costs a year's transmission charge on the load, far more than a few intervals' mining.
+  The evening window is placed around the hour the day-ahead market priced dearest that
+  day (known the day before; in the 2024 ERCOT summer the real-time peaks fell within
+  an hour of it), or fixed local hours when no day-ahead prices are held.
 
 Invariant: `limit_targets` never returns a total above the headroom, whatever it is asked.
 Pure: prices, headroom and the history are inputs.
@@ -123,7 +126,8 @@ class OutlookPolicy:
     warmup_h: float = 5.0 / 60.0  # a restarted miner draws without hashing this long
     spike_horizon_steps: int = 8  # day-ahead intervals looked at to guess a spike's length
     min_stop_steps: float = 1.0  # a spike is expected to last at least this many intervals
-    peak_hours: tuple[float, float] = (18.5, 20.5)  # summer: the peaks' window (local hours; ERCOT's 2024 evening net-load peak)
+    peak_hours: tuple[float, float] = (18.5, 20.5)  # summer: the peaks' window (local hours) when the day-ahead peak is not known
+    peak_around_day_ahead: tuple[float, float] | None = (1.0, 1.5)  # ... else these hours before and after the day-ahead market's dearest interval of the day
     peak_strike_usd_per_mwh: float = 70.0  # ... in which all mining pauses once a price of the last hour reached this
     comeback_weight: float = 0.0  # share of the intervals needed to come back at the resume rate counted as lost (0.2-1 earned less)
     limits: MiningLimits = field(default_factory=MiningLimits)
@@ -140,6 +144,7 @@ class Outlook:
     peak_season: bool = False  # a month whose coincident peak sets transmission charges (June-September)
     event: bool = False  # a demand-response event is in force
     event_base_w: float = 0.0  # IT watts above floor mining drew just before the event
+    day_ahead_peak_hour: float | None = None  # local hour the day-ahead market priced dearest on interval t's day (published the day before)
 
 
 def expected_price(outlook: Outlook, policy: OutlookPolicy) -> float:
@@ -149,10 +154,19 @@ def expected_price(outlook: Outlook, policy: OutlookPolicy) -> float:
     return outlook.last_real_time + policy.day_ahead_weight * change
 
 
+def peak_window(outlook: Outlook, policy: OutlookPolicy) -> tuple[float, float]:
+    """The local hours in which a summer coincident peak is feared: around the day-ahead
+    market's dearest interval of the day when it is known, else the fixed `peak_hours`."""
+    if policy.peak_around_day_ahead is not None and outlook.day_ahead_peak_hour is not None:
+        before, after = policy.peak_around_day_ahead
+        return outlook.day_ahead_peak_hour - before, outlook.day_ahead_peak_hour + after
+    return policy.peak_hours
+
+
 def peak_risk(outlook: Outlook, policy: OutlookPolicy) -> bool:
     """Whether interval t may be a summer coincident peak: in the season, in the window, and
     a price of the last hour showed the system tight."""
-    start, end = policy.peak_hours
+    start, end = peak_window(outlook, policy)
     recent = max([outlook.last_real_time, *outlook.recent_real_time])
     return outlook.peak_season and start <= outlook.hour < end and recent >= policy.peak_strike_usd_per_mwh
 

@@ -7,7 +7,8 @@ Owns:
   (SiteInputs.outlook): the last settled real-time price, the day-ahead prices of the
   interval in progress and the coming ones (the node's PRICE forecast events already
   held: a day-ahead feed posts the market's intervals ahead of time, the simulator its
-  coming hours), and the real-time prices that started in the last hour.
+  coming hours), the real-time prices that started in the last hour, and the local hour
+  the day-ahead market priced dearest on today's date (where the 4CP window is placed).
 - `plan_mining_outlook`: dispatch step 4 with this policy. Levels above each fleet's
   paused floor come from plan_outlook, under the cap (mining_outlook.limit_targets: the
   sum never exceeds the headroom), whole miners, in merit order. The dwell times are
@@ -41,6 +42,7 @@ from scheduler.core.price_watch import NodePrice
 
 INTERVAL_S = 900.0  # the outlook's interval (plan_outlook counts 0.25 h per interval)
 RECENT_S = 3600.0  # "the last hour" of real-time prices (the 4CP rule)
+DAY_S = 86400.0  # day-ahead prices started this long ago are kept: the day's dearest hour places the 4CP window
 PEAK_MONTHS = (6, 7, 8, 9)  # ERCOT's four coincident peaks: June to September
 HOLD = MiningLimits(min_on_steps=2, min_off_steps=2)  # the dwell, as one interval of history (see _history)
 
@@ -50,6 +52,7 @@ class OutlookInputs:
     last_real_time: float  # the last settled real-time price (or the day-ahead one, or 0)
     day_ahead: tuple[float, ...]  # day-ahead prices of the interval in progress, then the coming ones (INTERVAL_S apart)
     recent_real_time: tuple[float, ...] = ()  # real-time prices started in the last hour, oldest first
+    day_ahead_peak_hour: float | None = None  # local hour of the dearest day-ahead price held for today's date (first if tied)
 
 
 def _prices(events: Iterable[GridEvent], market_node: str, forecast: bool) -> list[GridEvent]:
@@ -71,18 +74,36 @@ def day_ahead_from(events: Iterable[GridEvent], market_node: str, now: float, st
 
 
 def recent_price_ids(events: Iterable[GridEvent], now: float) -> set[str]:
-    """Real-time price events started in the last hour (kept for the 4CP rule when the rest is forgotten)."""
-    return {e.event_id for e in events if e.kind == GridEventKind.PRICE and not e.forecast and now - RECENT_S < e.start <= now}
+    """Real-time price events started in the last hour and day-ahead ones started in the last
+    day (kept for the 4CP rule when the rest is forgotten)."""
+    return {e.event_id for e in events if e.kind == GridEventKind.PRICE and now - (DAY_S if e.forecast else RECENT_S) < e.start <= now}
 
 
-def outlook_inputs(price: NodePrice, live: Iterable[GridEvent], held: Iterable[GridEvent], market_node: str, now: float, steps: int = 8) -> OutlookInputs:
+def day_ahead_peak_hour(forecasts: Iterable[GridEvent], now: float, timezone: str) -> float | None:
+    """The local hour of the dearest day-ahead interval that starts on now's local date (the
+    earliest if tied); None when none is held."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now, zone).date()
+    dearest: tuple[float, float] | None = None  # (-price, start): the smallest is the dearest, earliest
+    for event in forecasts:
+        if datetime.fromtimestamp(event.start, zone).date() == today and (dearest is None or (-event.usd_per_mwh, event.start) < dearest):
+            dearest = (-event.usd_per_mwh, event.start)
+    return None if dearest is None else _local(dearest[1], timezone)[0]
+
+
+def outlook_inputs(
+    price: NodePrice, live: Iterable[GridEvent], held: Iterable[GridEvent], market_node: str, now: float, timezone: str = "UTC", steps: int = 8
+) -> OutlookInputs:
     """`live`: the events in force or to come (PowerState.events); `held`: every event the state
-    still holds (for the real-time prices of the last hour)."""
+    still holds (for the real-time prices of the last hour and today's day-ahead prices)."""
+    held = list(held)
     last = expected_price(price.forecast, price.real_time)
     ahead = day_ahead_from(live, market_node, now, steps) if price.forecast is not None else ()
     recent = sorted((e for e in _prices(held, market_node, False) if now - RECENT_S < e.start <= now), key=lambda e: e.start)
     # plan_outlook reads day_ahead[0] as the interval before: the one in progress stands in for it.
-    return OutlookInputs(last, (ahead[0], *ahead) if ahead else (last,), tuple(e.usd_per_mwh for e in recent))
+    return OutlookInputs(
+        last, (ahead[0], *ahead) if ahead else (last,), tuple(e.usd_per_mwh for e in recent), day_ahead_peak_hour(_prices(held, market_node, True), now, timezone)
+    )
 
 
 def _history(level_w: float, rated_w: float, state: FleetState, now: float, policy: MiningPolicy) -> FleetHistory:
@@ -118,15 +139,25 @@ def plan_mining_outlook(
     levels = [max(0.0, targets_w.get(f.fleet_id, f.standby_w) - f.standby_w) for f in fleets]
     fleet_states = [states.get(f.fleet_id, FleetState()) for f in fleets]
     hour, month = _local(now, policy.timezone)
-    outlook = Outlook(seen.last_real_time, seen.day_ahead, seen.recent_real_time, hour, month in PEAK_MONTHS and policy.peak_strike_usd_per_mwh > 0)
+    outlook = Outlook(
+        seen.last_real_time,
+        seen.day_ahead,
+        seen.recent_real_time,
+        hour,
+        month in PEAK_MONTHS and policy.peak_strike_usd_per_mwh > 0,
+        day_ahead_peak_hour=seen.day_ahead_peak_hour,
+    )
     rule = OutlookPolicy(
         warmup_h=policy.warmup_s / 3600.0,
         peak_hours=(policy.peak_start_h, policy.peak_end_h),
+        peak_around_day_ahead=(policy.peak_before_day_ahead_h, policy.peak_after_day_ahead_h),
         peak_strike_usd_per_mwh=policy.peak_strike_usd_per_mwh,
         limits=HOLD,
     )
     # The economics' verdict: what the fleet wants with the cap and the dwell aside.
-    free = OutlookPolicy(warmup_h=rule.warmup_h, peak_hours=rule.peak_hours, peak_strike_usd_per_mwh=rule.peak_strike_usd_per_mwh)
+    free = OutlookPolicy(
+        warmup_h=rule.warmup_h, peak_hours=rule.peak_hours, peak_around_day_ahead=rule.peak_around_day_ahead, peak_strike_usd_per_mwh=rule.peak_strike_usd_per_mwh
+    )
     wanted = plan_outlook(revenue, rated, [FleetHistory(w) for w in levels], float("inf"), site.overhead, outlook, free)
     history = [_history(w, r, s, now, policy) for w, r, s in zip(levels, rated, fleet_states)]
     allowed = plan_outlook(revenue, rated, history, site.mining_headroom_w(ai_it_w, cap_w), site.overhead, outlook, rule)

@@ -409,7 +409,7 @@ class PowerState:
             price_unknown=price.unknown,
             resume_room_w=resume_room_w(self.settings.policy, st.last_raise_at, now),
             cut_in_force_w=cut if (cut := grid.enforced_cap(st.power.cap_w, events, site_id, now)) < st.power.cap_w else math.inf,
-            outlook=outlook_inputs(price, events, (r.event for r in self.grid.values()), st.power.market_node, now) if self.settings.policy.policy == "outlook" else None,
+            outlook=outlook_inputs(price, events, (r.event for r in self.grid.values()), st.power.market_node, now, self.settings.policy.timezone) if self.settings.policy.policy == "outlook" else None,
         )
         return inputs, cause, source, planned
 

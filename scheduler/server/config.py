@@ -24,6 +24,7 @@
              resume_mw_per_min: 10, resume_step_s: 30,   # resume: mining rises at most this fast per
                                     # site after a cut, in steps (here 5 MW every 30 s; 0: at once)
              policy: breakeven}     # or outlook (with warmup_s: 300, peak_strike_usd_per_mwh: 70,
+                                    # peak_before_day_ahead_h: 1, peak_after_day_ahead_h: 1.5,
                                     # peak_start_h: 18.5, peak_end_h: 20.5, timezone: America/Chicago)
     power_interval_s: 1.0           # dispatch pass period per site (heartbeats and grid events also trigger one)
     cap_lead_s: 10                  # added to a site's slowest ramp-down: how early a cap limit is planned for
@@ -280,7 +281,9 @@ class MiningConfig(BaseModel):
     policy: Literal["breakeven", "outlook"] = "breakeven"
     warmup_s: float = Field(default=300.0, ge=0)  # outlook: a restarted miner draws without hashing this long
     peak_strike_usd_per_mwh: float = Field(default=70.0, ge=0)  # outlook: June-September, a price this high in the last hour (0: off) ...
-    peak_start_h: float = Field(default=18.5, ge=0, le=24)  # ... pauses mining in this window of local hours (4CP)
+    peak_before_day_ahead_h: float = Field(default=1.0, ge=0, le=12)  # ... pauses mining from this long before the hour the
+    peak_after_day_ahead_h: float = Field(default=1.5, ge=0, le=12)  # day-ahead market priced dearest that day to this long after (4CP)
+    peak_start_h: float = Field(default=18.5, ge=0, le=24)  # ... or, with no day-ahead prices held, in this window of local hours
     peak_end_h: float = Field(default=20.5, ge=0, le=24)
     timezone: str = "America/Chicago"  # outlook: the market's local time (IANA name)
 

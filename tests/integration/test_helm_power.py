@@ -61,7 +61,7 @@ def _scheduler_power(hashprice, interval, lead, margin, hysteresis, min_on, min_
         "mining": {
             "margin_usd_per_mwh": margin, "hysteresis_usd_per_mwh": hysteresis, "min_on_s": min_on, "min_off_s": min_off,
             "resume_mw_per_min": resume[0], "resume_step_s": resume[1],
-            "policy": "breakeven", "warmup_s": 300, "peak_strike_usd_per_mwh": 70, "peak_start_h": 18.5, "peak_end_h": 20.5,
+            "policy": "breakeven", "warmup_s": 300, "peak_strike_usd_per_mwh": 70, "peak_before_day_ahead_h": 1, "peak_after_day_ahead_h": 1.5, "peak_start_h": 18.5, "peak_end_h": 20.5,
             "timezone": "America/Chicago",
         },
     }

@@ -196,7 +196,7 @@ def test_default_scheduler_config_and_tokens():
         "hashprice_usd_per_ph_day": 45,
         "mining": {
             "margin_usd_per_mwh": 0, "hysteresis_usd_per_mwh": 2, "min_on_s": 300, "min_off_s": 300, "resume_mw_per_min": 10, "resume_step_s": 30,
-            "policy": "breakeven", "warmup_s": 300, "peak_strike_usd_per_mwh": 70, "peak_start_h": 18.5, "peak_end_h": 20.5, "timezone": "America/Chicago",
+            "policy": "breakeven", "warmup_s": 300, "peak_strike_usd_per_mwh": 70, "peak_before_day_ahead_h": 1, "peak_after_day_ahead_h": 1.5, "peak_start_h": 18.5, "peak_end_h": 20.5, "timezone": "America/Chicago",
         },
         "power_interval_s": 1.0,
         "cap_lead_s": 10,

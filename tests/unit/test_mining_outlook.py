@@ -3,6 +3,8 @@ link intervals hold for whatever a strategy asks, and the policy's decisions."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +89,20 @@ def test_a_summer_evening_after_a_tight_hour_curtails_everything_commitment_or_n
     assert plan_outlook(REVENUE, RATED, history(10 * MW, 10 * MW), 100 * MW, 1.0, tight, POLICY, program) == [0.0, 0.0]
     winter = outlook(50.0, [50.0] * 9, recent_real_time=[90.0, 50.0], hour=19.0, peak_season=False)
     assert plan_outlook(REVENUE, RATED, history(10 * MW, 10 * MW), 100 * MW, 1.0, winter, POLICY, program) == [10 * MW, 10 * MW]
+
+
+def test_the_peak_window_follows_the_day_ahead_markets_dearest_hour_and_falls_back_to_fixed_hours():
+    def curtailed(hour: float, peak_hour: float | None) -> bool:
+        seen = outlook(50.0, [50.0] * 9, recent_real_time=[90.0, 50.0], hour=hour, peak_season=True, day_ahead_peak_hour=peak_hour)
+        return plan_outlook(REVENUE, RATED, history(10 * MW, 10 * MW), 100 * MW, 1.0, seen, POLICY) == [0.0, 0.0]
+
+    # Default window: from 1 h before the day-ahead peak hour to 1.5 h after it.
+    assert [curtailed(h, 17.0) for h in (15.75, 16.0, 18.25, 18.5)] == [False, True, True, False]
+    assert not curtailed(19.0, 17.0)  # inside the fixed hours, outside the day-ahead window
+    assert [curtailed(h, None) for h in (18.25, 18.5, 20.25, 20.5)] == [False, True, True, False]  # fixed 18:30-20:30
+    fixed = dataclasses.replace(POLICY, peak_around_day_ahead=None)
+    seen = outlook(50.0, [50.0] * 9, recent_real_time=[90.0, 50.0], hour=19.0, peak_season=True, day_ahead_peak_hour=17.0)
+    assert plan_outlook(REVENUE, RATED, history(10 * MW, 10 * MW), 100 * MW, 1.0, seen, fixed) == [0.0, 0.0]
 
 
 def test_the_commitment_runs_while_its_capacity_payment_beats_the_loss_and_is_cut_in_an_event():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from scheduler.core.jobs import JobKind
 from scheduler.core.ledger import AiClaim
 from scheduler.core.mining import FleetState, MiningPolicy
 from scheduler.core.mining_outlook import FleetHistory, MiningLimits, Outlook, OutlookPolicy, plan_outlook
-from scheduler.core.outlook_dispatch import OutlookInputs, outlook_inputs
+from scheduler.core.outlook_dispatch import OutlookInputs, outlook_inputs, recent_price_ids
 from scheduler.core.power import MINER_MODELS, Fleet, SitePower
 from scheduler.core.price_watch import NodePrice
 from scheduler.sim.engine import Scenario, SimConfig, Simulator
@@ -148,6 +149,24 @@ def test_the_state_hands_dispatch_the_day_ahead_to_come_and_the_last_hour():
     assert seen.recent_real_time == (53.0, 52.0, 51.0, 50.0)  # started within the hour, oldest first
     # No day-ahead price (or a stale feed): the last price stands in for what is to come.
     assert outlook_inputs(NodePrice(None, 50.0), forecasts, forecasts, "N", now).day_ahead == (50.0,)
+
+
+def test_the_state_hands_dispatch_the_local_hour_of_todays_dearest_day_ahead_price():
+    chicago = ZoneInfo("America/Chicago")
+    day = datetime(2024, 7, 15, tzinfo=chicago).timestamp()  # local midnight
+    dear = {10: 500.0, 16: 100.0, 95: 100.0, 96: 100.0}  # k=10: the day before (left out); 16: 00:00 local; 95: 19:45; 96: 20:00
+    forecasts = [price(f"da{k}", day - 4 * 3600 + 900 * k, dear.get(k, 40.0), True) for k in range(120)]
+    seen = outlook_inputs(NodePrice(40.0, 40.0), forecasts, forecasts, "N", day + 12 * 3600, "America/Chicago")
+    assert seen.day_ahead_peak_hour == 0.0  # a tie goes to the earliest
+    later = [price(f"da{k}", day - 4 * 3600 + 900 * k, 100.0 + k if k in (16, 95) else dear.get(k, 40.0) / 5, True) for k in range(120)]
+    assert outlook_inputs(NodePrice(40.0, 40.0), later, later, "N", day + 12 * 3600, "America/Chicago").day_ahead_peak_hour == 19.75
+    assert outlook_inputs(NodePrice(40.0, 40.0), [], [], "N", day + 12 * 3600, "America/Chicago").day_ahead_peak_hour is None
+
+
+def test_day_ahead_prices_of_the_last_day_outlive_forgetting_and_real_time_ones_of_the_last_hour():
+    now = WINTER_NOON
+    events = [price("da-old", now - 90000, 1.0, True), price("da-day", now - 80000, 1.0, True), price("rt-old", now - 3700, 1.0, False), price("rt-hour", now - 3500, 1.0, False)]
+    assert recent_price_ids(events, now) == {"da-day", "rt-hour"}
 
 
 def test_the_simulator_switch_changes_what_mining_does():
