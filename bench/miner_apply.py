@@ -7,7 +7,11 @@ connect (identify + log in every miner), one read (wattage + hashrate of every m
 and apply rounds that change every miner's setting: all to one power limit, all to
 another, a curtailment that pauses some (pause) and lowers the rest (set_power_limit),
 and the way back (set_power_limit then resume). Per round: the apply call's total time
-and, over its acknowledged commands, acked_at - sent_at (p50, p99, max).
+and, over its acknowledged commands, acked_at - sent_at (p50, p99, max), and the CPU
+time the round cost per command, in the group's process (its event loop and
+pyasic_rs's threads: time.process_time) and in the emulator's (/proc/PID/stat, its
+background physics included). Those two set a floor under any fan-out: N commands need
+N x (caller + emulator) CPU-microseconds, however many processes share them.
 
     unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/miner_apply.py --miners 500 2000'
 
@@ -36,6 +40,12 @@ from agents.miners.group import MinerGroup  # noqa: E402
 from scheduler.core.power import MINER_MODELS  # noqa: E402
 
 RAMP_S = 0.5
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,9 +78,10 @@ async def bench(n: int, base: str, concurrency: int, rounds: int) -> dict:
         results = []
         for _ in range(rounds):
             for name, target in targets:
-                t0 = time.perf_counter()
+                t0, cpu0, emu0 = time.perf_counter(), time.process_time(), process_cpu_s(proc.pid)
                 result = await group.apply(target)
                 total_s = time.perf_counter() - t0
+                caller_cpu_s, emulator_cpu_s = time.process_time() - cpu0, process_cpu_s(proc.pid) - emu0
                 acks = result["acks"]
                 ok = [a for a in acks if a["ok"]]
                 lat = [a["acked_at"] - a["sent_at"] for a in ok]
@@ -87,11 +98,14 @@ async def bench(n: int, base: str, concurrency: int, rounds: int) -> dict:
                         "p50_s": statistics.median(lat),
                         "p99_s": pct(lat, 0.99),
                         "max_s": max(lat),
+                        "caller_cpu_us": caller_cpu_s / len(acks) * 1e6,
+                        "emulator_cpu_us": emulator_cpu_s / len(acks) * 1e6,
                     }
                 )
                 print(
                     f"{n} miners, {name:16s}: {len(acks):5d} commands ({len(acks) - len(ok)} failed) in {total_s * 1000:7.1f} ms; "
-                    f"per command p50 {results[-1]['p50_s'] * 1000:6.1f} ms, p99 {results[-1]['p99_s'] * 1000:6.1f} ms, max {results[-1]['max_s'] * 1000:6.1f} ms",
+                    f"per command p50 {results[-1]['p50_s'] * 1000:6.1f} ms, p99 {results[-1]['p99_s'] * 1000:6.1f} ms, max {results[-1]['max_s'] * 1000:6.1f} ms; "
+                    f"CPU per command {results[-1]['caller_cpu_us']:5.0f} us here, {results[-1]['emulator_cpu_us']:5.0f} us in the emulator",
                     flush=True,
                 )
                 await asyncio.sleep(RAMP_S + 0.2)
@@ -107,6 +121,8 @@ async def bench(n: int, base: str, concurrency: int, rounds: int) -> dict:
             "ack_p50_s_median": round(all_lat_p50, 4),
             "ack_p99_s_max": round(max(r["p99_s"] for r in results), 4),
             "failed": sum(r["failed"] for r in results),
+            "caller_cpu_us_per_command": round(statistics.median(r["caller_cpu_us"] for r in results), 1),
+            "emulator_cpu_us_per_command": round(statistics.median(r["emulator_cpu_us"] for r in results), 1),
         }
     finally:
         proc.terminate()
