@@ -11,7 +11,12 @@ reports measured power and hashrate. Ray restarts an actor whose process dies
 `MinerGroup` (connect / apply / read). Every call has a deadline. When Ray does not
 answer in time, or the actor is gone, the call falls back to a direct `MinerGroup` in
 the agent's own process, so curtailment works with Ray unhealthy; the actor is
-recreated in the background and used again once it answers.
+recreated in the background and used again once it answers. Reads are the exception
+while the actor lives: a read it is slow to serve fails (the driver keeps the group's
+last reading, as for any failed read) until the actor has been slow for
+`takeover_after_s`; only then does the agent read the miners itself. Reading them
+twice at once (the actor's read goes on) would double the load that made it slow:
+on a saturated box every group's fallback identified and polled its miners again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "powerplane"
 CALL_TIMEOUT_S = 1.0  # a Ray round trip is milliseconds; past this the direct path takes over
 RECREATE_BACKOFF_S = 5.0
+READ_GIVE_UP_S = 60.0  # an actor's read still unanswered after this is asked again
+TAKEOVER_AFTER_S = 10.0  # a live actor slow to read: its reads fail this long before the agent reads the miners itself
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=16)
@@ -84,8 +91,13 @@ class RayMinerGroup:
         command_timeout_s: float = 2.0,
         call_timeout_s: float = CALL_TIMEOUT_S,
         auth: tuple[str, str] | None = None,
+        takeover_after_s: float = TAKEOVER_AFTER_S,
+        clock=time.monotonic,
     ):
         self.site_id, self.group_id, self.addresses, self.model = site_id, group_id, list(addresses), model
+        self.takeover_after_s, self.clock = takeover_after_s, clock
+        self._slow_since: float | None = None  # when the actor's reads started timing out
+        self._reading: asyncio.Future | None = None  # the actor's read in flight
         self.site_resource = site_resource
         self.command_timeout_s = command_timeout_s
         self.call_timeout_s = call_timeout_s
@@ -137,12 +149,15 @@ class RayMinerGroup:
         try:
             return await self._call(method, *args, timeout_s=timeout_s)
         except (TimeoutError, ConnectionError, ray.exceptions.RayError) as err:
-            self.fallbacks += 1
-            log.warning("group %s: Ray did not serve %s (%s); driving the miners directly", self.group_id, method, type(err).__name__)
-            direct = await self._direct_group()
-            result = await getattr(direct, method)(*args)
-            result["served_by"] = "direct"
-            return result
+            return await self._directly(method, err, *args)
+
+    async def _directly(self, method: str, err: Exception, *args) -> dict:
+        self.fallbacks += 1
+        log.warning("group %s: Ray did not serve %s (%s); driving the miners directly", self.group_id, method, type(err).__name__)
+        direct = await self._direct_group()
+        result = await getattr(direct, method)(*args)
+        result["served_by"] = "direct"
+        return result
 
     # ------------------------------------------------------------- MinerGroup's interface
     async def connect(self) -> dict:
@@ -153,4 +168,23 @@ class RayMinerGroup:
         return await self._served("apply", target_w, timeout_s=self.call_timeout_s + self.command_timeout_s)
 
     async def read(self) -> dict:
-        return await self._served("read", timeout_s=self.call_timeout_s + self.command_timeout_s)
+        """The actor's reading; one read in flight at a time (a slow one is waited on again,
+        not asked twice); see the module docstring for when the agent reads instead."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._call("read", timeout_s=READ_GIVE_UP_S))
+        taken_over = self._slow_since is not None and self.clock() - self._slow_since >= self.takeover_after_s
+        try:  # once taken over, the actor's answer is used only if it is already there
+            result = await asyncio.wait_for(asyncio.shield(self._reading), 0 if taken_over else self.call_timeout_s + self.command_timeout_s)
+        except TimeoutError as err:
+            if self._reading.done():  # the read itself gave up (READ_GIVE_UP_S): ask again next time
+                self._reading = None
+            now = self.clock()
+            self._slow_since = now if self._slow_since is None else self._slow_since
+            if now - self._slow_since < self.takeover_after_s:
+                raise TimeoutError(f"its Ray actor has been slow to read for {now - self._slow_since:.0f} s (the agent reads the miners after {self.takeover_after_s:g} s)") from None
+            return await self._directly("read", err)
+        except (ConnectionError, ray.exceptions.RayError) as err:
+            self._reading = None
+            return await self._directly("read", err)
+        self._reading, self._slow_since = None, None
+        return result
