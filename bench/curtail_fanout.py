@@ -115,7 +115,7 @@ class EmulatorProcesses:
     --miners-per-emulator miners of a site, each with its own RLIMIT_NOFILE), read through
     each one's loopback JSON status endpoint (agents/emulator/status.py)."""
 
-    def __init__(self, workdir: Path, site_ips: dict[str, list[str]], per_emulator: int) -> None:
+    def __init__(self, workdir: Path, site_ips: dict[str, list[str]], per_emulator: int, nice: int = 0) -> None:
         self.procs: list[tuple[str, subprocess.Popen, str]] = []  # (site, process, status host:port)
         self.conns: dict[str, http.client.HTTPConnection] = {}
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,9 @@ class EmulatorProcesses:
                         listen,
                     ]
                     log = open(workdir / "logs" / f"miners-{site_id}-{i // per_emulator + 1}.log", "w")
-                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+                    proc = subprocess.Popen(
+                        argv, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent, preexec_fn=(lambda: os.nice(nice)) if nice else None
+                    )
                     self.procs.append((site_id, proc, listen))
             for site_id, proc, listen in self.procs:
                 wait_for(lambda p=proc, a=listen: self._ready(p, a), 120, f"the miner emulator on {listen} ({site_id})")
@@ -363,7 +365,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
         ips = loopback_addresses(BASE, args.miners)
         sites, site_ips, group_of = fanout_sites(args.miners, args.agents, args.group_size, args.poll_s)
         workdir = Path(tempfile.mkdtemp(prefix=f"pp-bench-fanout-{mode}-"))
-        hosted = EmulatorProcesses(workdir, site_ips, args.miners_per_emulator)
+        hosted = EmulatorProcesses(workdir, site_ips, args.miners_per_emulator, args.emulator_nice)
         say(
             f"[{mode}] {args.miners} miners hosted from {ips[0]} to {ips[-1]} by {len(hosted.procs)} emulator process(es); "
             f"starting Ray, the scheduler and {args.agents} agent(s) in {workdir}"
@@ -456,6 +458,9 @@ def main() -> int:
         "--miners-per-emulator", type=int, default=1000, help="miners per emulator process (a site's miners never share one with another site's)"
     )
     parser.add_argument("--poll-s", type=float, default=1.0, help="the sites' miner_poll_s: how often each agent reads every miner (default 1 s)")
+    parser.add_argument(
+        "--emulator-nice", type=int, default=0, help="niceness of the emulator processes (Ray runs its workers, the miner actors among them, at 15)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help=f"cuts per mode; with more than one each lasts {HOLD_S:g} s, then mining refills")
     args = parser.parse_args()
     if min(args.miners, args.group_size, args.agents, args.rounds, args.miners_per_emulator) < 1 or args.miners % args.agents:
@@ -502,6 +507,7 @@ def main() -> int:
         "poll_s": args.poll_s,
         "rounds": args.rounds,
         "miners_per_emulator": args.miners_per_emulator,
+        "emulator_nice": args.emulator_nice,
     }
     for key in ("ack_p50_ms", "ack_p99_ms", "ack_max_ms", "under_cap_s", "acked", "expected"):
         summary[key] = ray_r.get(key)
