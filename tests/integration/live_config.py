@@ -7,6 +7,10 @@ test appends (client, job id) to. However the block ends, those jobs are cancell
 last added first, so nothing waiting starts as the runs stop) and seen CANCELLED, the
 original file is written back and reloaded, and the site is seen idle again, so later
 tests of the session find the cluster as this one did.
+
+`wait_running_with_reasons(system, client, job_id, what)` waits for a job to run and
+returns every pending reason it showed on the way (the scheduler log's tail if it never
+runs): what the tests assert the scheduler said while it made room.
 """
 
 from __future__ import annotations
@@ -32,6 +36,23 @@ def site_idle(ops, site_id: str) -> bool:
 
 def _applied(answer, section: str) -> None:
     assert section in answer.changed_sections and not answer.refused and answer.HasField("applied_at"), answer
+
+
+def wait_running_with_reasons(system, client, job_id: str, what: str, timeout_s: float = 120) -> set[str]:
+    reasons: set[str] = set()
+
+    def running() -> bool:
+        job = client.get(job_id)
+        if job.state == S.JOB_STATE_PENDING:
+            reasons.add(job.pending_reason)
+        assert job.state not in TERMINAL, job
+        return job.state == S.JOB_STATE_RUNNING
+
+    try:
+        wait_until(running, timeout_s, what, interval_s=0.1)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; its pending reasons: {sorted(reasons)}\n--- scheduler log:\n{system.cluster.scheduler.tail(40)}") from None
+    return reasons
 
 
 @contextlib.contextmanager

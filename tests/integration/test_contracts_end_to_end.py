@@ -20,8 +20,8 @@ import pytest
 
 from scheduler.api.v1 import types_pb2 as S
 from scheduler.client import spec
-from tests.integration.conftest import TERMINAL, wait_until
-from tests.integration.live_config import reconfigured, seconds
+from tests.integration.conftest import wait_until
+from tests.integration.live_config import reconfigured, seconds, wait_running_with_reasons
 
 pytestmark = pytest.mark.integration
 REGION, SITE = "eu", "eu-1"
@@ -44,19 +44,7 @@ def test_a_firm_claim_reclaims_another_tenants_borrowed_run(ray_system):
         # acme's claim is within its firm share and fits nowhere: globex's run is reclaimed.
         claim = acme.submit(spec(SLEEP, gpus=4, allowed_regions=[REGION], name="firm-claim"), f"contracts-claim-{tag}").job
         jobs.append((acme, claim.job_id))
-        reasons: set[str] = set()
-
-        def claim_running() -> bool:
-            job = acme.get(claim.job_id)
-            if job.state == S.JOB_STATE_PENDING:
-                reasons.add(job.pending_reason)
-            assert job.state not in TERMINAL, job
-            return job.state == S.JOB_STATE_RUNNING
-
-        try:
-            wait_until(claim_running, 120, "acme's firm claim to run", interval_s=0.1)
-        except AssertionError as err:
-            raise AssertionError(f"{err}; its pending reasons: {sorted(reasons)}\n--- scheduler log:\n{ray_system.cluster.scheduler.tail(40)}") from None
+        reasons = wait_running_with_reasons(ray_system, acme, claim.job_id, "acme's firm claim to run")
         placed = acme.get(claim.job_id)
         assert placed.site_id == SITE and placed.attempt == 1
         assert any(f"reclaiming 1 borrowed run for tenant acme's contract (grace {GRACE_S // 2} s)" in r for r in reasons), reasons

@@ -28,8 +28,8 @@ import pytest
 
 from scheduler.api.v1 import types_pb2 as S
 from scheduler.client import spec
-from tests.integration.conftest import TERMINAL, wait_until
-from tests.integration.live_config import reconfigured, seconds
+from tests.integration.conftest import wait_until
+from tests.integration.live_config import reconfigured, seconds, wait_running_with_reasons
 
 pytestmark = pytest.mark.integration
 REGION, SITE = "eu", "eu-1"
@@ -85,19 +85,7 @@ def test_a_higher_priority_job_preempts_a_lower_one_and_usage_bills_what_ran(ray
         # globex's higher-priority job fits nowhere: acme's run is preempted for it.
         high = globex.submit(spec(SLEEP, gpus=4, allowed_regions=[REGION], priority=5, checkpoint_grace_s=GRACE_S, name="high"), f"priority-high-{tag}").job
         jobs.append((globex, high.job_id))
-        reasons: set[str] = set()
-
-        def high_running() -> bool:
-            job = globex.get(high.job_id)
-            if job.state == S.JOB_STATE_PENDING:
-                reasons.add(job.pending_reason)
-            assert job.state not in TERMINAL, job
-            return job.state == S.JOB_STATE_RUNNING
-
-        try:
-            wait_until(high_running, 120, "globex's higher-priority job to run", interval_s=0.1)
-        except AssertionError as err:
-            raise AssertionError(f"{err}; its pending reasons: {sorted(reasons)}\n--- scheduler log:\n{ray_system.cluster.scheduler.tail(40)}") from None
+        reasons = wait_running_with_reasons(ray_system, globex, high.job_id, "globex's higher-priority job to run")
         placed = globex.get(high.job_id)
         assert placed.site_id == SITE and placed.preemptions == 0, placed
         assert any(f"waiting for 4 GPUs on {SITE} ({REGION}): preempting 1 lower-priority run (grace {GRACE_S} s)" in r for r in reasons), reasons

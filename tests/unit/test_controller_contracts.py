@@ -17,15 +17,9 @@ from scheduler.server.config import SchedulerConfig
 from scheduler.server.controller import Controller
 from scheduler.store.sqlite import SqliteStore
 from tests.builders import FakeClock
+from tests.unit.agent_script import drain
 
 NODE = GpuNode(node_id="n1", gpu_model="H100", gpus=16, cpus=64, memory_bytes=0)
-
-
-def drain(session) -> list:
-    orders = []
-    while not session.outbox.empty():
-        orders.append(session.outbox.get_nowait())
-    return orders
 
 
 def test_a_firm_claim_reclaims_a_borrowed_run_through_the_controller(tmp_path):
