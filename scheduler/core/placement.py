@@ -105,6 +105,16 @@ def run_watts(job: Job, site: SiteCapacity) -> float:
     return job.total_gpus * site.power_per_gpu_w * job.power_fraction
 
 
+def without_unneeded(chosen: list[Job], site: SiteCapacity, gpus: int, watts: float, need: int, need_w: float) -> tuple[int, float]:
+    """Put back, newest choice first (the last stays), the victims a later, larger one made
+    unneeded: removes them from `chosen` and returns the GPUs and watts still freed."""
+    for victim in reversed(chosen[:-1]):
+        if gpus - victim.total_gpus >= need and watts - run_watts(victim, site) >= need_w:
+            chosen.remove(victim)
+            gpus, watts = gpus - victim.total_gpus, watts - run_watts(victim, site)
+    return gpus, watts
+
+
 def room_after_stops(job: Job, site: SiteCapacity, stops: Sequence[Job], free: dict[str, int], power: dict[str, float], reason: str) -> Room:
     """The Room `job` reserves on `site` while `stops` (runs stopping for it) free theirs:
     the part of its GPUs and power they do not cover, out of what the site has free now."""

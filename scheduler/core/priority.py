@@ -46,7 +46,7 @@ from scheduler.core.contracts import Book, TenancyPolicy
 from scheduler.core.decisions import Decision
 from scheduler.core.fair_share import FairQueue
 from scheduler.core.jobs import Job, JobKind, JobState
-from scheduler.core.placement import Room, SiteCapacity, place, room_after_stops, run_watts
+from scheduler.core.placement import Room, SiteCapacity, place, room_after_stops, run_watts, without_unneeded
 from scheduler.core.reclaim import ContractRoom, TenancyRoom
 
 CAUSE = "priority"
@@ -143,10 +143,7 @@ class PriorityRoom:
                         soonest = latest if soonest is None else min(soonest, latest)
                         break
                 continue
-            for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
-                if gpus - victim.total_gpus >= need and watts - run_watts(victim, site) >= need_w:
-                    chosen.remove(victim)
-                    gpus, watts = gpus - victim.total_gpus, watts - run_watts(victim, site)
+            gpus, watts = without_unneeded(chosen, site, gpus, watts, need, need_w)
             cost = (
                 bool(chosen),
                 max((v.spec.priority for v in chosen), default=0),

@@ -45,7 +45,7 @@ from scheduler.core import runs
 from scheduler.core.contracts import INTERRUPTIBLE, Book, TenancyPolicy
 from scheduler.core.decisions import Decision
 from scheduler.core.jobs import Job, JobKind, JobState
-from scheduler.core.placement import Room, RoomMaker, SiteCapacity, room_after_stops, run_watts
+from scheduler.core.placement import Room, RoomMaker, SiteCapacity, room_after_stops, run_watts, without_unneeded
 
 CAUSE = "contract"
 REASON = "reclaimed by "  # how a reclaimed run's event begins (the runs stopping for a claim tell reclaim from priority by it)
@@ -135,10 +135,7 @@ class ContractRoom:
                             wait = (latest, site, stopping)
                         break
                 continue
-            for victim in reversed(chosen[:-1]):  # put back the ones a later, larger victim made unneeded
-                if gpus - victim.total_gpus >= need and watts - run_watts(victim, site) >= need_w:
-                    chosen.remove(victim)
-                    gpus, watts = gpus - victim.total_gpus, watts - run_watts(victim, site)
+            gpus, watts = without_unneeded(chosen, site, gpus, watts, need, need_w)
             cost = (bool(chosen), len(chosen), sum(runs.lost_s(v, self.now) * v.total_gpus for v in chosen), site.site_id)
             if best is None or cost < best[0]:
                 best = (cost, site, chosen, stopping)
