@@ -30,8 +30,8 @@ floor before this runs (dispatch, price_watch.py). Pure: the events and `now` ar
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.core.grid import GridEvent, GridEventKind
@@ -82,11 +82,11 @@ def recent_price_ids(events: Iterable[GridEvent], now: float) -> set[str]:
 def day_ahead_peak_hour(forecasts: Iterable[GridEvent], now: float, timezone: str) -> float | None:
     """The local hour of the dearest day-ahead interval that starts on now's local date (the
     earliest if tied); None when none is held."""
-    zone = ZoneInfo(timezone)
-    today = datetime.fromtimestamp(now, zone).date()
+    midnight = datetime.fromtimestamp(now, ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start, day_end = midnight.timestamp(), (midnight + timedelta(days=1)).timestamp()  # wall-clock days: DST days are 23 or 25 h
     dearest: tuple[float, float] | None = None  # (-price, start): the smallest is the dearest, earliest
     for event in forecasts:
-        if datetime.fromtimestamp(event.start, zone).date() == today and (dearest is None or (-event.usd_per_mwh, event.start) < dearest):
+        if day_start <= event.start < day_end and (dearest is None or (-event.usd_per_mwh, event.start) < dearest):
             dearest = (-event.usd_per_mwh, event.start)
     return None if dearest is None else _local(dearest[1], timezone)[0]
 
@@ -155,9 +155,7 @@ def plan_mining_outlook(
         limits=HOLD,
     )
     # The economics' verdict: what the fleet wants with the cap and the dwell aside.
-    free = OutlookPolicy(
-        warmup_h=rule.warmup_h, peak_hours=rule.peak_hours, peak_around_day_ahead=rule.peak_around_day_ahead, peak_strike_usd_per_mwh=rule.peak_strike_usd_per_mwh
-    )
+    free = replace(rule, limits=MiningLimits())
     wanted = plan_outlook(revenue, rated, [FleetHistory(w) for w in levels], float("inf"), site.overhead, outlook, free)
     history = [_history(w, r, s, now, policy) for w, r, s in zip(levels, rated, fleet_states)]
     allowed = plan_outlook(revenue, rated, history, site.mining_headroom_w(ai_it_w, cap_w), site.overhead, outlook, rule)
